@@ -1,0 +1,453 @@
+"""Catalogs: YAML entries for sources, benchmarks and mix recipes, validated strictly.
+
+A catalog folder holds ``sources/``, ``benchmarks/`` and ``mixes/``; one YAML file per
+entry. The shipped ``catalogs/`` folder is always loaded; ``--catalog DIR`` adds more.
+An unknown key is an error that names the file, the key and the closest valid key.
+Catalogs never import code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from curate.errors import ConfigError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
+FORMATS = ("jsonl", "json", "csv", "parquet")
+_SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
+                   ".parquet": "parquet"}
+DATA_ROOT_ENV = "CURATE_DATA_ROOT"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- locations ------------------------------------------------------------------------
+
+
+class HubLocation(_Strict):
+    """A dataset on the Hugging Face hub, read through ``datasets.load_dataset``."""
+
+    repo: str = Field(description="Hub repository id (or a local dataset folder).")
+    config: str | None = Field(None, description="Dataset configuration (subset) name.")
+    split: str = Field("train", description="Split to read.")
+    revision: str = Field(description="Pinned commit sha or tag, so a catalog entry never drifts.")
+    data_files: list[str] | None = Field(None, description="Files inside the repository, if needed.")
+
+
+class Location(_Strict):
+    """Where a source's rows live: local files (``path``, a glob) or the hub (``hf``)."""
+
+    path: str | None = Field(
+        None, description="File or glob, relative to the data root unless absolute."
+    )
+    hf: HubLocation | None = Field(None, description="A Hugging Face hub dataset.")
+    format: Literal["jsonl", "json", "csv", "parquet"] | None = Field(
+        None, description="File format; inferred from the file suffix when omitted."
+    )
+    key_field: str | None = Field(
+        None,
+        description="For a JSON object of records (keys are ids): the column that receives the key.",
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Location:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("give exactly one of `path` (local files) or `hf` (hub dataset)")
+        if self.path is not None and self.format is None:
+            if Path(self.path).suffix.lower() not in _SUFFIX_FORMATS:
+                raise ValueError(
+                    f"cannot infer the format of `{self.path}`; set `format` to one of "
+                    + ", ".join(FORMATS)
+                )
+        return self
+
+    @property
+    def file_format(self) -> str:
+        if self.format is not None:
+            return self.format
+        assert self.path is not None
+        return _SUFFIX_FORMATS[Path(self.path).suffix.lower()]
+
+
+# -- mappings: raw columns -> record fields ---------------------------------------------
+# Values are column references: a column name, with `.field` for a struct field and
+# `[i]` for a list element (``instances[0].output``).
+
+
+class ChatMapping(_Strict):
+    """A conversation: question/answer, instruction/input/output, or a messages column."""
+
+    kind: Literal["chat"]
+    question: str | None = Field(None, description="Column of the user turn (or the instruction).")
+    context: str | None = Field(None, description="Column put before the user turn (text or list).")
+    input: str | None = Field(None, description="Column appended to the user turn (an `input`).")
+    answer: str | None = Field(
+        None, description="Column of the assistant turn; omit it for a prompt-only source."
+    )
+    messages: str | None = Field(None, description="Column already holding [{role, content}, ...].")
+    meta: list[str] = Field(default_factory=list, description="Columns kept in `meta` (JSON).")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ChatMapping:
+        turns = [self.question, self.context, self.input, self.answer]
+        if self.messages is not None and any(t is not None for t in turns):
+            raise ValueError("give either `messages` or `question`/`answer` columns, not both")
+        if self.messages is None and self.question is None:
+            raise ValueError("give `question` (with `answer`), or a `messages` column")
+        return self
+
+
+class McqaMapping(_Strict):
+    """A multiple-choice question with its gold answer."""
+
+    kind: Literal["mcqa"]
+    question: str = Field(description="Column of the question stem.")
+    context: str | None = Field(None, description="Column put before the question (text or list).")
+    options: str | list[str] | None = Field(
+        None,
+        description="A column holding a list or a {label: text} object, or a list of columns.",
+    )
+    fixed_options: list[str] | None = Field(
+        None, description="The same options for every row (e.g. [yes, no, maybe])."
+    )
+    answer: str | None = Field(
+        None, description="Column of the gold answer; omit it for a set whose answers are hidden."
+    )
+    answer_format: Literal["index", "letter", "text"] | None = Field(
+        None, description="`index` (0-based), `letter` (A, B, ...) or `text` (equal to one option)."
+    )
+    strip_labels: bool = Field(
+        False, description="Options carry their label (`A. text`); strip it."
+    )
+    meta: list[str] = Field(default_factory=list, description="Columns kept in `meta` (JSON).")
+
+    @model_validator(mode="after")
+    def _one_options(self) -> McqaMapping:
+        if (self.options is None) == (self.fixed_options is None):
+            raise ValueError("give exactly one of `options` (columns) or `fixed_options` (a list)")
+        if self.fixed_options is not None and len(self.fixed_options) < 2:
+            raise ValueError("`fixed_options` needs at least two options")
+        if (self.answer is None) != (self.answer_format is None):
+            raise ValueError("give `answer` and `answer_format` together (or neither, for hidden answers)")
+        return self
+
+
+class PreferenceMapping(_Strict):
+    """A prompt with a chosen and a rejected answer."""
+
+    kind: Literal["preference"]
+    prompt: str = Field(description="Column of the prompt.")
+    chosen: str = Field(description="Column of the preferred answer.")
+    rejected: str = Field(description="Column of the dispreferred answer.")
+    meta: list[str] = Field(default_factory=list, description="Columns kept in `meta` (JSON).")
+
+
+class ImageTextMapping(_Strict):
+    """An image with a question about it and the answer."""
+
+    kind: Literal["image_text"]
+    image: str = Field(description="Column with the image: a file path or the image bytes.")
+    question: str = Field(description="Column of the question.")
+    answer: str = Field(description="Column of the answer.")
+    image_root: str | None = Field(
+        None,
+        description="Folder image paths are relative to (relative to the data root); "
+        "default: the folder of the data file.",
+    )
+    meta: list[str] = Field(default_factory=list, description="Columns kept in `meta` (JSON).")
+
+
+Mapping = Annotated[
+    Union[ChatMapping, McqaMapping, PreferenceMapping, ImageTextMapping],
+    Field(discriminator="kind"),
+]
+
+
+# -- entries --------------------------------------------------------------------------
+
+
+class Source(_Strict):
+    """A data source (or a benchmark): where its rows are and how they become records."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name; the file is usually NAME.yaml.")
+    version: str = Field(description="Version of this entry; bump it when the data or mapping changes.")
+    license: str = Field(min_length=1, description="SPDX-like licence id (e.g. CC-BY-4.0).")
+    domain: str = Field(description="Domain of the data, e.g. `medical` or `general`.")
+    origin: Literal["real", "synthetic"] = Field("real", description="`real` or `synthetic`.")
+    task: str = Field(description="Task, e.g. `qa`, `mcqa`, `dialogue`, `vqa`.")
+    description: str | None = Field(None, description="One or two sentences for the dataset card.")
+    homepage: str | None = Field(None, description="Where the data comes from.")
+    tags: list[str] = Field(default_factory=list, description="Free tags usable in mix targets.")
+    location: Location
+    mapping: Mapping
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+class Recipe(_Strict):
+    """A mix recipe: which sources and benchmarks, which stages, and the seed."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Recipe name; runs and releases use it.")
+    version: str = Field(description="Release version this recipe produces.")
+    description: str | None = Field(None, description="What the mix is for.")
+    seed: int = Field(0, description="Seed for every random choice.")
+    sources: list[str] = Field(min_length=1, description="Source names from the catalogs.")
+    benchmarks: list[str] = Field(
+        default_factory=list, description="Benchmark names (decontamination and evaluation)."
+    )
+    stages: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Stages to run, in order: stage name -> its options ({} for defaults).",
+    )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _empty_options(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+
+# -- strict YAML ----------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key `{key}` appears twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file safely; errors name the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+def validate_model(model: type[M], data: Any, *, where: str) -> M:
+    """Validate ``data`` as ``model``; a failure becomes a ConfigError that names
+    ``where``, each bad key and, for an unknown key, the closest valid one."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_explain(model, err) for err in exc.errors()]
+        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
+
+
+def load_model(model: type[M], path: Path) -> M:
+    return validate_model(model, read_yaml(path), where=str(path))
+
+
+def _explain(model: type[BaseModel], err: Any) -> str:
+    loc = tuple(err["loc"])
+    dotted = ".".join(str(p) for p in loc) or "(top)"
+    if err["type"] == "extra_forbidden":
+        valid = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; valid keys: {', '.join(valid)}"
+        return f"unknown key `{dotted}`{hint}"
+    if err["type"] == "missing":
+        return f"`{dotted}` is required"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"`{dotted}`: {message}" if loc else message
+
+
+def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
+    """The field names valid at ``loc`` inside ``model`` (for 'did you mean')."""
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _step(tp: Any, part: Any) -> Any:
+    tp = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for member in typing.get_args(tp):
+            member = _unwrap(member)
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                kind = member.model_fields.get("kind")
+                if kind is not None and part in typing.get_args(kind.annotation):
+                    return member  # the discriminator tag: stay on this member
+                if part in member.model_fields:
+                    return member.model_fields[part].annotation
+        return None
+    if origin in (list, dict):
+        return typing.get_args(tp)[-1]
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+        return tp.model_fields[part].annotation
+    return None
+
+
+# -- where things are -----------------------------------------------------------------
+
+
+def project_root() -> Path:
+    """The folder that holds the shipped ``catalogs/`` (the source checkout)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def shipped_catalog_dir() -> Path:
+    """The catalogs that ship with curate: inside the wheel, or in the source checkout."""
+    packaged = Path(__file__).resolve().parent / "_catalogs"
+    return packaged if packaged.is_dir() else project_root() / "catalogs"
+
+
+def resolve_data_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """The folder relative catalog paths start from.
+
+    ``override`` (``--data-root``) first, then ``$CURATE_DATA_ROOT``, then
+    ``../shared/data`` beside the project root.
+    """
+    if override is not None:
+        return Path(override).expanduser().resolve()
+    if os.environ.get(DATA_ROOT_ENV):
+        return Path(os.environ[DATA_ROOT_ENV]).expanduser().resolve()
+    return (project_root().parent / "shared" / "data").resolve()
+
+
+def resolve_files(location: Location, data_root: Path) -> list[Path]:
+    """The local files a location names, sorted; a ConfigError when there are none."""
+    assert location.path is not None
+    pattern = Path(location.path).expanduser()
+    if not pattern.is_absolute():
+        pattern = data_root / pattern
+    if any(ch in str(pattern) for ch in "*?["):
+        anchor = Path(pattern.anchor)
+        files = sorted(p for p in anchor.glob(str(pattern.relative_to(anchor))) if p.is_file())
+    else:
+        files = [pattern] if pattern.is_file() else []
+    if not files:
+        raise ConfigError(
+            f"no file matches `{location.path}` under the data root {data_root}; "
+            f"check the path, or set --data-root / ${DATA_ROOT_ENV}"
+        )
+    return files
+
+
+# -- the catalog ----------------------------------------------------------------------
+
+_SECTIONS = {"sources": Source, "benchmarks": Source, "mixes": Recipe}
+
+
+@dataclass
+class Catalog:
+    """Every entry of the loaded catalog folders, by section and name."""
+
+    dirs: list[Path]
+    sources: dict[str, Source] = field(default_factory=dict)
+    benchmarks: dict[str, Source] = field(default_factory=dict)
+    mixes: dict[str, Recipe] = field(default_factory=dict)
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> Catalog:
+        """Load the shipped catalogs plus ``extra_dirs``; any invalid entry is an error."""
+        dirs = [shipped_catalog_dir(), *(Path(d).expanduser().resolve() for d in extra_dirs)]
+        catalog = cls(dirs=dirs)
+        for folder in dirs:
+            if not folder.is_dir():
+                raise ConfigError(f"catalog folder {folder} does not exist")
+            for section, model in _SECTIONS.items():
+                for path in sorted((folder / section).glob("*.y*ml")):
+                    catalog._add(section, load_model(model, path), path)
+        return catalog
+
+    def _add(self, section: str, entry: Source | Recipe, path: Path) -> None:
+        table: dict[str, Any] = getattr(self, section)
+        if entry.name in table:
+            raise ConfigError(
+                f"{path}: {section[:-1]} `{entry.name}` is already defined in "
+                f"{self.files[(section, entry.name)]}; rename one of them"
+            )
+        table[entry.name] = entry
+        self.files[(section, entry.name)] = path
+
+    def _get(self, section: str, name: str) -> Any:
+        table: dict[str, Any] = getattr(self, section)
+        if name not in table:
+            close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            where = ", ".join(str(d) for d in self.dirs)
+            raise ConfigError(f"unknown {section[:-1]} `{name}` in catalogs {where}{hint}")
+        return table[name]
+
+    def source(self, name: str) -> Source:
+        return self._get("sources", name)
+
+    def benchmark(self, name: str) -> Source:
+        return self._get("benchmarks", name)
+
+    def recipe(self, name_or_path: str | os.PathLike[str]) -> Recipe:
+        """A recipe by catalog name, or from a YAML file path; its names must resolve."""
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            recipe = load_model(Recipe, path)
+            where = str(path)
+        else:
+            recipe = self._get("mixes", str(name_or_path))
+            where = str(self.files[("mixes", recipe.name)])
+        try:
+            for name in recipe.sources:
+                self.source(name)
+            for name in recipe.benchmarks:
+                self.benchmark(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return recipe

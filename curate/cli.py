@@ -1,0 +1,274 @@
+"""The `curate` command: a thin shell over the library, one call per verb.
+
+User errors (bad catalogs, recipes, options) print one line and exit 2; a run in
+which a source failed prints its summary and exits 1. Heavy libraries load inside
+the commands, so `curate --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from curate.errors import CurateError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from curate.mixes import BuildResult, Run
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+class _Group(click.Group):
+    """Turns curate's own errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CurateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+catalog_option = click.option(
+    "--catalog", "catalog_dirs", multiple=True, type=click.Path(file_okay=False),
+    help="A catalog folder to add to the shipped catalogs/ (repeatable).",
+)
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False), default=None,
+    help="Folder relative data paths start from [default: $CURATE_DATA_ROOT, else ../shared/data].",
+)
+runs_option = click.option(
+    "--runs", "runs_dir", type=click.Path(file_okay=False), default="runs", show_default=True,
+    help="Folder that holds run folders (<runs>/<recipe>/<run-id>).",
+)
+run_id_option = click.option(
+    "--run-id", default=None, help="Run folder name [default: the recipe's version]."
+)
+batch_option = click.option(
+    "--batch-rows", type=click.IntRange(min=1), default=50_000, show_default=True,
+    help="Source rows per ingested shard (bounds memory).",
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="curate")
+def main(verbose: int) -> None:
+    """curate: data sources in, audited post-training dataset releases out."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- catalog ------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def catalog() -> None:
+    """List and check catalog entries (sources, benchmarks, mixes)."""
+
+
+@catalog.command("ls")
+@catalog_option
+def catalog_ls(catalog_dirs: tuple[str, ...]) -> None:
+    """List every source, benchmark and mix recipe of the catalogs."""
+    from rich.table import Table
+
+    from curate.catalog import Catalog
+
+    cat = Catalog.load(catalog_dirs)
+    table = Table("section", "name", "kind", "domain", "license", "location")
+    for section, entries in (("source", cat.sources), ("benchmark", cat.benchmarks)):
+        for name, entry in entries.items():
+            loc = entry.location
+            where = loc.path if loc.path else f"hf:{loc.hf.repo}" if loc.hf else ""
+            table.add_row(section, name, entry.mapping.kind, entry.domain, entry.license, where)
+    for name, recipe in cat.mixes.items():
+        table.add_row("mix", name, "recipe", "", "", f"{len(recipe.sources)} sources")
+    _console().print(table)
+
+
+@catalog.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@catalog_option
+@data_root_option
+def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
+                     data_root: str | None) -> None:
+    """Check catalog entries: the schema (unknown keys are errors), that the licence is
+    set, that local files exist, and that every mapped column exists in the first rows.
+
+    PATHS are entry YAML files to check; with none, every entry of the catalogs is checked.
+    Hub entries are checked for schema and pinned revision only (no download).
+    """
+    from curate.catalog import Catalog, Recipe, Source, load_model, read_yaml, resolve_data_root
+    from curate.ingest.check import check_source
+
+    root = resolve_data_root(data_root)
+    cat = Catalog.load(catalog_dirs)
+    entries: list[tuple[Source | Recipe, Path]] = []
+    if paths:
+        for path in map(Path, paths):
+            data = read_yaml(path)
+            model = Recipe if isinstance(data, dict) and "sources" in data else Source
+            entries.append((load_model(model, path), path))
+    else:
+        entries += [(e, cat.files[("sources", n)]) for n, e in cat.sources.items()]
+        entries += [(e, cat.files[("benchmarks", n)]) for n, e in cat.benchmarks.items()]
+        entries += [(e, cat.files[("mixes", n)]) for n, e in cat.mixes.items()]
+    console = _console()
+    failures = 0
+    for entry, path in entries:
+        if isinstance(entry, Recipe):
+            try:
+                cat.recipe(path)
+                ok, message = True, f"recipe: {len(entry.sources)} sources, stages {list(entry.stages)}"
+            except CurateError as exc:
+                ok, message = False, str(exc)
+        else:
+            check = check_source(entry, path, root)
+            ok, message = check.ok, check.message
+        failures += not ok
+        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+        console.print(f"{mark} {entry.name:<24} {message}")
+    console.print(f"{len(entries) - failures} of {len(entries)} entries valid")
+    if failures:
+        sys.exit(1)
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[tuple[Callable[[str, int], None] | None,
+                                              Callable[[str, int, int], None] | None]]:
+    """Rich progress callbacks for ingestion (rows) and stages (shards)."""
+    if not enabled:
+        yield None, None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True, console=_console()) as bar:
+        tasks: dict[str, Any] = {}
+
+        def ingest(source: str, rows: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(f"ingest {source}", total=None)
+            bar.advance(tasks[source], rows)
+
+        def stage(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"stage {name}", total=total)
+            bar.update(tasks[name], completed=done)
+
+        yield ingest, stage
+
+
+def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
+          run_id: str | None) -> Run:
+    from curate.mixes import open_run
+
+    return open_run(recipe, catalog_dirs=catalog_dirs, data_root=data_root, runs_dir=runs_dir,
+                    run_id=run_id)
+
+
+@main.command()
+@click.argument("recipe")
+@catalog_option
+@data_root_option
+@runs_option
+@run_id_option
+@batch_option
+def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
+           run_id: str | None, batch_rows: int) -> None:
+    """Read every source of RECIPE (a YAML path or a mix name) into the run store.
+
+    Bad rows are quarantined with their reason; an interrupted ingestion resumes.
+    """
+    from curate.inspect import inspect_run
+    from curate.mixes import ingest_run
+
+    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    with _progress(sys.stderr.isatty()) as (on_rows, _):
+        result = ingest_run(run, batch_rows=batch_rows, progress=on_rows)
+    _print_summary(inspect_run(run.store.root))
+    if result.failed:
+        sys.exit(1)
+
+
+@main.command("build-mix")
+@click.argument("recipe")
+@catalog_option
+@data_root_option
+@runs_option
+@run_id_option
+@batch_option
+def build_mix(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
+              run_id: str | None, batch_rows: int) -> None:
+    """Build RECIPE (a YAML path or a mix name) end to end: ingest, then every stage.
+
+    Finished work is reused: building again resumes, and a changed threshold re-runs
+    only that stage's decision.
+    """
+    from curate.mixes import build_mix as build
+
+    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
+        result = build(run, batch_rows=batch_rows, ingest_progress=on_rows, stage_progress=on_stage)
+    _report_build(result)
+    if result.ingest.failed:
+        sys.exit(1)
+
+
+def _report_build(result: BuildResult) -> None:
+    from curate.inspect import inspect_run
+
+    _print_summary(inspect_run(result.run.store.root))
+    if result.ingest.failed:
+        _console().print("[red]stages did not run: a source failed to ingest[/]")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+def inspect(run: str) -> None:
+    """Print what RUN (a folder runs/<recipe>/<run-id>) holds: rows per source,
+    quarantined rows by reason, and each stage's decisions by reason."""
+    from curate.inspect import inspect_run
+
+    _print_summary(inspect_run(run))
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"[bold]run[/] {summary.run_dir}  (recipe {summary.recipe})")
+    sources = Table("source", "status", "rows", "records", "quarantined", "shards",
+                    title="Rows per source", title_justify="left")
+    for s in summary.sources:
+        status = s["status"] if s["status"] != "failed" else f"[red]failed[/]: {s['error']}"
+        sources.add_row(s["source"], status, f"{s['rows']:,}", f"{s['records']:,}",
+                        f"{s['quarantined']:,}", str(s["shards"]))
+    console.print(sources)
+    if summary.quarantine:
+        table = Table("source", "reason", "rows", title="Quarantined by reason", title_justify="left")
+        for q in summary.quarantine:
+            table.add_row(q["source"], q["reason"], f"{q['rows']:,}")
+        console.print(table)
+    for stage in summary.stages:
+        table = Table("reason", "rows", title=f"{stage['stage']}: {stage['rows']:,} in, "
+                      f"{stage['kept']:,} kept, {stage['dropped']:,} dropped", title_justify="left")
+        for reason, count in stage["reasons"].items():
+            table.add_row(reason, f"{count:,}")
+        console.print(table)

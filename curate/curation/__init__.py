@@ -1,0 +1,37 @@
+"""Curation stages. ``STAGES`` maps the names a recipe uses to their classes."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from curate.engine.stage import Stage
+from curate.errors import ConfigError
+
+# name -> "module:Class"; recipes name stages by these keys.
+STAGES = {
+    "exact_dedup": "curate.curation.exact_dedup:ExactDedup",
+}
+
+
+def stage_class(name: str) -> type[Stage]:
+    """The stage class a recipe names; a ConfigError with a suggestion when unknown."""
+    if name not in STAGES:
+        close = difflib.get_close_matches(name, list(STAGES), n=1, cutoff=0.5)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; known stages: {', '.join(STAGES)}"
+        raise ConfigError(f"unknown stage `{name}`{hint}")
+    module, attr = STAGES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Stage]:
+    """Stage objects for a recipe's ``stages`` mapping, in order; options validated."""
+    built = []
+    for name, options in stages.items():
+        try:
+            cls = stage_class(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        built.append(cls.from_options(options, where=where))
+    return built

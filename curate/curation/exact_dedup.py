@@ -1,0 +1,42 @@
+"""Exact dedup: records with the same content id are copies; one is kept.
+
+The id hashes normalized content (see ``curate.records``), so copies that differ only
+in whitespace or Unicode composition are caught, across sources. The kept copy is the
+first by (source name, row): the same whatever the order of sources in a recipe.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from curate.engine.stage import DatasetStage, StageConfig
+
+
+class ExactDedupConfig(StageConfig):
+    """Exact dedup has no options: content ids decide."""
+
+
+class ExactDedup(DatasetStage):
+    """Keep one record per content id; the others get ``duplicate_of:<id>``."""
+
+    name = "exact_dedup"
+    version = 1
+    config_class = ExactDedupConfig
+
+    def score(self, records: pl.LazyFrame) -> pl.DataFrame:
+        return (
+            records.select("source", "row", "id")
+            .sort("source", "row")
+            .with_columns(
+                dup_copies=pl.len().over("id").cast(pl.Int64),
+                dup_rank=(pl.int_range(pl.len()).over("id") + 1).cast(pl.Int64),
+            )
+            .collect()
+        )
+
+    def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        keep = pl.col("dup_rank") == 1
+        return scores.with_columns(
+            keep=keep,
+            reason=pl.when(keep).then(None).otherwise(pl.lit("duplicate_of:") + pl.col("id")),
+        )

@@ -1,0 +1,182 @@
+"""Run stages in this process over the run store, resuming what is already done.
+
+Each stage sees the records that every earlier stage kept. Its scores are persisted
+per shard under ``<stage>/_scores/`` (row stages: one shard per ingested shard; dataset
+stages: one shard), then ``decide`` writes ``<stage>/decisions.parquet`` (keys, scores,
+``keep``, ``reason``) and ``<stage>/stats.json``.
+
+Fingerprints chain: a stage's scores belong to (its input, its name and version, its
+scoring options); its decisions to (its scores, its decision options). A finished
+stage with the same fingerprint is never recomputed; a stage whose decision options
+changed re-decides from its stored scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from curate.records import empty_records
+from curate.engine.stage import KEYS, DatasetStage, RowStage, Stage, reason_code
+from curate.store import RunStore, ShardedFolder, fingerprint, read_json, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage name, shards done, shards total)
+
+
+@dataclass
+class StageResult:
+    name: str
+    stats: dict[str, Any]
+    reused: str  # "nothing", "scores" or "decisions"
+
+
+def record_files(store: RunStore, sources: Sequence[str]) -> list[Path]:
+    """The ingested record shards of ``sources``, in recipe order then shard order."""
+    return [path for name in sources for path in store.source(name).files("records")]
+
+
+def _drop(frame: pl.LazyFrame, dropped: pl.DataFrame) -> pl.LazyFrame:
+    if dropped.height == 0:
+        return frame
+    return frame.join(dropped.lazy(), on=["source", "row"], how="anti", maintain_order="left")
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    store: RunStore,
+    sources: Sequence[str],
+    *,
+    input_fingerprint: str,
+    progress: Progress | None = None,
+) -> list[StageResult]:
+    """Run ``stages`` in order over the ingested ``sources`` of ``store``."""
+    dropped = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64})
+    upstream = input_fingerprint
+    results = []
+    for stage in stages:
+        result, decisions = _run_stage(stage, store, sources, dropped, upstream, progress)
+        removed = decisions.filter(~pl.col("keep")).select("source", "row")
+        dropped = pl.concat([dropped, removed])
+        upstream = result.stats["decision_fingerprint"]
+        results.append(result)
+    return results
+
+
+def _run_stage(
+    stage: Stage,
+    store: RunStore,
+    sources: Sequence[str],
+    dropped: pl.DataFrame,
+    upstream: str,
+    progress: Progress | None,
+) -> tuple[StageResult, pl.DataFrame]:
+    score_fp = fingerprint(upstream, stage.versioned_name, stage.score_options())
+    decision_fp = fingerprint(score_fp, stage.decision_options())
+    folder = store.stage(stage.name).path
+    decisions_path = folder / "decisions.parquet"
+    stats_path = folder / "stats.json"
+    if stats_path.exists() and decisions_path.exists():
+        stats = read_json(stats_path)
+        if stats.get("decision_fingerprint") == decision_fp:
+            return StageResult(stage.name, stats, "decisions"), pl.read_parquet(decisions_path)
+
+    started = time.perf_counter()
+    scores_folder = ShardedFolder(folder / "_scores")
+    reused = "scores" if scores_folder.is_complete(score_fp) else "nothing"
+    if reused == "nothing":
+        scores_folder.open(score_fp)
+        if isinstance(stage, RowStage):
+            _score_rows(stage, store, sources, dropped, scores_folder, progress)
+        elif isinstance(stage, DatasetStage):
+            _score_dataset(stage, store, sources, dropped, scores_folder, progress)
+        scores_folder.mark_complete()
+    scores = pl.read_parquet(scores_folder.files("scores")) if scores_folder.done() else None
+    if scores is None or scores.height == 0:
+        scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
+    decisions = stage.decide(scores)
+    write_parquet(decisions.to_arrow(), decisions_path)
+    reasons = Counter(
+        reason_code(r) for r in decisions.get_column("reason").drop_nulls().to_list()
+    )
+    stats = {
+        "stage": stage.versioned_name,
+        "options": stage.config.model_dump(mode="json"),
+        "rows": decisions.height,
+        "kept": int(decisions.get_column("keep").sum()),
+        "dropped": int((~decisions.get_column("keep")).sum()),
+        "reasons": dict(sorted(reasons.items())),
+        "seconds": round(time.perf_counter() - started, 3),
+        "score_fingerprint": score_fp,
+        "decision_fingerprint": decision_fp,
+    }
+    write_json(stats_path, stats)
+    log.info("%s: %d rows, %d dropped", stage.versioned_name, stats["rows"], stats["dropped"])
+    return StageResult(stage.name, stats, reused), decisions
+
+
+def _score_rows(
+    stage: RowStage,
+    store: RunStore,
+    sources: Sequence[str],
+    dropped: pl.DataFrame,
+    folder: ShardedFolder,
+    progress: Progress | None,
+) -> None:
+    shards = [(name, path) for name in sources for path in store.source(name).files("records")]
+    done = folder.done()
+    columns = list(dict.fromkeys([*KEYS, *stage.columns]))
+    for i, (source, path) in enumerate(shards):
+        shard = f"{source}-{path.stem.split('-')[-1]}"
+        if shard not in done:
+            records = _drop(pl.scan_parquet(path).select(columns), dropped).collect()
+            arrow = records.to_arrow()
+            scored = stage.score(arrow) if records.height else pa.table({})
+            keys = arrow.select(list(KEYS))
+            for name in scored.column_names:
+                keys = keys.append_column(name, scored.column(name))
+            folder.write_shard(shard, {"scores": keys}, {"rows": records.height})
+        if progress is not None:
+            progress(stage.name, i + 1, len(shards))
+
+
+def _score_dataset(
+    stage: DatasetStage,
+    store: RunStore,
+    sources: Sequence[str],
+    dropped: pl.DataFrame,
+    folder: ShardedFolder,
+    progress: Progress | None,
+) -> None:
+    files = record_files(store, sources)
+    columns = list(dict.fromkeys([*KEYS, *stage.columns]))
+    if files:
+        records = _drop(pl.scan_parquet(files).select(columns), dropped)
+        scores = stage.score(records).sort("source", "row")
+    else:
+        scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
+    folder.write_shard("all", {"scores": scores.to_arrow()}, {"rows": scores.height})
+    if progress is not None:
+        progress(stage.name, 1, 1)
+
+
+def kept_records(store: RunStore, sources: Sequence[str], stage_names: Sequence[str]) -> pl.LazyFrame:
+    """The ingested records of ``sources`` that every stage in ``stage_names`` kept."""
+    files = record_files(store, sources)
+    if not files:
+        return pl.from_arrow(empty_records()).lazy()
+    frame = pl.scan_parquet(files)
+    for name in stage_names:
+        path = store.stage(name).path / "decisions.parquet"
+        removed = pl.scan_parquet(path).filter(~pl.col("keep")).select("source", "row")
+        frame = frame.join(removed, on=["source", "row"], how="anti", maintain_order="left")
+    return frame

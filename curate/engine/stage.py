@@ -1,0 +1,92 @@
+"""The stage contract: typed options, score a batch (or the dataset), then decide.
+
+A stage never deletes anything. ``score`` adds score columns; ``decide`` turns scores
+into ``keep`` and ``reason`` with vectorised Polars expressions. Scores are persisted,
+so changing an option listed in ``decision_fields`` re-runs ``decide`` only.
+
+Reasons are short snake_case codes, optionally with a parameter after a colon
+(``contaminated:medqa``, ``duplicate_of:<id>``); stats count them by reason, folding a
+record-id parameter into its prefix so counts stay readable.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from curate.catalog import validate_model
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+KEYS = ("source", "row", "id")
+_ID_PARAMETER = re.compile(r":[0-9a-f]{32}$")
+
+
+class StageConfig(BaseModel):
+    """Base of stage options: frozen, keyword-only, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(ABC):
+    """One curation step. Subclass ``RowStage`` or ``DatasetStage``."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    config_class: ClassVar[type[StageConfig]]
+    decision_fields: ClassVar[frozenset[str]] = frozenset()
+    columns: ClassVar[tuple[str, ...]] = ()
+    """Record columns ``score`` reads besides the keys (source, row, id)."""
+
+    def __init__(self, config: StageConfig | None = None):
+        config = self.config_class() if config is None else config
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{self.name} takes a {self.config_class.__name__}")
+        self.config = config
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, where: str) -> Stage:
+        """Build from recipe options; unknown or bad options fail naming ``where``."""
+        return cls(validate_model(cls.config_class, options, where=f"{where}: stage `{cls.name}`"))
+
+    @property
+    def versioned_name(self) -> str:
+        return f"{self.name}_v{self.version}"
+
+    def score_options(self) -> dict[str, Any]:
+        options = self.config.model_dump(mode="json")
+        return {k: v for k, v in options.items() if k not in self.decision_fields}
+
+    def decision_options(self) -> dict[str, Any]:
+        options = self.config.model_dump(mode="json")
+        return {k: v for k, v in options.items() if k in self.decision_fields}
+
+    @abstractmethod
+    def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept)."""
+
+
+class RowStage(Stage):
+    """A stage whose score of a record depends on that record alone: runs shard by shard."""
+
+    @abstractmethod
+    def score(self, records: pa.Table) -> pa.Table:
+        """Score columns for ``records``: one row per record, in the same order."""
+
+
+class DatasetStage(Stage):
+    """A stage that needs every record at once (grouping, clustering, selection)."""
+
+    @abstractmethod
+    def score(self, records: pl.LazyFrame) -> pl.DataFrame:
+        """The keys (source, row, id) of every input record, with its score columns."""
+
+
+def reason_code(reason: str) -> str:
+    """The reason as counted in stats: a record-id parameter folds into its prefix."""
+    return _ID_PARAMETER.sub("", reason)

@@ -1,0 +1,416 @@
+"""Turn a batch of raw rows into records, following a catalog mapping.
+
+The mapping compiles to one DuckDB query over the Arrow batch: vectorised, no Python
+loop over rows (but for reading image files). The query also gives each row its
+first problem as a reason code; rows with a reason go to quarantine, not to records:
+
+- ``missing_field:<column>``: the mapped column is absent or null;
+- ``empty_field:<column>``: it holds only whitespace;
+- ``invalid_messages:<column>``: a turn with an unknown role or no content;
+- ``too_few_options``, ``empty_option``: an MCQA row with fewer than two options or a blank one;
+- ``unknown_answer``: the gold answer names no option (a letter or text that matches none);
+- ``answer_out_of_range``: the gold index (or letter) is past the last option;
+- ``unreadable_image``: the image file is missing or is not an image.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.catalog import ChatMapping, ImageTextMapping, McqaMapping, PreferenceMapping, Source
+from curate.errors import ConfigError
+from curate.ingest.readers import ROW
+from curate.records import ROLES, SCHEMA, content_ids, conform
+
+if TYPE_CHECKING:
+    import duckdb
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("raw", pa.string()),
+        pa.field("file", pa.string()),
+    ]
+)
+
+_REF = re.compile(r"^([^.\[\]]+)((?:\.[^.\[\]]+|\[\d+\])*)$")
+_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+_LABEL_PREFIX = r"^\s*\(?[A-Za-z0-9]{1,2}\s*[.):]\s+"
+_NL2 = "chr(10) || chr(10)"
+
+
+def mapped_refs(mapping: ChatMapping | McqaMapping | PreferenceMapping | ImageTextMapping) -> list[str]:
+    """Every column reference a mapping makes, in the order fields are declared."""
+    refs: list[str] = []
+    for name in ("question", "context", "input", "answer", "messages", "prompt", "chosen",
+                 "rejected", "image"):
+        value = getattr(mapping, name, None)
+        if isinstance(value, str):
+            refs.append(value)
+    options = getattr(mapping, "options", None)
+    refs.extend([options] if isinstance(options, str) else options or [])
+    return refs + list(mapping.meta)
+
+
+def columns_used(mapping: ChatMapping | McqaMapping | PreferenceMapping | ImageTextMapping) -> set[str]:
+    """The top-level raw columns a mapping reads (what the reader needs to load)."""
+    return {_parse_ref(ref)[0] for ref in mapped_refs(mapping)}
+
+
+def _parse_ref(ref: str) -> tuple[str, list[str | int]]:
+    match = _REF.match(ref)
+    if not match:
+        raise ConfigError(
+            f"bad column reference `{ref}`: use `name`, `name.field` or `name[0]` (0-based)"
+        )
+    steps: list[str | int] = [
+        int(index) if index else name for name, index in _STEP.findall(match.group(2))
+    ]
+    return match.group(1), steps
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Col:
+    sql: str
+    type: pa.DataType | None  # None: the column is absent from this batch
+
+    @property
+    def text(self) -> str:
+        """The value as text: lists of strings joined by newlines, scalars cast."""
+        if self.type is None:
+            return "NULL::VARCHAR"
+        if pa.types.is_list(self.type) or pa.types.is_large_list(self.type):
+            return f"array_to_string({self.sql}, chr(10))"
+        if pa.types.is_string(self.type) or pa.types.is_large_string(self.type):
+            return self.sql
+        return f"CAST({self.sql} AS VARCHAR)"
+
+
+def resolve_column(ref: str, schema: pa.Schema) -> _Col:
+    """SQL for a column reference in a batch; ``type`` is None when the batch lacks it."""
+    name, steps = _parse_ref(ref)
+    if name not in schema.names:
+        return _Col("NULL", None)
+    sql, tp = f"r.{_quote(name)}", schema.field(name).type
+    for step in steps:
+        if isinstance(step, int):
+            if not (pa.types.is_list(tp) or pa.types.is_large_list(tp)):
+                raise ConfigError(f"column reference `{ref}`: `[{step}]` needs a list, found {tp}")
+            sql, tp = f"{sql}[{step + 1}]", tp.value_type
+        else:
+            if not pa.types.is_struct(tp) or tp.get_field_index(step) < 0:
+                return _Col("NULL", None)
+            sql, tp = f"struct_extract({sql}, {_literal(step)})", tp.field(step).type
+    return _Col(sql, tp)
+
+
+class _Query:
+    """Collects the select list and the ordered checks of one mapping query."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.checks: list[tuple[str, str]] = []  # (SQL condition that is true when bad, reason)
+
+    def col(self, ref: str) -> _Col:
+        return resolve_column(ref, self.schema)
+
+    def required_text(self, ref: str) -> str:
+        """Text of a required column, with its missing/empty checks registered."""
+        text = self.col(ref).text
+        self.checks.append((f"({text}) IS NULL", f"missing_field:{ref}"))
+        self.checks.append((f"trim({text}) = ''", f"empty_field:{ref}"))
+        return f"trim({text})"
+
+    def optional_text(self, ref: str | None) -> str:
+        return "NULL::VARCHAR" if ref is None else f"nullif(trim({self.col(ref).text}), '')"
+
+    def reason(self) -> str:
+        if not self.checks:
+            return "NULL::VARCHAR"
+        cases = ", ".join(f"CASE WHEN {cond} THEN {_literal(reason)} END" for cond, reason in self.checks)
+        return f"coalesce({cases})"
+
+
+def _turn(role: str, content: str) -> str:
+    return f"{{'role': '{role}', 'content': {content}}}"
+
+
+def _chat(q: _Query, m: ChatMapping) -> dict[str, str]:
+    if m.messages is not None:
+        col = q.col(m.messages)
+        if col.type is None:
+            q.checks.append(("TRUE", f"missing_field:{m.messages}"))
+            return {"messages": "NULL"}
+        msgs = (
+            f"list_transform({col.sql}, lambda t: {{'role': lower(trim(CAST(t.role AS VARCHAR))), "
+            f"'content': CAST(t.content AS VARCHAR)}})"
+        )
+        roles = ", ".join(_literal(r) for r in ROLES)
+        q.checks.append((f"{col.sql} IS NULL", f"missing_field:{m.messages}"))
+        q.checks.append((f"len({col.sql}) = 0", f"empty_field:{m.messages}"))
+        q.checks.append(
+            (f"NOT list_bool_and(list_transform({msgs}, lambda t: t.role IN ({roles}) "
+             f"AND trim(coalesce(t.content, '')) <> ''))", f"invalid_messages:{m.messages}")
+        )
+        return {"messages": msgs}
+    assert m.question is not None
+    question = q.required_text(m.question)
+    user = f"concat_ws({_NL2}, {q.optional_text(m.context)}, {question}, {q.optional_text(m.input)})"
+    turns = [_turn("user", user)]
+    if m.answer is not None:
+        turns.append(_turn("assistant", q.required_text(m.answer)))
+    return {"messages": f"[{', '.join(turns)}]"}
+
+
+def _options(q: _Query, m: McqaMapping) -> tuple[str, str | None]:
+    """SQL for the options list, and for their labels when the data carries them."""
+    if m.fixed_options is not None:
+        return "[" + ", ".join(_literal(o) for o in m.fixed_options) + "]::VARCHAR[]", None
+    if isinstance(m.options, list):
+        texts = [q.col(ref).text for ref in m.options]
+        q.checks.append((" OR ".join(f"coalesce(trim({t}), '') = ''" for t in texts), "empty_option"))
+        return "[" + ", ".join(texts) + "]", None
+    assert isinstance(m.options, str)
+    col = q.col(m.options)
+    if col.type is None:
+        q.checks.append(("TRUE", f"missing_field:{m.options}"))
+        return "NULL::VARCHAR[]", None
+    if pa.types.is_struct(col.type):  # {label: text}; labels in sorted order, absent ones dropped
+        labels = sorted(col.type.field(i).name for i in range(col.type.num_fields))
+        pairs = ", ".join(
+            f"{{'label': {_literal(label)}, 'text': CAST(struct_extract({col.sql}, {_literal(label)}) AS VARCHAR)}}"
+            for label in labels
+        )
+        present = f"list_filter([{pairs}], lambda p: p.text IS NOT NULL)"
+        return (f"list_transform({present}, lambda p: p.text)",
+                f"list_transform({present}, lambda p: upper(p.label))")
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return f"CAST({col.sql} AS VARCHAR[])", None
+    raise ConfigError(
+        f"`options: {m.options}` is a {col.type} column; expected a list or a {{label: text}} object"
+    )
+
+
+def _mcqa(q: _Query, m: McqaMapping) -> dict[str, str]:
+    question = q.required_text(m.question)
+    stem = f"concat_ws({_NL2}, {q.optional_text(m.context)}, {question})"
+    options, labels = _options(q, m)
+    if m.strip_labels:
+        options = f"list_transform({options}, lambda o: regexp_replace(o, {_literal(_LABEL_PREFIX)}, ''))"
+    options = f"list_transform({options}, lambda o: trim(o))"
+    q.checks.append((f"len({options}) < 2", "too_few_options"))
+    q.checks.append((f"list_bool_or(list_transform({options}, lambda o: coalesce(o, '') = ''))",
+                     "empty_option"))
+    listing = (f"array_to_string(list_transform({options}, "
+               f"lambda o, i: chr((64 + i)::INTEGER) || '. ' || o), chr(10))")
+    user = _turn("user", f"{stem} || chr(10) || {listing}")
+    if m.answer is None:  # hidden answers: the question alone, for decontamination
+        return {
+            "messages": f"[{user}]",
+            "mcqa": f"{{'question': {stem}, 'options': {options}, 'answer': NULL::INTEGER}}",
+        }
+    index = _answer_index(q, m, options, labels)
+    q.checks.append((f"({index}) IS NULL", "unknown_answer"))
+    q.checks.append((f"NOT (({index}) BETWEEN 0 AND len({options}) - 1)", "answer_out_of_range"))
+    gold = f"chr((65 + ({index}))::INTEGER) || '. ' || {options}[({index}) + 1]"
+    return {
+        "messages": f"[{user}, {_turn('assistant', gold)}]",
+        "mcqa": f"{{'question': {stem}, 'options': {options}, 'answer': ({index})::INTEGER}}",
+    }
+
+
+def _answer_index(q: _Query, m: McqaMapping, options: str, labels: str | None) -> str:
+    """SQL for the 0-based gold index (NULL when the answer names no option)."""
+    assert m.answer is not None
+    answer = q.required_text(m.answer)
+    if m.answer_format == "index":
+        return f"TRY_CAST({answer} AS INTEGER)"
+    if m.answer_format == "text":
+        return f"list_position(list_transform({options}, lambda o: lower(o)), lower({answer})) - 1"
+    if labels is not None:
+        letter = f"upper(regexp_extract({answer}, '^\\(?([A-Za-z0-9]+)\\)?\\.?$', 1))"
+        return f"list_position({labels}, {letter}) - 1"
+    letter = f"upper(regexp_extract({answer}, '^\\(?([A-Za-z])\\)?\\.?$', 1))"
+    return f"CASE WHEN {letter} <> '' THEN ascii({letter}) - 65 END"
+
+
+def _preference(q: _Query, m: PreferenceMapping) -> dict[str, str]:
+    return {
+        "messages": f"[{_turn('user', q.required_text(m.prompt))}]",
+        "chosen": f"[{_turn('assistant', q.required_text(m.chosen))}]",
+        "rejected": f"[{_turn('assistant', q.required_text(m.rejected))}]",
+    }
+
+
+def _image_text(q: _Query, m: ImageTextMapping) -> dict[str, str]:
+    user = q.required_text(m.question)
+    assistant = q.required_text(m.answer)
+    image = q.col(m.image)
+    q.checks.append((f"{image.sql} IS NULL", f"missing_field:{m.image}"))
+    if image.type is None:
+        path, data = "NULL::VARCHAR", "NULL::BLOB"
+    elif pa.types.is_struct(image.type):  # the `datasets` Image layout: {bytes, path}
+        path = f"CAST(struct_extract({image.sql}, 'path') AS VARCHAR)"
+        data = f"CAST(struct_extract({image.sql}, 'bytes') AS BLOB)"
+    elif pa.types.is_binary(image.type) or pa.types.is_large_binary(image.type):
+        path, data = "NULL::VARCHAR", f"{image.sql}"
+    else:
+        path, data = image.text, "NULL::BLOB"
+    return {
+        "messages": f"[{_turn('user', user)}, {_turn('assistant', assistant)}]",
+        "__image_path": path,
+        "__image_bytes": data,
+    }
+
+
+_BUILDERS = {"chat": _chat, "mcqa": _mcqa, "preference": _preference, "image_text": _image_text}
+_TYPES = {name: SCHEMA.field(name).type for name in ("messages", "chosen", "rejected", "mcqa")}
+
+
+def map_batch(
+    raw: pa.Table,
+    source: Source,
+    *,
+    image_root: Path | None,
+    con: duckdb.DuckDBPyConnection,
+    file: str | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Map a raw batch (with ``__row``) to (records, quarantined rows)."""
+    m = source.mapping
+    q = _Query(raw.schema)
+    exprs = _BUILDERS[m.kind](q, m)  # type: ignore[operator]
+    if m.meta:
+        fields = ", ".join(f"{_literal(ref)}: {q.col(ref).sql}" for ref in m.meta)
+        exprs["meta"] = f"to_json({{{fields}}})::VARCHAR"
+    select = [f"r.{_quote(ROW)} AS row", f"{q.reason()} AS __reason"]
+    select += [f"{sql} AS {_quote(name)}" for name, sql in exprs.items()]
+    con.register("raw", raw)
+    try:
+        mapped = con.sql(f"SELECT {', '.join(select)} FROM raw r").to_arrow_table()
+        mapped = _with_images(mapped, image_root) if m.kind == "image_text" else mapped
+        reasons = mapped.column("__reason")
+        bad_mask = reasons.is_valid()
+        if "__detail" not in mapped.column_names:
+            mapped = mapped.append_column("__detail", pa.nulls(mapped.num_rows, pa.string()))
+        bad = mapped.filter(bad_mask).select(["row", "__reason", "__detail"])
+        raws = _raw_json(con, bad.column("row")) if bad.num_rows else {}
+    finally:
+        con.unregister("raw")
+    good = mapped.filter(pc.invert(bad_mask))
+    quarantine = pa.table(
+        {
+            "source": pa.array([source.name] * bad.num_rows, pa.string()),
+            "row": bad.column("row"),
+            "reason": bad.column("__reason"),
+            "detail": bad.column("__detail"),
+            "raw": pa.array([raws.get(r) for r in bad.column("row").to_pylist()], pa.string()),
+            "file": pa.array([file] * bad.num_rows, pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    return _records(good, source, con), quarantine
+
+
+def _raw_json(con: duckdb.DuckDBPyConnection, rows: pa.ChunkedArray) -> dict[int, str]:
+    con.register("bad_rows", pa.table({"row": rows}))
+    try:
+        found = con.execute(
+            f"SELECT r.{_quote(ROW)}, left(to_json(r)::VARCHAR, 2000) FROM raw r "
+            f"JOIN bad_rows b ON r.{_quote(ROW)} = b.row"
+        ).fetchall()
+    finally:
+        con.unregister("bad_rows")
+    return dict(found)
+
+
+def _records(mapped: pa.Table, source: Source, con: duckdb.DuckDBPyConnection) -> pa.Table:
+    n = mapped.num_rows
+
+    def const(value: str | None) -> pa.Array:
+        return pa.array([value] * n, pa.string())
+
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "source": const(source.name),
+        "source_version": const(source.version),
+        "row": mapped.column("row"),
+        "kind": const(source.mapping.kind),
+        "domain": const(source.domain),
+        "origin": const(source.origin),
+        "task": const(source.task),
+        "license": const(source.license),
+    }
+    for name, tp in _TYPES.items():
+        if name in mapped.column_names:
+            columns[name] = mapped.column(name).cast(tp)
+    for name in ("images", "meta"):
+        if name in mapped.column_names:
+            columns[name] = mapped.column(name)
+    table = conform(pa.table(columns).add_column(0, "id", pa.nulls(n, pa.string())))
+    return table.set_column(0, "id", content_ids(table, con=con))
+
+
+def _with_images(mapped: pa.Table, image_root: Path | None) -> pa.Table:
+    """Load and verify each image once; mark rows whose image cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    cache: dict[str, tuple[bytes | None, str | None]] = {}
+
+    def load(path: str | None, data: bytes | None) -> tuple[bytes | None, str | None]:
+        if data is None:
+            if path is None:
+                return None, None
+            if path in cache:
+                return cache[path]
+            file = Path(path) if Path(path).is_absolute() or image_root is None else image_root / path
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                cache[path] = (None, f"{file}: {exc.strerror or exc}")
+                return cache[path]
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            result: tuple[bytes | None, str | None] = (None, f"{path or 'image bytes'}: {exc}")
+        else:
+            result = (data, None)
+        if path is not None:
+            cache[path] = result
+        return result
+
+    images, reasons, details = [], [], []
+    for path, data, reason in zip(
+        mapped.column("__image_path").to_pylist(),
+        mapped.column("__image_bytes").to_pylist(),
+        mapped.column("__reason").to_pylist(),
+    ):
+        loaded, problem = (None, None) if reason is not None else load(path, data)
+        if reason is None and problem is not None:
+            reason = "unreadable_image"
+        reasons.append(reason)
+        details.append(problem)
+        images.append([{"bytes": loaded, "path": path}] if loaded is not None else None)
+    mapped = mapped.drop_columns(["__image_path", "__image_bytes", "__reason"])
+    return (
+        mapped.append_column("__reason", pa.array(reasons, pa.string()))
+        .append_column("__detail", pa.array(details, pa.string()))
+        .append_column("images", pa.array(images, SCHEMA.field("images").type))
+    )

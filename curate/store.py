@@ -1,0 +1,168 @@
+"""The run store: one folder per run, parquet shards, completion markers, stats.
+
+```
+runs/<recipe>/<run-id>/
+  run.json                          the recipe as given and as resolved
+  ingest/<source>/records-00000.parquet, quarantine-00000.parquet, ...
+  ingest/<source>/_done/00000.json  one marker per finished shard (its stats)
+  ingest/<source>/_state.json       the fingerprint the shards belong to; `complete` when done
+  <stage>/<shard>.parquet           source, row, id, score columns, keep, reason
+  <stage>/_done/<shard>.json, <stage>/_state.json, <stage>/stats.json
+```
+
+A shard's files are written under a temporary name and renamed; its marker is written
+last. A shard without a marker does not exist, so an interrupted run resumes cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DONE = "_done"
+STATE = "_state.json"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (configs, file identities, ...)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write JSON atomically (temporary file, then rename), keys sorted, UTF-8."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text("utf-8"))
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write one parquet file atomically, with settings that make it byte-reproducible."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+    os.replace(tmp, path)
+
+
+def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up stats dicts: numbers add, nested dicts merge recursively."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, Mapping):
+                total[key] = merge_stats([total.get(key, {}), value])
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+            else:
+                total[key] = value
+    return total
+
+
+class ShardedFolder:
+    """A folder of shards that belong to one fingerprint, with per-shard markers."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def open(self, fingerprint: str) -> bool:
+        """Make the folder hold shards of ``fingerprint``; wipe it when it held another.
+
+        Returns True when shards already there are kept (a resume).
+        """
+        state = self.state()
+        if state is not None and state.get("fingerprint") == fingerprint:
+            self._drop_unmarked()
+            state.pop("error", None)
+            write_json(self.path / STATE, state)
+            return True
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        write_json(self.path / STATE, {"fingerprint": fingerprint, "complete": False})
+        return False
+
+    def state(self) -> dict[str, Any] | None:
+        path = self.path / STATE
+        return read_json(path) if path.exists() else None
+
+    def is_complete(self, fingerprint: str) -> bool:
+        state = self.state()
+        return bool(state and state.get("fingerprint") == fingerprint and state.get("complete"))
+
+    def mark_complete(self, **extra: Any) -> None:
+        state = self.state() or {}
+        write_json(self.path / STATE, {**state, **extra, "complete": True})
+
+    def mark_failed(self, error: str) -> None:
+        state = self.state() or {}
+        write_json(self.path / STATE, {**state, "complete": False, "error": error})
+
+    def done(self) -> dict[str, dict[str, Any]]:
+        """Finished shards: name -> the stats in its marker."""
+        folder = self.path / DONE
+        if not folder.is_dir():
+            return {}
+        return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))}
+
+    def write_shard(self, name: str, tables: Mapping[str, pa.Table], stats: Mapping[str, Any]) -> None:
+        """Write ``<prefix>-<name>.parquet`` for each table, then the shard's marker."""
+        for prefix, table in tables.items():
+            write_parquet(table, self.path / f"{prefix}-{name}.parquet")
+        write_json(self.path / DONE / f"{name}.json", dict(stats))
+
+    def files(self, prefix: str) -> list[Path]:
+        """Data files of finished shards, in shard order."""
+        return [self.path / f"{prefix}-{name}.parquet" for name in self.done()]
+
+    def _drop_unmarked(self) -> None:
+        done = set(self.done())
+        for path in self.path.glob("*.parquet"):
+            if path.stem.split("-", 1)[-1] not in done:
+                path.unlink()
+        for path in self.path.glob(".*.tmp"):
+            path.unlink()
+
+
+class RunStore:
+    """Paths and helpers for one run folder."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @classmethod
+    def for_recipe(cls, runs_dir: Path, recipe: str, run_id: str) -> RunStore:
+        return cls(Path(runs_dir) / recipe / run_id)
+
+    def source(self, name: str) -> ShardedFolder:
+        return ShardedFolder(self.root / "ingest" / name)
+
+    def stage(self, name: str) -> ShardedFolder:
+        return ShardedFolder(self.root / name)
+
+    def ingested_sources(self) -> list[str]:
+        folder = self.root / "ingest"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def stage_names(self) -> list[str]:
+        """Stage folders in the order they ran (as recorded in run.json)."""
+        info = self.run_info()
+        return [s for s in info.get("stages", []) if (self.root / s).is_dir()] if info else []
+
+    def run_info(self) -> dict[str, Any] | None:
+        path = self.root / "run.json"
+        return read_json(path) if path.exists() else None
+
+    def write_run_info(self, info: Mapping[str, Any]) -> None:
+        write_json(self.root / "run.json", dict(info))
