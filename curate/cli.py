@@ -257,10 +257,13 @@ def _print_summary(summary: Any) -> None:
     sources = Table("source", "status", "rows", "records", "quarantined", "shards",
                     title="Rows per source", title_justify="left")
     for s in summary.sources:
-        status = s["status"] if s["status"] != "failed" else f"[red]failed[/]: {s['error']}"
+        status = s["status"] if s["status"] != "failed" else "[red]failed[/]"
         sources.add_row(s["source"], status, f"{s['rows']:,}", f"{s['records']:,}",
                         f"{s['quarantined']:,}", str(s["shards"]))
     console.print(sources)
+    for s in summary.sources:
+        if s["error"]:
+            console.print(f"[red]source `{s['source']}` failed:[/] {s['error']}")
     if summary.quarantine:
         table = Table("source", "reason", "rows", title="Quarantined by reason", title_justify="left")
         for q in summary.quarantine:
@@ -272,3 +275,5 @@ def _print_summary(summary: Any) -> None:
         for reason, count in stage["reasons"].items():
             table.add_row(reason, f"{count:,}")
         console.print(table)
+if __name__ == "__main__":
+    main()

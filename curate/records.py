@@ -9,6 +9,12 @@ their roles, preference answers, the MCQA gold, the image bytes), never provenan
 so two sources that ship the same record share its id, which is what exact dedup
 groups on. Normalization: Unicode NFC, runs of whitespace (ASCII whitespace and
 Unicode separators, category Z) folded to one space, ends trimmed; roles lower-cased.
+
+Precisely: the id is the first 32 hex digits of the SHA-256 of the compact JSON
+(``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``) of
+``{"kind", "messages", "chosen", "rejected", "mcqa": {"question", "options", "answer"},
+"images"}``, texts normalized as above, each image replaced by the SHA-256 hex of its
+bytes. ``tests/test_records.py`` re-derives it in plain Python.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ SELECT left(sha256(to_json({{
         'answer': mcqa.answer
     }},
     'images': list_transform(images, lambda i: coalesce(sha256(i.bytes), 'path:' || i.path))
-}}::VARCHAR)), {ID_LENGTH}) AS id
+}})::VARCHAR), {ID_LENGTH}) AS id
 FROM records
 """
 
@@ -181,6 +187,7 @@ def validate_records(table: pa.Table, *, where: str = "records") -> None:
         ("mcqa", (kind != "mcqa") | pl.col("mcqa").is_not_null(),
          "an `mcqa` record needs its question, options and answer"),
         ("mcqa", pl.col("mcqa").is_null()
+         | pl.col("mcqa").struct.field("answer").is_null()
          | pl.col("mcqa").struct.field("answer").is_between(
              0, pl.col("mcqa").struct.field("options").list.len() - 1),
          "`answer` must index into `options`"),

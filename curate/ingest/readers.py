@@ -138,7 +138,7 @@ def _select(table: pa.Table, columns: set[str] | None) -> pa.Table:
 
 def _preview(raw: bytes | str) -> str:
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    return text[:RAW_PREVIEW_CHARS]
+    return text.rstrip("\r\n")[:RAW_PREVIEW_CHARS]
 
 
 def _jsonl_chunks(

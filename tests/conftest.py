@@ -1,0 +1,53 @@
+"""Shared fixtures: the real data beside the project, and helpers to ingest a source."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curate.catalog import Catalog, Source, load_model, resolve_data_root
+from curate.ingest import SourceResult, ingest_source
+from curate.store import RunStore
+
+DATA = resolve_data_root()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    assert DATA.is_dir(), f"the shared data must sit beside the project: {DATA}"
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def source_from_yaml(tmp_path: Path, text: str) -> Source:
+    return load_model(Source, write_yaml(tmp_path / "entry.yaml", text))
+
+
+def ingest_into(
+    source: Source, run_dir: Path, data_root: Path, **kwargs
+) -> tuple[SourceResult, pl.DataFrame, pl.DataFrame]:
+    """Ingest one source; return the result, its records and its quarantine."""
+    store = RunStore(run_dir)
+    folder = store.source(source.name)
+    result = ingest_source(source, folder, data_root=data_root, **kwargs)
+    records = _read(folder.files("records"))
+    quarantine = _read(folder.files("quarantine"))
+    return result, records, quarantine
+
+
+def _read(files: list[Path]) -> pl.DataFrame:
+    frames = [pl.read_parquet(f) for f in files]
+    return pl.concat(frames) if frames else pl.DataFrame()

@@ -1,0 +1,99 @@
+"""The stage contract: score once, decide cheaply, resume, count reasons."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from conftest import ingest_into
+from curate.curation import build_stages
+from curate.engine import RowStage, StageConfig, kept_records, run_stages
+from curate.errors import ConfigError
+from curate.store import RunStore
+
+
+class LengthConfig(StageConfig):
+    min_chars: int = 200
+
+
+class AnswerLength(RowStage):
+    """A toy row stage: scores answer length, drops short answers."""
+
+    name = "answer_length"
+    version = 1
+    config_class = LengthConfig
+    decision_fields = frozenset({"min_chars"})
+    columns = ("messages",)
+    calls: ClassVar[list[int]] = []
+
+    def score(self, records: pa.Table) -> pa.Table:
+        AnswerLength.calls.append(records.num_rows)
+        answers = pc.list_element(records.column("messages"), 1)
+        return pa.table({"answer_chars": pc.utf8_length(pc.struct_field(answers, "content"))})
+
+    def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        keep = pl.col("answer_chars") >= self.config.min_chars
+        return scores.with_columns(keep=keep, reason=pl.when(keep).then(None).otherwise(pl.lit("too_short")))
+
+
+@pytest.fixture
+def store(catalog, data_root, tmp_path):
+    for name in ("dolly", "self_instruct"):
+        ingest_into(catalog.source(name), tmp_path / "run", data_root, batch_rows=50)
+    return RunStore(tmp_path / "run")
+
+
+def run(store, *stages):
+    return run_stages(list(stages), store, ["dolly", "self_instruct"], input_fingerprint="in")
+
+
+def test_scores_persist_and_a_threshold_change_only_re_decides(store):
+    AnswerLength.calls.clear()
+    first = run(store, AnswerLength(LengthConfig(min_chars=200)))[0]
+    assert sum(AnswerLength.calls) == 151 + 175 and len(AnswerLength.calls) == 4 + 4
+    decisions = pl.read_parquet(store.stage("answer_length").path / "decisions.parquet")
+    assert first.stats["dropped"] == first.stats["reasons"]["too_short"]
+    assert first.stats["dropped"] == decisions.filter(pl.col("answer_chars") < 200).height
+
+    AnswerLength.calls.clear()
+    again = run(store, AnswerLength(LengthConfig(min_chars=200)))[0]
+    assert (again.reused, AnswerLength.calls) == ("decisions", [])
+
+    looser = run(store, AnswerLength(LengthConfig(min_chars=20)))[0]
+    assert (looser.reused, AnswerLength.calls) == ("scores", [])
+    assert looser.stats["dropped"] < first.stats["dropped"]
+
+
+def test_exact_dedup_keeps_the_first_copy_by_source_and_row(store, catalog, data_root, tmp_path):
+    # A second copy of dolly under another name: every record is a duplicate.
+    ingest_into(catalog.source("dolly").model_copy(update={"name": "dolly_again"}),
+                tmp_path / "run", data_root)
+    stages = build_stages({"exact_dedup": {}}, where="test")
+    result = run_stages(stages, store, ["dolly_again", "dolly", "self_instruct"],
+                        input_fingerprint="in")[0]
+    decisions = pl.read_parquet(store.stage("exact_dedup").path / "decisions.parquet")
+    dropped = decisions.filter(~pl.col("keep"))
+    assert set(dropped.get_column("source")) == {"dolly_again"}
+    assert result.stats["reasons"] == {"duplicate_of": 151}
+    first = dropped.row(0, named=True)
+    assert first["reason"] == f"duplicate_of:{first['id']}"
+    kept = kept_records(store, ["dolly_again", "dolly", "self_instruct"], ["exact_dedup"]).collect()
+    assert kept.height == 151 + 175 and kept.get_column("id").is_unique().all()
+
+
+def test_a_later_stage_sees_only_what_earlier_stages_kept(store):
+    length = AnswerLength(LengthConfig(min_chars=200))
+    dedup = build_stages({"exact_dedup": {}}, where="test")[0]
+    results = run(store, length, dedup)
+    assert results[1].stats["rows"] == results[0].stats["kept"]
+
+
+def test_recipe_stage_options_are_strict():
+    with pytest.raises(ConfigError, match="unknown stage `exact_dedupe`; did you mean `exact_dedup`"):
+        build_stages({"exact_dedupe": {}}, where="mix.yaml")
+    with pytest.raises(ConfigError, match="mix.yaml: stage `exact_dedup`: unknown key `threshold`"):
+        build_stages({"exact_dedup": {"threshold": 0.8}}, where="mix.yaml")

@@ -1,0 +1,90 @@
+"""The `curate` command: help everywhere, one-line user errors, the demo flow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from conftest import write_yaml
+from curate.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            found += commands(command, path + " ")
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p, _ in commands(main)])
+def test_every_command_has_help_and_a_readme_mention(path):
+    result = CliRunner().invoke(main, [*path.split(), "--help"])
+    assert result.exit_code == 0
+    assert len(result.output.splitlines()) > 3
+    assert f"curate {path}" in README.read_text(), f"README does not show `curate {path}`"
+
+
+def test_help_answers_fast():
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "curate.cli", "--help"], check=True, capture_output=True)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
+    recipe = write_yaml(tmp_path / "mix.yaml", "name: m\nversion: 1\nsourcs: [dolly]\n")
+    result = CliRunner().invoke(main, ["build-mix", str(recipe), "--runs", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "unknown key `sourcs`; did you mean `sources`?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_reports_a_mapped_column_missing_from_the_data(tmp_path):
+    entry = write_yaml(tmp_path / "cat/sources/oops.yaml", """
+        name: oops
+        version: 1
+        license: MIT
+        domain: general
+        task: qa
+        location: {path: general/dolly/dolly_151.jsonl}
+        mapping: {kind: chat, question: instruction, answer: reply}
+    """)
+    result = CliRunner().invoke(main, ["catalog", "validate", str(entry)])
+    assert result.exit_code == 1
+    assert "mapped column(s) `reply` not in the first 100 rows" in result.output
+    assert "instruction, context, response" in result.output
+
+
+def test_catalog_ls_and_validate_all_shipped_entries():
+    listing = CliRunner().invoke(main, ["catalog", "ls"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0 and "medquad" in listing.output and "hf:qiaojin/PubMedQA" in listing.output
+    result = CliRunner().invoke(main, ["catalog", "validate"])
+    assert result.exit_code == 0, result.output
+    assert "FAIL" not in result.output
+
+
+def test_ingest_then_inspect(tmp_path):
+    recipe = write_yaml(tmp_path / "mix.yaml", """
+        name: small
+        version: 1
+        sources: [dolly, advbench]
+    """)
+    result = CliRunner().invoke(main, ["ingest", str(recipe), "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(main, ["inspect", str(tmp_path / "runs/small/1")])
+    assert shown.exit_code == 0
+    for text in ("dolly", "advbench", "520", "151", "complete"):
+        assert text in shown.output
+    missing = CliRunner().invoke(main, ["inspect", str(tmp_path)])
+    assert missing.exit_code == 2 and "is not a run folder" in missing.output
