@@ -57,7 +57,7 @@ run_id_option = click.option(
     "--run-id", default=None, help="Run folder name [default: the recipe's version]."
 )
 batch_option = click.option(
-    "--batch-rows", type=click.IntRange(min=1), default=50_000, show_default=True,
+    "--batch-rows", type=click.IntRange(min=1), default=20_000, show_default=True,
     help="Source rows per ingested shard (bounds memory).",
 )
 

@@ -14,12 +14,17 @@ Precisely: the id is the first 32 hex digits of the SHA-256 of the compact JSON
 (``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``) of
 ``{"kind", "messages", "chosen", "rejected", "mcqa": {"question", "options", "answer"},
 "images"}``, texts normalized as above, each image replaced by the SHA-256 hex of its
-bytes. ``tests/test_records.py`` re-derives it in plain Python.
+bytes. ``record_id`` states the same definition in plain Python for one record; the
+vectorised ``content_ids`` is what ingestion uses, and a test keeps the two equal.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import json
+import re
+import unicodedata
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -62,14 +67,25 @@ SCHEMA = pa.schema(
 ID_LENGTH = 32  # hex characters of sha256: 128 bits
 
 # The id, in SQL so that it runs vectorised (and multi-threaded) over whole batches.
-_ID_MACROS = r"""
-CREATE OR REPLACE MACRO curate_norm(s) AS
-    trim(regexp_replace(nfc_normalize(s), '[\t\n\x0B\f\r\p{Z}]+', ' ', 'g'));
+# Runs of whitespace fold to one space. Matching only what must change (a run of two or
+# more, or one character other than a plain space) is 5x faster than matching every run;
+# trimming only strings that need it saves a copy of every string. The one-element
+# list_transform binds the folded text once (a nested macro would evaluate it thrice).
+_WHITESPACE = (
+    r"[\t\n\x0B\f\r\p{Z}]{2,}"
+    r"|[\t\n\x0B\f\r\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+)
+_ID_MACROS = f"""
+CREATE OR REPLACE MACRO curate_norm(s) AS list_transform(
+    [regexp_replace(nfc_normalize(s), '{_WHITESPACE}', ' ', 'g')],
+    lambda t: CASE WHEN starts_with(t, ' ') OR ends_with(t, ' ') THEN trim(t) ELSE t END)[1];
 CREATE OR REPLACE MACRO curate_turns(ms) AS
-    list_transform(ms, lambda m: {'role': lower(trim(m.role)), 'content': curate_norm(m.content)});
+    list_transform(ms, lambda m: {{'role': lower(trim(m.role)), 'content': curate_norm(m.content)}});
 """
-_ID_SQL = f"""
-SELECT left(sha256(to_json({{
+# DuckDB builds the canonical JSON (vectorised, multi-threaded); Python's hashlib hashes
+# it (OpenSSL's SHA-256 runs 2.5x faster here than DuckDB's own).
+_CANONICAL_SQL = f"""
+SELECT to_json({{
     'kind': kind,
     'messages': curate_turns(messages),
     'chosen': curate_turns(chosen),
@@ -80,9 +96,47 @@ SELECT left(sha256(to_json({{
         'answer': mcqa.answer
     }},
     'images': list_transform(images, lambda i: coalesce(sha256(i.bytes), 'path:' || i.path))
-}})::VARCHAR), {ID_LENGTH}) AS id
+}})::VARCHAR AS canonical
 FROM records
 """
+
+
+_SPACE_RUN = re.compile(
+    "[\t\n\x0b\f\r\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
+)
+
+
+def _norm(text: str) -> str:
+    return _SPACE_RUN.sub(" ", unicodedata.normalize("NFC", text)).strip(" ")
+
+
+def _turns(turns: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+    if turns is None:
+        return None
+    return [{"role": t["role"].strip().lower(), "content": _norm(t["content"])} for t in turns]
+
+
+def record_id(record: dict[str, Any]) -> str:
+    """The content id of one record given as a dict (the same as ``content_ids``)."""
+    mcqa = record.get("mcqa") or {}
+    options = mcqa.get("options")
+    canonical = {
+        "kind": record["kind"],
+        "messages": _turns(record.get("messages")),
+        "chosen": _turns(record.get("chosen")),
+        "rejected": _turns(record.get("rejected")),
+        "mcqa": {
+            "question": None if mcqa.get("question") is None else _norm(mcqa["question"]),
+            "options": None if options is None else [_norm(o) for o in options],
+            "answer": mcqa.get("answer"),
+        },
+        "images": None if record.get("images") is None else [
+            hashlib.sha256(i["bytes"]).hexdigest() if i.get("bytes") is not None
+            else f"path:{i['path']}" for i in record["images"]
+        ],
+    }
+    text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
 def empty_records() -> pa.Table:
@@ -131,12 +185,26 @@ def content_ids(table: pa.Table, *, con: duckdb.DuckDBPyConnection | None = None
     con = id_connection() if con is None else con
     try:
         con.register("records", content)
-        ids = con.sql(_ID_SQL).to_arrow_table().column("id")
+        canonical = con.sql(_CANONICAL_SQL).to_arrow_table().column("canonical")
         con.unregister("records")
     finally:
         if own:
             con.close()
-    return ids.combine_chunks().cast(pa.string())
+    return pa.array(_sha256_prefixes(canonical.combine_chunks()), pa.string())
+
+
+def _sha256_prefixes(texts: pa.Array) -> list[str]:
+    """The first ID_LENGTH hex digits of the SHA-256 of each UTF-8 string, hashed in
+    place from the Arrow buffers (no per-row decode or copy)."""
+    import numpy as np
+
+    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    _, offsets_buffer, data_buffer = texts.buffers()
+    offsets = np.frombuffer(offsets_buffer, width)[texts.offset : texts.offset + len(texts) + 1]
+    data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+    sha256 = hashlib.sha256
+    bounds = offsets.tolist()
+    return [sha256(data[a:b]).hexdigest()[:ID_LENGTH] for a, b in zip(bounds, bounds[1:])]
 
 
 def with_ids(table: pa.Table) -> pa.Table:

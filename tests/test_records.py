@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 
 import pyarrow as pa
 import pytest
 
 from curate.errors import RecordError
-from curate.records import SCHEMA, conform, content_ids, validate_records, with_ids
+from curate.records import SCHEMA, conform, content_ids, record_id, validate_records, with_ids
 
 
 def chat(user: str, assistant: str, **extra) -> dict:
@@ -30,33 +28,15 @@ def test_id_is_a_stable_content_hash():
     assert ids(chat("What causes anemia?", "Low iron, among others.")) == [
         "51468323afd0397384127d54403f0b9b"
     ]
+    canonical = (
+        '{"kind":"chat","messages":[{"role":"user","content":"What causes anemia?"},'
+        '{"role":"assistant","content":"Low iron, among others."}],"chosen":null,'
+        '"rejected":null,"mcqa":{"question":null,"options":null,"answer":null},"images":null}'
+    )
+    assert hashlib.sha256(canonical.encode()).hexdigest()[:32] == "51468323afd0397384127d54403f0b9b"
 
 
-_SPACE = re.compile(r"[\t\n\x0b\f\r\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
-
-
-def reference_id(record: dict) -> str:
-    """The id as records.py documents it, in plain Python (an independent oracle)."""
-    norm = lambda s: _SPACE.sub(" ", unicodedata.normalize("NFC", s)).strip()  # noqa: E731
-    turns = lambda ms: None if ms is None else [  # noqa: E731
-        {"role": m["role"].strip().lower(), "content": norm(m["content"])} for m in ms]
-    mcqa = record.get("mcqa") or {}
-    canonical = {
-        "kind": record["kind"],
-        "messages": turns(record.get("messages")),
-        "chosen": turns(record.get("chosen")),
-        "rejected": turns(record.get("rejected")),
-        "mcqa": {"question": norm(mcqa["question"]) if mcqa.get("question") else None,
-                 "options": [norm(o) for o in mcqa["options"]] if mcqa.get("options") else None,
-                 "answer": mcqa.get("answer")},
-        "images": None if record.get("images") is None else [
-            hashlib.sha256(i["bytes"]).hexdigest() for i in record["images"]],
-    }
-    text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def test_ids_match_the_documented_definition_on_real_and_awkward_text(data_root):
+def test_vectorised_ids_equal_the_plain_python_definition(data_root):
     lines = (data_root / "medical/medquad/medquad_sample_1500.jsonl").read_text().splitlines()
     rows = [chat(r["question"], r["answer"]) for r in map(json.loads, lines[:300])]
     rows += [
@@ -65,7 +45,7 @@ def test_ids_match_the_documented_definition_on_real_and_awkward_text(data_root)
                                           "answer": 1}),
         chat("q", "a", kind="image_text", images=[{"bytes": b"\xff\xd8", "path": "a.jpg"}]),
     ]
-    assert ids(*rows) == [reference_id(r) for r in rows]
+    assert ids(*rows) == [record_id(r) for r in rows]
 
 
 def test_whitespace_and_unicode_composition_do_not_change_the_id():

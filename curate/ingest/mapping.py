@@ -136,17 +136,32 @@ class _Query:
         """Text of a required column, with its missing/empty checks registered."""
         text = self.col(ref).text
         self.checks.append((f"({text}) IS NULL", f"missing_field:{ref}"))
-        self.checks.append((f"trim({text}) = ''", f"empty_field:{ref}"))
-        return f"trim({text})"
+        self.checks.append((_blank(text), f"empty_field:{ref}"))
+        return text
 
     def optional_text(self, ref: str | None) -> str:
-        return "NULL::VARCHAR" if ref is None else f"nullif(trim({self.col(ref).text}), '')"
+        if ref is None:
+            return "NULL::VARCHAR"
+        text = self.col(ref).text
+        return f"CASE WHEN {_blank(text)} THEN NULL ELSE {text} END"
 
     def reason(self) -> str:
         if not self.checks:
             return "NULL::VARCHAR"
         cases = ", ".join(f"CASE WHEN {cond} THEN {_literal(reason)} END" for cond, reason in self.checks)
         return f"coalesce({cases})"
+
+
+def _blank(text: str) -> str:
+    """SQL: true when ``text`` is empty or only whitespace (stops at the first other
+    character, so it costs nothing on real text, unlike comparing a trimmed copy)."""
+    return f"regexp_full_match({text}, '[\\t\\n\\x0B\\f\\r\\p{{Z}}]*')"
+
+
+def _joined(*parts: str) -> str:
+    """SQL joining the non-null parts with a blank line; a lone part is not copied."""
+    present = [p for p in parts if p != "NULL::VARCHAR"]
+    return present[0] if len(present) == 1 else f"concat_ws({_NL2}, {', '.join(present)})"
 
 
 def _turn(role: str, content: str) -> str:
@@ -168,12 +183,12 @@ def _chat(q: _Query, m: ChatMapping) -> dict[str, str]:
         q.checks.append((f"len({col.sql}) = 0", f"empty_field:{m.messages}"))
         q.checks.append(
             (f"NOT list_bool_and(list_transform({msgs}, lambda t: t.role IN ({roles}) "
-             f"AND trim(coalesce(t.content, '')) <> ''))", f"invalid_messages:{m.messages}")
+             f"AND NOT coalesce({_blank('t.content')}, true)))", f"invalid_messages:{m.messages}")
         )
         return {"messages": msgs}
     assert m.question is not None
     question = q.required_text(m.question)
-    user = f"concat_ws({_NL2}, {q.optional_text(m.context)}, {question}, {q.optional_text(m.input)})"
+    user = _joined(q.optional_text(m.context), question, q.optional_text(m.input))
     turns = [_turn("user", user)]
     if m.answer is not None:
         turns.append(_turn("assistant", q.required_text(m.answer)))
@@ -186,7 +201,7 @@ def _options(q: _Query, m: McqaMapping) -> tuple[str, str | None]:
         return "[" + ", ".join(_literal(o) for o in m.fixed_options) + "]::VARCHAR[]", None
     if isinstance(m.options, list):
         texts = [q.col(ref).text for ref in m.options]
-        q.checks.append((" OR ".join(f"coalesce(trim({t}), '') = ''" for t in texts), "empty_option"))
+        q.checks.append((" OR ".join(f"coalesce({_blank(t)}, true)" for t in texts), "empty_option"))
         return "[" + ", ".join(texts) + "]", None
     assert isinstance(m.options, str)
     col = q.col(m.options)
@@ -211,7 +226,7 @@ def _options(q: _Query, m: McqaMapping) -> tuple[str, str | None]:
 
 def _mcqa(q: _Query, m: McqaMapping) -> dict[str, str]:
     question = q.required_text(m.question)
-    stem = f"concat_ws({_NL2}, {q.optional_text(m.context)}, {question})"
+    stem = _joined(q.optional_text(m.context), question)
     options, labels = _options(q, m)
     if m.strip_labels:
         options = f"list_transform({options}, lambda o: regexp_replace(o, {_literal(_LABEL_PREFIX)}, ''))"

@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 from collections.abc import Generator, Iterator
+from typing import BinaryIO
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def _rebatch(chunks: Iterator[_Chunk], batch_rows: int) -> Iterator[RawBatch]:
                 yield _batch(current, tables, bad)
                 tables, bad = [], []
             current = index
-            tables.append(chunk.table.filter(pa.array(ids == index)))
+            same = ids[0] == ids[-1] == index if len(ids) else False
+            tables.append(chunk.table if same else chunk.table.filter(pa.array(ids == index)))
             bad.extend(b for b in chunk.bad if b.row // batch_rows == index)
     if current is not None:
         yield _batch(current, tables, bad)
@@ -146,40 +148,61 @@ def _jsonl_chunks(
 ) -> Generator[_Chunk, None, int]:
     """JSON Lines: one object per line; line ``n`` (0-based) is row ``offset + n``.
 
-    Chunks parse with pyarrow's vectorised JSON reader; a chunk with a bad line falls
-    back to line-by-line parsing so only that line is quarantined.
+    Blocks of ``batch_rows`` lines parse with pyarrow's vectorised JSON reader straight
+    from the file's bytes; a block with a blank or bad line falls back to line-by-line
+    parsing, so only the bad line is quarantined.
     """
     import pyarrow.json as pajson
 
+    options = pajson.ReadOptions(block_size=1 << 24)
+    line_no = 0
     with path.open("rb") as handle:
-        line_no = 0
-        # Skipping to a resume point needs no parsing: just count lines.
-        while line_no + offset < skip:
-            if next(handle, None) is None:
-                return line_no
-            line_no += 1
-        while True:
-            lines = list(itertools.islice(handle, batch_rows))
-            if not lines:
-                return line_no
-            numbers = [line_no + i for i, line in enumerate(lines) if line.strip()]
-            body = [lines[n - line_no] for n in numbers]
-            line_no += len(lines)
-            if not body:
-                continue
-            rows = pa.array([offset + n for n in numbers], pa.int64())
-            try:
-                table = pajson.read_json(
-                    io.BytesIO(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in body)),
-                    read_options=pajson.ReadOptions(block_size=1 << 24),
-                )
-                if table.num_rows != len(body):
-                    raise pa.ArrowInvalid("row count mismatch")
-            except pa.ArrowInvalid:
-                yield _jsonl_fallback(path, body, [offset + n for n in numbers], columns)
-                continue
-            table = _select(table, columns)
-            yield _Chunk(table.append_column(ROW, rows), [])
+        for block, count in _line_blocks(handle, batch_rows):
+            first = offset + line_no
+            line_no += count
+            if first + count <= skip:
+                continue  # before the resume point: counted, not parsed
+            if b"\n\n" not in block and not block.startswith(b"\n") and b"\n\r\n" not in block:
+                try:
+                    table = pajson.read_json(io.BytesIO(block), read_options=options)
+                except pa.ArrowInvalid:
+                    table = None
+                if table is not None and table.num_rows == count:
+                    rows = pa.array(range(first, first + count), pa.int64())
+                    yield _Chunk(_select(table, columns).append_column(ROW, rows), [])
+                    continue
+            lines = block.split(b"\n")[:count]
+            numbered = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
+            if numbered:
+                yield _jsonl_fallback(path, [line for _, line in numbered],
+                                      [row for row, _ in numbered], columns)
+    return line_no
+
+
+def _line_blocks(handle: BinaryIO, lines: int) -> Iterator[tuple[bytes, int]]:
+    """Blocks of ``lines`` whole lines (the last may hold fewer), each ending in a newline,
+    with their line counts. Newlines are found with numpy, 16 MiB at a time."""
+    import numpy as np
+
+    pending: list[bytes] = []
+    count = 0
+    while more := handle.read(1 << 24):
+        ends = np.flatnonzero(np.frombuffer(more, np.uint8) == 10)
+        used = start = 0
+        while len(ends) - used >= lines - count:
+            used += lines - count
+            cut = int(ends[used - 1]) + 1
+            pending.append(more[start:cut])
+            yield b"".join(pending), lines
+            pending, count, start = [], 0, cut
+        pending.append(more[start:])
+        count += len(ends) - used
+    tail = b"".join(pending)
+    if tail.strip():
+        whole = tail.endswith(b"\n")
+        yield (tail if whole else tail + b"\n"), count + (not whole)
+    elif count:
+        yield tail, count
 
 
 def _jsonl_fallback(

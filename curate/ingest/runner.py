@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_ROWS = 50_000
+DEFAULT_BATCH_ROWS = 20_000
 Progress = Callable[[str, int], None]  # (source name, rows read so far)
 
 
@@ -80,31 +84,79 @@ def ingest_source(
     start = max((int(name) for name in done), default=-1) + 1
     image_root = _image_root(source, data_root)
     con = id_connection()
+    # Three steps overlap: a thread parses the next batch and another writes the last
+    # one while this thread maps the current one (pyarrow and DuckDB release the GIL).
+    writer = ThreadPoolExecutor(1, thread_name_prefix="curate-write")
+    pending: Future[None] | None = None
     try:
         batches = read_batches(source.location, data_root, batch_rows=batch_rows,
                                columns=columns_used(source.mapping), start_batch=start)
-        for batch in batches:
+        for batch in prefetch(batches):
             records, quarantine = map_batch(batch.table, source, image_root=image_root, con=con)
             quarantine = pa.concat_tables([_bad_rows(source.name, batch.bad), quarantine])
             quarantine = quarantine.sort_by("row")
             reasons = Counter(quarantine.column("reason").to_pylist())
             rows = records.num_rows + quarantine.num_rows
-            folder.write_shard(
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(
+                folder.write_shard,
                 f"{batch.index:05d}",
                 {"quarantine": quarantine, "records": records},
                 {"rows": rows, "records": records.num_rows, "quarantined": dict(reasons)},
             )
+            del records, quarantine, batch
+            pa.default_memory_pool().release_unused()
             if progress is not None:
                 progress(source.name, rows)
+        if pending is not None:
+            pending.result()
     except (SourceError, ConfigError) as exc:
         result.error = str(exc)
         folder.mark_failed(result.error)
         log.error("source %s failed: %s", source.name, exc)
         return _summarise(result, folder, started)
     finally:
+        writer.shutdown(wait=True)
         con.close()
     folder.mark_complete()
     return _summarise(result, folder, started)
+
+
+T = TypeVar("T")
+_END = object()
+
+
+def prefetch(items: Iterator[T]) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, one item ahead; errors surface here."""
+    slot: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slot.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slot.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slot.put(exc)
+
+    thread = threading.Thread(target=fill, name="curate-read", daemon=True)
+    thread.start()
+    try:
+        while (item := slot.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _summarise(result: SourceResult, folder: ShardedFolder, started: float,
