@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Off a terminal (a pipe, a log file), tables get room instead of 80 columns.
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 class _Group(click.Group):
@@ -254,11 +255,11 @@ def _print_summary(summary: Any) -> None:
 
     console = _console()
     console.print(f"[bold]run[/] {summary.run_dir}  (recipe {summary.recipe})")
-    sources = Table("source", "status", "rows", "records", "quarantined", "shards",
+    sources = Table("source", "role", "status", "rows", "records", "quarantined", "shards",
                     title="Rows per source", title_justify="left")
     for s in summary.sources:
         status = s["status"] if s["status"] != "failed" else "[red]failed[/]"
-        sources.add_row(s["source"], status, f"{s['rows']:,}", f"{s['records']:,}",
+        sources.add_row(s["source"], s["role"], status, f"{s['rows']:,}", f"{s['records']:,}",
                         f"{s['quarantined']:,}", str(s["shards"]))
     console.print(sources)
     for s in summary.sources:
@@ -274,6 +275,14 @@ def _print_summary(summary: Any) -> None:
                       f"{stage['kept']:,} kept, {stage['dropped']:,} dropped", title_justify="left")
         for reason, count in stage["reasons"].items():
             table.add_row(reason, f"{count:,}")
+        console.print(table)
+    if summary.contamination:
+        table = Table("source", "benchmark", "contaminated", "share", "ngram", "minhash",
+                      "embedding", "source rejected", title="Contamination", title_justify="left")
+        for c in summary.contamination:
+            table.add_row(c["source"], c["benchmark"], f"{c['contaminated']:,}",
+                          f"{c['share']:.2%}", *(f"{c[t]:,}" for t in ("ngram", "minhash", "embedding")),
+                          "yes" if c["source_rejected"] else "no")
         console.print(table)
 if __name__ == "__main__":
     main()

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from curate.errors import ConfigError
 from curate.store import RunStore, merge_stats, read_json
 
@@ -17,6 +19,7 @@ class RunSummary:
     sources: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
+    contamination: list[dict[str, Any]] = field(default_factory=list)
 
 
 def inspect_run(run_dir: str | Path) -> RunSummary:
@@ -28,14 +31,17 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
             f"{store.root} is not a run folder (no run.json); runs live in runs/<recipe>/<run-id>"
         )
     summary = RunSummary(store.root, info["recipe"]["name"])
-    for name in info["recipe"]["sources"]:
-        folder = store.source(name)
+    entries = [(name, store.source(name), "source") for name in info["recipe"]["sources"]]
+    entries += [(name, store.benchmark(name), "benchmark")
+                for name in info["recipe"].get("benchmarks", [])]
+    for name, folder, role in entries:
         state = folder.state() or {}
         stats = merge_stats(folder.done().values())
         status = "complete" if state.get("complete") else "failed" if state.get("error") else (
             "partial" if stats else "not started")
         summary.sources.append({
             "source": name,
+            "role": role,
             "status": status,
             "rows": stats.get("rows", 0),
             "records": stats.get("records", 0),
@@ -52,4 +58,7 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
             summary.stages.append({"stage": stats["stage"], "rows": stats["rows"],
                                    "kept": stats["kept"], "dropped": stats["dropped"],
                                    "reasons": stats["reasons"]})
+        report = store.stage(name).path / "reports" / "contamination.parquet"
+        if report.exists():
+            summary.contamination = pl.read_parquet(report).drop("examples").to_dicts()
     return summary

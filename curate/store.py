@@ -6,6 +6,7 @@ runs/<recipe>/<run-id>/
   ingest/<source>/records-00000.parquet, quarantine-00000.parquet, ...
   ingest/<source>/_done/00000.json  one marker per finished shard (its stats)
   ingest/<source>/_state.json       the fingerprint the shards belong to; `complete` when done
+  benchmarks/<name>/...             benchmarks, ingested the same way
   <stage>/<shard>.parquet           source, row, id, score columns, keep, reason
   <stage>/_done/<shard>.json, <stage>/_state.json, <stage>/stats.json
 ```
@@ -147,6 +148,9 @@ class RunStore:
 
     def source(self, name: str) -> ShardedFolder:
         return ShardedFolder(self.root / "ingest" / name)
+
+    def benchmark(self, name: str) -> ShardedFolder:
+        return ShardedFolder(self.root / "benchmarks" / name)
 
     def stage(self, name: str) -> ShardedFolder:
         return ShardedFolder(self.root / name)

@@ -12,6 +12,8 @@ from curate.errors import ConfigError
 # name -> "module:Class"; recipes name stages by these keys.
 STAGES = {
     "exact_dedup": "curate.curation.exact_dedup:ExactDedup",
+    "near_dedup": "curate.curation.near_dedup:NearDedup",
+    "decontam": "curate.curation.decontam:Decontaminate",
 }
 
 

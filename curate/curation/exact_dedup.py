@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from curate.engine.stage import DatasetStage, StageConfig
+from curate.engine.stage import DatasetStage, StageConfig, StageContext
 
 
 class ExactDedupConfig(StageConfig):
@@ -23,7 +23,7 @@ class ExactDedup(DatasetStage):
     version = 1
     config_class = ExactDedupConfig
 
-    def score(self, records: pl.LazyFrame) -> pl.DataFrame:
+    def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         return (
             records.select("source", "row", "id")
             .sort("source", "row")

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from curate.records import empty_records
-from curate.engine.stage import KEYS, DatasetStage, RowStage, Stage, reason_code
+from curate.engine.stage import KEYS, DatasetStage, RowStage, Stage, StageContext, reason_code
 from curate.store import RunStore, ShardedFolder, fingerprint, read_json, write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,19 @@ def run_stages(
     sources: Sequence[str],
     *,
     input_fingerprint: str,
+    context: StageContext | None = None,
     progress: Progress | None = None,
 ) -> list[StageResult]:
-    """Run ``stages`` in order over the ingested ``sources`` of ``store``."""
+    """Run ``stages`` in order over the ingested ``sources`` of ``store``.
+
+    ``input_fingerprint`` identifies everything the stages read (sources and benchmarks).
+    """
+    context = StageContext() if context is None else context
     dropped = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64})
     upstream = input_fingerprint
     results = []
     for stage in stages:
-        result, decisions = _run_stage(stage, store, sources, dropped, upstream, progress)
+        result, decisions = _run_stage(stage, store, sources, dropped, upstream, context, progress)
         removed = decisions.filter(~pl.col("keep")).select("source", "row")
         dropped = pl.concat([dropped, removed])
         upstream = result.stats["decision_fingerprint"]
@@ -78,6 +83,7 @@ def _run_stage(
     sources: Sequence[str],
     dropped: pl.DataFrame,
     upstream: str,
+    context: StageContext,
     progress: Progress | None,
 ) -> tuple[StageResult, pl.DataFrame]:
     score_fp = fingerprint(upstream, stage.versioned_name, stage.score_options())
@@ -96,15 +102,19 @@ def _run_stage(
     if reused == "nothing":
         scores_folder.open(score_fp)
         if isinstance(stage, RowStage):
-            _score_rows(stage, store, sources, dropped, scores_folder, progress)
+            _score_rows(stage, store, sources, dropped, context, scores_folder, progress)
         elif isinstance(stage, DatasetStage):
-            _score_dataset(stage, store, sources, dropped, scores_folder, progress)
+            _score_dataset(stage, store, sources, dropped, context, scores_folder, progress)
         scores_folder.mark_complete()
     scores = pl.read_parquet(scores_folder.files("scores")) if scores_folder.done() else None
     if scores is None or scores.height == 0:
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
     decisions = stage.decide(scores)
     write_parquet(decisions.to_arrow(), decisions_path)
+    inputs = _drop(pl.scan_parquet(record_files(store, sources)), dropped) if record_files(
+        store, sources) else pl.from_arrow(empty_records()).lazy()
+    for name, table in stage.reports(decisions, inputs, context).items():
+        write_parquet(table.to_arrow(), folder / "reports" / f"{name}.parquet")
     reasons = Counter(
         reason_code(r) for r in decisions.get_column("reason").drop_nulls().to_list()
     )
@@ -129,6 +139,7 @@ def _score_rows(
     store: RunStore,
     sources: Sequence[str],
     dropped: pl.DataFrame,
+    context: StageContext,
     folder: ShardedFolder,
     progress: Progress | None,
 ) -> None:
@@ -140,7 +151,7 @@ def _score_rows(
         if shard not in done:
             records = _drop(pl.scan_parquet(path).select(columns), dropped).collect()
             arrow = records.to_arrow()
-            scored = stage.score(arrow) if records.height else pa.table({})
+            scored = stage.score(arrow, context) if records.height else pa.table({})
             keys = arrow.select(list(KEYS))
             for name in scored.column_names:
                 keys = keys.append_column(name, scored.column(name))
@@ -154,6 +165,7 @@ def _score_dataset(
     store: RunStore,
     sources: Sequence[str],
     dropped: pl.DataFrame,
+    context: StageContext,
     folder: ShardedFolder,
     progress: Progress | None,
 ) -> None:
@@ -161,7 +173,7 @@ def _score_dataset(
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
     if files:
         records = _drop(pl.scan_parquet(files).select(columns), dropped)
-        scores = stage.score(records).sort("source", "row")
+        scores = stage.score(records, context).sort("source", "row")
     else:
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
     folder.write_shard("all", {"scores": scores.to_arrow()}, {"rows": scores.height})

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +28,25 @@ if TYPE_CHECKING:
 
 KEYS = ("source", "row", "id")
 _ID_PARAMETER = re.compile(r":[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may read besides its input records."""
+
+    benchmarks: Mapping[str, list[Path]] = field(default_factory=dict)
+    """Benchmark name -> its ingested record shards (for decontamination)."""
+
+    def benchmark_records(self, name: str) -> pl.LazyFrame:
+        import polars as pl
+
+        if name not in self.benchmarks:
+            from curate.errors import ConfigError
+
+            known = ", ".join(self.benchmarks) or "none"
+            raise ConfigError(f"benchmark `{name}` is not part of this run (known: {known}); "
+                              "add it to the recipe's `benchmarks`")
+        return pl.scan_parquet(self.benchmarks[name])
 
 
 class StageConfig(BaseModel):
@@ -70,12 +92,19 @@ class Stage(ABC):
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept)."""
 
+    def reports(
+        self, decisions: pl.DataFrame, records: pl.LazyFrame, context: StageContext
+    ) -> dict[str, pl.DataFrame]:
+        """Extra tables about the decisions (name -> table), written beside them.
+        ``records`` are the stage's input records."""
+        return {}
+
 
 class RowStage(Stage):
     """A stage whose score of a record depends on that record alone: runs shard by shard."""
 
     @abstractmethod
-    def score(self, records: pa.Table) -> pa.Table:
+    def score(self, records: pa.Table, context: StageContext) -> pa.Table:
         """Score columns for ``records``: one row per record, in the same order."""
 
 
@@ -83,7 +112,7 @@ class DatasetStage(Stage):
     """A stage that needs every record at once (grouping, clustering, selection)."""
 
     @abstractmethod
-    def score(self, records: pl.LazyFrame) -> pl.DataFrame:
+    def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         """The keys (source, row, id) of every input record, with its score columns."""
 
 

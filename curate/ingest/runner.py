@@ -45,10 +45,11 @@ class SourceResult:
 class IngestResult:
     run_dir: Path
     sources: list[SourceResult]
+    benchmarks: list[SourceResult] = field(default_factory=list)
 
     @property
     def failed(self) -> list[SourceResult]:
-        return [s for s in self.sources if s.error is not None]
+        return [s for s in self.sources + self.benchmarks if s.error is not None]
 
 
 def source_fingerprint(source: Source, data_root: Path) -> str:
@@ -205,13 +206,17 @@ def ingest(
     store: RunStore,
     *,
     data_root: Path,
+    benchmarks: list[Source] = (),  # type: ignore[assignment]
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Ingest every source into ``store``; a failing source does not stop the others."""
-    results = [
-        ingest_source(source, store.source(source.name), data_root=data_root,
-                      batch_rows=batch_rows, progress=progress)
-        for source in sources
-    ]
-    return IngestResult(run_dir=store.root, sources=results)
+    """Ingest every source (and benchmark) into ``store``; a failure does not stop the others."""
+    def run(entry: Source, folder: ShardedFolder) -> SourceResult:
+        return ingest_source(entry, folder, data_root=data_root, batch_rows=batch_rows,
+                             progress=progress)
+
+    return IngestResult(
+        run_dir=store.root,
+        sources=[run(s, store.source(s.name)) for s in sources],
+        benchmarks=[run(b, store.benchmark(b.name)) for b in benchmarks],
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from curate import __version__
 from curate.catalog import Catalog, Recipe, resolve_data_root
 from curate.curation import build_stages
-from curate.engine import StageResult, run_stages
+from curate.engine import StageContext, StageResult, run_stages
 from curate.engine.local import Progress as StageProgress
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
@@ -67,18 +67,20 @@ def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                progress: IngestProgress | None = None) -> IngestResult:
     """Ingest the recipe's sources into the run folder and record the run's inputs."""
     sources = [run.catalog.source(name) for name in run.recipe.sources]
+    benchmarks = [run.catalog.benchmark(name) for name in run.recipe.benchmarks]
     run.store.write_run_info(
         {
             "recipe": run.recipe.model_dump(mode="json"),
             "recipe_file": str(run.recipe_file),
             "sources": {s.name: s.model_dump(mode="json") for s in sources},
+            "benchmarks": {b.name: b.model_dump(mode="json") for b in benchmarks},
             "data_root": str(run.data_root),
             "stages": list(run.recipe.stages),
             "curate_version": __version__,
         }
     )
-    return ingest(sources, run.store, data_root=run.data_root, batch_rows=batch_rows,
-                  progress=progress)
+    return ingest(sources, run.store, data_root=run.data_root, benchmarks=benchmarks,
+                  batch_rows=batch_rows, progress=progress)
 
 
 def build_mix(
@@ -94,9 +96,11 @@ def build_mix(
     ingested = ingest_run(run, batch_rows=batch_rows, progress=ingest_progress)
     if ingested.failed:
         return BuildResult(run, ingested, [])
-    upstream = fingerprint(
-        [source_fingerprint(run.catalog.source(name), run.data_root) for name in run.recipe.sources]
-    )
+    entries = [run.catalog.source(n) for n in run.recipe.sources] + [
+        run.catalog.benchmark(n) for n in run.recipe.benchmarks]
+    upstream = fingerprint([source_fingerprint(e, run.data_root) for e in entries])
+    context = StageContext(benchmarks={
+        name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks})
     results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
-                         progress=stage_progress)
+                         context=context, progress=stage_progress)
     return BuildResult(run, ingested, results)

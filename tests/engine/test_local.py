@@ -30,7 +30,7 @@ class AnswerLength(RowStage):
     columns = ("messages",)
     calls: ClassVar[list[int]] = []
 
-    def score(self, records: pa.Table) -> pa.Table:
+    def score(self, records: pa.Table, context) -> pa.Table:
         AnswerLength.calls.append(records.num_rows)
         answers = pc.list_element(records.column("messages"), 1)
         return pa.table({"answer_chars": pc.utf8_length(pc.struct_field(answers, "content"))})

@@ -1,0 +1,234 @@
+"""MinHash signatures and LSH banding, vectorised, interchangeable with datasketch.
+
+Every stage that compares texts by MinHash (near-dup dedup, decontamination) takes one
+``MinHashConfig``, so shingle size, permutations, bands and seed always agree.
+
+Text to shingles: Unicode NFKC, lower case, then tokens are runs of word characters
+(regex ``\\w+``: punctuation and whitespace fold away); a shingle is ``ngram``
+consecutive tokens (a text with fewer tokens is one shingle of all of them).
+
+Shingle hash: each token is hashed with XXH64 (seed 0) over its UTF-8 bytes, and the
+``ngram`` token hashes are combined in order (``shingle_hash`` states the mix in plain
+Python). Permutations: datasketch's ``affine64`` scheme, bit for bit: the shingle hash is
+pre-mixed with the MurmurHash3 64-bit finalizer and permuted by ``a * h + b mod 2**64``
+with ``(a, b)`` drawn from ``numpy.random.RandomState(seed)`` as datasketch draws them.
+So ``datasketch.MinHash(num_perm, seed=seed, scheme="affine64", hashfunc=shingle_hash)``
+updated with ``shingles(text)`` has exactly the hash values of ``signatures([text])``,
+and our signatures load into datasketch's ``MinHashLSH`` and its storage backends.
+
+Normalising runs in pyarrow; tokenising, hashing, permuting and taking minima run in
+one compiled numba kernel over the Arrow string buffers, in parallel over documents.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from functools import cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MAX_HASH = np.uint64(0xFFFFFFFFFFFFFFFF)
+_P1, _P2, _P3, _P4, _P5 = (
+    0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63,
+    0x27D4EB2F165667C5,
+)
+_MASK = (1 << 64) - 1
+_TOKEN = r"\w+"
+
+
+class MinHashConfig(BaseModel):
+    """MinHash settings shared by every stage that must agree on signatures."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ngram: int = Field(5, ge=1, le=32, description="Tokens per shingle.")
+    num_perm: int = Field(128, ge=8, le=1024, description="Permutations (signature length).")
+    seed: int = Field(1, ge=0, description="Seed of the permutations (datasketch's `seed`).")
+    threshold: float = Field(
+        0.8, gt=0, lt=1, description="Jaccard similarity the LSH bands are tuned for."
+    )
+    bands: int | None = Field(None, ge=1, description="LSH bands; derived from `threshold` if unset.")
+    rows: int | None = Field(None, ge=1, description="Rows per band; derived with `bands`.")
+    min_recall: float = Field(
+        0.98, gt=0, lt=1,
+        description="When deriving bands: the candidate probability required at `threshold`.",
+    )
+
+    @model_validator(mode="after")
+    def _banding(self) -> MinHashConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both `bands` and `rows`, or neither")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:  # type: ignore[operator]
+            raise ValueError("`bands` x `rows` must not exceed `num_perm`")
+        return self
+
+    @property
+    def banding(self) -> tuple[int, int]:
+        """(bands, rows): as given, or the pair that keeps the candidate probability at
+        ``threshold`` above ``min_recall`` with the fewest false candidates below it."""
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        return optimal_banding(self.threshold, self.num_perm, self.min_recall)
+
+
+@cache
+def optimal_banding(threshold: float, num_perm: int, min_recall: float) -> tuple[int, int]:
+    grid = np.linspace(0.0, threshold, 400)
+    best, best_fp = (num_perm, 1), math.inf
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands < min_recall:
+            continue
+        fp = float(np.trapezoid(1 - (1 - grid**rows) ** bands, grid))
+        if fp < best_fp:
+            best, best_fp = (bands, rows), fp
+    return best
+
+
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """Chance that two texts of this Jaccard similarity share at least one band."""
+    return 1 - (1 - similarity**rows) ** bands
+
+
+@cache
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of datasketch's ``affine64`` scheme for ``seed``."""
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = generator.randint(0, 1 << 64, num_perm, dtype=np.uint64)
+    return a, b
+
+
+# -- the plain-Python statement (for datasketch users and as a test oracle) ---------------
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(_TOKEN, unicodedata.normalize("NFKC", text).lower())
+
+
+def shingles(text: str, ngram: int = 5) -> list[bytes]:
+    """The shingles of ``text`` as UTF-8 bytes, tokens joined by one space."""
+    words = tokens(text)
+    if not words:
+        return []
+    if len(words) <= ngram:
+        return [" ".join(words).encode()]
+    return [" ".join(words[i : i + ngram]).encode() for i in range(len(words) - ngram + 1)]
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _MASK
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """The 64-bit hash of one shingle (its tokens joined by single spaces)."""
+    import xxhash
+
+    acc = _P5
+    for word in shingle.split(b" "):
+        acc = _rotl(((acc ^ xxhash.xxh64_intdigest(word)) * _P1) & _MASK, 31)
+    acc ^= acc >> 33
+    acc = (acc * _P2) & _MASK
+    acc ^= acc >> 29
+    acc = (acc * _P3) & _MASK
+    return acc ^ (acc >> 32)
+
+
+# -- vectorised -------------------------------------------------------------------------
+
+
+def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """NFKC and lower case, as Arrow strings (ASCII texts take a fast path: NFKC leaves
+    them as they are)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    texts = pc.fill_null(texts.cast(pa.large_string()), "")
+    lowered = pc.ascii_lower(texts)
+    ascii_mask = pc.string_is_ascii(texts)
+    if pc.all(ascii_mask).as_py():
+        return lowered
+    others = pc.invert(ascii_mask)
+    unicode = pc.utf8_lower(pc.utf8_normalize(texts.filter(others), "NFKC"))
+    return pc.replace_with_mask(lowered, others, unicode)
+
+
+@cache
+def word_characters() -> np.ndarray:
+    """For every code point, whether Python's ``re`` counts it in ``\\w``."""
+    table = np.fromiter((chr(c).isalnum() for c in range(0x110000)), np.bool_, 0x110000)
+    table[ord("_")] = True
+    return table
+
+
+def _text_buffers(texts: pa.Array | pa.ChunkedArray | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow as pa
+
+    if isinstance(texts, list):
+        texts = pa.array(texts, pa.large_string())
+    normalized = normalize(texts)
+    _, offsets_buf, data_buf = normalized.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[normalized.offset :
+                                                   normalized.offset + len(normalized) + 1]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
+    return offsets, data
+
+
+def signatures(texts: pa.Array | pa.ChunkedArray | list[str], config: MinHashConfig) -> np.ndarray:
+    """MinHash signatures, shape ``(len(texts), num_perm)``, dtype uint64.
+
+    A text without a single token (empty or null) gets the all-max signature.
+    """
+    from curate.curation._minhash_kernel import minhash_kernel
+
+    offsets, data = _text_buffers(texts)
+    a, b = permutations(config.num_perm, config.seed)
+    return minhash_kernel(offsets, data, word_characters(), config.ngram, a, b)
+
+
+def shingle_table(
+    texts: pa.Array | pa.ChunkedArray | list[str], ngram: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's distinct shingle hashes, sorted, flat; text ``i`` owns
+    ``flat[starts[i]:starts[i + 1]]``."""
+    from curate.curation._minhash_kernel import shingle_hash_kernel
+
+    offsets, data = _text_buffers(texts)
+    return shingle_hash_kernel(offsets, data, word_characters(), ngram)
+
+
+def shingle_sets(texts: pa.Array | pa.ChunkedArray | list[str], ngram: int) -> list[np.ndarray]:
+    """Each text's distinct shingle hashes, sorted (for exact Jaccard)."""
+    flat, starts = shingle_table(texts, ngram)
+    return [flat[starts[i] : starts[i + 1]] for i in range(len(starts) - 1)]
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per (document, band): a hash of the band's ``rows`` values.
+
+    Shape ``(len(sigs), bands)``; equal keys mean equal bands (up to 2**-64 collisions).
+    """
+    keys = np.full(sigs.shape[0], np.uint64(_P5), dtype=np.uint64)[:, None].repeat(bands, axis=1)
+    with np.errstate(over="ignore"):
+        for r in range(rows):
+            column = sigs[:, r : bands * rows : rows]
+            keys = (keys ^ column) * np.uint64(_P1)
+            keys = (keys << np.uint64(31)) | (keys >> np.uint64(33))
+    return keys
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted arrays of distinct hashes."""
+    if len(a) == 0 and len(b) == 0:
+        return 0.0
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common)
