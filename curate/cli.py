@@ -240,6 +240,92 @@ def _report_build(result: BuildResult) -> None:
         _console().print("[red]stages did not run: a source failed to ingest[/]")
 
 
+input_argument = click.argument("input_path", metavar="INPUT",
+                                type=click.Path(exists=True, dir_okay=False))
+out_option = click.option(
+    "--out", required=True, type=click.Path(),
+    help="A .parquet file, or a folder (decisions.parquet inside); reports go beside it.",
+)
+source_option = click.option(
+    "--source", default=None,
+    help="Read INPUT with this catalog entry's mapping [default: INPUT has a `messages` column].",
+)
+
+
+@main.command()
+@input_argument
+@out_option
+@source_option
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.8, show_default=True, help="Jaccard similarity of near-duplicates.")
+@click.option("--ngram", type=click.IntRange(1, 32), default=5, show_default=True,
+              help="Words per shingle.")
+@catalog_option
+@data_root_option
+def dedup(input_path: str, out: str, source: str | None, threshold: float, ngram: int,
+          catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+    """Exact and near-duplicate dedup of one file (MinHash LSH, verified by exact Jaccard).
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of:<id>`,
+    `near_duplicate_of:<id>`) and the score columns.
+    """
+    from curate.adhoc import run_on_file
+
+    stages = {"exact_dedup": {}, "near_dedup": {"minhash": {"threshold": threshold, "ngram": ngram}}}
+    result = run_on_file(input_path, out, stages, source=source, catalog_dirs=catalog_dirs,
+                         data_root=data_root)
+    _print_file_result(result)
+
+
+@main.command()
+@input_argument
+@out_option
+@click.option("--benchmark", "benchmarks", multiple=True, required=True,
+              help="A benchmark catalog entry to check against (repeatable).")
+@source_option
+@click.option("--embedding-model", default=None,
+              help="Switch on tier 3 with this model (`minilm`, a hub name or a path).")
+@click.option("--reject-source-above", type=click.FloatRange(0, 1), default=0.005,
+              show_default=True, help="Reject every row when this share of them is contaminated.")
+@catalog_option
+@data_root_option
+def decontaminate(input_path: str, out: str, benchmarks: tuple[str, ...], source: str | None,
+                  embedding_model: str | None, reject_source_above: float,
+                  catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+    """Find benchmark items inside one file: n-gram, MinHash and (optionally) embedding tiers.
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason`
+    (`contaminated:<benchmark>`, `source_rejected:contamination`) and each tier's best
+    benchmark item and score; the contamination report goes beside it.
+    """
+    from curate.adhoc import run_on_file
+
+    options = {"benchmarks": list(benchmarks), "embedding_model": embedding_model,
+               "reject_source_above": reject_source_above}
+    result = run_on_file(input_path, out, {"decontam": options}, source=source,
+                         benchmarks=benchmarks, catalog_dirs=catalog_dirs, data_root=data_root)
+    _print_file_result(result)
+
+
+def _print_file_result(result: Any) -> None:
+    from rich.table import Table
+
+    import polars as pl
+
+    console = _console()
+    console.print(f"wrote {result.out}: {result.rows:,} rows, {result.kept:,} kept")
+    if result.reasons:
+        table = Table("reason", "rows", title="Removed by reason", title_justify="left")
+        for reason, count in result.reasons.items():
+            table.add_row(reason, f"{count:,}")
+        console.print(table)
+    for name, path in result.reports.items():
+        report = pl.read_parquet(path)
+        console.print(f"{name} report: {path} ({report.height} rows)")
+        if name == "contamination" and report.height:
+            _print_contamination(report.drop("examples").to_dicts())
+
+
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 def inspect(run: str) -> None:
@@ -277,12 +363,18 @@ def _print_summary(summary: Any) -> None:
             table.add_row(reason, f"{count:,}")
         console.print(table)
     if summary.contamination:
-        table = Table("source", "benchmark", "contaminated", "share", "ngram", "minhash",
-                      "embedding", "source rejected", title="Contamination", title_justify="left")
-        for c in summary.contamination:
-            table.add_row(c["source"], c["benchmark"], f"{c['contaminated']:,}",
-                          f"{c['share']:.2%}", *(f"{c[t]:,}" for t in ("ngram", "minhash", "embedding")),
-                          "yes" if c["source_rejected"] else "no")
-        console.print(table)
+        _print_contamination(summary.contamination)
+
+
+def _print_contamination(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table("source", "benchmark", "contaminated", "share", "ngram", "minhash",
+                  "embedding", "source rejected", title="Contamination", title_justify="left")
+    for c in rows:
+        table.add_row(c["source"], c["benchmark"], f"{c['contaminated']:,}", f"{c['share']:.2%}",
+                      *(f"{c[t]:,}" for t in ("ngram", "minhash", "embedding")),
+                      "yes" if c["source_rejected"] else "no")
+    _console().print(table)
 if __name__ == "__main__":
     main()

@@ -88,3 +88,41 @@ def test_ingest_then_inspect(tmp_path):
         assert text in shown.output
     missing = CliRunner().invoke(main, ["inspect", str(tmp_path)])
     assert missing.exit_code == 2 and "is not a run folder" in missing.output
+
+
+def test_adhoc_decontaminate_writes_every_row_and_the_report(tmp_path, data_root):
+    import json
+
+    import polars as pl
+
+    item = json.loads((data_root / "benchmarks/mmlu_medical/mmlu_medical_test.jsonl").open().readline())
+    rows = [{"messages": [{"role": "user", "content": f"What is fact number {i} about gout?"},
+                          {"role": "assistant", "content": "Uric acid crystals."}]} for i in range(300)]
+    rows.insert(5, {"messages": [
+        {"role": "user", "content": item["question"] + "\n" + "\n".join(
+            f"{k}) {v}" for k, v in item["options"].items())},
+        {"role": "assistant", "content": item["answer"]}]})
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    result = CliRunner().invoke(main, [
+        "decontaminate", str(path), "--benchmark", "mmlu_medical", "--out", str(tmp_path / "out"),
+        "--reject-source-above", "0.01"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = pl.read_parquet(tmp_path / "out/decisions.parquet")
+    assert out.get_column("row").to_list() == list(range(302))
+    assert dict(out.group_by("reason").len().iter_rows()) == {
+        None: 300, "contaminated:mmlu_medical": 1, "invalid_json": 1}
+    assert out.filter(pl.col("row") == 5).item(0, "contam_item") == "mmlu_medical:0"
+    assert (tmp_path / "out/contamination.parquet").exists()
+    assert "contaminated:mmlu_medical" in result.output
+
+
+def test_adhoc_dedup_needs_messages_or_a_source(tmp_path, data_root):
+    plain = data_root / "general/dolly/dolly_151.jsonl"
+    result = CliRunner().invoke(main, ["dedup", str(plain), "--out", str(tmp_path / "o.parquet")])
+    assert result.exit_code == 2
+    assert "`messages`" in result.output and "--source" in result.output
+    mapped = CliRunner().invoke(main, ["dedup", str(plain), "--source", "dolly",
+                                       "--out", str(tmp_path / "o.parquet")])
+    assert mapped.exit_code == 0, mapped.output
+    assert "151 rows" in mapped.output

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 KEYS = ("source", "row", "id")
-_ID_PARAMETER = re.compile(r":[0-9a-f]{32}$")
+ID_PARAMETER = r":[0-9a-f]{32}$"
+"""A reason's record-id parameter (``duplicate_of:<id>``), folded away when counting."""
+_ID_PARAMETER = re.compile(ID_PARAMETER)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,123 @@
+"""One stage (or a few) on one file, for a user who just wants an answer.
+
+``run_on_file`` ingests INPUT (a JSON Lines, JSON, CSV or parquet file with a
+``messages`` column, or any file a catalog entry's mapping reads), runs the stages in a
+temporary run folder with the same machinery as ``build-mix``, and writes OUT: every
+input row with its ``row`` (0-based position in INPUT), ``id``, ``keep``, ``reason`` and
+the stages' score columns. Rows that could not become records are there too, with
+their quarantine reason. Stage reports (the contamination report) go beside OUT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.catalog import Catalog, Source, resolve_data_root
+from curate.curation import build_stages
+from curate.engine import StageContext, run_stages
+from curate.engine.stage import ID_PARAMETER
+from curate.errors import ConfigError
+from curate.ingest import ingest
+from curate.ingest.check import check_source
+from curate.store import RunStore, write_parquet
+
+
+@dataclass
+class FileResult:
+    out: Path
+    rows: int
+    kept: int
+    reasons: dict[str, int]
+    reports: dict[str, Path] = field(default_factory=dict)
+
+
+def source_for_file(path: Path, *, like: Source | None) -> Source:
+    """A source entry reading ``path``: with ``like``'s mapping, or a `messages` column."""
+    location = {"path": str(path.resolve())}
+    if like is not None:
+        return like.model_copy(update={"location": like.location.model_copy(
+            update={"path": location["path"], "hf": None})})
+    name = re.sub(r"[^a-z0-9_.-]+", "_", path.stem.lower()).strip("_.-") or "input"
+    return Source.model_validate({
+        "name": name, "version": "adhoc", "license": "unknown", "domain": "unknown",
+        "task": "unknown", "location": location,
+        "mapping": {"kind": "chat", "messages": "messages"},
+    })
+
+
+def run_on_file(
+    input_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    stages: dict[str, dict[str, Any]],
+    *,
+    source: str | None = None,
+    benchmarks: Sequence[str] = (),
+    catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+    data_root: str | os.PathLike[str] | None = None,
+) -> FileResult:
+    """Run ``stages`` (name -> options, in order) over the file and write ``out``."""
+    path = Path(input_path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    catalog = Catalog.load(catalog_dirs)
+    entry = source_for_file(path, like=catalog.source(source) if source else None)
+    root = resolve_data_root(data_root)
+    check = check_source(entry, path, root)
+    if not check.ok:
+        hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
+        raise ConfigError(f"{path}: {check.message}{hint}")
+    built = build_stages(stages, where="options")
+    bench = [catalog.benchmark(name) for name in benchmarks]
+    with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
+        store = RunStore(Path(tmp))
+        ingested = ingest([entry], store, data_root=root, benchmarks=bench)
+        if ingested.failed:
+            raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
+        context = StageContext(benchmarks={b.name: store.benchmark(b.name).files("records")
+                                           for b in bench})
+        run_stages(built, store, [entry.name], input_fingerprint="adhoc", context=context)
+        table = _every_row(store, entry.name, [s.name for s in built])
+        return _write(table, Path(out), store, [s.name for s in built])
+
+
+def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataFrame:
+    folder = store.source(source)
+    records = pl.read_parquet(folder.files("records")).select("row", "id")
+    quarantine = pl.read_parquet(folder.files("quarantine")).select(
+        "row", keep=pl.lit(False), reason=pl.col("reason"))
+    table = records.with_columns(keep=pl.lit(True), reason=pl.lit(None, pl.String))
+    for name in stage_names:
+        decisions = pl.read_parquet(store.stage(name).path / "decisions.parquet").drop("source", "id")
+        decisions = decisions.rename({"keep": f"_keep_{name}", "reason": f"_reason_{name}"})
+        table = table.join(decisions, on="row", how="left").with_columns(
+            reason=pl.coalesce("reason", f"_reason_{name}"),
+            keep=pl.col("keep") & pl.col(f"_keep_{name}").fill_null(True),
+        ).drop(f"_keep_{name}", f"_reason_{name}")
+    return pl.concat([table, quarantine], how="diagonal_relaxed").sort("row")
+
+
+def _write(table: pl.DataFrame, out: Path, store: RunStore, stage_names: list[str]) -> FileResult:
+    if out.suffix == ".parquet":
+        data_path, beside = out, lambda name: out.with_name(f"{out.stem}.{name}.parquet")
+    else:
+        data_path, beside = out / "decisions.parquet", lambda name: out / f"{name}.parquet"
+    write_parquet(table.to_arrow(), data_path)
+    reports = {}
+    for name in stage_names:
+        for report in sorted((store.stage(name).path / "reports").glob("*.parquet")):
+            target = beside(report.stem)
+            write_parquet(pl.read_parquet(report).to_arrow(), target)
+            reports[report.stem] = target
+    reasons = table.get_column("reason").drop_nulls().str.replace(ID_PARAMETER, "")
+    return FileResult(
+        out=data_path, rows=table.height, kept=int(table.get_column("keep").sum()),
+        reasons=dict(sorted(reasons.value_counts().iter_rows())), reports=reports,
+    )
