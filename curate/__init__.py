@@ -13,6 +13,14 @@ from curate.errors import (
 
 __version__ = "0.1.0"
 
+
+def load_release(path):  # noqa: ANN001, ANN201 (re-exported lazily: importing curate stays cheap)
+    """The release at ``path`` as a ``datasets.DatasetDict`` (see ``curate.mixes.release``)."""
+    from curate.mixes.release import load_release as load
+
+    return load(path)
+
+
 __all__ = [
     "ConfigError",
     "CurateError",
@@ -20,4 +28,5 @@ __all__ = [
     "RecordError",
     "SourceError",
     "__version__",
+    "load_release",
 ]

@@ -199,8 +199,52 @@ class Source(_Strict):
         return str(value) if isinstance(value, int | float) else value
 
 
+class MixSpec(_Strict):
+    """Target proportions and the budget of a mix."""
+
+    targets: dict[str, float] = Field(
+        description="Share of the budget per category: `synthetic` for synthetic records, "
+        "else the record's domain (e.g. medical: 0.6, general: 0.4). Shares add up to 1.",
+    )
+    modality: dict[Literal["text", "image"], float] | None = Field(
+        None, description="Optional shares per modality (image: image_text records); add up to 1.",
+    )
+    unit: Literal["loss_tokens", "rows"] = Field(
+        "loss_tokens", description="What the shares and the budget count.",
+    )
+    budget: int | None = Field(
+        None, gt=0, description="Size of the mix in `unit`s; unset: the largest the data allows.",
+    )
+    tokenizer: str | None = Field(
+        None, description="Tokenizer (hub name or local path) that counts loss tokens; unset: a "
+        "whitespace estimate (1.3 tokens per word), which the manifest says.",
+    )
+    temperature: float = Field(
+        1.0, gt=0, description="Sampling across sources of a category: weight ~ size**(1/T).",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="Extra weight per source inside its category.",
+    )
+    caps: dict[str, int] = Field(default_factory=dict, description="Most rows taken per source.")
+    allow_repeats: bool = Field(
+        False, description="Let a category repeat records when it has too few (counted).",
+    )
+    tolerance: float = Field(
+        0.005, gt=0, lt=0.5, description="How far a realised share may be from its target.",
+    )
+
+    @field_validator("targets", "modality")
+    @classmethod
+    def _shares(cls, shares: dict[str, float] | None) -> dict[str, float] | None:
+        if shares is None:
+            return None
+        if any(v < 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+            raise ValueError(f"shares must be >= 0 and add up to 1, got {sum(shares.values()):g}")
+        return shares
+
+
 class Recipe(_Strict):
-    """A mix recipe: which sources and benchmarks, which stages, and the seed."""
+    """A mix recipe: which sources and benchmarks, which stages, the mix and the seed."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Recipe name; runs and releases use it.")
     version: str = Field(description="Release version this recipe produces.")
@@ -213,6 +257,9 @@ class Recipe(_Strict):
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Stages to run, in order: stage name -> its options ({} for defaults).",
+    )
+    mix: MixSpec | None = Field(
+        None, description="Targets and budget; unset: every kept record goes to the release.",
     )
 
     @field_validator("version", mode="before")
@@ -448,6 +495,12 @@ class Catalog:
                 self.source(name)
             for name in recipe.benchmarks:
                 self.benchmark(name)
+            if recipe.mix is not None:
+                for field_name in ("weights", "caps"):
+                    for name in getattr(recipe.mix, field_name):
+                        if name not in recipe.sources:
+                            raise ConfigError(
+                                f"`mix.{field_name}` names `{name}`, which is not in `sources`")
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         return recipe

@@ -210,23 +210,33 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 
 @main.command("build-mix")
 @click.argument("recipe")
+@click.option("--out", "releases_dir", type=click.Path(file_okay=False), default="releases",
+              show_default=True, help="Folder of releases (<out>/<recipe>/<version>).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the resolved plan and the feasibility check; build nothing.")
 @catalog_option
 @data_root_option
 @runs_option
 @run_id_option
 @batch_option
-def build_mix(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
-              run_id: str | None, batch_rows: int) -> None:
-    """Build RECIPE (a YAML path or a mix name) end to end: ingest, then every stage.
+def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple[str, ...],
+              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int) -> None:
+    """Build RECIPE (a YAML path or a mix name) end to end: ingest every source, run every
+    stage, allocate the mix to its target shares and write the release.
 
-    Finished work is reused: building again resumes, and a changed threshold re-runs
-    only that stage's decision.
+    Finished work is reused: building again resumes, a changed threshold re-runs only
+    that stage's decision, and an unchanged recipe leaves its release as it is.
     """
     from curate.mixes import build_mix as build
+    from curate.mixes import plan_mix
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    if dry_run:
+        _print_plan(plan_mix(run))
+        return
     with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
-        result = build(run, batch_rows=batch_rows, ingest_progress=on_rows, stage_progress=on_stage)
+        result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
+                       ingest_progress=on_rows, stage_progress=on_stage)
     _report_build(result)
     if result.ingest.failed:
         sys.exit(1)
@@ -238,6 +248,135 @@ def _report_build(result: BuildResult) -> None:
     _print_summary(inspect_run(result.run.store.root))
     if result.ingest.failed:
         _console().print("[red]stages did not run: a source failed to ingest[/]")
+    if result.release is not None:
+        _print_release(result.release.manifest, f"release {result.release.path} "
+                       f"({result.release.status})")
+
+
+def _print_release(manifest: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    console = _console()
+    budget = manifest["budget"]
+    table = Table("category", "target", "realised", "loss tokens", "rows", title=title,
+                  title_justify="left",
+                  caption=f"budget {budget['amount']:,} {budget['unit'].replace('_', ' ')}; "
+                  f"loss tokens by {budget['counting']}")
+    for c in manifest["composition"]:
+        target = "-" if c["target"] is None else f"{c['target']:.1%}"
+        table.add_row(c["category"], target, f"{c['realised']:.2%}", f"{c['loss_tokens']:,}",
+                      f"{c['rows']:,}")
+    console.print(table)
+    modality = ", ".join(f"{m} {v['loss_tokens_share']:.1%} of loss tokens ({v['rows']:,} rows)"
+                         for m, v in manifest["modality"].items())
+    console.print(f"modality: {modality}")
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    import yaml
+
+    console = _console()
+    console.print(yaml.safe_dump(plan["recipe"], sort_keys=False).rstrip())
+    console.print(f"[bold]feasibility:[/] {plan['feasibility']}")
+
+
+# -- releases ----------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def release() -> None:
+    """List, show, compare, export and publish releases."""
+
+
+@release.command("ls")
+@click.option("--root", type=click.Path(file_okay=False), default="releases", show_default=True,
+              help="Folder of releases.")
+def release_ls(root: str) -> None:
+    """List the releases under ROOT (name, version, rows, loss tokens)."""
+    from rich.table import Table
+
+    from curate.mixes import list_releases
+
+    table = Table("name", "version", "rows", "loss tokens", "path")
+    for r in list_releases(root):
+        table.add_row(r["name"], r["version"], f"{r['rows']:,}", f"{r['loss_tokens']:,}", r["path"])
+    _console().print(table)
+
+
+@release.command("show")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def release_show(path: str) -> None:
+    """Print a release's composition, curation counts and contamination."""
+    from curate.mixes.release import read_manifest
+
+    manifest = read_manifest(path)
+    _print_release(manifest, f"{manifest['name']} {manifest['version']}")
+    for stage in manifest["stages"]:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in stage["reasons"].items()) or "nothing removed"
+        _console().print(f"{stage['stage']}: {stage['rows']:,} in, {stage['kept']:,} kept ({reasons})")
+    if manifest["contamination"]:
+        _print_contamination(manifest["contamination"])
+
+
+@release.command("diff")
+@click.argument("a", type=click.Path(exists=True, file_okay=False))
+@click.argument("b", type=click.Path(exists=True, file_okay=False))
+def release_diff(a: str, b: str) -> None:
+    """What changed from release A to release B: rows added and removed by source (with
+    B's reason for each removal) and the composition side by side."""
+    from rich.table import Table
+
+    from curate.mixes import diff_releases
+
+    diff = diff_releases(a, b)
+    console = _console()
+    added = Table("source", "rows added", title="Added in B", title_justify="left")
+    for row in diff["added"]:
+        added.add_row(row["source"], f"{row['len']:,}")
+    console.print(added)
+    removed = Table("source", "stage", "reason", "rows", title="Removed in B", title_justify="left")
+    for row in diff["removed"]:
+        removed.add_row(row["source"], row["stage"] or "-", row["reason"], f"{row['len']:,}")
+    console.print(removed)
+    shares = Table("category", "A", "B", "A rows", "B rows", title="Composition", title_justify="left")
+    for c in diff["composition"]:
+        shares.add_row(c["category"], "-" if c["a"] is None else f"{c['a']:.2%}", f"{c['b']:.2%}",
+                       "-" if c["a_rows"] is None else f"{c['a_rows']:,}", f"{c['b_rows']:,}")
+    console.print(shares)
+    console.print(f"recipe changed: {'yes' if diff['recipe_changed'] else 'no'}; "
+                  f"seeds {diff['seed'][0]} -> {diff['seed'][1]}")
+
+
+@release.command("export")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+def release_export(path: str, out: str) -> None:
+    """Save the release with `datasets` `save_to_disk` into OUT (for `load_from_disk`)."""
+    from curate.mixes import export_release
+
+    _console().print(f"saved {export_release(path, out)}")
+
+
+@release.command("push")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo", required=True, help="Hugging Face dataset repository (owner/name).")
+@click.option("--dry-run", is_flag=True, help="List what would be uploaded; send nothing.")
+def release_push(path: str, repo: str, dry_run: bool) -> None:
+    """Upload the release to a Hugging Face dataset repo and tag it v<version>.
+
+    Offline (HF_HUB_OFFLINE=1) it stops at a dry run listing what would be uploaded.
+    """
+    from curate.mixes.release import push_release
+
+    result = push_release(path, repo, dry_run=dry_run)
+    console = _console()
+    if not result["uploaded"]:
+        console.print(f"{result['reason']}: would upload {len(result['files'])} files to "
+                      f"datasets/{repo} and tag {result['tag']}")
+        for name in result["files"]:
+            console.print(f"  {name}")
+    else:
+        console.print(f"uploaded to datasets/{repo} at {result['commit']}, tagged {result['tag']}")
 
 
 input_argument = click.argument("input_path", metavar="INPUT",
@@ -357,8 +496,12 @@ def _print_summary(summary: Any) -> None:
             table.add_row(q["source"], q["reason"], f"{q['rows']:,}")
         console.print(table)
     for stage in summary.stages:
-        table = Table("reason", "rows", title=f"{stage['stage']}: {stage['rows']:,} in, "
-                      f"{stage['kept']:,} kept, {stage['dropped']:,} dropped", title_justify="left")
+        title = (f"{stage['stage']}: {stage['rows']:,} in, {stage['kept']:,} kept, "
+                 f"{stage['dropped']:,} dropped")
+        if not stage["reasons"]:
+            console.print(title)
+            continue
+        table = Table("reason", "rows", title=title, title_justify="left")
         for reason, count in stage["reasons"].items():
             table.add_row(reason, f"{count:,}")
         console.print(table)

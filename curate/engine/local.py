@@ -45,6 +45,14 @@ def record_files(store: RunStore, sources: Sequence[str]) -> list[Path]:
     return [path for name in sources for path in store.source(name).files("records")]
 
 
+def _inputs(store: RunStore, sources: Sequence[str], dropped: pl.DataFrame) -> pl.LazyFrame:
+    """The records a stage reads: every ingested record not dropped by an earlier stage."""
+    files = record_files(store, sources)
+    if not files:
+        return pl.from_arrow(empty_records()).lazy()
+    return _drop(pl.scan_parquet(files), dropped)
+
+
 def _drop(frame: pl.LazyFrame, dropped: pl.DataFrame) -> pl.LazyFrame:
     if dropped.height == 0:
         return frame
@@ -111,9 +119,7 @@ def _run_stage(
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
     decisions = stage.decide(scores)
     write_parquet(decisions.to_arrow(), decisions_path)
-    inputs = _drop(pl.scan_parquet(record_files(store, sources)), dropped) if record_files(
-        store, sources) else pl.from_arrow(empty_records()).lazy()
-    for name, table in stage.reports(decisions, inputs, context).items():
+    for name, table in stage.reports(decisions, _inputs(store, sources, dropped), context).items():
         write_parquet(table.to_arrow(), folder / "reports" / f"{name}.parquet")
     reasons = Counter(
         reason_code(r) for r in decisions.get_column("reason").drop_nulls().to_list()
@@ -169,13 +175,9 @@ def _score_dataset(
     folder: ShardedFolder,
     progress: Progress | None,
 ) -> None:
-    files = record_files(store, sources)
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
-    if files:
-        records = _drop(pl.scan_parquet(files).select(columns), dropped)
-        scores = stage.score(records, context).sort("source", "row")
-    else:
-        scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
+    records = _inputs(store, sources, dropped).select(columns)
+    scores = stage.score(records, context).sort("source", "row")
     folder.write_shard("all", {"scores": scores.to_arrow()}, {"rows": scores.height})
     if progress is not None:
         progress(stage.name, 1, 1)

@@ -1,8 +1,4 @@
-"""`build-mix`: a recipe, end to end, through the run store.
-
-Today: ingest every source, then run the recipe's stages in order. Allocation and the
-release plug in after the stages.
-"""
+"""`build-mix`: a recipe, end to end: ingest, stages, allocation, release."""
 
 from __future__ import annotations
 
@@ -10,15 +6,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from curate import __version__
 from curate.catalog import Catalog, Recipe, resolve_data_root
 from curate.curation import build_stages
+from curate.errors import ConfigError
 from curate.engine import StageContext, StageResult, run_stages
 from curate.engine.local import Progress as StageProgress
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
+from curate.mixes.assemble import assemble_release
+from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
 from curate.store import RunStore, fingerprint
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -40,6 +40,7 @@ class BuildResult:
     run: Run
     ingest: IngestResult
     stages: list[StageResult]
+    release: WrittenRelease | None = None
 
 
 def open_run(
@@ -86,12 +87,13 @@ def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
 def build_mix(
     run: Run,
     *,
+    releases_dir: str | os.PathLike[str] = DEFAULT_RELEASES_DIR,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     ingest_progress: IngestProgress | None = None,
     stage_progress: StageProgress | None = None,
 ) -> BuildResult:
-    """Ingest, then run every stage of the recipe. Stages run only when ingestion of
-    every source succeeded; finished work is reused."""
+    """Ingest, run every stage, allocate the mix and write the release. Stages run only
+    when every source ingested; finished work is reused; the release is immutable."""
     stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
     ingested = ingest_run(run, batch_rows=batch_rows, progress=ingest_progress)
     if ingested.failed:
@@ -103,4 +105,39 @@ def build_mix(
         name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks})
     results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
                          context=context, progress=stage_progress)
-    return BuildResult(run, ingested, results)
+    release = assemble_release(run, results, Path(releases_dir))
+    return BuildResult(run, ingested, results, release)
+
+
+def plan_mix(run: Run) -> dict[str, Any]:
+    """The resolved recipe and whether its mix is feasible, without heavy work: the
+    check uses what the run folder already holds (ingested sources, finished stages)."""
+    from curate.mixes.allocate import cell_budgets
+    from curate.mixes.assemble import candidates
+
+    build_stages(run.recipe.stages, where=str(run.recipe_file))  # options are checked here
+    plan = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True), "feasibility": ""}
+    spec = run.recipe.mix
+    missing = [n for n in run.recipe.sources if not run.store.source(n).state()
+               or not run.store.source(n).state().get("complete")]
+    if spec is None:
+        plan["feasibility"] = "no `mix`: every kept record goes to the release"
+    elif missing:
+        plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
+                               "yet (run `curate ingest` first, or build)")
+    else:
+        from curate.mixes.assemble import _removed_keys
+
+        stages = [n for n in run.recipe.stages if (run.store.stage(n).path / "decisions.parquet").exists()]
+        pool = candidates(run.store, run.recipe.sources, _removed_keys(run.store, stages), spec.tokenizer)
+        import polars as pl
+
+        units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
+        available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
+        try:
+            budget, _ = cell_budgets(available.sort("category", "modality"), spec)
+            plan["feasibility"] = (f"feasible: budget {budget:,} {spec.unit.replace('_', ' ')} "
+                                   f"(after {', '.join(stages) or 'ingestion only'})")
+        except ConfigError as exc:
+            plan["feasibility"] = f"[red]{exc}[/]"
+    return plan

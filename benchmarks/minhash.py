@@ -1,0 +1,760 @@
+"""MinHash near-dedup and decontamination: curate vs datasketch vs DataTrove, in one run.
+
+A seeded generator writes a corpus (default 200,000 documents of 50-400 words drawn from
+the word frequencies of the real MedQuAD answers) with planted near-duplicates: 5% of
+the documents are originals with 1-3 copies each, a copy having 5-20% of its tokens
+replaced, inserted or deleted in 1-8 spans. It also writes 2,000 MCQA-like benchmark
+items: a question of 12-49 words (30% end in a stock exam phrase) and four options of
+1-4 words drawn without the 300 most frequent words (real options are content words).
+200 items are planted into documents in four kinds (verbatim or edited, alone or
+embedded in a longer text); 0.5% of the clean documents carry a stock exam phrase and
+must not be flagged. The truth: the planted (original, copy) pairs, binned by their
+exact Jaccard similarity on 5-word shingles (curate's plain-Python ``shingles``), and
+the planted items.
+
+Each tool runs in a fresh subprocess, so peak RSS is its own (DataTrove's worker
+processes are summed in with psutil):
+
+- curate kernel: ``signatures``; LSH = ``band_keys`` + ``candidate_pairs``; clustering =
+  ``verify`` (exact Jaccard >= 0.8) + ``clusters``.
+- curate pipeline: ``ingest`` of the JSON Lines file (one subprocess), then the
+  ``near_dedup`` and ``decontam`` stages with ``run_stages`` (another): the honest
+  end-to-end figure.
+- datasketch per document: ``MinHash.update`` per shingle; ``MinHashLSH`` insert and
+  query; clustering = verification by the estimated Jaccard >= 0.8 + connected components.
+- datasketch batched: ``MinHash.bulk``, an insertion session, the rest as above.
+  Both datasketch runs use curate's ``shingles`` and ``shingle_hash`` (scheme affine64),
+  so their hash values are curate's.
+- DataTrove: MinhashDedupSignature / Buckets / Cluster / Filter, each a
+  ``LocalPipelineExecutor`` (its defaults: 5-grams, 14 buckets x 8 hashes, 64-bit
+  xxhash; 2 workers where a stage has several tasks). It has no verification step.
+
+A planted pair is found when both documents end in the same cluster (connected
+component) of the tool's candidate pairs ("cand") or final pairs ("final"); precision is
+the share of a tool's pairs whose exact Jaccard is >= 0.8.
+
+The peers are slow, so they run on the first ``--peer-docs`` documents (a self-contained
+prefix: families never straddle 10,000-document blocks); curate runs on that prefix and
+on the whole corpus. ``--scale`` is the 1,000,000 documents x 10,000 items check, curate
+only. Corpora are written to ``benchmarks/_work/`` once and reused.
+
+    .venv/bin/python benchmarks/minhash.py              # a few minutes on 2 cores
+    .venv/bin/python benchmarks/minhash.py --scale
+
+Needs ``datasketch``, ``psutil``, ``datatrove[processing]``, ``spacy`` (DataTrove's
+English word tokenizer) and ``orjson`` (DataTrove's JsonlReader).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+BLOCK = 10_000  # families and planted items never straddle blocks, so prefixes are self-contained
+THRESHOLD = 0.8
+BIN_EDGES = (0.5, 0.7, 0.8, 0.9)
+BIN_LABELS = ("<0.5", "0.5-0.7", "0.7-0.8", "0.8-0.9", "0.9-1.0")
+HIGH_BINS = slice(3, 5)  # true Jaccard >= 0.8
+FAMILY_SHARE = 0.05
+BOILERPLATE_SHARE = 0.005
+KINDS = ("verbatim alone", "verbatim embedded", "edited alone", "edited embedded")
+STOCK_PHRASES = (
+    "which of the following is the most appropriate next step in the management of this patient",
+    "which of the following is the most likely diagnosis in this patient based on the findings above",
+    "which of the following best explains the mechanism of action of the drug described in this case",
+    "which of the following laboratory findings would most likely be expected in this patient at this time",
+)
+SOURCE, BENCH = "bench_corpus", "bench_items"
+
+
+# -- corpus -----------------------------------------------------------------------------
+
+
+class Words:
+    """Words drawn independently with their frequency in the MedQuAD answers."""
+
+    def __init__(self, medquad: Path, rng: np.random.Generator, common: int = 300):
+        counts: Counter[str] = Counter()
+        with medquad.open() as lines:
+            for line in lines:
+                counts.update(re.findall(r"\w+", json.loads(line)["answer"]))
+        words = sorted(counts)
+        freq = np.array([counts[w] for w in words], dtype=np.float64)
+        self.words = np.array(words, dtype=object)
+        self.cdf = np.cumsum(freq) / freq.sum()
+        rare = freq.copy()
+        rare[np.argsort(-freq, kind="stable")[:common]] = 0  # options: no function words
+        self.content_cdf = np.cumsum(rare) / rare.sum()
+        self.rng = rng
+
+    def draw(self, n: int, content: bool = False) -> list[str]:
+        cdf = self.content_cdf if content else self.cdf
+        index = np.minimum(np.searchsorted(cdf, self.rng.random(n), side="right"), len(self.words) - 1)
+        return self.words[index].tolist()
+
+
+def edit(words: list[str], draw: Words, rng: np.random.Generator) -> list[str]:
+    """A near-copy: 5-20% of the tokens replaced, inserted or deleted, in 1-8 spans."""
+    out = list(words)
+    k = max(1, round(rng.uniform(0.05, 0.20) * len(words)))
+    spans = min(int(rng.choice([1, 2, 3, 4, 8], p=[0.6, 0.2, 0.08, 0.04, 0.08])), k)
+    cuts = np.sort(rng.choice(np.arange(1, k), spans - 1, replace=False)) if spans > 1 else []
+    for size in np.diff([0, *cuts, k]).astype(int):
+        op = rng.choice(3, p=[0.25, 0.375, 0.375])
+        pos = int(rng.integers(0, max(1, len(out) - size)))
+        if op == 0:
+            out[pos : pos + size] = draw.draw(size)
+        elif op == 1:
+            out[pos:pos] = draw.draw(size)
+        else:
+            del out[pos : pos + size]
+    return out
+
+
+def make_item(draw: Words, rng: np.random.Generator) -> dict:
+    question = draw.draw(int(rng.integers(12, 50)))
+    if rng.random() < 0.3:
+        question += STOCK_PHRASES[int(rng.integers(len(STOCK_PHRASES)))].split()
+    options = [" ".join(draw.draw(int(rng.integers(1, 5)), content=True)) for _ in range(4)]
+    return {"question": " ".join(question) + "?", "options": options, "answer": int(rng.integers(4))}
+
+
+def item_text(item: dict, edited: bool, draw: Words, rng: np.random.Generator) -> str:
+    """An item as it appears in a document; edited: 15% of the question's words replaced at
+    scattered positions, options shuffled, another label style."""
+    question = item["question"].split()
+    options = list(item["options"])
+    if not edited:
+        lines = [f"{label}. {o}" for label, o in zip("ABCD", options)]
+        return "\n".join([" ".join(question), *lines, f"Answer: {'ABCD'[item['answer']]}"])
+    for p in rng.choice(len(question), max(2, round(0.15 * len(question))), replace=False):
+        question[p] = draw.draw(1)[0]
+    options = [options[i] for i in rng.permutation(4)]
+    return "\n".join([" ".join(question), *[f"({label}) {o}" for label, o in zip("abcd", options)]])
+
+
+def make_block(m: int, planted: list[tuple[int, dict, int]], draw: Words,
+               rng: np.random.Generator) -> tuple[list[str], list[tuple[int, int]], list[tuple], list[int]]:
+    """``m`` documents, shuffled: (texts, planted pairs, planted items, boilerplate docs)."""
+    families = round(FAMILY_SHARE * m)
+    copies_per = rng.choice([1, 2, 3], families, p=[0.7, 0.2, 0.1])
+    n_base = m - int(copies_per.sum())
+    lengths = rng.integers(50, 401, n_base)
+    flat = draw.draw(int(lengths.sum()))
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    base = [flat[bounds[i] : bounds[i + 1]] for i in range(n_base)]
+    texts = [" ".join(words) for words in base]
+    pairs = []
+    for f in range(families):
+        for _ in range(copies_per[f]):
+            pairs.append((f, len(texts)))
+            texts.append(" ".join(edit(base[f], draw, rng)))
+    singles = list(range(families, n_base))
+    contaminated = []
+    for host, (item_index, item, kind) in zip(singles, planted):
+        text = item_text(item, edited=kind >= 2, draw=draw, rng=rng)
+        if kind % 2 == 0:
+            texts[host] = text
+        else:
+            cut = int(rng.integers(0, len(base[host])))
+            texts[host] = " ".join(base[host][:cut]) + "\n" + text + "\n" + " ".join(base[host][cut:])
+        contaminated.append((host, item_index, kind))
+    boilerplate = singles[len(planted) : len(planted) + round(BOILERPLATE_SHARE * m)]
+    for host in boilerplate:
+        cut = int(rng.integers(0, len(base[host])))
+        phrase = STOCK_PHRASES[int(rng.integers(len(STOCK_PHRASES)))]
+        texts[host] = " ".join(base[host][:cut] + [phrase + "?"] + base[host][cut:])
+    order = rng.permutation(m)
+    position = np.empty(m, np.int64)
+    position[order] = np.arange(m)
+    return ([texts[i] for i in order], [(position[a], position[b]) for a, b in pairs],
+            [(position[d], i, k) for d, i, k in contaminated], [position[d] for d in boilerplate])
+
+
+def true_jaccard(a: str, b: str) -> float:
+    from curate.curation.minhash import shingles
+
+    x, y = set(shingles(a)), set(shingles(b))
+    return len(x & y) / len(x | y) if x or y else 0.0
+
+
+def build_corpus(docs: int, items: int, planted: int, seed: int, medquad: Path) -> Path:
+    """Write (once) corpus.jsonl, items.jsonl and truth.npz; return their folder."""
+    folder = WORK / f"minhash_{docs}_{items}_{planted}_s{seed}"
+    if (folder / "truth.npz").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    draw = Words(medquad, rng)
+    bench = [make_item(draw, rng) for _ in range(items)]
+    with (folder / "items.jsonl").open("w") as out:
+        out.writelines(json.dumps(item) + "\n" for item in bench)
+    n_blocks = -(-docs // BLOCK)
+    to_plant: list[list[tuple[int, dict, int]]] = [[] for _ in range(n_blocks)]
+    for j in range(planted):
+        to_plant[j % n_blocks].append((j, bench[j], (j // n_blocks) % len(KINDS)))
+    pairs, jaccards, contaminated, boilerplate = [], [], [], []
+    with (folder / "corpus.jsonl").open("w") as out:
+        for b in range(n_blocks):
+            start = b * BLOCK
+            texts, p, c, bp = make_block(min(BLOCK, docs - start), to_plant[b], draw, rng)
+            out.writelines(json.dumps({"id": f"d{start + i:07d}", "text": t}) + "\n"
+                           for i, t in enumerate(texts))
+            pairs += [(start + x, start + y) for x, y in p]
+            jaccards += [true_jaccard(texts[x], texts[y]) for x, y in p]
+            contaminated += [(start + d, i, k) for d, i, k in c]
+            boilerplate += [start + d for d in bp]
+    np.savez(folder / "truth.tmp.npz", pairs=np.array(pairs, np.int64).reshape(-1, 2),
+             jaccard=np.array(jaccards), contaminated=np.array(contaminated, np.int64).reshape(-1, 3),
+             boilerplate=np.array(boilerplate, np.int64))
+    (folder / "truth.tmp.npz").rename(folder / "truth.npz")
+    return folder
+
+
+def prefix(folder: Path, n: int) -> tuple[Path, Path]:
+    """The first ``n`` documents as one JSON Lines file and as two shards (for DataTrove)."""
+    path, shards = folder / f"corpus_{n}.jsonl", folder / f"shards_{n}"
+    if not path.exists():
+        with (folder / "corpus.jsonl").open() as lines:
+            head = [next(lines) for _ in range(n)]
+        shards.mkdir(exist_ok=True)
+        (shards / "00000.jsonl").write_text("".join(head[: n // 2]))
+        (shards / "00001.jsonl").write_text("".join(head[n // 2 :]))
+        path.write_text("".join(head))
+    return path, shards
+
+
+# -- workers (each in a fresh interpreter) -------------------------------------------------
+
+
+class TreePeak(threading.Thread):
+    """Peak of the summed RSS of this process and its descendants, sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while True:
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.05)
+
+
+def read_corpus(path: Path):
+    """The JSON Lines corpus as an Arrow table (id, text)."""
+    import pyarrow.json as pj
+
+    return pj.read_json(path)
+
+
+def components(n: int, edges: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def work_curate_kernel(spec: dict) -> dict:
+    import polars as pl
+    import pyarrow.compute as pc
+
+    from curate.curation.minhash import MinHashConfig, band_keys, shingle_table, signatures
+    from curate.curation.near_dedup import candidate_pairs, clusters, verify
+
+    config = MinHashConfig()
+    started = time.perf_counter()
+    table = read_corpus(spec["input"])
+    texts, ids = table.column("text").combine_chunks(), pl.from_arrow(table.column("id"))
+    read = time.perf_counter() - started
+    signatures(texts.slice(0, 64), config)  # load (or compile) the numba kernels
+    shingle_table(texts.slice(0, 64), config.ngram)
+
+    started = time.perf_counter()
+    sigs = signatures(texts, config)
+    sig = time.perf_counter() - started
+
+    started = time.perf_counter()
+    bands, rows = config.banding
+    empty = pl.Series(pc.binary_length(texts).to_numpy(zero_copy_only=False) == 0)
+    pairs = candidate_pairs(band_keys(sigs, bands, rows), empty=empty)
+    lsh = time.perf_counter() - started
+
+    started = time.perf_counter()
+    similarity = verify(pairs, texts, config.ngram)
+    verified = pairs.with_columns(jaccard=pl.Series(similarity, dtype=pl.Float64)).filter(
+        pl.col("jaccard") >= config.threshold)
+    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    clusters(verified, len(texts), lengths, ids)
+    cluster = time.perf_counter() - started
+
+    np.savez(spec["out"], cand=pairs.select("a", "b").to_numpy(), final=verified.select("a", "b").to_numpy())
+    return {"docs": len(texts), "read": read, "sig": sig, "lsh": lsh, "cluster": cluster,
+            "lsh_params": f"{bands}x{rows}"}
+
+
+def work_datasketch(spec: dict, batched: bool) -> dict:
+    from datasketch import MinHash, MinHashLSH
+
+    from curate.curation.minhash import shingle_hash, shingles
+
+    started = time.perf_counter()
+    texts = read_corpus(spec["input"]).column("text").to_pylist()
+    read = time.perf_counter() - started
+    options = {"num_perm": 128, "seed": 1, "scheme": "affine64", "hashfunc": shingle_hash}
+
+    started = time.perf_counter()
+    if batched:
+        sketches = MinHash.bulk([shingles(t) for t in texts], **options)
+    else:
+        sketches = []
+        for text in texts:
+            sketch = MinHash(**options)
+            for shingle in shingles(text):
+                sketch.update(shingle)
+            sketches.append(sketch)
+    sig = time.perf_counter() - started
+
+    started = time.perf_counter()
+    index = MinHashLSH(threshold=THRESHOLD, num_perm=128)
+    if batched:
+        with index.insertion_session() as session:
+            for i, sketch in enumerate(sketches):
+                session.insert(i, sketch)
+    else:
+        for i, sketch in enumerate(sketches):
+            index.insert(i, sketch)
+    candidates = {(min(i, j), max(i, j)) for i, sketch in enumerate(sketches)
+                  for j in index.query(sketch) if j != i}
+    lsh = time.perf_counter() - started
+
+    started = time.perf_counter()
+    cand = np.array(sorted(candidates), np.int64).reshape(-1, 2)
+    final = np.array([(a, b) for a, b in cand if sketches[a].jaccard(sketches[b]) >= THRESHOLD],
+                     np.int64).reshape(-1, 2)
+    components(len(texts), final)
+    cluster = time.perf_counter() - started
+
+    np.savez(spec["out"], cand=cand, final=final)
+    return {"docs": len(texts), "read": read, "sig": sig, "lsh": lsh, "cluster": cluster,
+            "lsh_params": f"{index.b}x{index.r}"}
+
+
+def work_datatrove(spec: dict) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.logging import logger
+
+    logger.remove()  # its per-task logs go to logging_dir anyway
+    shards = Path(spec["shards"])
+    files = sorted(shards.glob("*.jsonl"))
+    offsets = np.cumsum([0] + [sum(1 for _ in f.open()) for f in files])
+    config = MinhashConfig()
+    base = Path(spec["scratch"])
+    shutil.rmtree(base, ignore_errors=True)
+    steps = {
+        "sig": LocalPipelineExecutor(
+            [JsonlReader(str(shards)), MinhashDedupSignature(str(base / "sigs"), config=config)],
+            tasks=len(files), workers=2, logging_dir=str(base / "logs1")),
+        "lsh": LocalPipelineExecutor(
+            [MinhashDedupBuckets(str(base / "sigs"), str(base / "buckets"), config=config)],
+            tasks=config.num_buckets, workers=2, logging_dir=str(base / "logs2")),
+        "cluster": LocalPipelineExecutor(
+            [MinhashDedupCluster(str(base / "buckets"), str(base / "remove"), config=config)],
+            tasks=1, logging_dir=str(base / "logs3")),
+        "filter": LocalPipelineExecutor(
+            [JsonlReader(str(shards)), MinhashDedupFilter(str(base / "remove")),
+             JsonlWriter(str(base / "output"))],
+            tasks=len(files), workers=2, logging_dir=str(base / "logs4")),
+    }
+    seconds = {}
+    for name, executor in steps.items():
+        started = time.perf_counter()
+        executor.run()
+        seconds[name] = time.perf_counter() - started
+
+    dups = [np.fromfile(f, dtype="<u4").reshape(-1, 4) for f in sorted((base / "buckets").glob("*.dups"))]
+    raw = np.concatenate(dups) if dups else np.zeros((0, 4), np.uint32)
+    cand = np.stack([offsets[raw[:, 0]] + raw[:, 1], offsets[raw[:, 2]] + raw[:, 3]], axis=1)
+    cand = np.unique(np.sort(cand.astype(np.int64), axis=1), axis=0)
+    removed = sum(f.stat().st_size // 4 for f in (base / "remove").glob("*.remove"))
+    np.savez(spec["out"], cand=cand, final=cand)
+    return {"docs": int(offsets[-1]), "read": 0.0, **seconds, "removed": removed,
+            "lsh_params": f"{config.num_buckets}x{config.hashes_per_bucket}"}
+
+
+def corpus_source(path: Path):
+    from curate.catalog import Source
+
+    return Source.model_validate({
+        "name": SOURCE, "version": "1", "license": "CC0-1.0", "domain": "medical",
+        "origin": "synthetic", "task": "qa", "location": {"path": str(path)},
+        "mapping": {"kind": "chat", "question": "text"},
+    })
+
+
+def items_source(path: Path):
+    from curate.catalog import Source
+
+    return Source.model_validate({
+        "name": BENCH, "version": "1", "license": "CC0-1.0", "domain": "medical",
+        "origin": "synthetic", "task": "mcqa", "location": {"path": str(path)},
+        "mapping": {"kind": "mcqa", "question": "question", "options": "options",
+                    "answer": "answer", "answer_format": "index"},
+    })
+
+
+def work_curate_ingest(spec: dict) -> dict:
+    from curate.ingest import ingest
+    from curate.store import RunStore
+
+    run = Path(spec["run"])
+    shutil.rmtree(run, ignore_errors=True)
+    started = time.perf_counter()
+    result = ingest([corpus_source(Path(spec["input"]))], RunStore(run), data_root=WORK,
+                    benchmarks=[items_source(Path(spec["items"]))])
+    seconds = time.perf_counter() - started
+    assert not result.failed, result.failed
+    return {"ingest": seconds, "records": result.sources[0].records}
+
+
+def work_curate_stages(spec: dict) -> dict:
+    from curate.curation import build_stages
+    from curate.curation.minhash import MinHashConfig, shingle_table, signatures
+    from curate.engine import StageContext, run_stages
+    from curate.store import RunStore
+
+    signatures(["warm up the numba kernels"], MinHashConfig())
+    shingle_table(["warm up the numba kernels"], 5)
+    store = RunStore(Path(spec["run"]))
+    stages = build_stages({"near_dedup": {}, "decontam": {}}, where="bench")
+    context = StageContext(benchmarks={BENCH: store.benchmark(BENCH).files("records")})
+    started = time.perf_counter()
+    results = run_stages(stages, store, [SOURCE], input_fingerprint="bench", context=context)
+    seconds = time.perf_counter() - started
+    return {"stages": seconds, **{r.name: r.stats["seconds"] for r in results}}
+
+
+WORKERS = {
+    "curate kernel": work_curate_kernel,
+    "curate ingest": work_curate_ingest,
+    "curate stages": work_curate_stages,
+    "datasketch per-doc": lambda spec: work_datasketch(spec, batched=False),
+    "datasketch batched": lambda spec: work_datasketch(spec, batched=True),
+    "DataTrove": work_datatrove,
+}
+PEERS = ("datasketch per-doc", "datasketch batched", "DataTrove")
+
+
+def measure(tool: str, **spec) -> dict | None:
+    """Run one worker in a fresh interpreter; its figures, or None (failure printed)."""
+    spec = {k: str(v) for k, v in spec.items()}
+    proc = subprocess.run([sys.executable, __file__, "--worker", tool, "--spec", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        print(f"!! {tool} failed (exit {proc.returncode}):\n{tail}")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- scoring against the truth -------------------------------------------------------------
+
+
+class Truth:
+    """Planted pairs and items, restricted to the first ``n`` documents."""
+
+    def __init__(self, folder: Path, n: int):
+        data = np.load(folder / "truth.npz")
+        keep = (data["pairs"] < n).all(axis=1)
+        self.n = n
+        self.pairs, self.jaccard = data["pairs"][keep], data["jaccard"][keep]
+        self.bin = np.searchsorted(BIN_EDGES, self.jaccard, side="right")
+        self.contaminated = data["contaminated"][data["contaminated"][:, 0] < n]
+        self.boilerplate = data["boilerplate"][data["boilerplate"] < n]
+        self._texts: list[str] | None = None
+        self._folder = folder
+        self._cache: dict[tuple[int, int], float] = {}
+
+    def bin_counts(self) -> list[int]:
+        return [int((self.bin == b).sum()) for b in range(len(BIN_LABELS))]
+
+    def found(self, labels: np.ndarray) -> list[float]:
+        """Per bin: share of planted pairs whose documents share a label."""
+        same = labels[self.pairs[:, 0]] == labels[self.pairs[:, 1]]
+        return [float(same[self.bin == b].mean()) if (self.bin == b).any() else float("nan")
+                for b in range(len(BIN_LABELS))]
+
+    def high_recall(self, labels: np.ndarray) -> float:
+        same = labels[self.pairs[:, 0]] == labels[self.pairs[:, 1]]
+        return float(same[self.bin >= HIGH_BINS.start].mean())
+
+    def precision(self, edges: np.ndarray) -> float:
+        """Share of pairs whose exact Jaccard (plain-Python shingles) reaches the threshold."""
+        if len(edges) == 0:
+            return float("nan")
+        if self._texts is None:
+            with (self._folder / "corpus.jsonl").open() as lines:
+                self._texts = [json.loads(next(lines))["text"] for _ in range(self.n)]
+        for a, b in map(tuple, edges.tolist()):
+            if (a, b) not in self._cache:
+                self._cache[(a, b)] = true_jaccard(self._texts[a], self._texts[b])
+        return float(np.mean([self._cache[(a, b)] >= THRESHOLD for a, b in map(tuple, edges.tolist())]))
+
+
+def edge_quality(truth: Truth, path: Path) -> dict:
+    edges = np.load(path)
+    out = {}
+    for stage in ("cand", "final"):
+        labels = components(truth.n, edges[stage])
+        out[stage] = {"found": truth.found(labels), "recall": truth.high_recall(labels),
+                      "precision": truth.precision(edges[stage]), "pairs": len(edges[stage])}
+    return out
+
+
+def pipeline_quality(truth: Truth, run: Path) -> dict:
+    import polars as pl
+
+    near = pl.read_parquet(run / "near_dedup" / "decisions.parquet").sort("row")
+    assert near.get_column("row").to_list() == list(range(truth.n)), "rows are not line numbers"
+    labels = near.select(pl.coalesce("near_dup_cluster", "id")).to_series().to_numpy()
+    contam = pl.read_parquet(run / "decontam" / "decisions.parquet")
+    flagged = contam.filter(pl.col("contam_tier").is_not_null())
+    tier_of = dict(zip(flagged.get_column("row").to_list(), flagged.get_column("contam_tier").to_list()))
+    item_of = dict(zip(flagged.get_column("row").to_list(), flagged.get_column("contam_item").to_list()))
+    seen = set(contam.get_column("row").to_list())
+    kinds = []
+    for k in range(len(KINDS)):
+        planted = truth.contaminated[truth.contaminated[:, 2] == k]
+        caught = [d for d, i, _ in planted.tolist() if item_of.get(d) == f"{BENCH}:{i}"]
+        tiers = Counter(tier_of[d] for d in caught)
+        kinds.append({"planted": len(planted), "seen": sum(d in seen for d in planted[:, 0].tolist()),
+                      "caught": len(caught), "tiers": dict(tiers)})
+    planted_docs = set(truth.contaminated[:, 0].tolist())
+    false = [d for d in tier_of if d not in planted_docs]
+    return {"found": truth.found(labels), "recall": truth.high_recall(labels),
+            "removed": int((~near.get_column("keep")).sum()), "kinds": kinds,
+            "false_flags": len(false), "clean": len(seen) - len(planted_docs & seen),
+            "boilerplate_flagged": len(set(false) & set(truth.boilerplate.tolist())),
+            "boilerplate": len(truth.boilerplate)}
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def run_size(folder: Path, n: int, docs: int, tools: list[str], seed: int) -> dict:
+    """Every requested tool on the first ``n`` documents; figures and quality per tool."""
+    path, shards = (folder / "corpus.jsonl", None) if n == docs else prefix(folder, n)
+    if shards is None and "DataTrove" in tools:
+        path, shards = prefix(folder, n)
+    items = folder / "items.jsonl"
+    truth = Truth(folder, n)
+    results: dict[str, dict] = {}
+    for tool in tools:
+        out = WORK / "results" / f"{tool.replace(' ', '_')}_{n}_s{seed}.npz"
+        out.parent.mkdir(exist_ok=True)
+        if tool == "curate pipeline":
+            run = WORK / "runs" / f"minhash_{n}_s{seed}"
+            ingest = measure("curate ingest", input=path, items=items, run=run)
+            stages = measure("curate stages", run=run) if ingest else None
+            if ingest and stages:
+                results[tool] = {**ingest, **stages, "ingest_rss": ingest["peak_rss_mb"],
+                                 "stages_rss": stages["peak_rss_mb"],
+                                 "quality": pipeline_quality(truth, run)}
+            continue
+        figures = measure(tool, input=path, shards=shards, out=out,
+                          scratch=WORK / "datatrove_tmp")
+        if figures is not None:
+            if tool == "DataTrove":
+                figures["e2e"] = figures["sig"] + figures["lsh"] + figures["cluster"] + figures["filter"]
+            else:
+                figures["e2e"] = figures["read"] + figures["sig"] + figures["lsh"] + figures["cluster"]
+            figures["quality"] = edge_quality(truth, out)
+            results[tool] = figures
+    return {"truth": truth, "results": results}
+
+
+def fmt(x: float, spec: str = ".3f") -> str:
+    return "-" if x is None or x != x else format(x, spec)
+
+
+def report(sizes: dict[int, dict]) -> None:
+    print("\nspeed (seconds; sig = signatures from text; e2e = JSON Lines file to dedup clusters)")
+    print(f"{'docs':>9} {'tool':<19} {'LSH b x r':>9} {'read':>6} {'sig':>7} {'sig docs/s':>11} "
+          f"{'LSH':>6} {'cluster':>7} {'e2e':>7} {'peak RSS':>9}")
+    for n, size in sizes.items():
+        for tool, r in size["results"].items():
+            if tool == "curate pipeline":
+                continue
+            print(f"{n:>9,} {tool:<19} {r['lsh_params']:>9} {r['read']:>6.2f} {r['sig']:>7.2f} "
+                  f"{n / r['sig']:>11,.0f} {r['lsh']:>6.2f} {r['cluster']:>7.2f} {r['e2e']:>7.2f} "
+                  f"{r['peak_rss_mb']:>7.0f}MB")
+    if "DataTrove" in [t for s in sizes.values() for t in s["results"]]:
+        print("  DataTrove: sig = stage 1 (read + signatures + sorted bucket files), LSH = stage 2, "
+              "cluster = stage 3; e2e adds stage 4 (filter + write)")
+        for n, size in sizes.items():
+            if (r := size["results"].get("DataTrove")):
+                print(f"  DataTrove on {n:,}: stage 4 {r['filter']:.2f}s, {r['removed']:,} documents removed")
+
+    print("\ncurate pipeline (ingest JSON Lines -> records; stages near_dedup then decontam)")
+    print(f"{'docs':>9} {'ingest':>7} {'near_dedup':>10} {'decontam':>9} {'dedup e2e':>10} "
+          f"{'all':>7} {'ingest RSS':>11} {'stages RSS':>11}")
+    for n, size in sizes.items():
+        if (r := size["results"].get("curate pipeline")):
+            print(f"{n:>9,} {r['ingest']:>7.2f} {r['near_dedup']:>10.2f} {r['decontam']:>9.2f} "
+                  f"{r['ingest'] + r['near_dedup']:>10.2f} {r['ingest'] + r['stages']:>7.2f} "
+                  f"{r['ingest_rss']:>9.0f}MB {r['stages_rss']:>9.0f}MB")
+
+    print("\nnear-dup quality: share of planted (original, copy) pairs found in one cluster, by true "
+          "Jaccard;\n  >= 0.8 is recall, below 0.8 a low share is right; precision = share of the "
+          "tool's pairs with true J >= 0.8")
+    header = " ".join(f"{b:>8}" for b in BIN_LABELS)
+    print(f"{'docs':>9} {'tool':<19} {'pairs':<6} {header} {'rec>=0.8':>8} {'precision':>9} {'n pairs':>9}")
+    for n, size in sizes.items():
+        counts = " ".join(f"{c:>8,}" for c in size["truth"].bin_counts())
+        print(f"{n:>9,} {'(planted pairs)':<19} {'':<6} {counts}")
+        for tool, r in size["results"].items():
+            q = r["quality"]
+            if tool == "curate pipeline":
+                cells = " ".join(f"{fmt(x):>8}" for x in q["found"])
+                print(f"{'':>9} {tool:<19} {'final':<6} {cells} {fmt(q['recall']):>8} {'':>9} "
+                      f"{q['removed']:>7,} removed")
+                continue
+            for stage in ("cand", "final"):
+                s = q[stage]
+                cells = " ".join(f"{fmt(x):>8}" for x in s["found"])
+                print(f"{'':>9} {tool if stage == 'cand' else '':<19} {stage:<6} {cells} "
+                      f"{fmt(s['recall']):>8} {fmt(s['precision']):>9} {s['pairs']:>9,}")
+
+    print("\ndecontamination (curate decontam stage, default tiers ngram + minhash): planted items caught")
+    for n, size in sizes.items():
+        if not (r := size["results"].get("curate pipeline")):
+            continue
+        q = r["quality"]
+        for kind, k in zip(KINDS, q["kinds"]):
+            tiers = ", ".join(f"{t} {c}" for t, c in sorted(k["tiers"].items())) or "-"
+            print(f"{n:>9,} {kind:<19} {k['caught']:>4}/{k['planted']:<4} caught "
+                  f"({k['seen']} reached decontam; by tier: {tiers})")
+        print(f"{n:>9,} false flags: {q['false_flags']} of {q['clean']:,} clean documents "
+              f"(stock exam phrase docs flagged: {q['boilerplate_flagged']} of {q['boilerplate']})")
+
+
+def ratios(sizes: dict[int, dict]) -> None:
+    for n, size in sizes.items():
+        res = size["results"]
+        kernel, pipe = res.get("curate kernel"), res.get("curate pipeline")
+        peers = [p for p in PEERS if p in res]
+        if not kernel or not peers:
+            continue
+        print(f"\nratios on {n:,} documents (curate vs peer; > 1 means curate is faster / smaller)")
+        for peer in peers:
+            r = res[peer]
+            line = (f"  vs {peer:<19} signatures {r['sig'] / kernel['sig']:>7.1f}x  "
+                    f"LSH+cluster {(r['lsh'] + r['cluster']) / (kernel['lsh'] + kernel['cluster']):>6.1f}x  "
+                    f"e2e kernel {r['e2e'] / kernel['e2e']:>6.1f}x")
+            if pipe:
+                line += f"  e2e pipeline (ingest+near_dedup) {r['e2e'] / (pipe['ingest'] + pipe['near_dedup']):>5.1f}x"
+            line += f"  peak RSS {r['peak_rss_mb'] / kernel['peak_rss_mb']:.2f}x"
+            print(line)
+
+
+def targets(sizes: dict[int, dict], scale: bool) -> None:
+    n = max(sizes)
+    res = sizes[n]["results"]
+    print(f"\ntargets ({n:,} documents)")
+    if (k := res.get("curate kernel")):
+        rate = n / k["sig"]
+        print(f"  signatures >= 75,000 docs/s on 2 cores: {rate:,.0f} docs/s  "
+              f"{'PASS' if rate >= 75_000 else 'FAIL'}")
+        rec, prec = k["quality"]["cand"]["recall"], k["quality"]["final"]["precision"]
+        print(f"  candidate recall >= 0.98 at true J >= 0.8: {rec:.4f}  {'PASS' if rec >= 0.98 else 'FAIL'}")
+        print(f"  precision >= 0.99 after verification: {prec:.4f}  {'PASS' if prec >= 0.99 else 'FAIL'}")
+    if scale and (p := res.get("curate pipeline")):
+        rss = max(p["stages_rss"], p["ingest_rss"])
+        print(f"  near_dedup + decontam under 120 s: {p['stages']:.1f} s  "
+              f"{'PASS' if p['stages'] < 120 else 'FAIL'} (with ingest: {p['ingest'] + p['stages']:.1f} s)")
+        print(f"  peak RSS under 2 GB: stages {p['stages_rss']:,.0f} MB, ingest {p['ingest_rss']:,.0f} MB  "
+              f"{'PASS' if rss < 2048 else 'FAIL'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=2_000, help="benchmark items")
+    parser.add_argument("--planted-items", type=int, default=200, help="items planted into documents")
+    parser.add_argument("--peer-docs", type=int, default=10_000,
+                        help="documents the peers (and curate, again) run on; a multiple of 10,000")
+    parser.add_argument("--scale", action="store_true",
+                        help="1,000,000 documents x 10,000 items (1,000 planted), curate only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        peak = TreePeak()
+        peak.start()
+        result = WORKERS[args.worker](json.loads(args.spec))
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        result["peak_rss_mb"] = max(own, peak.peak) / 2**20
+        print(json.dumps(result))
+        return
+
+    if args.scale:
+        args.docs, args.items, args.planted_items, args.peer_docs = 1_000_000, 10_000, 1_000, 0
+    started = time.perf_counter()
+    folder = build_corpus(args.docs, args.items, args.planted_items, args.seed,
+                          args.data_root / "medical/medquad/medquad_answered.jsonl")
+    truth = np.load(folder / "truth.npz")
+    print(f"corpus: {args.docs:,} documents, {len(truth['pairs']):,} planted near-dup pairs, "
+          f"{args.items:,} benchmark items ({args.planted_items:,} planted), seed {args.seed} "
+          f"({time.perf_counter() - started:.0f}s to build or load)")
+    print("shingles: 5 words; curate 128 perm, LSH tuned for recall >= 0.98 at J 0.8, exact-Jaccard "
+          "verification;\n  datasketch 128 perm (curate's shingle_hash, affine64), MinHashLSH(threshold"
+          "=0.8), verification by estimated J;\n  DataTrove MinhashConfig defaults (5-grams, 14 buckets "
+          "x 8 hashes, xxhash 64-bit), no verification")
+    curate_tools = ["curate kernel", "curate pipeline"]
+    plan = {args.docs: curate_tools}
+    if 0 < args.peer_docs < args.docs:
+        plan[args.peer_docs] = curate_tools + list(PEERS)
+        print(f"peers run on the first {args.peer_docs:,} documents only (too slow for "
+              f"{args.docs:,}); curate runs on both")
+    elif args.peer_docs == args.docs:
+        plan[args.docs] = curate_tools + list(PEERS)
+    sizes = {n: run_size(folder, n, args.docs, tools, args.seed) for n, tools in sorted(plan.items())}
+    report(sizes)
+    ratios(sizes)
+    targets(sizes, args.scale)
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The release's dataset card (README.md) in Hugging Face format, from its manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+_TASKS = {"text": "text-generation", "image_text": "visual-question-answering",
+          "preference": "text-generation"}
+
+
+def _size_category(rows: int) -> str:
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+              (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
+    return next((label for bound, label in bounds if rows < bound), "10M<n<100M")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_card(manifest: dict[str, Any], configs: list[str]) -> str:
+    rows = sum(c["rows"] for c in manifest["composition"])
+    sources = manifest["sources_in_mix"]
+    front = {
+        "license": sorted({s["license"].lower() for s in sources.values()}) or ["unknown"],
+        "task_categories": sorted({_TASKS[c] for c in configs}),
+        "size_categories": [_size_category(rows)],
+        "tags": ["curate", *sorted({s["domain"] for s in sources.values()})],
+        "configs": [{"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}/*.parquet"}]}
+                    for c in configs],
+    }
+    budget = manifest["budget"]
+    parts = [
+        "---\n" + yaml.safe_dump(front, sort_keys=False).strip() + "\n---",
+        f"# {manifest['name']} {manifest['version']}",
+        manifest["recipe"]["resolved"].get("description") or "",
+        f"Built by curate {manifest['packages'].get('curate', '?')} from the recipe in "
+        f"`manifest.json` with seed {manifest['seed']}. Loss tokens are counted with "
+        f"{budget['counting']}.",
+        "## Composition",
+        _table(["category", "target", "realised", "loss tokens", "rows"], [
+            [c["category"], "-" if c["target"] is None else f"{c['target']:.1%}",
+             f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}"]
+            for c in manifest["composition"]]),
+        "## Sources",
+        _table(["source", "license", "domain", "origin", "rows", "loss tokens", "repeated rows"], [
+            [name, s["license"], s["domain"], s["origin"], f"{s['rows']:,}", f"{s['loss_tokens']:,}",
+             f"{s['repeated_rows']:,}"] for name, s in sorted(sources.items())]),
+        "## Curation",
+        _table(["stage", "in", "kept", "removed by reason"], [
+            [s["stage"], f"{s['rows']:,}", f"{s['kept']:,}",
+             ", ".join(f"{r}: {n:,}" for r, n in s["reasons"].items()) or "-"]
+            for s in manifest["stages"]]),
+        "## Contamination",
+        _table(["source", "benchmark", "contaminated rows", "share", "source rejected"], [
+            [c["source"], c["benchmark"], f"{c['contaminated']:,}", f"{c['share']:.2%}",
+             "yes" if c["source_rejected"] else "no"] for c in manifest["contamination"]])
+        if manifest["contamination"] else
+        "No training row matched a benchmark item"
+        + (f" ({', '.join(manifest['benchmarks'])})." if manifest["benchmarks"] else
+           " (no benchmark was checked)."),
+        "Every ingested row that is not in the mix is in `removed.parquet` with its stage "
+        "and reason.",
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
