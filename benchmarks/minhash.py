@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import shutil
@@ -67,7 +68,7 @@ BLOCK = 10_000  # families and planted items never straddle blocks, so prefixes 
 THRESHOLD = 0.8
 BIN_EDGES = (0.5, 0.7, 0.8, 0.9)
 BIN_LABELS = ("<0.5", "0.5-0.7", "0.7-0.8", "0.8-0.9", "0.9-1.0")
-HIGH_BINS = slice(3, 5)  # true Jaccard >= 0.8
+HIGH_BIN = 3  # bins from here on: true Jaccard >= 0.8
 FAMILY_SHARE = 0.05
 BOILERPLATE_SHARE = 0.005
 KINDS = ("verbatim alone", "verbatim embedded", "edited alone", "edited embedded")
@@ -204,8 +205,8 @@ def build_corpus(docs: int, items: int, planted: int, seed: int, medquad: Path) 
         out.writelines(json.dumps(item) + "\n" for item in bench)
     n_blocks = -(-docs // BLOCK)
     to_plant: list[list[tuple[int, dict, int]]] = [[] for _ in range(n_blocks)]
-    for j in range(planted):
-        to_plant[j % n_blocks].append((j, bench[j], (j // n_blocks) % len(KINDS)))
+    for j in range(planted):  # each block gets whole groups of the four kinds
+        to_plant[(j // len(KINDS)) % n_blocks].append((j, bench[j], j % len(KINDS)))
     pairs, jaccards, contaminated, boilerplate = [], [], [], []
     with (folder / "corpus.jsonl").open("w") as out:
         for b in range(n_blocks):
@@ -279,22 +280,30 @@ def components(n: int, edges: np.ndarray) -> np.ndarray:
 
 def work_curate_kernel(spec: dict) -> dict:
     import polars as pl
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from curate.curation.minhash import MinHashConfig, band_keys, shingle_table, signatures
-    from curate.curation.near_dedup import candidate_pairs, clusters, verify
+    from curate.curation.near_dedup import _BATCH, candidate_pairs, clusters, verify
 
     config = MinHashConfig()
     started = time.perf_counter()
     table = read_corpus(spec["input"])
-    texts, ids = table.column("text").combine_chunks(), pl.from_arrow(table.column("id"))
+    # large_string, as the NearDedup stage gets from Polars (see the report: slices of a
+    # pa.string() array get wrong signatures with pyarrow 26)
+    texts = table.column("text").combine_chunks().cast(pa.large_string())
+    ids = pl.from_arrow(table.column("id"))
     read = time.perf_counter() - started
     signatures(texts.slice(0, 64), config)  # load (or compile) the numba kernels
     shingle_table(texts.slice(0, 64), config.ngram)
 
-    started = time.perf_counter()
-    sigs = signatures(texts, config)
-    sig = time.perf_counter() - started
+    def sign() -> tuple[np.ndarray, float]:  # in batches, as the NearDedup stage does
+        started = time.perf_counter()
+        sigs = np.vstack([signatures(texts.slice(s, _BATCH), config) for s in range(0, len(texts), _BATCH)])
+        return sigs, time.perf_counter() - started
+
+    sigs, sig = sign()
+    repeats = [sign()[1] for _ in range(2)]
 
     started = time.perf_counter()
     bands, rows = config.banding
@@ -311,8 +320,8 @@ def work_curate_kernel(spec: dict) -> dict:
     cluster = time.perf_counter() - started
 
     np.savez(spec["out"], cand=pairs.select("a", "b").to_numpy(), final=verified.select("a", "b").to_numpy())
-    return {"docs": len(texts), "read": read, "sig": sig, "lsh": lsh, "cluster": cluster,
-            "lsh_params": f"{bands}x{rows}"}
+    return {"docs": len(texts), "read": read, "sig": sig, "sig_best": min([sig, *repeats]),
+            "lsh": lsh, "cluster": cluster, "lsh_params": f"{bands}x{rows}"}
 
 
 def work_datasketch(spec: dict, batched: bool) -> dict:
@@ -406,7 +415,7 @@ def work_datatrove(spec: dict) -> dict:
     cand = np.unique(np.sort(cand.astype(np.int64), axis=1), axis=0)
     removed = sum(f.stat().st_size // 4 for f in (base / "remove").glob("*.remove"))
     np.savez(spec["out"], cand=cand, final=cand)
-    return {"docs": int(offsets[-1]), "read": 0.0, **seconds, "removed": removed,
+    return {"docs": int(offsets[-1]), "read": float("nan"), **seconds, "removed": removed,
             "lsh_params": f"{config.num_buckets}x{config.hashes_per_bucket}"}
 
 
@@ -514,7 +523,7 @@ class Truth:
 
     def high_recall(self, labels: np.ndarray) -> float:
         same = labels[self.pairs[:, 0]] == labels[self.pairs[:, 1]]
-        return float(same[self.bin >= HIGH_BINS.start].mean())
+        return float(same[self.bin >= HIGH_BIN].mean())
 
     def precision(self, edges: np.ndarray) -> float:
         """Share of pairs whose exact Jaccard (plain-Python shingles) reaches the threshold."""
@@ -569,7 +578,7 @@ def pipeline_quality(truth: Truth, run: Path) -> dict:
 # -- the run -----------------------------------------------------------------------------
 
 
-def run_size(folder: Path, n: int, docs: int, tools: list[str], seed: int) -> dict:
+def run_size(folder: Path, n: int, docs: int, tools: list[str]) -> dict:
     """Every requested tool on the first ``n`` documents; figures and quality per tool."""
     path, shards = (folder / "corpus.jsonl", None) if n == docs else prefix(folder, n)
     if shards is None and "DataTrove" in tools:
@@ -578,10 +587,9 @@ def run_size(folder: Path, n: int, docs: int, tools: list[str], seed: int) -> di
     truth = Truth(folder, n)
     results: dict[str, dict] = {}
     for tool in tools:
-        out = WORK / "results" / f"{tool.replace(' ', '_')}_{n}_s{seed}.npz"
-        out.parent.mkdir(exist_ok=True)
+        out = folder / f"edges_{tool.replace(' ', '_')}_{n}.npz"
         if tool == "curate pipeline":
-            run = WORK / "runs" / f"minhash_{n}_s{seed}"
+            run = folder / f"run_{n}"
             ingest = measure("curate ingest", input=path, items=items, run=run)
             stages = measure("curate stages", run=run) if ingest else None
             if ingest and stages:
@@ -590,10 +598,10 @@ def run_size(folder: Path, n: int, docs: int, tools: list[str], seed: int) -> di
                                  "quality": pipeline_quality(truth, run)}
             continue
         figures = measure(tool, input=path, shards=shards, out=out,
-                          scratch=WORK / "datatrove_tmp")
+                          scratch=folder / "datatrove")
         if figures is not None:
             if tool == "DataTrove":
-                figures["e2e"] = figures["sig"] + figures["lsh"] + figures["cluster"] + figures["filter"]
+                figures["e2e"] = sum(figures[k] for k in ("sig", "lsh", "cluster", "filter"))
             else:
                 figures["e2e"] = figures["read"] + figures["sig"] + figures["lsh"] + figures["cluster"]
             figures["quality"] = edge_quality(truth, out)
@@ -606,14 +614,15 @@ def fmt(x: float, spec: str = ".3f") -> str:
 
 
 def report(sizes: dict[int, dict]) -> None:
-    print("\nspeed (seconds; sig = signatures from text; e2e = JSON Lines file to dedup clusters)")
+    print("\nspeed (seconds; sig = signatures from text, curate in 20,000-document batches as its "
+          "NearDedup stage;\n  e2e = JSON Lines file to dedup clusters)")
     print(f"{'docs':>9} {'tool':<19} {'LSH b x r':>9} {'read':>6} {'sig':>7} {'sig docs/s':>11} "
           f"{'LSH':>6} {'cluster':>7} {'e2e':>7} {'peak RSS':>9}")
     for n, size in sizes.items():
         for tool, r in size["results"].items():
             if tool == "curate pipeline":
                 continue
-            print(f"{n:>9,} {tool:<19} {r['lsh_params']:>9} {r['read']:>6.2f} {r['sig']:>7.2f} "
+            print(f"{n:>9,} {tool:<19} {r['lsh_params']:>9} {fmt(r['read'], '.2f'):>6} {r['sig']:>7.2f} "
                   f"{n / r['sig']:>11,.0f} {r['lsh']:>6.2f} {r['cluster']:>7.2f} {r['e2e']:>7.2f} "
                   f"{r['peak_rss_mb']:>7.0f}MB")
     if "DataTrove" in [t for s in sizes.values() for t in s["results"]]:
@@ -690,9 +699,9 @@ def targets(sizes: dict[int, dict], scale: bool) -> None:
     res = sizes[n]["results"]
     print(f"\ntargets ({n:,} documents)")
     if (k := res.get("curate kernel")):
-        rate = n / k["sig"]
-        print(f"  signatures >= 75,000 docs/s on 2 cores: {rate:,.0f} docs/s  "
-              f"{'PASS' if rate >= 75_000 else 'FAIL'}")
+        rate, best = n / k["sig"], n / k["sig_best"]
+        print(f"  signatures >= 75,000 docs/s on 2 cores: {rate:,.0f} docs/s first pass, "
+              f"{best:,.0f} best of 3  {'PASS' if rate >= 75_000 else 'FAIL'}")
         rec, prec = k["quality"]["cand"]["recall"], k["quality"]["final"]["precision"]
         print(f"  candidate recall >= 0.98 at true J >= 0.8: {rec:.4f}  {'PASS' if rec >= 0.98 else 'FAIL'}")
         print(f"  precision >= 0.99 after verification: {prec:.4f}  {'PASS' if prec >= 0.99 else 'FAIL'}")
@@ -737,6 +746,8 @@ def main() -> None:
     print(f"corpus: {args.docs:,} documents, {len(truth['pairs']):,} planted near-dup pairs, "
           f"{args.items:,} benchmark items ({args.planted_items:,} planted), seed {args.seed} "
           f"({time.perf_counter() - started:.0f}s to build or load)")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; curate's "
+          "kernels use every core (numba), datasketch one, DataTrove 2 worker processes")
     print("shingles: 5 words; curate 128 perm, LSH tuned for recall >= 0.98 at J 0.8, exact-Jaccard "
           "verification;\n  datasketch 128 perm (curate's shingle_hash, affine64), MinHashLSH(threshold"
           "=0.8), verification by estimated J;\n  DataTrove MinhashConfig defaults (5-grams, 14 buckets "
@@ -749,7 +760,7 @@ def main() -> None:
               f"{args.docs:,}); curate runs on both")
     elif args.peer_docs == args.docs:
         plan[args.docs] = curate_tools + list(PEERS)
-    sizes = {n: run_size(folder, n, args.docs, tools, args.seed) for n, tools in sorted(plan.items())}
+    sizes = {n: run_size(folder, n, args.docs, tools) for n, tools in sorted(plan.items())}
     report(sizes)
     ratios(sizes)
     targets(sizes, args.scale)

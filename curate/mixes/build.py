@@ -120,8 +120,16 @@ def plan_mix(run: Run) -> dict[str, Any]:
     spec = run.recipe.mix
     missing = [n for n in run.recipe.sources if not run.store.source(n).state()
                or not run.store.source(n).state().get("complete")]
+    provided = {"synthetic" if e.origin == "synthetic" else e.domain
+                for e in (run.catalog.source(n) for n in run.recipe.sources)}
+    unprovided = sorted(set(spec.targets) - provided) if spec else []
     if spec is None:
         plan["feasibility"] = "no `mix`: every kept record goes to the release"
+    elif unprovided:
+        plan["feasibility"] = "[red]infeasible: " + "; ".join(
+            f"no source of the recipe provides `{c}`" + (" (no source has origin synthetic)"
+                                                         if c == "synthetic" else "")
+            for c in unprovided) + "[/]"
     elif missing:
         plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
                                "yet (run `curate ingest` first, or build)")

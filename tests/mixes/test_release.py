@@ -180,3 +180,24 @@ def test_trl_sft_trains_on_the_release_as_it_is(first, tmp_path):
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
     output = trainer.train()
     assert output.global_step == 2 and output.training_loss > 0
+
+
+@pytest.mark.slow
+def test_the_demo_recipe_builds_a_release_datasets_reads(tmp_path):
+    """`make demo` end to end: every offline stage, MiniLM included, then the release."""
+    import datasets
+
+    result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(tmp_path / "runs"),
+                                       "--out", str(tmp_path / "releases")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for text in ("decontam_v1", "near_duplicate_of", "release", "(written)", "medical", "general",
+                 "modality: image"):
+        assert text in result.output
+    path = tmp_path / "releases/demo/0.1.0"
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert [s["stage"] for s in manifest["stages"]] == ["exact_dedup_v1", "near_dedup_v1", "decontam_v1"]
+    assert manifest["stages"][2]["options"]["embedding_model"] == "minilm"
+    for row in manifest["composition"]:
+        assert abs(row["realised"] - row["target"]) <= 0.005
+    text = datasets.load_dataset("parquet", data_files=str(path / "data/text/*.parquet"), split="train")
+    assert set(text.column_names) == {"messages", "id", "source", "category"}
