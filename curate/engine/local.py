@@ -24,8 +24,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from curate.records import empty_records
 from curate.engine.stage import KEYS, DatasetStage, RowStage, Stage, StageContext, reason_code
+from curate.records import empty_records
 from curate.store import RunStore, ShardedFolder, fingerprint, read_json, write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,27 @@ def record_files(store: RunStore, sources: Sequence[str]) -> list[Path]:
     return [path for name in sources for path in store.source(name).files("records")]
 
 
-def _inputs(store: RunStore, sources: Sequence[str], dropped: pl.DataFrame) -> pl.LazyFrame:
-    """The records a stage reads: every ingested record not dropped by an earlier stage."""
-    files = record_files(store, sources)
-    if not files:
-        return pl.from_arrow(empty_records()).lazy()
-    return _drop(pl.scan_parquet(files), dropped)
+@dataclass(frozen=True)
+class _Input:
+    """What a stage reads: the ingested records of ``sources`` not in ``dropped``."""
 
+    store: RunStore
+    sources: Sequence[str]
+    dropped: pl.DataFrame
+    context: StageContext
 
-def _drop(frame: pl.LazyFrame, dropped: pl.DataFrame) -> pl.LazyFrame:
-    if dropped.height == 0:
-        return frame
-    return frame.join(dropped.lazy(), on=["source", "row"], how="anti", maintain_order="left")
+    def shards(self) -> list[tuple[str, Path]]:
+        return [(name, path) for name in self.sources for path in self.store.source(name).files("records")]
+
+    def records(self, path: Path | None = None) -> pl.LazyFrame:
+        """All input records, or those of one shard."""
+        files = [path] if path is not None else record_files(self.store, self.sources)
+        if not files:
+            return pl.from_arrow(empty_records()).lazy()
+        frame = pl.scan_parquet(files)
+        if self.dropped.height == 0:
+            return frame
+        return frame.join(self.dropped.lazy(), on=["source", "row"], how="anti", maintain_order="left")
 
 
 def run_stages(
@@ -77,7 +86,8 @@ def run_stages(
     upstream = input_fingerprint
     results = []
     for stage in stages:
-        result, decisions = _run_stage(stage, store, sources, dropped, upstream, context, progress)
+        inputs = _Input(store, sources, dropped, context)
+        result, decisions = _run_stage(stage, inputs, upstream, progress)
         removed = decisions.filter(~pl.col("keep")).select("source", "row")
         dropped = pl.concat([dropped, removed])
         upstream = result.stats["decision_fingerprint"]
@@ -86,17 +96,11 @@ def run_stages(
 
 
 def _run_stage(
-    stage: Stage,
-    store: RunStore,
-    sources: Sequence[str],
-    dropped: pl.DataFrame,
-    upstream: str,
-    context: StageContext,
-    progress: Progress | None,
+    stage: Stage, inputs: _Input, upstream: str, progress: Progress | None
 ) -> tuple[StageResult, pl.DataFrame]:
     score_fp = fingerprint(upstream, stage.versioned_name, stage.score_options())
     decision_fp = fingerprint(score_fp, stage.decision_options())
-    folder = store.stage(stage.name).path
+    folder = inputs.store.stage(stage.name).path
     decisions_path = folder / "decisions.parquet"
     stats_path = folder / "stats.json"
     if stats_path.exists() and decisions_path.exists():
@@ -110,16 +114,16 @@ def _run_stage(
     if reused == "nothing":
         scores_folder.open(score_fp)
         if isinstance(stage, RowStage):
-            _score_rows(stage, store, sources, dropped, context, scores_folder, progress)
+            _score_rows(stage, inputs, scores_folder, progress)
         elif isinstance(stage, DatasetStage):
-            _score_dataset(stage, store, sources, dropped, context, scores_folder, progress)
+            _score_dataset(stage, inputs, scores_folder, progress)
         scores_folder.mark_complete()
     scores = pl.read_parquet(scores_folder.files("scores")) if scores_folder.done() else None
     if scores is None or scores.height == 0:
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
     decisions = stage.decide(scores)
     write_parquet(decisions.to_arrow(), decisions_path)
-    for name, table in stage.reports(decisions, _inputs(store, sources, dropped), context).items():
+    for name, table in stage.reports(decisions, inputs.records(), inputs.context).items():
         write_parquet(table.to_arrow(), folder / "reports" / f"{name}.parquet")
     reasons = Counter(
         reason_code(r) for r in decisions.get_column("reason").drop_nulls().to_list()
@@ -140,44 +144,28 @@ def _run_stage(
     return StageResult(stage.name, stats, reused), decisions
 
 
-def _score_rows(
-    stage: RowStage,
-    store: RunStore,
-    sources: Sequence[str],
-    dropped: pl.DataFrame,
-    context: StageContext,
-    folder: ShardedFolder,
-    progress: Progress | None,
-) -> None:
-    shards = [(name, path) for name in sources for path in store.source(name).files("records")]
+def _score_rows(stage: RowStage, inputs: _Input, folder: ShardedFolder,
+                progress: Progress | None) -> None:
+    shards = inputs.shards()
     done = folder.done()
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
     for i, (source, path) in enumerate(shards):
         shard = f"{source}-{path.stem.split('-')[-1]}"
         if shard not in done:
-            records = _drop(pl.scan_parquet(path).select(columns), dropped).collect()
-            arrow = records.to_arrow()
-            scored = stage.score(arrow, context) if records.height else pa.table({})
+            arrow = inputs.records(path).select(columns).collect().to_arrow()
+            scored = stage.score(arrow, inputs.context) if arrow.num_rows else pa.table({})
             keys = arrow.select(list(KEYS))
             for name in scored.column_names:
                 keys = keys.append_column(name, scored.column(name))
-            folder.write_shard(shard, {"scores": keys}, {"rows": records.height})
+            folder.write_shard(shard, {"scores": keys}, {"rows": arrow.num_rows})
         if progress is not None:
             progress(stage.name, i + 1, len(shards))
 
 
-def _score_dataset(
-    stage: DatasetStage,
-    store: RunStore,
-    sources: Sequence[str],
-    dropped: pl.DataFrame,
-    context: StageContext,
-    folder: ShardedFolder,
-    progress: Progress | None,
-) -> None:
+def _score_dataset(stage: DatasetStage, inputs: _Input, folder: ShardedFolder,
+                   progress: Progress | None) -> None:
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
-    records = _inputs(store, sources, dropped).select(columns)
-    scores = stage.score(records, context).sort("source", "row")
+    scores = stage.score(inputs.records().select(columns), inputs.context).sort("source", "row")
     folder.write_shard("all", {"scores": scores.to_arrow()}, {"rows": scores.height})
     if progress is not None:
         progress(stage.name, 1, 1)
