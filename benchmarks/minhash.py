@@ -38,8 +38,8 @@ prefix: families never straddle 10,000-document blocks); curate runs on that pre
 on the whole corpus. ``--scale`` is the 1,000,000 documents x 10,000 items check, curate
 only. Corpora are written to ``benchmarks/_work/`` once and reused.
 
-    .venv/bin/python benchmarks/minhash.py              # a few minutes on 2 cores
-    .venv/bin/python benchmarks/minhash.py --scale
+    .venv/bin/python benchmarks/minhash.py              # about 2 minutes on 2 cores
+    .venv/bin/python benchmarks/minhash.py --scale      # about 12 minutes
 
 Needs ``datasketch``, ``psutil``, ``datatrove[processing]``, ``spacy`` (DataTrove's
 English word tokenizer) and ``orjson`` (DataTrove's JsonlReader).
@@ -74,9 +74,12 @@ BOILERPLATE_SHARE = 0.005
 KINDS = ("verbatim alone", "verbatim embedded", "edited alone", "edited embedded")
 STOCK_PHRASES = (
     "which of the following is the most appropriate next step in the management of this patient",
-    "which of the following is the most likely diagnosis in this patient based on the findings above",
-    "which of the following best explains the mechanism of action of the drug described in this case",
-    "which of the following laboratory findings would most likely be expected in this patient at this time",
+    "which of the following is the most likely diagnosis in this patient based on the findings"
+    " above",
+    "which of the following best explains the mechanism of action of the drug described in"
+    " this case",
+    "which of the following laboratory findings would most likely be expected in this patient"
+    " at this time",
 )
 SOURCE, BENCH = "bench_corpus", "bench_items"
 
@@ -103,7 +106,8 @@ class Words:
 
     def draw(self, n: int, content: bool = False) -> list[str]:
         cdf = self.content_cdf if content else self.cdf
-        index = np.minimum(np.searchsorted(cdf, self.rng.random(n), side="right"), len(self.words) - 1)
+        index = np.searchsorted(cdf, self.rng.random(n), side="right")
+        index = np.minimum(index, len(self.words) - 1)
         return self.words[index].tolist()
 
 
@@ -130,7 +134,8 @@ def make_item(draw: Words, rng: np.random.Generator) -> dict:
     if rng.random() < 0.3:
         question += STOCK_PHRASES[int(rng.integers(len(STOCK_PHRASES)))].split()
     options = [" ".join(draw.draw(int(rng.integers(1, 5)), content=True)) for _ in range(4)]
-    return {"question": " ".join(question) + "?", "options": options, "answer": int(rng.integers(4))}
+    return {"question": " ".join(question) + "?", "options": options,
+            "answer": int(rng.integers(4))}
 
 
 def item_text(item: dict, edited: bool, draw: Words, rng: np.random.Generator) -> str:
@@ -148,7 +153,7 @@ def item_text(item: dict, edited: bool, draw: Words, rng: np.random.Generator) -
 
 
 def make_block(m: int, planted: list[tuple[int, dict, int]], draw: Words,
-               rng: np.random.Generator) -> tuple[list[str], list[tuple[int, int]], list[tuple], list[int]]:
+               rng: np.random.Generator) -> tuple[list[str], list, list, list]:
     """``m`` documents, shuffled: (texts, planted pairs, planted items, boilerplate docs)."""
     families = round(FAMILY_SHARE * m)
     copies_per = rng.choice([1, 2, 3], families, p=[0.7, 0.2, 0.1])
@@ -171,7 +176,8 @@ def make_block(m: int, planted: list[tuple[int, dict, int]], draw: Words,
             texts[host] = text
         else:
             cut = int(rng.integers(0, len(base[host])))
-            texts[host] = " ".join(base[host][:cut]) + "\n" + text + "\n" + " ".join(base[host][cut:])
+            before, after = " ".join(base[host][:cut]), " ".join(base[host][cut:])
+            texts[host] = f"{before}\n{text}\n{after}"
         contaminated.append((host, item_index, kind))
     boilerplate = singles[len(planted) : len(planted) + round(BOILERPLATE_SHARE * m)]
     for host in boilerplate:
@@ -219,7 +225,8 @@ def build_corpus(docs: int, items: int, planted: int, seed: int, medquad: Path) 
             contaminated += [(start + d, i, k) for d, i, k in c]
             boilerplate += [start + d for d in bp]
     np.savez(folder / "truth.tmp.npz", pairs=np.array(pairs, np.int64).reshape(-1, 2),
-             jaccard=np.array(jaccards), contaminated=np.array(contaminated, np.int64).reshape(-1, 3),
+             jaccard=np.array(jaccards),
+             contaminated=np.array(contaminated, np.int64).reshape(-1, 3),
              boilerplate=np.array(boilerplate, np.int64))
     (folder / "truth.tmp.npz").rename(folder / "truth.npz")
     return folder
@@ -299,7 +306,8 @@ def work_curate_kernel(spec: dict) -> dict:
 
     def sign() -> tuple[np.ndarray, float]:  # in batches, as the NearDedup stage does
         started = time.perf_counter()
-        sigs = np.vstack([signatures(texts.slice(s, _BATCH), config) for s in range(0, len(texts), _BATCH)])
+        sigs = np.vstack([signatures(texts.slice(s, _BATCH), config)
+                          for s in range(0, len(texts), _BATCH)])
         return sigs, time.perf_counter() - started
 
     sigs, sig = sign()
@@ -319,7 +327,8 @@ def work_curate_kernel(spec: dict) -> dict:
     clusters(verified, len(texts), lengths, ids)
     cluster = time.perf_counter() - started
 
-    np.savez(spec["out"], cand=pairs.select("a", "b").to_numpy(), final=verified.select("a", "b").to_numpy())
+    np.savez(spec["out"], cand=pairs.select("a", "b").to_numpy(),
+             final=verified.select("a", "b").to_numpy())
     return {"docs": len(texts), "read": read, "sig": sig, "sig_best": min([sig, *repeats]),
             "lsh": lsh, "cluster": cluster, "lsh_params": f"{bands}x{rows}"}
 
@@ -409,7 +418,8 @@ def work_datatrove(spec: dict) -> dict:
         executor.run()
         seconds[name] = time.perf_counter() - started
 
-    dups = [np.fromfile(f, dtype="<u4").reshape(-1, 4) for f in sorted((base / "buckets").glob("*.dups"))]
+    dups = [np.fromfile(f, dtype="<u4").reshape(-1, 4)
+            for f in sorted((base / "buckets").glob("*.dups"))]
     raw = np.concatenate(dups) if dups else np.zeros((0, 4), np.uint32)
     cand = np.stack([offsets[raw[:, 0]] + raw[:, 1], offsets[raw[:, 2]] + raw[:, 3]], axis=1)
     cand = np.unique(np.sort(cand.astype(np.int64), axis=1), axis=0)
@@ -532,10 +542,11 @@ class Truth:
         if self._texts is None:
             with (self._folder / "corpus.jsonl").open() as lines:
                 self._texts = [json.loads(next(lines))["text"] for _ in range(self.n)]
-        for a, b in map(tuple, edges.tolist()):
+        pairs = list(map(tuple, edges.tolist()))
+        for a, b in pairs:
             if (a, b) not in self._cache:
                 self._cache[(a, b)] = true_jaccard(self._texts[a], self._texts[b])
-        return float(np.mean([self._cache[(a, b)] >= THRESHOLD for a, b in map(tuple, edges.tolist())]))
+        return float(np.mean([self._cache[pair] >= THRESHOLD for pair in pairs]))
 
 
 def edge_quality(truth: Truth, path: Path) -> dict:
@@ -556,16 +567,17 @@ def pipeline_quality(truth: Truth, run: Path) -> dict:
     labels = near.select(pl.coalesce("near_dup_cluster", "id")).to_series().to_numpy()
     contam = pl.read_parquet(run / "decontam" / "decisions.parquet")
     flagged = contam.filter(pl.col("contam_tier").is_not_null())
-    tier_of = dict(zip(flagged.get_column("row").to_list(), flagged.get_column("contam_tier").to_list()))
-    item_of = dict(zip(flagged.get_column("row").to_list(), flagged.get_column("contam_item").to_list()))
+    rows = flagged.get_column("row").to_list()
+    tier_of = dict(zip(rows, flagged.get_column("contam_tier").to_list()))
+    item_of = dict(zip(rows, flagged.get_column("contam_item").to_list()))
     seen = set(contam.get_column("row").to_list())
     kinds = []
     for k in range(len(KINDS)):
         planted = truth.contaminated[truth.contaminated[:, 2] == k]
         caught = [d for d, i, _ in planted.tolist() if item_of.get(d) == f"{BENCH}:{i}"]
         tiers = Counter(tier_of[d] for d in caught)
-        kinds.append({"planted": len(planted), "seen": sum(d in seen for d in planted[:, 0].tolist()),
-                      "caught": len(caught), "tiers": dict(tiers)})
+        kinds.append({"planted": len(planted), "caught": len(caught), "tiers": dict(tiers),
+                      "seen": sum(d in seen for d in planted[:, 0].tolist())})
     planted_docs = set(truth.contaminated[:, 0].tolist())
     false = [d for d in tier_of if d not in planted_docs]
     return {"found": truth.found(labels), "recall": truth.high_recall(labels),
@@ -603,7 +615,7 @@ def run_size(folder: Path, n: int, docs: int, tools: list[str]) -> dict:
             if tool == "DataTrove":
                 figures["e2e"] = sum(figures[k] for k in ("sig", "lsh", "cluster", "filter"))
             else:
-                figures["e2e"] = figures["read"] + figures["sig"] + figures["lsh"] + figures["cluster"]
+                figures["e2e"] = sum(figures[k] for k in ("read", "sig", "lsh", "cluster"))
             figures["quality"] = edge_quality(truth, out)
             results[tool] = figures
     return {"truth": truth, "results": results}
@@ -622,15 +634,17 @@ def report(sizes: dict[int, dict]) -> None:
         for tool, r in size["results"].items():
             if tool == "curate pipeline":
                 continue
-            print(f"{n:>9,} {tool:<19} {r['lsh_params']:>9} {fmt(r['read'], '.2f'):>6} {r['sig']:>7.2f} "
-                  f"{n / r['sig']:>11,.0f} {r['lsh']:>6.2f} {r['cluster']:>7.2f} {r['e2e']:>7.2f} "
+            print(f"{n:>9,} {tool:<19} {r['lsh_params']:>9} {fmt(r['read'], '.2f'):>6} "
+                  f"{r['sig']:>7.2f} {n / r['sig']:>11,.0f} {r['lsh']:>6.2f} {r['cluster']:>7.2f} "
+                  f"{r['e2e']:>7.2f} "
                   f"{r['peak_rss_mb']:>7.0f}MB")
     if "DataTrove" in [t for s in sizes.values() for t in s["results"]]:
-        print("  DataTrove: sig = stage 1 (read + signatures + sorted bucket files), LSH = stage 2, "
-              "cluster = stage 3; e2e adds stage 4 (filter + write)")
+        print("  DataTrove: sig = stage 1 (read + signatures + sorted bucket files), "
+              "LSH = stage 2, cluster = stage 3; e2e adds stage 4 (filter + write)")
         for n, size in sizes.items():
             if (r := size["results"].get("DataTrove")):
-                print(f"  DataTrove on {n:,}: stage 4 {r['filter']:.2f}s, {r['removed']:,} documents removed")
+                print(f"  DataTrove on {n:,}: stage 4 {r['filter']:.2f}s, "
+                      f"{r['removed']:,} documents removed")
 
     print("\ncurate pipeline (ingest JSON Lines -> records; stages near_dedup then decontam)")
     print(f"{'docs':>9} {'ingest':>7} {'near_dedup':>10} {'decontam':>9} {'dedup e2e':>10} "
@@ -641,11 +655,12 @@ def report(sizes: dict[int, dict]) -> None:
                   f"{r['ingest'] + r['near_dedup']:>10.2f} {r['ingest'] + r['stages']:>7.2f} "
                   f"{r['ingest_rss']:>9.0f}MB {r['stages_rss']:>9.0f}MB")
 
-    print("\nnear-dup quality: share of planted (original, copy) pairs found in one cluster, by true "
-          "Jaccard;\n  >= 0.8 is recall, below 0.8 a low share is right; precision = share of the "
-          "tool's pairs with true J >= 0.8")
+    print("\nnear-dup quality: share of planted (original, copy) pairs found in one cluster, "
+          "by true Jaccard;\n  >= 0.8 is recall, below 0.8 a low share is right; precision = "
+          "share of the tool's pairs with true J >= 0.8")
     header = " ".join(f"{b:>8}" for b in BIN_LABELS)
-    print(f"{'docs':>9} {'tool':<19} {'pairs':<6} {header} {'rec>=0.8':>8} {'precision':>9} {'n pairs':>9}")
+    print(f"{'docs':>9} {'tool':<19} {'pairs':<6} {header} {'rec>=0.8':>8} {'precision':>9} "
+          f"{'n pairs':>9}")
     for n, size in sizes.items():
         counts = " ".join(f"{c:>8,}" for c in size["truth"].bin_counts())
         print(f"{n:>9,} {'(planted pairs)':<19} {'':<6} {counts}")
@@ -662,7 +677,8 @@ def report(sizes: dict[int, dict]) -> None:
                 print(f"{'':>9} {tool if stage == 'cand' else '':<19} {stage:<6} {cells} "
                       f"{fmt(s['recall']):>8} {fmt(s['precision']):>9} {s['pairs']:>9,}")
 
-    print("\ndecontamination (curate decontam stage, default tiers ngram + minhash): planted items caught")
+    print("\ndecontamination (curate decontam stage, default tiers ngram + minhash): "
+          "planted items caught")
     for n, size in sizes.items():
         if not (r := size["results"].get("curate pipeline")):
             continue
@@ -683,13 +699,15 @@ def ratios(sizes: dict[int, dict]) -> None:
         if not kernel or not peers:
             continue
         print(f"\nratios on {n:,} documents (curate vs peer; > 1 means curate is faster / smaller)")
+        rest = kernel["lsh"] + kernel["cluster"]
         for peer in peers:
             r = res[peer]
-            line = (f"  vs {peer:<19} signatures {r['sig'] / kernel['sig']:>7.1f}x  "
-                    f"LSH+cluster {(r['lsh'] + r['cluster']) / (kernel['lsh'] + kernel['cluster']):>6.1f}x  "
+            line = (f"  vs {peer:<19} signatures {r['sig'] / kernel['sig']:>6.1f}x  "
+                    f"LSH+cluster {(r['lsh'] + r['cluster']) / rest:>5.1f}x  "
                     f"e2e kernel {r['e2e'] / kernel['e2e']:>6.1f}x")
             if pipe:
-                line += f"  e2e pipeline (ingest+near_dedup) {r['e2e'] / (pipe['ingest'] + pipe['near_dedup']):>5.1f}x"
+                dedup = pipe["ingest"] + pipe["near_dedup"]
+                line += f"  e2e pipeline (ingest+near_dedup) {r['e2e'] / dedup:>5.1f}x"
             line += f"  peak RSS {r['peak_rss_mb'] / kernel['peak_rss_mb']:.2f}x"
             print(line)
 
@@ -703,21 +721,25 @@ def targets(sizes: dict[int, dict], scale: bool) -> None:
         print(f"  signatures >= 75,000 docs/s on 2 cores: {rate:,.0f} docs/s first pass, "
               f"{best:,.0f} best of 3  {'PASS' if rate >= 75_000 else 'FAIL'}")
         rec, prec = k["quality"]["cand"]["recall"], k["quality"]["final"]["precision"]
-        print(f"  candidate recall >= 0.98 at true J >= 0.8: {rec:.4f}  {'PASS' if rec >= 0.98 else 'FAIL'}")
-        print(f"  precision >= 0.99 after verification: {prec:.4f}  {'PASS' if prec >= 0.99 else 'FAIL'}")
+        print(f"  candidate recall >= 0.98 at true J >= 0.8: {rec:.4f}  "
+              f"{'PASS' if rec >= 0.98 else 'FAIL'}")
+        print(f"  precision >= 0.99 after verification: {prec:.4f}  "
+              f"{'PASS' if prec >= 0.99 else 'FAIL'}")
     if scale and (p := res.get("curate pipeline")):
         rss = max(p["stages_rss"], p["ingest_rss"])
         print(f"  near_dedup + decontam under 120 s: {p['stages']:.1f} s  "
-              f"{'PASS' if p['stages'] < 120 else 'FAIL'} (with ingest: {p['ingest'] + p['stages']:.1f} s)")
-        print(f"  peak RSS under 2 GB: stages {p['stages_rss']:,.0f} MB, ingest {p['ingest_rss']:,.0f} MB  "
-              f"{'PASS' if rss < 2048 else 'FAIL'}")
+              f"{'PASS' if p['stages'] < 120 else 'FAIL'} "
+              f"(with ingest: {p['ingest'] + p['stages']:.1f} s)")
+        print(f"  peak RSS under 2 GB: stages {p['stages_rss']:,.0f} MB, "
+              f"ingest {p['ingest_rss']:,.0f} MB  {'PASS' if rss < 2048 else 'FAIL'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--items", type=int, default=2_000, help="benchmark items")
-    parser.add_argument("--planted-items", type=int, default=200, help="items planted into documents")
+    parser.add_argument("--planted-items", type=int, default=200,
+                        help="items planted into documents")
     parser.add_argument("--peer-docs", type=int, default=10_000,
                         help="documents the peers (and curate, again) run on; a multiple of 10,000")
     parser.add_argument("--scale", action="store_true",
@@ -746,12 +768,12 @@ def main() -> None:
     print(f"corpus: {args.docs:,} documents, {len(truth['pairs']):,} planted near-dup pairs, "
           f"{args.items:,} benchmark items ({args.planted_items:,} planted), seed {args.seed} "
           f"({time.perf_counter() - started:.0f}s to build or load)")
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; curate's "
-          "kernels use every core (numba), datasketch one, DataTrove 2 worker processes")
-    print("shingles: 5 words; curate 128 perm, LSH tuned for recall >= 0.98 at J 0.8, exact-Jaccard "
-          "verification;\n  datasketch 128 perm (curate's shingle_hash, affine64), MinHashLSH(threshold"
-          "=0.8), verification by estimated J;\n  DataTrove MinhashConfig defaults (5-grams, 14 buckets "
-          "x 8 hashes, xxhash 64-bit), no verification")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
+          "curate's kernels use every core (numba), datasketch one, DataTrove 2 worker processes")
+    print("shingles: 5 words; curate 128 perm, LSH tuned for recall >= 0.98 at J 0.8, "
+          "exact-Jaccard verification;\n  datasketch 128 perm (curate's shingle_hash, affine64), "
+          "MinHashLSH(threshold=0.8), verification by estimated J;\n  DataTrove MinhashConfig "
+          "defaults (5-grams, 14 buckets x 8 hashes, xxhash 64-bit), no verification")
     curate_tools = ["curate kernel", "curate pipeline"]
     plan = {args.docs: curate_tools}
     if 0 < args.peer_docs < args.docs:
