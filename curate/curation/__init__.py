@@ -28,12 +28,27 @@ def stage_class(name: str) -> type[Stage]:
 
 
 def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Stage]:
-    """Stage objects for a recipe's ``stages`` mapping, in order; options validated."""
+    """Stage objects for a recipe's ``stages`` mapping, in order; options validated.
+
+    A stage whose options say ``enabled: false`` is checked like the others but left
+    out (a recipe shows it, with the options a user would set, without running it).
+    """
     built = []
     for name, options in stages.items():
         try:
             cls = stage_class(name)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        built.append(cls.from_options(options, where=where))
+        options = dict(options)
+        enabled = options.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}: stage `{name}`: `enabled` must be true or false")
+        stage = cls.from_options(options, where=where)
+        if enabled:
+            built.append(stage)
     return built
+
+
+def switched_off(stages: dict[str, dict[str, Any]]) -> list[str]:
+    """The stages a recipe shows with ``enabled: false``."""
+    return [name for name, options in stages.items() if options.get("enabled", True) is False]

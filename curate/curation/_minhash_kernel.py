@@ -194,3 +194,29 @@ def shingle_hash_kernel(offsets, data, word, ngram):
     for doc in range(n_docs):
         out[starts[doc] : starts[doc + 1]] = parts[doc]
     return out, starts
+
+
+@njit(inline="always")
+def _shared(small, large):
+    """How many elements of sorted ``small`` are in sorted ``large`` (bisection)."""
+    if len(small) == 0:
+        return 0
+    positions = np.searchsorted(large, small)
+    count = 0
+    for i in range(len(small)):
+        if positions[i] < len(large) and large[positions[i]] == small[i]:
+            count += 1
+    return count
+
+
+@njit(parallel=True, cache=True)
+def common_counts(flat_a, starts_a, index_a, flat_b, starts_b, index_b):
+    """For each pair ``p``: how many hashes set ``index_a[p]`` of table a shares with set
+    ``index_b[p]`` of table b (tables as ``shingle_hash_kernel`` returns them: sorted,
+    distinct). Each element of the smaller set is looked up in the larger by bisection."""
+    out = np.zeros(len(index_a), dtype=np.int64)
+    for p in prange(len(index_a)):
+        a = flat_a[starts_a[index_a[p]] : starts_a[index_a[p] + 1]]
+        b = flat_b[starts_b[index_b[p]] : starts_b[index_b[p] + 1]]
+        out[p] = _shared(a, b) if len(a) <= len(b) else _shared(b, a)
+    return out

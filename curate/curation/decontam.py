@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from curate.curation.embed import embed, nearest
 from curate.curation.minhash import (
-    MinHashConfig, band_keys, shingle_sets, shingle_table, signatures, tokens,
+    MinHashConfig, band_keys, common_shingles, shingle_table, signatures, tokens,
 )
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import RowStage, StageConfig, StageContext
@@ -233,15 +233,11 @@ class BenchmarkIndex:
     # tier 2 ---------------------------------------------------------------------------------
 
     @cached_property
-    def item_shingles(self) -> list[np.ndarray]:
-        return shingle_sets(self.full, self.config.minhash.ngram)
-
-    @cached_property
-    def part_shingles(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Each item's question shingles and option shingles, apart."""
+    def part_shingles(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """The shingle tables of the items' questions and of their options, apart."""
         n = self.config.minhash.ngram
         options = self.items.get_column("options").to_arrow()
-        return shingle_sets(self.stems, n), shingle_sets(options, n)
+        return shingle_table(self.stems, n), shingle_table(options, n)
 
     @cached_property
     def buckets(self) -> pl.DataFrame:
@@ -249,7 +245,7 @@ class BenchmarkIndex:
         mh = self.config.minhash
         bands, rows = mh.banding
         keys = band_keys(signatures(self.full, mh), bands, rows)
-        sizes = np.array([len(s) for s in self.item_shingles])
+        sizes = np.diff(shingle_table(self.full, mh.ngram)[1])
         table = pl.DataFrame({
             "band": np.tile(np.arange(bands, dtype=np.int32), len(self.items)),
             "key": keys.reshape(-1),
@@ -275,13 +271,11 @@ class BenchmarkIndex:
         if candidates.height == 0:
             return _best(candidates.with_columns(share=pl.lit(0.0)), "share", len(texts))
         docs = np.unique(candidates.get_column("doc").to_numpy())
-        doc_sets = dict(zip(docs.tolist(), shingle_sets(arrow.take(pa.array(docs)), mh.ngram)))
-        stems, options = self.part_shingles
-        shares = [
-            min(_contained(stems[item], doc_sets[doc]), _contained(options[item], doc_sets[doc]))
-            for doc, item in candidates.iter_rows()
-        ]
-        return _best(candidates.with_columns(share=pl.Series(shares, dtype=pl.Float64)), "share",
+        doc_table = shingle_table(arrow.take(pa.array(docs)), mh.ngram)
+        doc = np.searchsorted(docs, candidates.get_column("doc").to_numpy())
+        item = candidates.get_column("item").to_numpy()
+        share = np.minimum(*(_contained(part, item, doc_table, doc) for part in self.part_shingles))
+        return _best(candidates.with_columns(share=pl.Series(share, dtype=pl.Float64)), "share",
                      len(texts))
 
     # tier 3 ---------------------------------------------------------------------------------
@@ -302,11 +296,13 @@ class BenchmarkIndex:
         return item, cosine.astype(np.float64)
 
 
-def _contained(item: np.ndarray, doc: np.ndarray) -> float:
-    """Share of ``item`` found in ``doc``; an empty part (no options) is fully contained."""
-    if len(item) == 0:
-        return 1.0
-    return len(np.intersect1d(item, doc, assume_unique=True)) / len(item)
+def _contained(part: tuple[np.ndarray, np.ndarray], item: np.ndarray,
+               docs: tuple[np.ndarray, np.ndarray], doc: np.ndarray) -> np.ndarray:
+    """Per (item, doc) pair: the share of the item part's shingles found in the doc; an
+    empty part (no options) is fully contained."""
+    sizes = np.diff(part[1])[item]
+    common = common_shingles(part, item, docs, doc)
+    return np.divide(common, sizes, out=np.ones(len(item)), where=sizes > 0)
 
 
 def _best(hits: pl.DataFrame, value: str, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -152,7 +152,9 @@ def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    texts = pc.fill_null(texts.cast(pa.large_string()), "")
+    # pyarrow 26 casts a slice to large_string with offsets that do not start at 0, and
+    # its string kernels then read the wrong bytes: concatenating rebuilds the buffers.
+    texts = pc.fill_null(pa.concat_arrays([texts.cast(pa.large_string())]), "")
     lowered = pc.ascii_lower(texts)
     ascii_mask = pc.string_is_ascii(texts)
     if pc.all(ascii_mask).as_py():
@@ -207,9 +209,22 @@ def shingle_table(
 
 
 def shingle_sets(texts: pa.Array | pa.ChunkedArray | list[str], ngram: int) -> list[np.ndarray]:
-    """Each text's distinct shingle hashes, sorted (for exact Jaccard)."""
+    """Each text's distinct shingle hashes, sorted."""
     flat, starts = shingle_table(texts, ngram)
     return [flat[starts[i] : starts[i + 1]] for i in range(len(starts) - 1)]
+
+
+def common_shingles(
+    a: tuple[np.ndarray, np.ndarray], index_a: np.ndarray,
+    b: tuple[np.ndarray, np.ndarray], index_b: np.ndarray,
+) -> np.ndarray:
+    """For each pair ``p``: how many shingles text ``index_a[p]`` of table ``a`` shares
+    with text ``index_b[p]`` of table ``b`` (tables as ``shingle_table`` returns them),
+    in one compiled pass over all pairs."""
+    from curate.curation._minhash_kernel import common_counts
+
+    return common_counts(a[0], a[1], np.asarray(index_a, np.int64), b[0], b[1],
+                         np.asarray(index_b, np.int64))
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -1,24 +1,26 @@
 """Near-duplicate dedup: MinHash LSH candidates, verified by exact Jaccard, clustered.
 
-1. Signatures of every record's text (all turns) with the shared ``MinHashConfig``.
+1. Signatures of every record's text (all turns) with the shared ``MinHashConfig``,
+   computed batch by batch; only the band keys stay in memory, not the texts.
 2. Candidates: records that share a band key (grouped with Polars, no Python dict of
-   buckets); each record in a bucket is paired with the bucket's first record.
+   buckets); each record of a bucket is paired with up to ``neighbours`` records before
+   it in the bucket, so a bucket of a few records yields all its pairs and a huge
+   bucket (templated text) stays linear.
 3. Verification: the exact Jaccard similarity of the two records' shingle sets must
-   reach ``threshold`` (the signature estimate alone loses true pairs near it).
+   reach ``threshold`` (the signature estimate alone loses true pairs near it). Only
+   the texts of candidate records are read again.
 4. Clusters: connected components of the verified pairs. Each keeps one representative:
    the longest text, ties by id; the others get ``near_duplicate_of:<representative id>``.
-
-Signatures are computed shard by shard and only band keys are kept, so memory holds
-``bands`` integers per record, not the texts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import Field
 
-from curate.curation.minhash import MinHashConfig, band_keys, jaccard, shingle_sets, signatures
+from curate.curation.minhash import MinHashConfig, band_keys, common_shingles, shingle_table, signatures
 from curate.curation.text import all_text
 from curate.engine.stage import DatasetStage, StageConfig, StageContext
 
@@ -33,6 +35,10 @@ class NearDedupConfig(StageConfig):
         description="Shingles, permutations, banding; `threshold` is the Jaccard that makes "
         "two records near-duplicates.",
     )
+    neighbours: int = Field(
+        8, ge=1, le=64,
+        description="Records of a shared bucket each record is paired with (the ones just before it).",
+    )
 
 
 class NearDedup(DatasetStage):
@@ -45,21 +51,28 @@ class NearDedup(DatasetStage):
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         config: MinHashConfig = self.config.minhash  # type: ignore[attr-defined]
-        frame = records.select("source", "row", "id", text=all_text()).collect()
-        texts = frame.get_column("text").to_arrow()
         bands, rows = config.banding
-        keys = []
-        for start in range(0, frame.height, _BATCH):
-            sigs = signatures(texts.slice(start, _BATCH), config)
-            keys.append(band_keys(sigs, bands, rows))
+        keys, parts = [], []
+        texts = records.select("source", "row", "id", text=all_text())
+        for batch in texts.collect_batches(chunk_size=_BATCH):
+            keys.append(band_keys(signatures(batch.get_column("text").to_arrow(), config), bands, rows))
+            parts.append(batch.select("source", "row", "id", length=pl.col("text").str.len_chars(),
+                                      empty=pl.col("text").str.len_bytes() == 0))
+        frame = pl.concat(parts) if parts else pl.DataFrame(
+            schema={"source": pl.String, "row": pl.Int64, "id": pl.String, "length": pl.UInt32,
+                    "empty": pl.Boolean})
         key_matrix = np.vstack(keys) if keys else np.zeros((0, bands), np.uint64)
-        pairs = candidate_pairs(key_matrix, empty=frame.get_column("text").str.len_bytes() == 0)
-        similarity = verify(pairs, texts, config.ngram)
+        pairs = candidate_pairs(key_matrix, empty=frame.get_column("empty"),
+                                neighbours=self.config.neighbours)  # type: ignore[attr-defined]
+        candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
+        candidate_texts = (texts.with_row_index("doc").filter(pl.col("doc").is_in(candidates))
+                           .select("text").collect().to_series().to_arrow())
+        similarity = verify(pairs, candidate_texts, config.ngram, docs=candidates)
         verified = pairs.with_columns(jaccard=pl.Series(similarity, dtype=pl.Float64)).filter(
             pl.col("jaccard") >= config.threshold
         )
-        lengths = frame.get_column("text").str.len_chars().to_numpy()
-        cluster, best = clusters(verified, frame.height, lengths, frame.get_column("id"))
+        cluster, best = clusters(verified, frame.height, frame.get_column("length").to_numpy(),
+                                 frame.get_column("id"))
         return frame.select("source", "row", "id").with_columns(
             near_dup_cluster=pl.Series(cluster, dtype=pl.String),
             near_dup_jaccard=pl.Series(best, dtype=pl.Float64),
@@ -74,9 +87,11 @@ class NearDedup(DatasetStage):
         )
 
 
-def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None) -> pl.DataFrame:
-    """Pairs (a, b), a < b, of rows sharing a band key; each row of a bucket is paired
-    with the bucket's first row. Rows flagged ``empty`` (no tokens) never pair."""
+def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None,
+                    neighbours: int = 8) -> pl.DataFrame:
+    """Pairs (a, b), a < b, of rows sharing a band key: in each bucket (rows in order),
+    every row with the ``neighbours`` rows before it. Rows flagged ``empty`` (no
+    tokens) never pair."""
     n, bands = keys.shape
     table = pl.DataFrame({
         "doc": np.repeat(np.arange(n, dtype=np.int64), bands),
@@ -85,30 +100,33 @@ def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None) -> pl.D
     })
     if empty is not None and empty.any():
         table = table.filter(~pl.Series(np.repeat(empty.to_numpy(), bands)))
-    return (
-        table.lazy()
-        .with_columns(first=pl.col("doc").min().over("band", "key"))
-        .filter(pl.col("doc") != pl.col("first"))
-        .select(a=pl.col("first"), b=pl.col("doc"))
-        .unique()
-        .sort("a", "b")
-        .collect()
-    )
+    # Buckets of one row (nearly all) pair with nothing: drop them before sorting.
+    shared = table.lazy().filter(pl.len().over("band", "key") > 1).sort("band", "key", "doc")
+    lagged = [
+        shared.select(
+            a=pl.col("doc").shift(lag),
+            b=pl.col("doc"),
+            same=(pl.col("band") == pl.col("band").shift(lag)) & (pl.col("key") == pl.col("key").shift(lag)),
+        ).filter("same").drop("same")
+        for lag in range(1, neighbours + 1)
+    ]
+    return pl.concat(lagged).unique().sort("a", "b").collect()
 
 
-def verify(pairs: pl.DataFrame, texts, ngram: int) -> np.ndarray:
-    """Exact Jaccard of each pair's shingle sets (shingles computed once per record)."""
+def verify(pairs: pl.DataFrame, texts: pa.Array | pa.ChunkedArray, ngram: int,
+           docs: np.ndarray | None = None) -> np.ndarray:
+    """Exact Jaccard of each pair's shingle sets. ``texts`` are the texts of ``docs``
+    (sorted row numbers; default: every row, ``texts[i]`` is row ``i``)."""
     if pairs.height == 0:
         return np.zeros(0)
-    docs = np.unique(np.concatenate([pairs.get_column("a").to_numpy(), pairs.get_column("b").to_numpy()]))
-    import pyarrow as pa
-
-    sets = shingle_sets(texts.take(pa.array(docs)), ngram)
-    position = {int(d): i for i, d in enumerate(docs)}
-    return np.array([
-        jaccard(sets[position[a]], sets[position[b]])
-        for a, b in zip(pairs.get_column("a").to_list(), pairs.get_column("b").to_list())
-    ])
+    table = shingle_table(texts, ngram)
+    a, b = pairs.get_column("a").to_numpy(), pairs.get_column("b").to_numpy()
+    if docs is not None:
+        a, b = np.searchsorted(docs, a), np.searchsorted(docs, b)
+    common = common_shingles(table, a, table, b)
+    sizes = np.diff(table[1])
+    union = sizes[a] + sizes[b] - common
+    return np.divide(common, union, out=np.zeros(len(common)), where=union > 0)
 
 
 def clusters(

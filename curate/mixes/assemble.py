@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from curate.catalog import MixSpec, Source, read_yaml, resolve_files
+from curate.curation import switched_off
 from curate.engine import StageResult
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
@@ -134,6 +135,7 @@ def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_di
         "benchmarks": _inputs([run.catalog.benchmark(n) for n in recipe.benchmarks], run.data_root),
         "stages": [{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")}
                    for r in stage_results],
+        "stages_switched_off": switched_off(recipe.stages),
         "quarantine": {
             name: dict(sorted(c.items())) for name in recipe.sources
             if (c := _quarantine_counts(store, name))},

@@ -10,7 +10,7 @@ from typing import Any
 
 from curate import __version__
 from curate.catalog import Catalog, Recipe, resolve_data_root
-from curate.curation import build_stages
+from curate.curation import build_stages, switched_off
 from curate.errors import ConfigError
 from curate.engine import StageContext, StageResult, run_stages
 from curate.engine.local import Progress as StageProgress
@@ -136,7 +136,9 @@ def plan_mix(run: Run) -> dict[str, Any]:
     else:
         from curate.mixes.assemble import _removed_keys
 
-        stages = [n for n in run.recipe.stages if (run.store.stage(n).path / "decisions.parquet").exists()]
+        off = switched_off(run.recipe.stages)
+        stages = [n for n in run.recipe.stages
+                  if n not in off and (run.store.stage(n).path / "decisions.parquet").exists()]
         pool = candidates(run.store, run.recipe.sources, _removed_keys(run.store, stages), spec.tokenizer)
         import polars as pl
 

@@ -55,6 +55,9 @@ def render_card(manifest: dict[str, Any], configs: list[str]) -> str:
             [s["stage"], f"{s['rows']:,}", f"{s['kept']:,}",
              ", ".join(f"{r}: {n:,}" for r, n in s["reasons"].items()) or "-"]
             for s in manifest["stages"]]),
+        ("Switched off in this recipe (shown with the options a user would set): "
+         + ", ".join(f"`{name}`" for name in manifest["stages_switched_off"]) + ".")
+        if manifest.get("stages_switched_off") else "",
         "## Contamination",
         _table(["source", "benchmark", "contaminated rows", "share", "source rejected"], [
             [c["source"], c["benchmark"], f"{c['contaminated']:,}", f"{c['share']:.2%}",

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from conftest import ingest_into
-from curate.curation import build_stages
+from curate.curation import build_stages, switched_off
 from curate.engine import RowStage, StageConfig, kept_records, run_stages
 from curate.errors import ConfigError
 from curate.store import RunStore
@@ -97,3 +97,13 @@ def test_recipe_stage_options_are_strict():
         build_stages({"exact_dedupe": {}}, where="mix.yaml")
     with pytest.raises(ConfigError, match="mix.yaml: stage `exact_dedup`: unknown key `threshold`"):
         build_stages({"exact_dedup": {"threshold": 0.8}}, where="mix.yaml")
+
+
+def test_a_switched_off_stage_is_checked_but_not_built():
+    recipe = {"exact_dedup": {}, "near_dedup": {"enabled": False, "minhash": {"threshold": 0.7}}}
+    assert [s.name for s in build_stages(recipe, where="mix.yaml")] == ["exact_dedup"]
+    assert switched_off(recipe) == ["near_dedup"]
+    with pytest.raises(ConfigError, match="mix.yaml: stage `near_dedup`.*thresold"):
+        build_stages({"near_dedup": {"enabled": False, "thresold": 0.7}}, where="mix.yaml")
+    with pytest.raises(ConfigError, match="`enabled` must be true or false"):
+        build_stages({"near_dedup": {"enabled": "no"}}, where="mix.yaml")
