@@ -220,3 +220,47 @@ def common_counts(flat_a, starts_a, index_a, flat_b, starts_b, index_b):
         b = flat_b[starts_b[index_b[p]] : starts_b[index_b[p] + 1]]
         out[p] = _shared(a, b) if len(a) <= len(b) else _shared(b, a)
     return out
+
+
+@njit(cache=True)
+def ngram_novelty(offsets, data, word, ngram, width, common):
+    """Every text's shingles of ``ngram`` tokens in order (not deduplicated), each with
+    its count of *novel* tokens: tokens that no shingle of ``width`` tokens found in
+    ``common`` (sorted) covers. Returns (hashes, starts, novel)."""
+    n_docs = len(offsets) - 1
+    parts = []
+    novelty = []
+    starts = np.zeros(n_docs + 1, dtype=np.int64)
+    for doc in range(n_docs):
+        hashes = _token_hashes(data, offsets[doc], offsets[doc + 1], word)
+        n = len(hashes)
+        covered = np.zeros(n + 1, dtype=np.int64)  # a difference array, then a prefix sum
+        if n > 0 and len(common) > 0:
+            w = min(width, n)
+            for s in range(n - w + 1):
+                h = _shingle(hashes, s, w)
+                i = np.searchsorted(common, h)
+                if i < len(common) and common[i] == h:
+                    covered[s] += 1
+                    covered[s + w] -= 1
+        novel_before = np.zeros(n + 1, dtype=np.int64)
+        depth = 0
+        for t in range(n):
+            depth += covered[t]
+            novel_before[t + 1] = novel_before[t] + (1 if depth == 0 else 0)
+        count = n - min(ngram, n) + 1 if n > 0 else 0
+        shingles = np.empty(count, dtype=np.uint64)
+        novel = np.empty(count, dtype=np.int64)
+        g = min(ngram, n)
+        for s in range(count):
+            shingles[s] = _shingle(hashes, s, g)
+            novel[s] = novel_before[s + g] - novel_before[s]
+        parts.append(shingles)
+        novelty.append(novel)
+        starts[doc + 1] = starts[doc] + count
+    out = np.empty(starts[-1], dtype=np.uint64)
+    out_novel = np.empty(starts[-1], dtype=np.int64)
+    for doc in range(n_docs):
+        out[starts[doc] : starts[doc + 1]] = parts[doc]
+        out_novel[starts[doc] : starts[doc + 1]] = novelty[doc]
+    return out, starts, out_novel

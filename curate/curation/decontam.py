@@ -33,7 +33,8 @@ from pydantic import Field, field_validator
 
 from curate.curation.embed import embed, nearest
 from curate.curation.minhash import (
-    MinHashConfig, band_keys, common_shingles, shingle_table, signatures, tokens,
+    MinHashConfig, band_keys, common_shingles, shingle_novelty, shingle_table, signatures,
+    tokens,
 )
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import RowStage, StageConfig, StageContext
@@ -52,9 +53,20 @@ class DecontamConfig(StageConfig):
     boilerplate_items: int = Field(
         3, ge=2, description="Tier 1: an n-gram found in this many benchmark items is boilerplate."
     )
+    boilerplate_width: int = Field(
+        8, ge=3, le=50,
+        description="Tier 1: tokens per phrase when finding boilerplate phrases inside n-grams.",
+    )
+    min_novel_tokens: int = Field(
+        3, ge=1,
+        description="Tier 1: an n-gram counts only with this many tokens outside boilerplate "
+        "phrases (phrases of `boilerplate_width` tokens found in `boilerplate_items` items, "
+        "or in `stop_phrases`).",
+    )
     stop_phrases: list[str] = Field(
         default_factory=list,
-        description="Tier 1: texts whose n-grams never count (each needs `ngram` tokens or more).",
+        description="Tier 1: texts whose phrases are boilerplate (each needs "
+        "`boilerplate_width` tokens or more).",
     )
     ngram_min_matches: int = Field(1, ge=1, description="Tier 1: shared n-grams that make a match.")
     minhash: MinHashConfig = Field(
@@ -84,10 +96,10 @@ class DecontamConfig(StageConfig):
     @field_validator("stop_phrases")
     @classmethod
     def _long_enough(cls, phrases: list[str], info: Any) -> list[str]:
-        n = info.data.get("ngram", 13)
+        n = info.data.get("boilerplate_width", 8)
         short = [p for p in phrases if len(tokens(p)) < n]
         if short:
-            raise ValueError(f"stop phrases need at least `ngram` ({n}) tokens: {short[:3]}")
+            raise ValueError(f"stop phrases need at least `boilerplate_width` ({n}) tokens: {short[:3]}")
         return phrases
 
 
@@ -208,21 +220,28 @@ class BenchmarkIndex:
 
     @cached_property
     def ngrams(self) -> pl.DataFrame:
-        """(hash, item) for every non-boilerplate n-gram of the items' questions."""
-        n = self.config.ngram
-        flat, starts = shingle_table(self.stems, n)
-        table = pl.DataFrame({"hash": flat, "item": np.repeat(np.arange(len(self.items)), np.diff(starts))})
-        common = table.group_by("hash").agg(pl.len().alias("items")).filter(
-            pl.col("items") >= self.config.boilerplate_items).select("hash")
-        if self.config.stop_phrases:
-            stop, _ = shingle_table(self.config.stop_phrases, n)
-            common = pl.concat([common, pl.DataFrame({"hash": stop})])
-        return table.join(common, on="hash", how="anti")
+        """(hash, item) for every n-gram of the items' questions that is not boilerplate:
+        found in ``boilerplate_items`` or more items, or with fewer than
+        ``min_novel_tokens`` tokens outside boilerplate phrases (so "the" + a stock exam
+        phrase is not a match)."""
+        c = self.config
+        width = c.boilerplate_width
+        phrases, starts, _ = shingle_novelty(self.stems, width, width=width, common=np.zeros(0, np.uint64))
+        common = _in_many_items(pl.DataFrame({"hash": phrases, "item": _owners(starts)}),
+                                c.boilerplate_items).to_numpy()
+        if c.stop_phrases:
+            common = np.concatenate([common, shingle_table(c.stop_phrases, width)[0]])
+        flat, starts, novel = shingle_novelty(self.stems, c.ngram, width=width, common=common)
+        table = pl.DataFrame({"hash": flat, "item": _owners(starts), "novel": novel})
+        shared = _in_many_items(table, c.boilerplate_items).to_frame()
+        return (table.filter(pl.col("novel") >= c.min_novel_tokens)
+                .join(shared, on="hash", how="anti").select("hash", "item").unique()
+                .sort("item", "hash"))
 
     def ngram_matches(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """Per text: the item sharing the most n-grams (or -1) and how many it shares."""
         flat, starts = shingle_table(texts.to_arrow(), self.config.ngram)
-        doc = np.repeat(np.arange(len(texts)), np.diff(starts))
+        doc = _owners(starts)
         hits = (
             pl.DataFrame({"doc": doc, "hash": flat})
             .join(self.ngrams, on="hash")
@@ -303,6 +322,17 @@ def _contained(part: tuple[np.ndarray, np.ndarray], item: np.ndarray,
     sizes = np.diff(part[1])[item]
     common = common_shingles(part, item, docs, doc)
     return np.divide(common, sizes, out=np.ones(len(item)), where=sizes > 0)
+
+
+def _owners(starts: np.ndarray) -> np.ndarray:
+    """For a flat table with ``starts``, the text each entry belongs to."""
+    return np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+
+
+def _in_many_items(table: pl.DataFrame, items: int) -> pl.Series:
+    """The hashes of ``table`` (hash, item, ...) found in ``items`` or more items."""
+    return (table.select("hash", "item").unique().group_by("hash").agg(pl.len().alias("items"))
+            .filter(pl.col("items") >= items).get_column("hash").sort())
 
 
 def _best(hits: pl.DataFrame, value: str, n: int) -> tuple[np.ndarray, np.ndarray]:

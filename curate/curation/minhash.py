@@ -208,6 +208,19 @@ def shingle_table(
     return shingle_hash_kernel(offsets, data, word_characters(), ngram)
 
 
+def shingle_novelty(
+    texts: pa.Array | pa.ChunkedArray | list[str], ngram: int, *, width: int, common: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every text's shingles in order (``flat[starts[i]:starts[i + 1]]``, repeats kept)
+    and, per shingle, how many of its tokens no ``width``-token shingle in ``common``
+    covers. With an empty ``common``, the plain positional shingles of ``width``."""
+    from curate.curation._minhash_kernel import ngram_novelty
+
+    offsets, data = _text_buffers(texts)
+    return ngram_novelty(offsets, data, word_characters(), ngram, width,
+                         np.unique(np.asarray(common, np.uint64)))
+
+
 def shingle_sets(texts: pa.Array | pa.ChunkedArray | list[str], ngram: int) -> list[np.ndarray]:
     """Each text's distinct shingle hashes, sorted."""
     flat, starts = shingle_table(texts, ngram)

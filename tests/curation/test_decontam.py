@@ -161,3 +161,20 @@ def test_embedding_tier_catches_a_paraphrase(bench, tmp_path):
     assert first["embedding_score"] >= 0.92
     assert out.slice(1).get_column("embedding_score").max() < 0.92
     assert result.reasons == {"contaminated:mmlu_medical": 1}
+
+
+def test_a_stock_exam_phrase_with_one_matching_word_is_not_a_match():
+    phrase = "which of the following is the most appropriate next step in the management of this patient"
+    stems = [f"{w} presents with fever cough and {last} {phrase}" for w, last in
+             (("alice", "wheeze"), ("bob", "rash"), ("carol", "pain"), ("dave", "nausea"))]
+    items = pl.DataFrame({"benchmark": "exam", "item": [f"exam:{i}" for i in range(4)],
+                          "stem": stems, "options": ""})
+    index = BenchmarkIndex(items, DecontamConfig())
+    texts = pl.Series([
+        f"The nurse noted a wheeze {phrase} and wrote it down.",  # "wheeze" + the phrase
+        f"Case: {stems[1]}? Discuss.",                              # the whole question
+    ])
+    item, matches = index.ngram_matches(texts)
+    assert item.tolist() == [-1, 1]
+    legacy = BenchmarkIndex(items, DecontamConfig(min_novel_tokens=1))
+    assert legacy.ngram_matches(texts)[0].tolist() == [0, 1]  # what plain 13-grams flag
