@@ -258,6 +258,11 @@ class Recipe(_Strict):
         default_factory=dict,
         description="Stages to run, in order: stage name -> its options ({} for defaults).",
     )
+    synth: dict[Literal["cot"], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Synthetic data made from the kept records: `cot` -> the options of "
+        "synth_cot_v1 (generator, sources, attempts, ...).",
+    )
     mix: MixSpec | None = Field(
         None, description="Targets and budget; unset: every kept record goes to the release.",
     )

@@ -246,6 +246,8 @@ def _report_build(result: BuildResult) -> None:
     from curate.inspect import inspect_run
 
     _print_summary(inspect_run(result.run.store.root))
+    if result.synth is not None:
+        _print_synth_stats(result.synth)
     if result.ingest.failed:
         _console().print("[red]stages did not run: a source failed to ingest[/]")
     if result.release is not None:
@@ -463,6 +465,87 @@ def _print_file_result(result: Any) -> None:
         console.print(f"{name} report: {path} ({report.height} rows)")
         if name == "contamination" and report.height:
             _print_contamination(report.drop("examples").to_dicts())
+
+
+# -- synth --------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def synth() -> None:
+    """Generate synthetic training data with a pluggable backend."""
+
+
+@synth.command("cot")
+@input_argument
+@click.option("--out", required=True, type=click.Path(),
+              help="A .parquet file (rejected and stats beside it), or a folder.")
+@click.option("--backend", "backend_name", required=True,
+              type=click.Choice(["vllm", "openai", "transformers", "offline"]),
+              help="Generator; `offline` writes template text, for tests and demos only.")
+@click.option("--model", default=None, help="Hub name or path (openai: the served model name).")
+@click.option("--revision", default=None, help="The model's revision, pinned and recorded.")
+@click.option("--base-url", default=None, help="openai: endpoint root, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--api-key-env", default=None,
+              help="openai: environment variable holding the API key [default: OPENAI_API_KEY].")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="openai: requests in flight [default: 8].")
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=None,
+              help="vllm: GPUs the model is split across [default: 1].")
+@click.option("--device", default=None, help="transformers: auto, cpu, cuda [default: auto].")
+@click.option("--gold", type=click.Choice(["given", "withheld"]), default="given", show_default=True,
+              help="Give the generator the gold answer, or let it answer on its own.")
+@click.option("--max-attempts", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Generations tried per record before it is rejected.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Upper bound on tokens per generation.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Enhance at most this many records.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Completion cache [default: $CURATE_CACHE_DIR/synth or ~/.cache/curate/synth].")
+@source_option
+@catalog_option
+@data_root_option
+def synth_cot(input_path: str, out: str, backend_name: str, model: str | None,
+              revision: str | None, base_url: str | None, api_key_env: str | None,
+              concurrency: int | None, tensor_parallel_size: int | None, device: str | None,
+              gold: str, max_attempts: int, max_tokens: int, max_rows: int | None, seed: int,
+              cache_dir: str | None, source: str | None, catalog_dirs: tuple[str, ...],
+              data_root: str | None) -> None:
+    """Rewrite QA and multiple-choice records into verified chains of thought (synth_cot_v1).
+
+    OUT holds the synthetic records (origin `synthetic`, lineage in `meta`); the rejected
+    parents with their reasons (`wrong_answer`, `no_answer`, `copies_question`,
+    `leaks_gold_hint`) and the stats go beside it. Finished generations are cached:
+    a rerun resumes and sends no request twice.
+    """
+    from curate.catalog import validate_model
+    from curate.synth import SynthCotConfig, enhance_file
+
+    generator = {"backend": backend_name, "model": model, "revision": revision,
+                 "base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency,
+                 "tensor_parallel_size": tensor_parallel_size, "device": device}
+    options = {"generator": {k: v for k, v in generator.items() if v is not None},
+               "gold_answer": gold, "max_attempts": max_attempts, "max_tokens": max_tokens,
+               "max_rows": max_rows, "seed": seed}
+    config = validate_model(SynthCotConfig, options, where="options")
+    result = enhance_file(input_path, out, config=config, cache_dir=cache_dir, source=source,
+                          catalog_dirs=catalog_dirs, data_root=data_root)
+    console = _console()
+    console.print(f"wrote {result.synthetic}; rejected parents -> {result.rejected}")
+    _print_synth_stats(result.stats)
+
+
+def _print_synth_stats(stats: dict[str, Any]) -> None:
+    console = _console()
+    generator = stats["generator"]
+    console.print(f"synth_cot: {stats['synthetic']:,} synthetic of {stats['rows']:,} rows; "
+                  f"generator {generator['backend']}:{generator['model']}")
+    if stats["offline_backend"]:
+        console.print("[bold]offline backend: template text for tests and demos, not training data[/]")
+    console.print(f"rejected {dict(stats['rejected'])}; attempts {stats['attempts']}; "
+                  f"requests sent {stats['requests']['sent']:,}, cached {stats['requests']['cached']:,}; "
+                  f"{stats['completion_tokens_per_row']:.1f} completion tokens per row")
 
 
 @main.command()

@@ -17,6 +17,7 @@ from curate.mixes.card import render_card
 from curate.mixes.release import WrittenRelease, config_of, package_versions, sha256_file, write_release
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.store import RunStore
+from curate.synth.cot import SOURCE as SYNTH_SOURCE
 
 if TYPE_CHECKING:
     from curate.mixes.build import Run
@@ -113,18 +114,25 @@ def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
     return described
 
 
-def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_dir: Path
-                     ) -> WrittenRelease:
+def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_dir: Path,
+                     synth: dict[str, Any] | None = None) -> WrittenRelease:
+    """The release of a finished run; ``synth`` are the stats of its synthetic records
+    (the run source ``synth_cot``), when the recipe made some."""
     recipe, store = run.recipe, run.store
     spec = recipe.mix
     stage_names = [r.name for r in stage_results]
     removed = _removed_keys(store, stage_names)
     tokenizer = spec.tokenizer if spec else None
-    pool = candidates(store, recipe.sources, removed, tokenizer)
+    sources = [*recipe.sources, SYNTH_SOURCE] if synth is not None else list(recipe.sources)
+    pool = candidates(store, sources, removed, tokenizer)
     allocation = select(pool, spec, recipe.seed)
-    mix = mix_records(store, recipe.sources, allocation.selected, recipe.seed)
+    mix = mix_records(store, sources, allocation.selected, recipe.seed)
     trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
     entries = [run.catalog.source(n) for n in recipe.sources]
+    described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin}
+                 for e in entries}
+    if synth is not None:
+        described[SYNTH_SOURCE] = _synthetic_source(store, synth)
     manifest = {
         "name": recipe.name,
         "version": recipe.version,
@@ -144,7 +152,9 @@ def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_di
                    "counting": counting_method(tokenizer)},
         "composition": allocation.composition,
         "modality": _shares(allocation.selected, "modality"),
-        "sources_in_mix": _per_source(allocation.selected, entries),
+        "sources_in_mix": _per_source(allocation.selected, described),
+        "synthetic": None if synth is None else {
+            k: v for k, v in synth.items() if k != "requests"},  # requests differ on a cached rebuild
         "packages": package_versions(),
     }
     configs = sorted(mix.get_column("config").unique().to_list()) if mix.height else []
@@ -179,12 +189,22 @@ def _shares(selected: pl.DataFrame, column: str) -> dict[str, dict[str, float | 
     }
 
 
-def _per_source(selected: pl.DataFrame, entries: Sequence[Source]) -> dict[str, dict[str, Any]]:
-    by_name = {e.name: e for e in entries}
+def _synthetic_source(store: RunStore, synth: dict[str, Any]) -> dict[str, Any]:
+    """How the synthetic source is described: its parents' licences and domains."""
+    records = pl.read_parquet(store.source(SYNTH_SOURCE).files("records"), columns=["license", "domain"])
+    licenses = sorted(records.get_column("license").unique().to_list())
+    generator = synth["generator"]
+    return {"license": licenses[0] if len(licenses) == 1 else "other",
+            "domain": ",".join(sorted(records.get_column("domain").unique().to_list())),
+            "origin": "synthetic",
+            "generator": f"{generator['backend']}:{generator['model']}",
+            "offline_backend": synth["offline_backend"]}
+
+
+def _per_source(selected: pl.DataFrame, described: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     result = {}
     for name, tokens, rows, repeated in selected.group_by("source").agg(
             pl.col("loss_tokens").sum(), pl.len(), (pl.col("repeat") > 0).sum()).sort("source").iter_rows():
-        entry = by_name[name]
         result[name] = {"rows": int(rows), "loss_tokens": int(tokens), "repeated_rows": int(repeated),
-                        "license": entry.license, "domain": entry.domain, "origin": entry.origin}
+                        **described[name]}
     return result

@@ -20,6 +20,7 @@ from curate.ingest.runner import Progress as IngestProgress
 from curate.mixes.assemble import assemble_release
 from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
 from curate.store import RunStore, fingerprint
+from curate.synth.cot import SOURCE as SYNTH_SOURCE
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -40,6 +41,8 @@ class BuildResult:
     run: Run
     ingest: IngestResult
     stages: list[StageResult]
+    synth: dict[str, Any] | None = None
+    """The stats of synth_cot_v1 when the recipe has ``synth: {cot: ...}``."""
     release: WrittenRelease | None = None
 
 
@@ -105,8 +108,39 @@ def build_mix(
         name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks})
     results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
                          context=context, progress=stage_progress)
-    release = assemble_release(run, results, Path(releases_dir))
-    return BuildResult(run, ingested, results, release)
+    synth = synthesize(run, results, upstream, progress=stage_progress)
+    release = assemble_release(run, results, Path(releases_dir), synth)
+    return BuildResult(run, ingested, results, synth, release)
+
+
+def synthesize(run: Run, results: list[StageResult], input_fingerprint: str, *,
+               progress: StageProgress | None = None) -> dict[str, Any] | None:
+    """Chain-of-thought records from the records every stage kept (``synth: {cot: ...}``),
+    written to the run as the source ``synth_cot``; their stats (None without ``synth``). A finished generation
+    with the same inputs and options is reused; completions are cached under the runs
+    folder, so an interrupted generation resumes without sending a request twice."""
+    options = run.recipe.synth.get("cot")
+    if options is None:
+        return None
+    from curate.catalog import validate_model
+    from curate.engine.local import kept_records
+    from curate.synth import SynthCotConfig, enhance
+
+    folder = run.store.source(SYNTH_SOURCE)
+
+    config = validate_model(SynthCotConfig, options, where=f"{run.recipe_file}: synth.cot")
+    upstream = results[-1].stats["decision_fingerprint"] if results else input_fingerprint
+    key = fingerprint(upstream, "synth_cot_v1", config.model_dump(mode="json"))
+    if folder.is_complete(key):
+        return folder.state()["stats"]  # type: ignore[index]
+    folder.open(key)
+    records = kept_records(run.store, run.recipe.sources, [r.name for r in results]).collect().to_arrow()
+    on_rows = None if progress is None else (lambda done, total: progress(SYNTH_SOURCE, done, total))
+    cache_dir = run.store.root.parents[1] / "_cache" / "synth"  # shared by every run
+    result = enhance(records, config, cache_dir, progress=on_rows)
+    folder.write_shard("00000", {"records": result.synthetic, "rejected": result.rejected}, result.stats)
+    folder.mark_complete(stats=result.stats)
+    return result.stats
 
 
 def plan_mix(run: Run) -> dict[str, Any]:
@@ -122,24 +156,30 @@ def plan_mix(run: Run) -> dict[str, Any]:
                or not run.store.source(n).state().get("complete")]
     provided = {"synthetic" if e.origin == "synthetic" else e.domain
                 for e in (run.catalog.source(n) for n in run.recipe.sources)}
+    if "cot" in run.recipe.synth:
+        provided.add("synthetic")
     unprovided = sorted(set(spec.targets) - provided) if spec else []
     if spec is None:
         plan["feasibility"] = "no `mix`: every kept record goes to the release"
     elif unprovided:
         plan["feasibility"] = "[red]infeasible: " + "; ".join(
-            f"no source of the recipe provides `{c}`" + (" (no source has origin synthetic)"
-                                                         if c == "synthetic" else "")
+            f"no source of the recipe provides `{c}`"
+            + (" (no source has origin synthetic and the recipe has no `synth`)" if c == "synthetic" else "")
             for c in unprovided) + "[/]"
     elif missing:
         plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
                                "yet (run `curate ingest` first, or build)")
+    elif "cot" in run.recipe.synth and not (run.store.source(SYNTH_SOURCE).state() or {}).get("complete"):
+        plan["feasibility"] = ("not checked: the synthetic records are not generated yet "
+                               "(`curate build-mix` generates them)")
     else:
         from curate.mixes.assemble import _removed_keys
 
         off = switched_off(run.recipe.stages)
         stages = [n for n in run.recipe.stages
                   if n not in off and (run.store.stage(n).path / "decisions.parquet").exists()]
-        pool = candidates(run.store, run.recipe.sources, _removed_keys(run.store, stages), spec.tokenizer)
+        sources = [*run.recipe.sources, *([SYNTH_SOURCE] if "cot" in run.recipe.synth else [])]
+        pool = candidates(run.store, sources, _removed_keys(run.store, stages), spec.tokenizer)
         import polars as pl
 
         units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)

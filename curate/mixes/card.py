@@ -10,6 +10,24 @@ _TASKS = {"text": "text-generation", "image_text": "visual-question-answering",
           "preference": "text-generation"}
 
 
+OFFLINE_WARNING = (
+    "> **Warning:** the `synthetic` share of this release was written by curate's offline "
+    "template backend (`curate-offline-template`): deterministic template text made for "
+    "tests and demos, not by a language model. It is not training data; rebuild with "
+    "`synth.cot.generator.backend: vllm` or `openai` for real chain-of-thought data."
+)
+
+
+def _synthetic_note(synth: dict[str, Any]) -> str:
+    generator = synth["generator"]
+    rejected = ", ".join(f"{r}: {n:,}" for r, n in synth["rejected"].items()) or "none"
+    return (f"Synthetic records: {synth['synthetic']:,} chain-of-thought rewrites of "
+            f"{synth['rows']:,} parent records by `{generator['backend']}` model "
+            f"`{generator['model']}` (revision {generator['revision'] or 'unpinned'}), each verified "
+            f"against its gold answer; parents rejected: {rejected}; "
+            f"{synth['completion_tokens_per_row']:.1f} completion tokens per parent row.")
+
+
 def _size_category(rows: int) -> str:
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
               (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
@@ -34,9 +52,11 @@ def render_card(manifest: dict[str, Any], configs: list[str]) -> str:
                     for c in configs],
     }
     budget = manifest["budget"]
+    synthetic = manifest.get("synthetic")
     parts = [
         "---\n" + yaml.safe_dump(front, sort_keys=False).strip() + "\n---",
         f"# {manifest['name']} {manifest['version']}",
+        OFFLINE_WARNING if synthetic and synthetic["offline_backend"] else "",
         manifest["recipe"]["resolved"].get("description") or "",
         f"Built by curate {manifest['packages'].get('curate', '?')} from the recipe in "
         f"`manifest.json` with seed {manifest['seed']}. Loss tokens are counted with "
@@ -46,6 +66,7 @@ def render_card(manifest: dict[str, Any], configs: list[str]) -> str:
             [c["category"], "-" if c["target"] is None else f"{c['target']:.1%}",
              f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}"]
             for c in manifest["composition"]]),
+        _synthetic_note(synthetic) if synthetic else "",
         "## Sources",
         _table(["source", "license", "domain", "origin", "rows", "loss tokens", "repeated rows"], [
             [name, s["license"], s["domain"], s["origin"], f"{s['rows']:,}", f"{s['loss_tokens']:,}",

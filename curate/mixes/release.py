@@ -68,8 +68,9 @@ def config_of(kind: str) -> str:
 
 
 def trl_columns(records: pl.DataFrame, config: str) -> pl.DataFrame:
-    """The columns TRL reads for ``config``, plus id, source and category for auditing."""
-    audit = [pl.col("id"), pl.col("source"), pl.col("category")]
+    """The columns TRL reads for ``config``, plus id, source, category and meta (the
+    lineage of a synthetic record: parent, generator, template, seed) for auditing."""
+    audit = [pl.col("id"), pl.col("source"), pl.col("category"), pl.col("meta")]
     if config == "preference":
         return records.select(pl.col("messages").alias("prompt"), "chosen", "rejected", *audit)
     if config == "image_text":

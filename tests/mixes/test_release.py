@@ -200,4 +200,47 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(tmp_path):
     for row in manifest["composition"]:
         assert abs(row["realised"] - row["target"]) <= 0.005
     text = datasets.load_dataset("parquet", data_files=str(path / "data/text/*.parquet"), split="train")
-    assert set(text.column_names) == {"messages", "id", "source", "category"}
+    assert set(text.column_names) == {"messages", "id", "source", "category", "meta"}
+
+
+SYNTH_RECIPE = """
+name: with-cot
+version: "1"
+sources: [medquad_sample, dolly]
+stages:
+  exact_dedup: {}
+  near_dedup: {enabled: false, minhash: {threshold: 0.7}}
+synth:
+  cot:
+    generator: {backend: offline}
+    sources: [medquad_sample]
+    max_rows: 120
+mix:
+  targets: {medical: 0.6, synthetic: 0.2, general: 0.2}
+"""
+
+
+def test_synthetic_records_are_generated_mixed_and_labelled(tmp_path):
+    recipe = write_yaml(tmp_path / "with-cot.yaml", SYNTH_RECIPE)
+    result = build_mix(open_run(recipe, runs_dir=tmp_path / "runs"), releases_dir=tmp_path / "rel")
+    manifest = result.release.manifest
+    assert result.synth["synthetic"] == 120 and result.synth["requests"]["sent"] == 120
+    assert {c["category"]: abs(c["realised"] - c["target"]) <= 0.005
+            for c in manifest["composition"]} == {"medical": True, "synthetic": True, "general": True}
+    assert manifest["synthetic"]["offline_backend"] is True
+    assert manifest["sources_in_mix"]["synth_cot"]["generator"] == "offline:curate-offline-template"
+    assert manifest["stages_switched_off"] == ["near_dedup"]
+    card = (result.release.path / "README.md").read_text()
+    assert "offline template backend" in card and "Switched off in this recipe" in card
+    data = pl.read_parquet(result.release.path / "data/text/*.parquet")
+    synthetic = data.filter(pl.col("category") == "synthetic")
+    assert synthetic.height > 0 and synthetic.get_column("source").unique().to_list() == ["synth_cot"]
+    lineage = [json.loads(m) for m in synthetic.get_column("meta")]
+    assert all(m["offline_backend"] is True and m["parent_id"] for m in lineage)
+
+    # A second build of the same recipe, in a fresh run folder, sends no request (the cache)
+    # and leaves the release byte for byte as it was.
+    again = build_mix(open_run(recipe, runs_dir=tmp_path / "runs", run_id="again"),
+                      releases_dir=tmp_path / "rel")
+    assert again.synth["requests"] == {"sent": 0, "cached": 120}
+    assert again.release.status == "unchanged"

@@ -1,0 +1,124 @@
+"""Synthetic CoT generation: `openai` backend throughput at concurrency 1 vs 16, and the
+tokens a CoT run generates per source row.
+
+The endpoint is a FIXED-LATENCY RESPONDER started here on 127.0.0.1 (no model: every
+reply waits --latency seconds, then returns the offline backend's template text), so
+the figures measure the client's concurrency against a latency-bound server, not a
+model. The CoT run enhances the first --rows MedMCQA dev questions through that same
+server (concurrency 16), with the gold answer given and withheld.
+
+    .venv/bin/python benchmarks/synth.py --latency 0.2 --rows 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def start_responder(latency: float) -> tuple[ThreadingHTTPServer, str]:
+    """A /v1/chat/completions server on 127.0.0.1 that answers after ``latency`` seconds."""
+    from curate.synth import Request
+    from curate.synth.offline import OfflineBackend
+
+    offline = OfflineBackend()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # one small reply must not wait for a delayed ACK
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(latency)
+            request = Request.chat(body["messages"], max_tokens=body["max_tokens"], n=body.get("n", 1),
+                                   temperature=body.get("temperature", 0.0), seed=body.get("seed"))
+            completion = offline.generate([request])[0]
+            data = json.dumps({
+                "choices": [{"index": i, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": t}}
+                            for i, t in enumerate(completion.texts)],
+                "usage": {"prompt_tokens": completion.prompt_tokens,
+                          "completion_tokens": completion.completion_tokens},
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def throughput(url: str, concurrency: int, count: int) -> float:
+    """Requests per second for ``count`` distinct requests at ``concurrency``."""
+    from curate.synth import Request, make_backend
+
+    requests = [Request.chat([{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+                             max_tokens=64, seed=i) for i in range(count)]
+    with make_backend("openai", model="fixed-latency", base_url=url, concurrency=concurrency) as backend:
+        started = time.perf_counter()
+        backend.generate(requests)
+        return count / (time.perf_counter() - started)
+
+
+def cot_run(url: str, data_root: Path, rows: int, gold: str) -> dict[str, Any]:
+    from curate.synth import SynthCotConfig, enhance, read_records
+
+    lines = (data_root / "benchmarks/medmcqa/medmcqa_dev_full.jsonl").read_text("utf-8").splitlines()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "medmcqa.jsonl"
+        path.write_text("\n".join(lines[:rows]) + "\n", "utf-8")
+        records = read_records(path, source="medmcqa", data_root=data_root)
+        config = SynthCotConfig(generator={"backend": "openai", "model": "fixed-latency",
+                                           "base_url": url, "concurrency": 16}, gold_answer=gold)
+        started = time.perf_counter()
+        result = enhance(records, config, Path(tmp) / "cache")
+        result.stats["seconds"] = time.perf_counter() - started
+        return result.stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.2, help="Seconds per reply.")
+    parser.add_argument("--requests", type=int, default=160, help="Requests at concurrency 16.")
+    parser.add_argument("--rows", type=int, default=200, help="MedMCQA rows for the CoT run.")
+    parser.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
+    args = parser.parse_args()
+
+    server, url = start_responder(args.latency)
+    try:
+        print(f"server: fixed-latency responder on 127.0.0.1, {args.latency * 1000:.0f} ms per "
+              "request, offline template text (no model)")
+        single = throughput(url, 1, max(5, args.requests // 8))
+        parallel = throughput(url, 16, args.requests)
+        print(f"openai backend, concurrency  1: {single:7.2f} requests/s")
+        print(f"openai backend, concurrency 16: {parallel:7.2f} requests/s")
+        print(f"ratio: {parallel / single:.1f}x (target >= 10x)")
+        for gold in ("given", "withheld"):
+            stats = cot_run(url, args.data_root, args.rows, gold)
+            print(f"CoT run, {stats['rows']} MedMCQA dev rows, gold {gold}, through the responder "
+                  f"(concurrency 16, offline template text): {stats['synthetic']} kept, "
+                  f"rejected {stats['rejected']}, attempts {stats['attempts']}, "
+                  f"{stats['requests']['sent']} requests in {stats['seconds']:.1f} s, "
+                  f"{stats['completion_tokens_per_row']:.1f} completion tokens per source row "
+                  "(whitespace words of the template; a real model's count differs)")
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
