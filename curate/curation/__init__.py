@@ -14,6 +14,8 @@ STAGES = {
     "exact_dedup": "curate.curation.exact_dedup:ExactDedup",
     "near_dedup": "curate.curation.near_dedup:NearDedup",
     "decontam": "curate.curation.decontam:Decontaminate",
+    "clean": "curate.curation.clean:Clean",
+    "diversity": "curate.curation.diversity:Diversity",
 }
 
 

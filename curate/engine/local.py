@@ -118,7 +118,9 @@ def _run_stage(
         elif isinstance(stage, DatasetStage):
             _score_dataset(stage, inputs, scores_folder, progress)
         scores_folder.mark_complete()
-    scores = pl.read_parquet(scores_folder.files("scores")) if scores_folder.done() else None
+    # A shard that earlier stages emptied has keys only: concatenate by column name.
+    files = scores_folder.files("scores")
+    scores = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed") if files else None
     if scores is None or scores.height == 0:
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
     decisions = stage.decide(scores)

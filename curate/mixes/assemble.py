@@ -11,6 +11,7 @@ import polars as pl
 
 from curate.catalog import MixSpec, Source, read_yaml, resolve_files
 from curate.curation import switched_off
+from curate.curation.clean import CleanConfig, clean_messages
 from curate.engine import StageResult
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
@@ -45,17 +46,30 @@ def _removed_keys(store: RunStore, stage_names: Sequence[str]) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
+def cleaned(records: pl.DataFrame, clean: CleanConfig | None) -> pl.DataFrame:
+    """The records with their turns repaired as the recipe's ``clean`` stage says."""
+    if clean is None or records.height == 0:
+        return records
+    return pl.from_arrow(clean_messages(records.to_arrow(), clean))  # type: ignore[return-value]
+
+
+def clean_config(stage_results: Sequence[StageResult]) -> CleanConfig | None:
+    """The options of the ``clean`` stage when it ran."""
+    ran = [r for r in stage_results if r.name == "clean"]
+    return CleanConfig.model_validate(ran[0].stats["options"]) if ran else None
+
+
 def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
-               tokenizer: str | None) -> pl.DataFrame:
-    """Every record the stages kept: keys, category, modality, kind and loss tokens,
-    computed shard by shard (the texts are never all in memory)."""
+               tokenizer: str | None, clean: CleanConfig | None = None) -> pl.DataFrame:
+    """Every record the stages kept: keys, category, modality, kind and loss tokens (of
+    the cleaned text), computed shard by shard (the texts are never all in memory)."""
     drop = removed.select(KEYS)
     parts = []
     for name in sources:
         for path in store.source(name).files("records"):
             shard = pl.read_parquet(path, columns=[*KEYS, "id", "kind", "domain", "origin",
                                                    "messages", "chosen", "rejected"])
-            shard = shard.join(drop, on=KEYS, how="anti", maintain_order="left")
+            shard = cleaned(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), clean)
             parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
                 loss_tokens=loss_tokens(shard, tokenizer)))
     schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "kind": pl.String,
@@ -73,15 +87,16 @@ def select(pool: pl.DataFrame, spec: MixSpec | None, seed: int) -> Allocation:
     return Allocation(chosen, int(chosen.get_column("loss_tokens").sum()), shares)
 
 
-def mix_records(store: RunStore, sources: Sequence[str], chosen: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """The chosen records in full, with category and config, in a seeded order."""
+def mix_records(store: RunStore, sources: Sequence[str], chosen: pl.DataFrame, seed: int,
+                clean: CleanConfig | None = None) -> pl.DataFrame:
+    """The chosen records in full (cleaned), with category and config, in a seeded order."""
     order = chosen.sort("source", "row", "repeat")
     order = order.with_columns(_order=pl.Series(np.random.default_rng(seed).permutation(order.height)))
     files = [p for name in sources for p in store.source(name).files("records")]
     if not files or order.height == 0:
         return pl.DataFrame()
     records = pl.scan_parquet(files).join(order.lazy().select(*KEYS, "category", "_order"), on=KEYS)
-    return records.collect().sort("_order").drop("_order").with_columns(
+    return cleaned(records.collect(), clean).sort("_order").drop("_order").with_columns(
         config=pl.col("kind").replace_strict({k: config_of(k) for k in
                                               ("chat", "mcqa", "preference", "image_text")}))
 
@@ -124,9 +139,10 @@ def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_di
     removed = _removed_keys(store, stage_names)
     tokenizer = spec.tokenizer if spec else None
     sources = [*recipe.sources, SYNTH_SOURCE] if synth is not None else list(recipe.sources)
-    pool = candidates(store, sources, removed, tokenizer)
+    clean = clean_config(stage_results)
+    pool = candidates(store, sources, removed, tokenizer, clean)
     allocation = select(pool, spec, recipe.seed)
-    mix = mix_records(store, sources, allocation.selected, recipe.seed)
+    mix = mix_records(store, sources, allocation.selected, recipe.seed, clean)
     trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
     entries = [run.catalog.source(n) for n in recipe.sources]
     described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin}

@@ -17,7 +17,7 @@ from curate.engine.local import Progress as StageProgress
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
-from curate.mixes.assemble import assemble_release
+from curate.mixes.assemble import assemble_release, clean_config, cleaned
 from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
 from curate.store import RunStore, fingerprint
 from curate.synth.cot import SOURCE as SYNTH_SOURCE
@@ -134,7 +134,8 @@ def synthesize(run: Run, results: list[StageResult], input_fingerprint: str, *,
     if folder.is_complete(key):
         return folder.state()["stats"]  # type: ignore[index]
     folder.open(key)
-    records = kept_records(run.store, run.recipe.sources, [r.name for r in results]).collect().to_arrow()
+    kept = kept_records(run.store, run.recipe.sources, [r.name for r in results]).collect()
+    records = cleaned(kept, clean_config(results)).to_arrow()  # parents as the release has them
     on_rows = None if progress is None else (lambda done, total: progress(SYNTH_SOURCE, done, total))
     cache_dir = run.store.root.parents[1] / "_cache" / "synth"  # shared by every run
     result = enhance(records, config, cache_dir, progress=on_rows)

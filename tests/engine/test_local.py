@@ -107,3 +107,26 @@ def test_a_switched_off_stage_is_checked_but_not_built():
         build_stages({"near_dedup": {"enabled": False, "thresold": 0.7}}, where="mix.yaml")
     with pytest.raises(ConfigError, match="`enabled` must be true or false"):
         build_stages({"near_dedup": {"enabled": "no"}}, where="mix.yaml")
+
+
+def test_a_shard_emptied_by_an_earlier_stage_does_not_break_the_next(tmp_path, catalog, data_root):
+    """Every record of one source is a copy of another source's: exact dedup empties its
+    shard, and the row stage after it still reads the scores of the other shards."""
+    import json as _json
+
+    from curate.catalog import Source
+
+    rows = [{"question": f"Question {i}?", "answer": f"Answer number {i}."} for i in range(5)]
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    sources = [Source.model_validate({
+        "name": name, "version": "1", "license": "MIT", "domain": "general", "task": "qa",
+        "location": {"path": str(tmp_path / f"{name}.jsonl")},
+        "mapping": {"kind": "chat", "question": "question", "answer": "answer"}}) for name in ("a", "b")]
+    store = RunStore(tmp_path / "run")
+    from curate.ingest import ingest
+
+    ingest(sources, store, data_root=data_root)
+    stages = build_stages({"exact_dedup": {}, "clean": {}}, where="test")
+    results = run_stages(stages, store, ["b", "a"], input_fingerprint="x")  # the empty shard first
+    assert results[0].stats["kept"] == 5 and results[1].stats["rows"] == 5

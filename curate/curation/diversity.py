@@ -1,0 +1,196 @@
+"""Diversity-aware selection (DEITA's filter): visit records best first and keep one
+only if its cosine similarity to every record already kept is at most ``tau``.
+
+Each record is embedded from its question and answer (user turns, then the last
+assistant turn, of ``chosen`` for a preference record), cut to ``max_tokens`` model
+tokens. Records are visited in the order ``order_by`` names, ties by id:
+``length`` (the default) visits the longest text first, the same preference near-dedup
+shows for its representative, so of two near-paraphrases the fuller one stays;
+``source_row`` visits in (source, row) order. Image-text records are not visited and are
+kept: their text says nothing about how different their images are.
+
+Scores: ``diversity_rank`` (visit position), ``diversity_max_sim`` (highest cosine to a
+record kept before it; null for the first) and ``diversity_nearest`` (that record's id).
+Decisions: ``too_similar_to:<nearest id>`` above ``tau``; ``over_budget`` for a record
+that was not too similar but came after ``budget`` records were kept.
+
+``tau`` and ``budget`` are scoring options, not decision options: which records are
+kept decides what later records are compared with, so another ``tau`` needs the
+embeddings again (they are not stored). ``decide`` re-derives the greedy outcome from
+the stored scores for the configured ``tau`` and ``budget`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from curate.curation.embed import DEFAULT_EMBEDDER, embed
+from curate.curation.text import answer_text, user_text
+from curate.engine.stage import DatasetStage, StageConfig, StageContext
+
+_BLOCK = 1024  # candidates resolved together
+_KEPT_CHUNK = 4096  # kept rows per matrix product (measured faster than larger products)
+
+
+class DiversityConfig(StageConfig):
+    """Options of diversity-aware selection (all scoring options)."""
+
+    tau: float = Field(
+        0.9, ge=-1, le=1, description="A record is too similar above this cosine to a kept record.")
+    budget: int | None = Field(
+        None, ge=1, description="Keep at most this many records; unset keeps every diverse one.")
+    order_by: Literal["length", "source_row"] = Field(
+        "length", description="Visit order: longest text first, or by (source, row); ties by id.")
+    model: str = Field(
+        DEFAULT_EMBEDDER,
+        description="sentence-transformers model: `minilm`, a hub name or a path.")
+    max_tokens: int = Field(
+        128, ge=16, le=512, description="Texts are cut to this many model tokens.")
+
+
+class Diversity(DatasetStage):
+    """Keep records that are not too similar to a better record already kept."""
+
+    name = "diversity"
+    version = 1
+    config_class = DiversityConfig
+    columns = ("kind", "messages", "chosen")
+
+    @property
+    def options(self) -> DiversityConfig:
+        assert isinstance(self.config, DiversityConfig)
+        return self.config
+
+    def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
+        o = self.options
+        keys = records.select("source", "row", "id").collect()
+        by, descending = (["source", "row"], False) if o.order_by == "source_row" else (
+            ["length", "id"], [True, False])
+        visit = (
+            records.filter(pl.col("kind") != "image_text")
+            .select("source", "row", "id", text=pl.concat_str(
+                [user_text(), answer_text()], separator="\n", ignore_nulls=True))
+            .with_columns(length=pl.col("text").str.len_chars())
+            .sort(by, descending=descending)
+            .collect()
+        )
+        vectors = embed(visit.get_column("text").to_list(), o.model, max_tokens=o.max_tokens)
+        _, nearest, max_sim = select_diverse(vectors, o.tau, o.budget)
+        found = nearest >= 0
+        nearest_id = visit.get_column("id").gather(np.where(found, nearest, 0))
+        scored = visit.select("source", "row").with_columns(
+            diversity_rank=pl.int_range(visit.height, dtype=pl.Int64),
+            diversity_max_sim=pl.when(pl.Series(found)).then(pl.Series(max_sim)),
+            diversity_nearest=pl.when(pl.Series(found)).then(nearest_id),
+        )
+        return keys.join(scored, on=["source", "row"], how="left", maintain_order="left")
+
+    def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        o = self.options
+        for name, dtype in (("diversity_rank", pl.Int64), ("diversity_max_sim", pl.Float64),
+                            ("diversity_nearest", pl.String)):
+            if name not in scores.columns:
+                scores = scores.with_columns(pl.lit(None, dtype).alias(name))
+        similar = (pl.col("diversity_max_sim") > o.tau).fill_null(False)
+        visited = pl.col("diversity_rank").is_not_null()
+        # The n-th record that was not too similar, in visit order: kept while n <= budget.
+        place = (visited & ~similar).cast(pl.Int64).cum_sum().over(order_by="diversity_rank")
+        over = visited & ~similar & (place > o.budget) if o.budget is not None else pl.lit(False)
+        return scores.with_columns(
+            keep=~similar & ~over,
+            reason=pl.when(similar).then(pl.lit("too_similar_to:") + pl.col("diversity_nearest"))
+            .when(over).then(pl.lit("over_budget")),
+        )
+
+
+def select_diverse(
+    embeddings: np.ndarray, tau: float, budget: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy diverse selection over unit rows given in visit order.
+
+    Row i is kept when its cosine to every row kept before it is at most ``tau`` and
+    fewer than ``budget`` rows are kept. Returns ``kept`` (bool), ``nearest`` (index of
+    the most similar row kept before i, the earliest on ties; -1 when none) and
+    ``max_similarity`` (that cosine, float64; -inf when none). Rows after the budget is
+    full are compared with the final kept set.
+
+    The same result as visiting rows one by one, computed in blocks: one matrix product
+    compares a block with every row kept before it, then a loop over the block's
+    surviving rows settles conflicts inside the block with its own similarity matrix.
+    Similarities are float32 products, compared with ``tau`` in float64.
+    """
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = len(x)
+    limit = n if budget is None else budget
+    kept = np.zeros(n, bool)
+    nearest = np.full(n, -1, np.int64)
+    max_sim = np.full(n, -np.inf, np.float64)
+    pool = np.empty_like(x)  # the kept rows, in visit order
+    pool_rows = np.empty(n, np.int64)  # their row numbers
+    count = 0
+    for start in range(0, n, _BLOCK):
+        block = x[start:start + _BLOCK]
+        best, where = _best_match(block, pool[:count], pool_rows[:count])
+        if count < limit:
+            inner = (block @ block.T).astype(np.float64)
+            chosen = _resolve_block(inner > tau, best > tau, limit - count)
+            best, where = _with_block_matches(inner, chosen, best, where, start)
+            fresh = np.flatnonzero(chosen)
+            pool[count:count + len(fresh)] = block[fresh]
+            pool_rows[count:count + len(fresh)] = start + fresh
+            count += len(fresh)
+            kept[start:start + len(block)] = chosen
+        nearest[start:start + len(block)] = where
+        max_sim[start:start + len(block)] = best
+    return kept, nearest, max_sim
+
+
+def _best_match(block: np.ndarray, pool: np.ndarray, pool_rows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per block row: the highest cosine to a pool row (float64; -inf for an empty pool)
+    and that pool row's number (-1), the earliest on ties; pool taken in chunks."""
+    best = np.full(len(block), -np.inf, np.float64)
+    where = np.full(len(block), -1, np.int64)
+    for start in range(0, len(pool), _KEPT_CHUNK):
+        sims = block @ pool[start:start + _KEPT_CHUNK].T
+        arg = sims.argmax(axis=1)
+        value = sims[np.arange(len(block)), arg].astype(np.float64)
+        better = value > best
+        best = np.where(better, value, best)
+        where = np.where(better, pool_rows[start + arg], where)
+    return best, where
+
+
+def _resolve_block(too_similar: np.ndarray, blocked: np.ndarray, room: int) -> np.ndarray:
+    """Which rows of a block are kept, given its pairs above tau (``too_similar``), its
+    rows already too similar to earlier blocks (``blocked``) and the ``room`` left in the
+    budget: a loop over the block's rows, each kept row blocking its successors at once."""
+    blocked = blocked.copy()
+    chosen = np.zeros(len(blocked), bool)
+    for i in np.flatnonzero(~blocked):
+        if room == 0:
+            break
+        if not blocked[i]:
+            chosen[i] = True
+            blocked |= too_similar[i]
+            room -= 1
+    return chosen
+
+
+def _with_block_matches(inner: np.ndarray, chosen: np.ndarray, best: np.ndarray,
+                        where: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """``best`` and ``where`` updated with the rows kept earlier in the same block
+    (``inner``: the block's similarities); a tie goes to the row kept in an earlier
+    block (kept first)."""
+    if not chosen.any():
+        return best, where
+    rows = np.arange(len(inner))
+    earlier = np.where(np.flatnonzero(chosen)[None, :] < rows[:, None], inner[:, chosen], -np.inf)
+    arg = earlier.argmax(axis=1)
+    value = earlier[rows, arg]
+    take = value > best
+    return np.where(take, value, best), np.where(take, start + np.flatnonzero(chosen)[arg], where)
