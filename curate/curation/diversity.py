@@ -6,7 +6,8 @@ assistant turn, of ``chosen`` for a preference record), cut to ``max_tokens`` mo
 tokens. Records are visited in the order ``order_by`` names, ties by id:
 ``length`` (the default) visits the longest text first, the same preference near-dedup
 shows for its representative, so of two near-paraphrases the fuller one stays;
-``source_row`` visits in (source, row) order. Image-text records are not visited and are
+``source_row`` visits in (source, row) order; ``<stage>.<column>`` visits by the score
+an earlier stage stored, highest first (DEITA: ``quality.deita_score``). Image-text records are not visited and are
 kept: their text says nothing about how different their images are.
 
 Scores: ``diversity_rank`` (visit position), ``diversity_max_sim`` (highest cosine to a
@@ -22,8 +23,6 @@ the stored scores for the configured ``tau`` and ``budget`` only.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import polars as pl
 from pydantic import Field
@@ -31,6 +30,7 @@ from pydantic import Field
 from curate.curation.embed import DEFAULT_EMBEDDER, embed
 from curate.curation.text import answer_text, user_text
 from curate.engine.stage import DatasetStage, StageConfig, StageContext
+from curate.errors import ConfigError
 
 _BLOCK = 1024  # candidates resolved together
 _KEPT_CHUNK = 4096  # kept rows per matrix product (measured faster than larger products)
@@ -43,8 +43,10 @@ class DiversityConfig(StageConfig):
         0.9, ge=-1, le=1, description="A record is too similar above this cosine to a kept record.")
     budget: int | None = Field(
         None, ge=1, description="Keep at most this many records; unset keeps every diverse one.")
-    order_by: Literal["length", "source_row"] = Field(
-        "length", description="Visit order: longest text first, or by (source, row); ties by id.")
+    order_by: str = Field(
+        "length", pattern=r"^(length|source_row|[a-z_]+\.[a-z0-9_]+)$",
+        description="Visit order, ties by id: `length` (longest text first), `source_row`, or "
+        "`<stage>.<score column>` of an earlier stage, highest first (`quality.deita_score`).")
     model: str = Field(
         DEFAULT_EMBEDDER,
         description="sentence-transformers model: `minilm`, a hub name or a path.")
@@ -68,16 +70,26 @@ class Diversity(DatasetStage):
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         o = self.options
         keys = records.select("source", "row", "id").collect()
-        by, descending = (["source", "row"], False) if o.order_by == "source_row" else (
-            ["length", "id"], [True, False])
         visit = (
             records.filter(pl.col("kind") != "image_text")
             .select("source", "row", "id", text=pl.concat_str(
                 [user_text(), answer_text()], separator="\n", ignore_nulls=True))
             .with_columns(length=pl.col("text").str.len_chars())
-            .sort(by, descending=descending)
-            .collect()
         )
+        if o.order_by == "source_row":
+            visit = visit.sort("source", "row")
+        elif o.order_by == "length":
+            visit = visit.sort(["length", "id"], descending=[True, False])
+        else:
+            stage, column = o.order_by.split(".")
+            scores = context.stage_scores(stage)
+            if column not in scores.collect_schema().names():
+                raise ConfigError(f"diversity: `order_by: {o.order_by}`: stage `{stage}` has no "
+                                  f"score column `{column}`")
+            visit = visit.join(scores.select("source", "row", pl.col(column).alias("_score")),
+                               on=["source", "row"], how="left").sort(
+                ["_score", "id"], descending=[True, False], nulls_last=True).drop("_score")
+        visit = visit.collect()
         vectors = embed(visit.get_column("text").to_list(), o.model, max_tokens=o.max_tokens)
         _, nearest, max_sim = select_diverse(vectors, o.tau, o.budget)
         found = nearest >= 0

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,8 @@ def run_stages(
     upstream = input_fingerprint
     results = []
     for stage in stages:
-        inputs = _Input(store, sources, dropped, context)
+        earlier = {r.name: store.stage(r.name).path / "decisions.parquet" for r in results}
+        inputs = _Input(store, sources, dropped, replace(context, decisions=earlier))
         result, decisions = _run_stage(stage, inputs, upstream, progress)
         removed = decisions.filter(~pl.col("keep")).select("source", "row")
         dropped = pl.concat([dropped, removed])

@@ -38,6 +38,20 @@ class StageContext:
 
     benchmarks: Mapping[str, list[Path]] = field(default_factory=dict)
     """Benchmark name -> its ingested record shards (for decontamination)."""
+    decisions: Mapping[str, Path] = field(default_factory=dict)
+    """Stage name -> the decisions (keys, scores, keep, reason) of a stage run earlier."""
+
+    def stage_scores(self, name: str) -> pl.LazyFrame:
+        """The decisions, with score columns, of the earlier stage ``name``."""
+        import polars as pl
+
+        if name not in self.decisions:
+            from curate.errors import ConfigError
+
+            earlier = ", ".join(self.decisions) or "none"
+            raise ConfigError(f"stage `{name}` has not run before this one (earlier stages: "
+                              f"{earlier}); put it before in the recipe's `stages`")
+        return pl.scan_parquet(self.decisions[name])
 
     def benchmark_records(self, name: str) -> pl.LazyFrame:
         import polars as pl

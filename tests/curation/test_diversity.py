@@ -186,3 +186,25 @@ def test_image_text_records_are_kept_unvisited(medquad):
     assert decided.get_column("diversity_rank").to_list() == [0, 1, None, 2]
     first = records.row(0, named=True)["id"]
     assert decided.get_column("reason").to_list() == [None, None, None, f"too_similar_to:{first}"]
+
+
+def test_records_can_be_visited_by_an_earlier_stage_score(medquad, tmp_path):
+    """`order_by: <stage>.<column>` visits best score first: here the shorter record of
+    each pair scores higher, so it is the one kept."""
+    _, _, records = medquad
+    chats = records.filter(pl.col("row") < 8)
+    lengths = chats.get_column("messages").list.eval(
+        pl.element().struct.field("content").str.len_chars()).list.sum()
+    earlier = chats.select("source", "row", "id", quality=-lengths.cast(pl.Float64))
+    earlier.write_parquet(tmp_path / "quality.parquet")
+    context = StageContext(decisions={"quality": tmp_path / "quality.parquet"})
+    frame = chats.lazy().select("source", "row", "id", *Diversity.columns)
+    stage = Diversity(DiversityConfig(order_by="quality.quality"))
+    decided = stage.decide(stage.score(frame, context)).sort("row")
+    kept = decided.filter(pl.col("keep")).get_column("row").to_list()
+    shorter = [min((2 * k, 2 * k + 1), key=lambda i: lengths[i]) for k in range(4)]
+    assert kept == sorted(shorter)
+    with pytest.raises(ConfigError, match="stage `dedup` has not run before this one"):
+        Diversity(DiversityConfig(order_by="dedup.score")).score(frame, context)
+    with pytest.raises(ConfigError, match="stage `quality` has no score column `deita_score`"):
+        Diversity(DiversityConfig(order_by="quality.deita_score")).score(frame, context)
