@@ -448,6 +448,65 @@ def decontaminate(input_path: str, out: str, benchmarks: tuple[str, ...], source
     _print_file_result(result)
 
 
+@main.command()
+@input_argument
+@out_option
+@source_option
+@click.option("--remove-urls", is_flag=True, help="Remove URLs from every turn.")
+@click.option("--remove-emails", is_flag=True, help="Remove e-mail addresses from every turn.")
+@click.option("--min-answer-words", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Answers with fewer words are `short_answer`.")
+@catalog_option
+@data_root_option
+def clean(input_path: str, out: str, source: str | None, remove_urls: bool, remove_emails: bool,
+          min_answer_words: int, catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+    """Repair text (ftfy, whitespace) and flag weak records in one file (clean_v1).
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`empty_answer`,
+    `short_answer`, `answer_equals_question`, `refusal`, `repetitive`, `non_text`) and
+    the score columns; `clean_changed` says whether repair changed the text (a release
+    built with the stage carries the repaired turns).
+    """
+    from curate.adhoc import run_on_file
+
+    options = {"remove_urls": remove_urls, "remove_emails": remove_emails,
+               "min_answer_words": min_answer_words}
+    result = run_on_file(input_path, out, {"clean": options}, source=source,
+                         catalog_dirs=catalog_dirs, data_root=data_root)
+    _print_file_result(result)
+
+
+@main.command()
+@input_argument
+@out_option
+@source_option
+@click.option("--tau", type=click.FloatRange(-1, 1), default=0.9, show_default=True,
+              help="A record above this cosine to a kept record is too similar.")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Keep at most this many records.")
+@click.option("--order-by", default="length", show_default=True,
+              help="Visit order: `length` (longest first) or `source_row`.")
+@click.option("--model", default="minilm", show_default=True,
+              help="sentence-transformers model: `minilm`, a hub name or a path.")
+@catalog_option
+@data_root_option
+def diversify(input_path: str, out: str, source: str | None, tau: float, budget: int | None,
+              order_by: str, model: str, catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+    """Diversity-aware selection over one file (diversity_v1, DEITA's filter).
+
+    Records are embedded and visited in order; one is kept only if its cosine to every
+    kept record is at most TAU. OUT holds every row of INPUT with `row`, `id`, `keep`,
+    `reason` (`too_similar_to:<id>`, `over_budget`) and `diversity_max_sim`,
+    `diversity_nearest`, `diversity_rank`.
+    """
+    from curate.adhoc import run_on_file
+
+    options = {"tau": tau, "budget": budget, "order_by": order_by, "model": model}
+    result = run_on_file(input_path, out, {"diversity": options}, source=source,
+                         catalog_dirs=catalog_dirs, data_root=data_root)
+    _print_file_result(result)
+
+
 def _print_file_result(result: Any) -> None:
     from rich.table import Table
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -126,3 +128,17 @@ def test_adhoc_dedup_needs_messages_or_a_source(tmp_path, data_root):
                                        "--out", str(tmp_path / "o.parquet")])
     assert mapped.exit_code == 0, mapped.output
     assert "151 rows" in mapped.output
+
+
+def test_adhoc_clean_repairs_and_flags(tmp_path):
+    rows = [("What is a cafÃ©?", "A small   restaurant that serves coffee."),
+            ("Say hi", "I'm sorry, but I cannot help with that."),
+            ("Same?", "Same?")]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n" for q, a in rows))
+    result = CliRunner().invoke(main, ["clean", str(path), "--out", str(tmp_path / "out.parquet")])
+    assert result.exit_code == 0, result.output
+    out = pl.read_parquet(tmp_path / "out.parquet").sort("row")
+    assert out.get_column("reason").to_list() == [None, "refusal", "answer_equals_question"]
+    assert out.get_column("clean_changed").to_list() == [True, False, False]

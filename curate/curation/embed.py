@@ -39,6 +39,9 @@ def load_embedder(name: str = DEFAULT_EMBEDDER) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise MissingDependencyError("sentence-transformers", "ml") from None
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # curate draws its own progress
     try:
         return SentenceTransformer(model_location(name), device="cpu")
     except (OSError, ValueError) as exc:
