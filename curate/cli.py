@@ -251,8 +251,11 @@ def _report_build(result: BuildResult) -> None:
     if result.ingest.failed:
         _console().print("[red]stages did not run: a source failed to ingest[/]")
     if result.release is not None:
-        _print_release(result.release.manifest, f"release {result.release.path} "
-                       f"({result.release.status})")
+        manifest = result.release.manifest
+        if not manifest["contamination"] and manifest["benchmarks"]:
+            _console().print(f"Contamination: no training row matched an item of "
+                             f"{', '.join(manifest['benchmarks'])}")
+        _print_release(manifest, f"release {result.release.path} ({result.release.status})")
 
 
 def _print_release(manifest: dict[str, Any], title: str) -> None:
@@ -472,6 +475,46 @@ def clean(input_path: str, out: str, source: str | None, remove_urls: bool, remo
     options = {"remove_urls": remove_urls, "remove_emails": remove_emails,
                "min_answer_words": min_answer_words}
     result = run_on_file(input_path, out, {"clean": options}, source=source,
+                         catalog_dirs=catalog_dirs, data_root=data_root)
+    _print_file_result(result)
+
+
+@main.command()
+@input_argument
+@out_option
+@source_option
+@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers",
+              show_default=True, help="transformers (CPU or GPU, one forward pass) or vllm (GPUs).")
+@click.option("--complexity-model", default="hkust-nlp/deita-complexity-scorer", show_default=True,
+              help="Complexity scorer: hub name or local folder.")
+@click.option("--quality-model", default="hkust-nlp/deita-quality-scorer", show_default=True,
+              help="Quality scorer: hub name or local folder.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=16), default=2048, show_default=True,
+              help="Prompt tokens; longer prompts lose tokens from the middle.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--drop-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Tag the lowest this share of rows by deita_score `low_quality`.")
+@click.option("--min-score", type=float, default=None,
+              help="Also tag rows whose complexity x quality is below this.")
+@catalog_option
+@data_root_option
+def score(input_path: str, out: str, source: str | None, backend: str, complexity_model: str,
+          quality_model: str, batch_size: int, max_length: int, device: str, drop_fraction: float,
+          min_score: float | None, catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+    """Score one file with DEITA's complexity and quality scorers (quality_v1).
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`low_quality`) and
+    `complexity`, `quality`, `deita_score` (sum over turns of complexity x quality) and
+    the per-turn scores. A scorer whose scores collapse to a constant fails with the
+    spread it measured.
+    """
+    from curate.adhoc import run_on_file
+
+    options = {"backend": backend, "complexity_model": complexity_model,
+               "quality_model": quality_model, "batch_size": batch_size, "max_length": max_length,
+               "device": device, "drop_fraction": drop_fraction, "min_score": min_score}
+    result = run_on_file(input_path, out, {"quality": options}, source=source,
                          catalog_dirs=catalog_dirs, data_root=data_root)
     _print_file_result(result)
 

@@ -142,3 +142,33 @@ def test_adhoc_clean_repairs_and_flags(tmp_path):
     out = pl.read_parquet(tmp_path / "out.parquet").sort("row")
     assert out.get_column("reason").to_list() == [None, "refusal", "answer_equals_question"]
     assert out.get_column("clean_changed").to_list() == [True, False, False]
+
+
+def test_score_runs_deita_scoring_with_local_models_and_fails_on_a_collapsed_scorer(tmp_path):
+    pytest.importorskip("torch")
+    from tiny_lm import build_tiny_lm
+
+    rows = [("What is the capital of France?", "Paris is the capital of France."),
+            ("How do I treat a cold?", "Rest, fluids and time; see a doctor if the fever is high."),
+            ("Explain why the sky is blue.", "Sunlight scatters off air molecules."),
+            ("Write a short poem about the sea.", "The sea is wide and grey and deep."),
+            ("What are the symptoms of diabetes?", "Thirst, tiredness and blurred vision.")]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n" for q, a in rows))
+    model = str(build_tiny_lm(tmp_path / "lm"))
+    args = ["score", str(path), "--out", str(tmp_path / "out.parquet"), "--device", "cpu",
+            "--complexity-model", model, "--quality-model", model]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = pl.read_parquet(tmp_path / "out.parquet").sort("row")
+    assert out.get_column("deita_score").is_between(1, 36).all()
+    assert out.get_column("reason").to_list().count("low_quality") == 1  # 20% of 5 rows
+
+    flat = str(build_tiny_lm(tmp_path / "flat", constant_logits=True))
+    many = tmp_path / "many.jsonl"
+    many.write_text(path.read_text() * 5)
+    result = CliRunner().invoke(main, ["score", str(many), "--out", str(tmp_path / "flat.parquet"),
+                                       "--device", "cpu", "--complexity-model", flat,
+                                       "--quality-model", flat])
+    assert result.exit_code == 2 and "collapse" in result.output.lower(), result.output

@@ -15,6 +15,7 @@ STAGES = {
     "near_dedup": "curate.curation.near_dedup:NearDedup",
     "decontam": "curate.curation.decontam:Decontaminate",
     "clean": "curate.curation.clean:Clean",
+    "quality": "curate.curation.quality:Quality",
     "diversity": "curate.curation.diversity:Diversity",
 }
 

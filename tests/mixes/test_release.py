@@ -190,13 +190,18 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(tmp_path):
     result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(tmp_path / "runs"),
                                        "--out", str(tmp_path / "releases")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("decontam_v1", "near_duplicate_of", "release", "(written)", "medical", "general",
-                 "modality: image"):
+    for text in ("clean_v1", "decontam_v1", "near_duplicate_of", "too_similar_to", "synth_cot",
+                 "offline backend", "release", "(written)", "medical", "general", "synthetic",
+                 "modality: image", "Contamination"):
         assert text in result.output
     path = tmp_path / "releases/demo/0.1.0"
     manifest = json.loads((path / "manifest.json").read_text())
-    assert [s["stage"] for s in manifest["stages"]] == ["exact_dedup_v1", "near_dedup_v1", "decontam_v1"]
-    assert manifest["stages"][2]["options"]["embedding_model"] == "minilm"
+    assert [s["stage"] for s in manifest["stages"]] == [
+        "clean_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v1", "diversity_v1"]
+    assert manifest["stages"][3]["options"]["embedding_model"] == "minilm"
+    assert manifest["stages_switched_off"] == ["quality"]
+    assert manifest["synthetic"]["offline_backend"] and manifest["synthetic"]["synthetic"] == 400
+    assert "offline template backend" in (path / "README.md").read_text()
     for row in manifest["composition"]:
         assert abs(row["realised"] - row["target"]) <= 0.005
     text = datasets.load_dataset("parquet", data_files=str(path / "data/text/*.parquet"), split="train")

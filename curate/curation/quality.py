@@ -1,0 +1,410 @@
+"""DEITA quality scoring: complexity of each instruction, quality of each answer.
+
+Two scorer models (DEITA's, by default: ``hkust-nlp/deita-complexity-scorer`` and
+``hkust-nlp/deita-quality-scorer``) read a fixed prompt and are asked for the next
+token. A score is the expected value of the digit they would write:
+``sum(i * softmax(logits of the tokens "1".."6")[i] for i in 1..6)``, in [1, 6]. The
+six token ids come from the scorer's tokenizer, never from a table.
+
+Per record (a conversation: ``messages``, then ``chosen`` for preference records):
+every user turn is one pair with the assistant turn after it (empty when none), as
+DEITA's score pipeline does. Complexity is scored on the user turn alone, without
+history; quality on the pair. The record's ``deita_score`` is the sum over pairs of
+complexity x quality (DEITA's ``final_score``); ``complexity`` and ``quality`` are the
+means over pairs, and the per-pair values are kept in ``complexity_turns`` and
+``quality_turns``. Records without a user turn get null scores and are kept.
+
+``decide`` drops, per source, the lowest-scoring ``drop_fraction`` of records (ties by
+id, the smaller id first) and those under the absolute thresholds, all as
+``low_quality``; when more than ``reject_source_above`` of a source is under the
+thresholds, the rest of it goes too (``source_rejected:low_quality``). A scorer whose
+scores barely vary (a base model instead of a DEITA scorer, a broken checkpoint, a
+wrong dtype) fails the stage instead of selecting on noise.
+
+Backends: ``transformers`` (CPU or GPU; one forward pass per batch, left padding,
+prompts sorted by length) and ``vllm`` (GPU; a one-token generation restricted to the
+six digits, with their log-probabilities).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from curate.engine.stage import RowStage, StageConfig, StageContext
+from curate.errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# DEITA's prompts, byte for byte, from hkust-nlp/deita
+# src/deita/selection/scorer/llama_scorer.py (and mistral_scorer.py, identical):
+# `complexity_template` and `quality_template`. DEITA formats them and encodes the
+# result with the tokenizer's defaults (special tokens included: Llama's <s>), with no
+# conversation template around it (src/deita/selection/scorer/base.py, `infer_score`),
+# although the scorers were trained inside a vicuna-1.1 conversation
+# (src/deita/alignment/train_scorers.py). This module scores as DEITA's scoring code does.
+COMPLEXITY_TEMPLATE = (
+    "You are a helpful assistant. Please identify the complexity score of the following "
+    "user query. \n##Query: {instruction}  \n##Complexity: "
+)
+QUALITY_TEMPLATE = (
+    "You are a helpful assistant. Please identify the quality score of the Response "
+    "corresponding to the Question. \n #Question#:\n{instruction}\n#Response#:\n{output} "
+    "\n##Quality: "
+)
+DIGITS = "123456"
+DEFAULT_COMPLEXITY_MODEL = "hkust-nlp/deita-complexity-scorer"
+DEFAULT_QUALITY_MODEL = "hkust-nlp/deita-quality-scorer"
+SCORE_COLUMNS = {
+    "complexity": pl.Float64, "quality": pl.Float64, "deita_score": pl.Float64,
+    "turns": pl.Int32, "complexity_turns": pl.List(pl.Float64),
+    "quality_turns": pl.List(pl.Float64),
+}
+
+
+def complexity_prompt(instruction: str) -> str:
+    return COMPLEXITY_TEMPLATE.format(instruction=instruction)
+
+
+def quality_prompt(instruction: str, output: str) -> str:
+    return QUALITY_TEMPLATE.format(instruction=instruction, output=output)
+
+
+class QualityConfig(StageConfig):
+    """Options of DEITA quality scoring."""
+
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="`transformers` (CPU or GPU) or `vllm` (GPU, much faster).")
+    complexity_model: str = Field(
+        DEFAULT_COMPLEXITY_MODEL, description="Complexity scorer: a hub name or a local folder.")
+    quality_model: str = Field(
+        DEFAULT_QUALITY_MODEL, description="Quality scorer: a hub name or a local folder.")
+    batch_size: int = Field(16, ge=1, description="`transformers`: prompts per forward pass.")
+    max_length: int = Field(
+        2048, ge=32, description="Prompts longer than this many tokens lose the end of the "
+        "instruction or answer; the prompt's closing line is always kept.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="`transformers`: where the models run; `auto`: a GPU if there is one.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Model weights; `auto`: bfloat16 on a GPU, float32 on the CPU.")
+    drop_fraction: float = Field(
+        0.2, ge=0, lt=1, description="Per source, drop this share of records with the lowest "
+        "`deita_score` (rounded down).")
+    source_fractions: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default_factory=dict, description="Per-source `drop_fraction` (source name -> share).")
+    min_complexity: float | None = Field(
+        None, ge=1, le=6, description="Drop records whose mean complexity is below this.")
+    min_quality: float | None = Field(
+        None, ge=1, le=6, description="Drop records whose mean quality is below this.")
+    min_score: float | None = Field(
+        None, ge=0, description="Drop records whose `deita_score` is below this.")
+    reject_source_above: float | None = Field(
+        None, ge=0, le=1, description="Reject a whole source when more than this share of it is "
+        "below `min_complexity`, `min_quality` or `min_score`; unset: never.")
+    collapse_min_std: float = Field(
+        0.01, ge=0, description="Fail when a scorer's scores have a standard deviation below this.")
+    collapse_max_identical: float = Field(
+        0.9, gt=0, le=1, description="Fail when more than this share of a scorer's scores are "
+        "the same to 2 decimals.")
+    collapse_min_turns: int = Field(
+        20, ge=2, description="Check for collapsed scores only with at least this many scores.")
+
+
+class Scorer(Protocol):
+    """A loaded scorer model: DEITA scores for prompts, in order."""
+
+    def scores(self, prompts: Sequence[str]) -> np.ndarray: ...
+
+
+class Quality(RowStage):
+    """Score instructions (complexity) and answers (quality) with DEITA's scorers."""
+
+    name = "quality"
+    version = 1
+    config_class = QualityConfig
+    decision_fields = frozenset({
+        "drop_fraction", "source_fractions", "min_complexity", "min_quality", "min_score",
+        "reject_source_above", "collapse_min_std", "collapse_max_identical", "collapse_min_turns",
+    })
+    columns = ("messages", "chosen")
+
+    def __init__(self, config: StageConfig | None = None):
+        super().__init__(config)
+        self._scorers: dict[str, Scorer] = {}
+
+    @property
+    def options(self) -> QualityConfig:
+        assert isinstance(self.config, QualityConfig)
+        return self.config
+
+    def scorer(self, name: str) -> Scorer:
+        """The scorer model ``name``, loaded once per stage."""
+        if name not in self._scorers:
+            o = self.options
+            self._scorers[name] = load_scorer(
+                name, backend=o.backend, device=o.device, dtype=o.dtype,
+                max_length=o.max_length, batch_size=o.batch_size,
+                share=1 / len({o.complexity_model, o.quality_model}))
+        return self._scorers[name]
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def score(self, records: pa.Table, context: StageContext) -> pa.Table:
+        o = self.options
+        messages = records.column("messages").to_pylist()
+        chosen = records.column("chosen").to_pylist()
+        pairs = [conversation_pairs((m or []) + (c or [])) for m, c in zip(messages, chosen)]
+        flat = [pair for record in pairs for pair in record]
+        complexity = self.scorer(o.complexity_model).scores([complexity_prompt(u) for u, _ in flat])
+        self.check_spread(complexity, "complexity")  # per shard too: fail before hours of scoring
+        quality = self.scorer(o.quality_model).scores([quality_prompt(u, a) for u, a in flat])
+        self.check_spread(quality, "quality")
+        return record_scores(complexity, quality, [len(p) for p in pairs])
+
+    def check_spread(self, scores: np.ndarray, kind: Literal["complexity", "quality"]) -> None:
+        """Fail when the ``kind`` scorer's ``scores`` are (nearly) constant."""
+        o = self.options
+        if len(scores) < o.collapse_min_turns:
+            return
+        std = float(np.std(scores))
+        _, counts = np.unique(np.round(scores, 2), return_counts=True)
+        identical = counts.max() / len(scores)
+        if std < o.collapse_min_std or identical > o.collapse_max_identical:
+            model = o.complexity_model if kind == "complexity" else o.quality_model
+            raise ConfigError(
+                f"stage `quality`: the {kind} scorer `{model}` gave near-constant scores "
+                f"(standard deviation {std:.4f} over {len(scores)} turns, {identical:.0%} of them "
+                f"equal to 2 decimals, mean {np.mean(scores):.3f}), so selecting by them would "
+                f"select on noise. Set `{kind}_model` to a DEITA {kind} scorer (a base or chat "
+                "model does not work), check the checkpoint and `dtype`, or, if the data really is "
+                "this uniform, lower `collapse_min_std` / raise `collapse_max_identical`.")
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        o = self.options
+        scores = scores.with_columns(
+            pl.lit(None, dtype).alias(name) for name, dtype in SCORE_COLUMNS.items()
+            if name not in scores.columns)
+        for kind in ("complexity", "quality"):
+            turns = scores.get_column(f"{kind}_turns").explode().drop_nulls()
+            self.check_spread(turns.to_numpy(), kind)
+        below = pl.lit(False)
+        for column, minimum in (("complexity", o.min_complexity), ("quality", o.min_quality),
+                                ("deita_score", o.min_score)):
+            if minimum is not None:
+                below = below | (pl.col(column) < minimum).fill_null(False)
+        fraction = pl.col("source").replace_strict(
+            o.source_fractions, default=o.drop_fraction, return_dtype=pl.Float64)
+        scored = pl.col("deita_score").is_not_null()
+        bottom = scored & (
+            pl.int_range(pl.len()).over("source")
+            < (fraction * scored.sum().over("source") + 1e-9).floor())
+        rejected = pl.lit(False) if o.reject_source_above is None else (
+            below.mean().over("source") > o.reject_source_above)
+        low = bottom | below
+        return (
+            scores.with_row_index("_order")
+            .sort("source", "deita_score", "id", nulls_last=True)
+            .with_columns(
+                keep=~low & ~rejected,
+                reason=pl.when(low).then(pl.lit("low_quality"))
+                .when(rejected).then(pl.lit("source_rejected:low_quality")),
+            )
+            .sort("_order")
+            .drop("_order")
+        )
+
+
+def conversation_pairs(turns: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(user turn, the assistant turn right after it or "") for every user turn."""
+    pairs = []
+    for i, turn in enumerate(turns):
+        if turn["role"] == "user":
+            following = turns[i + 1] if i + 1 < len(turns) else None
+            answer = following["content"] if following and following["role"] == "assistant" else ""
+            pairs.append((turn["content"] or "", answer or ""))
+    return pairs
+
+
+def record_scores(complexity: np.ndarray, quality: np.ndarray, turns: list[int]) -> pa.Table:
+    """Per-record score columns from per-pair scores (``turns`` pairs per record, in order)."""
+    starts = np.cumsum([0, *turns])
+    c = [complexity[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])]
+    q = [quality[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])]
+    return pa.table({
+        "complexity": pa.array([float(np.mean(x)) if x else None for x in c], pa.float64()),
+        "quality": pa.array([float(np.mean(x)) if x else None for x in q], pa.float64()),
+        "deita_score": pa.array(
+            [float(np.dot(x, y)) if x else None for x, y in zip(c, q)], pa.float64()),
+        "turns": pa.array(turns, pa.int32()),
+        "complexity_turns": pa.array(c, pa.list_(pa.float64())),
+        "quality_turns": pa.array(q, pa.list_(pa.float64())),
+    })
+
+
+def digit_token_ids(tokenizer: PreTrainedTokenizerBase, model: str = "the scorer") -> list[int]:
+    """The ids of the tokens "1".."6" in ``tokenizer``.
+
+    Each digit is encoded alone, without special tokens; it must come out as one token,
+    possibly after tokens that decode to nothing but whitespace (SentencePiece tokenizers
+    such as Llama's put a lone word-start piece before a text's first digit)."""
+    ids = []
+    for digit in DIGITS:
+        encoded = tokenizer.encode(digit, add_special_tokens=False)
+        if not encoded or tokenizer.decode(encoded[-1:]).strip() != digit or any(
+                tokenizer.decode([t]).strip() for t in encoded[:-1]):
+            pieces = tokenizer.convert_ids_to_tokens(encoded)
+            raise ConfigError(
+                f"{model}: its tokenizer encodes `{digit}` as {pieces}, not as one token; DEITA "
+                "scoring reads the next-token logits of the digits 1 to 6, so each must be a "
+                "single token. Use a DEITA scorer (or a model whose tokenizer has them).")
+        ids.append(encoded[-1])
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{model}: its tokenizer maps two of the digits 1-6 to one token {ids}")
+    return ids
+
+
+def expected_digit(logits: np.ndarray) -> np.ndarray:
+    """sum_i i * softmax(logits)_i per row, rows being the logits of the tokens "1".."6"."""
+    logits = logits.astype(np.float64)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights @ np.arange(1, len(DIGITS) + 1, dtype=np.float64)
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                   max_length: int) -> list[list[int]]:
+    """Token ids of ``prompts`` (special tokens as the tokenizer adds them, like DEITA).
+    A prompt over ``max_length`` tokens loses tokens from the middle: its head (the
+    instruction to the scorer) and its closing line (``##Complexity: ``) stay."""
+    if not prompts:
+        return []
+    encoded = tokenizer(list(prompts), add_special_tokens=True, verbose=False)["input_ids"]
+    tail = _tail_tokens(tokenizer)
+    return [ids if len(ids) <= max_length else ids[: max_length - tail] + ids[-tail:]
+            for ids in encoded]
+
+
+def _tail_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Tokens after the last field of either template (the longer closing line)."""
+    tails = []
+    for template, last in ((COMPLEXITY_TEMPLATE, "{instruction}"), (QUALITY_TEMPLATE, "{output}")):
+        head = template.split(last)[0].format(instruction="x")
+        whole = template.format(instruction="x", output="x")
+        tails.append(len(tokenizer.encode(whole)) - len(tokenizer.encode(head + "x")))
+    return max(tails) + 1
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+def load_scorer(name: str, *, backend: Literal["transformers", "vllm"] = "transformers",
+                device: Literal["auto", "cpu", "cuda"] = "auto",
+                dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
+                max_length: int = 2048, batch_size: int = 16, share: float = 1.0) -> Scorer:
+    """A DEITA scorer model by hub name or local path. ``share``: vLLM only, the share
+    of the GPU memory this model may take (two scorers share one GPU)."""
+    if backend == "vllm":
+        return VllmScorer(name, dtype=dtype, max_length=max_length, share=share)
+    return TransformersScorer(name, device=device, dtype=dtype, max_length=max_length,
+                              batch_size=batch_size)
+
+
+class TransformersScorer:
+    """A scorer on ``transformers``: batched forward passes, the last position's logits."""
+
+    def __init__(self, name: str, *, device: str, dtype: str, max_length: int, batch_size: int):
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise MissingDependencyError(exc.name or "transformers", "ml") from None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype == "auto":
+            dtype = "bfloat16" if device == "cuda" else "float32"
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name)
+            self.model = AutoModelForCausalLM.from_pretrained(name, dtype=getattr(torch, dtype))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load scorer model `{name}`: {exc}") from None
+        self.model.to(device).eval()
+        self.device = device
+        parameters = inspect.signature(self.model.forward).parameters
+        self.last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+        self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
+        self.pad_id = next((i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
+                                        self.tokenizer.unk_token_id) if i is not None), 0)
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def scores(self, prompts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        encoded = encode_prompts(self.tokenizer, prompts, self.max_length)
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        logits = np.zeros((len(encoded), len(DIGITS)), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                logits[batch] = self._digit_logits([encoded[i] for i in batch])
+        return expected_digit(logits)
+
+    def _digit_logits(self, batch: list[list[int]]) -> np.ndarray:
+        """One forward pass over a left-padded batch; the digits' logits at the end."""
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            mask[row, width - len(ids):] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=positions.to(self.device), **self.last_only)
+        return out.logits[:, -1, self.ids].float().cpu().numpy()
+
+
+class VllmScorer:
+    """A scorer on vLLM: one generated token, restricted to the six digits, with their
+    log-probabilities (``logprobs_mode="processed_logprobs"``: after the restriction, so
+    exactly the six digits come back, normalised among themselves)."""
+
+    def __init__(self, name: str, *, dtype: str, max_length: int, share: float):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError:
+            raise MissingDependencyError("vllm", "vllm") from None
+        self.name = name
+        self.llm = LLM(model=name, dtype=dtype, logprobs_mode="processed_logprobs",
+                       gpu_memory_utilization=0.9 * share)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
+        self.params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(DIGITS),
+                                     allowed_token_ids=self.ids)
+        self.max_length = max_length
+
+    def scores(self, prompts: Sequence[str]) -> np.ndarray:
+        encoded = encode_prompts(self.tokenizer, prompts, self.max_length)
+        if not encoded:
+            return np.zeros(0)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], self.params,
+                                    use_tqdm=False)
+        logits = np.zeros((len(encoded), len(DIGITS)), np.float32)
+        for row, output in enumerate(outputs):
+            top = output.outputs[0].logprobs[0]
+            missing = [DIGITS[k] for k, i in enumerate(self.ids) if i not in top]
+            if missing:
+                raise ConfigError(
+                    f"scorer `{self.name}`: vLLM returned no log-probability for the digits "
+                    f"{missing}; it needs vLLM >= 0.10.2 (`logprobs_mode`)")
+            logits[row] = [top[i].logprob for i in self.ids]
+        return expected_digit(logits)
