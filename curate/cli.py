@@ -413,12 +413,9 @@ def dedup(input_path: str, out: str, source: str | None, threshold: float, ngram
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of:<id>`,
     `near_duplicate_of:<id>`) and the score columns.
     """
-    from curate.adhoc import run_on_file
-
     stages = {"exact_dedup": {}, "near_dedup": {"minhash": {"threshold": threshold, "ngram": ngram}}}
-    result = run_on_file(input_path, out, stages, source=source, catalog_dirs=catalog_dirs,
-                         data_root=data_root)
-    _print_file_result(result)
+    _run_on_file(input_path, out, stages, source=source, catalog_dirs=catalog_dirs,
+                 data_root=data_root)
 
 
 @main.command()
@@ -442,13 +439,10 @@ def decontaminate(input_path: str, out: str, benchmarks: tuple[str, ...], source
     (`contaminated:<benchmark>`, `source_rejected:contamination`) and each tier's best
     benchmark item and score; the contamination report goes beside it.
     """
-    from curate.adhoc import run_on_file
-
     options = {"benchmarks": list(benchmarks), "embedding_model": embedding_model,
                "reject_source_above": reject_source_above}
-    result = run_on_file(input_path, out, {"decontam": options}, source=source,
-                         benchmarks=benchmarks, catalog_dirs=catalog_dirs, data_root=data_root)
-    _print_file_result(result)
+    _run_on_file(input_path, out, {"decontam": options}, source=source,
+                 benchmarks=benchmarks, catalog_dirs=catalog_dirs, data_root=data_root)
 
 
 @main.command()
@@ -470,13 +464,10 @@ def clean(input_path: str, out: str, source: str | None, remove_urls: bool, remo
     the score columns; `clean_changed` says whether repair changed the text (a release
     built with the stage carries the repaired turns).
     """
-    from curate.adhoc import run_on_file
-
     options = {"remove_urls": remove_urls, "remove_emails": remove_emails,
                "min_answer_words": min_answer_words}
-    result = run_on_file(input_path, out, {"clean": options}, source=source,
-                         catalog_dirs=catalog_dirs, data_root=data_root)
-    _print_file_result(result)
+    _run_on_file(input_path, out, {"clean": options}, source=source,
+                 catalog_dirs=catalog_dirs, data_root=data_root)
 
 
 @main.command()
@@ -509,14 +500,11 @@ def score(input_path: str, out: str, source: str | None, backend: str, complexit
     the per-turn scores. A scorer whose scores collapse to a constant fails with the
     spread it measured.
     """
-    from curate.adhoc import run_on_file
-
     options = {"backend": backend, "complexity_model": complexity_model,
                "quality_model": quality_model, "batch_size": batch_size, "max_length": max_length,
                "device": device, "drop_fraction": drop_fraction, "min_score": min_score}
-    result = run_on_file(input_path, out, {"quality": options}, source=source,
-                         catalog_dirs=catalog_dirs, data_root=data_root)
-    _print_file_result(result)
+    _run_on_file(input_path, out, {"quality": options}, source=source,
+                 catalog_dirs=catalog_dirs, data_root=data_root)
 
 
 @main.command()
@@ -542,12 +530,16 @@ def diversify(input_path: str, out: str, source: str | None, tau: float, budget:
     `reason` (`too_similar_to:<id>`, `over_budget`) and `diversity_max_sim`,
     `diversity_nearest`, `diversity_rank`.
     """
+    options = {"tau": tau, "budget": budget, "order_by": order_by, "model": model}
+    _run_on_file(input_path, out, {"diversity": options}, source=source,
+                 catalog_dirs=catalog_dirs, data_root=data_root)
+
+
+def _run_on_file(input_path: str, out: str, stages: dict[str, dict[str, Any]], **options: Any) -> None:
+    """An ad hoc command: ``stages`` over one file, then what it wrote and removed."""
     from curate.adhoc import run_on_file
 
-    options = {"tau": tau, "budget": budget, "order_by": order_by, "model": model}
-    result = run_on_file(input_path, out, {"diversity": options}, source=source,
-                         catalog_dirs=catalog_dirs, data_root=data_root)
-    _print_file_result(result)
+    _print_file_result(run_on_file(input_path, out, stages, **options))
 
 
 def _print_file_result(result: Any) -> None:

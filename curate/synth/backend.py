@@ -76,16 +76,18 @@ class Backend(ABC):
     """A text generator. ``generate`` returns one completion per request, in order."""
 
     name: ClassVar[str]
+    options: GeneratorConfig
+    """The backend's options (every one names ``model``; most a ``revision``)."""
 
     @property
-    @abstractmethod
     def model(self) -> str:
         """The model's hub name, local path or served name."""
+        return self.options.model
 
     @property
     def revision(self) -> str | None:
         """The model's pinned revision, when known."""
-        return None
+        return getattr(self.options, "revision", None)
 
     def identity(self) -> dict[str, str | None]:
         """Backend, model and revision: what lineage records and cache keys name."""

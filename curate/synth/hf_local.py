@@ -50,14 +50,6 @@ class TransformersBackend(Backend):
         self.tokenizer = tokenizer
         self.network = model.to(self.device).eval()
 
-    @property
-    def model(self) -> str:
-        return self.options.model
-
-    @property
-    def revision(self) -> str | None:
-        return self.options.revision
-
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:
         if any(r.choices for r in requests):

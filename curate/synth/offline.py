@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from curate.synth.backend import OFFLINE_MODEL, Backend, Completion, OfflineOptions, OnResult, Request
+from curate.synth.backend import Backend, Completion, OfflineOptions, OnResult, Request
 from curate.synth.templates import GOLD_MARKERS
 from curate.synth.verify import words
 
@@ -27,10 +27,6 @@ class OfflineBackend(Backend):
 
     def __init__(self, options: OfflineOptions | None = None):
         self.options = options or OfflineOptions()
-
-    @property
-    def model(self) -> str:
-        return OFFLINE_MODEL
 
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:

@@ -45,14 +45,6 @@ class OpenAIBackend(Backend):
         """Retries made so far (all requests, all calls): for tests and benchmarks."""
 
     @property
-    def model(self) -> str:
-        return self.options.model
-
-    @property
-    def revision(self) -> str | None:
-        return self.options.revision
-
-    @property
     def url(self) -> str:
         return self.options.base_url.rstrip("/") + "/chat/completions"
 

@@ -35,14 +35,6 @@ class VllmBackend(Backend):
             engine["max_model_len"] = options.max_model_len
         self.llm = LLM(**engine)
 
-    @property
-    def model(self) -> str:
-        return self.options.model
-
-    @property
-    def revision(self) -> str | None:
-        return self.options.revision
-
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:
         if not requests:
