@@ -264,3 +264,44 @@ def ngram_novelty(offsets, data, word, ngram, width, common):
         out[starts[doc] : starts[doc + 1]] = parts[doc]
         out_novel[starts[doc] : starts[doc + 1]] = novelty[doc]
     return out, starts, out_novel
+
+
+@njit(inline="always")
+def _hits_of(data, start, end, word, ngram, wanted, out):
+    """The shingles of one text found in sorted ``wanted``: written to ``out`` (when it
+    has room) and counted."""
+    hashes = _token_hashes(data, start, end, word)
+    n = len(hashes)
+    if n == 0:
+        return 0
+    width = min(ngram, n)
+    count = 0
+    for s in range(n - width + 1):
+        h = _shingle(hashes, s, width)
+        i = np.searchsorted(wanted, h)
+        if i < len(wanted) and wanted[i] == h:
+            if count < len(out):
+                out[count] = h
+            count += 1
+    return count
+
+
+@njit(parallel=True, cache=True)
+def shingle_hits(offsets, data, word, ngram, wanted):
+    """For every text, its shingles that are in ``wanted`` (sorted): (text index, hash)
+    pairs, repeats kept. Nothing else is materialised, so texts stream through."""
+    n_docs = len(offsets) - 1
+    counts = np.zeros(n_docs, dtype=np.int64)
+    none = np.empty(0, dtype=np.uint64)
+    for doc in prange(n_docs):
+        counts[doc] = _hits_of(data, offsets[doc], offsets[doc + 1], word, ngram, wanted, none)
+    starts = np.zeros(n_docs + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(counts)
+    docs = np.empty(starts[-1], dtype=np.int64)
+    found = np.empty(starts[-1], dtype=np.uint64)
+    for doc in prange(n_docs):
+        if counts[doc] > 0:
+            _hits_of(data, offsets[doc], offsets[doc + 1], word, ngram, wanted,
+                     found[starts[doc] : starts[doc + 1]])
+            docs[starts[doc] : starts[doc + 1]] = doc
+    return docs, found

@@ -221,6 +221,17 @@ def shingle_novelty(
                          np.unique(np.asarray(common, np.uint64)))
 
 
+def shingle_hits(
+    texts: pa.Array | pa.ChunkedArray | list[str], ngram: int, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(text index, shingle hash) for every shingle of ``texts`` found in ``wanted``
+    (repeats kept): a lookup that never holds all shingles of all texts."""
+    from curate.curation._minhash_kernel import shingle_hits as kernel
+
+    offsets, data = _text_buffers(texts)
+    return kernel(offsets, data, word_characters(), ngram, np.unique(np.asarray(wanted, np.uint64)))
+
+
 def shingle_sets(texts: pa.Array | pa.ChunkedArray | list[str], ngram: int) -> list[np.ndarray]:
     """Each text's distinct shingle hashes, sorted."""
     flat, starts = shingle_table(texts, ngram)

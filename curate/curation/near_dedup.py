@@ -91,26 +91,25 @@ def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None,
                     neighbours: int = 8) -> pl.DataFrame:
     """Pairs (a, b), a < b, of rows sharing a band key: in each bucket (rows in order),
     every row with the ``neighbours`` rows before it. Rows flagged ``empty`` (no
-    tokens) never pair."""
+    tokens) never pair. One band at a time, so memory holds one column of keys."""
     n, bands = keys.shape
-    table = pl.DataFrame({
-        "doc": np.repeat(np.arange(n, dtype=np.int64), bands),
-        "band": np.tile(np.arange(bands, dtype=np.int32), n),
-        "key": keys.reshape(-1),
-    })
+    docs = np.arange(n, dtype=np.int64)
     if empty is not None and empty.any():
-        table = table.filter(~pl.Series(np.repeat(empty.to_numpy(), bands)))
-    # Buckets of one row (nearly all) pair with nothing: drop them before sorting.
-    shared = table.lazy().filter(pl.len().over("band", "key") > 1).sort("band", "key", "doc")
-    lagged = [
-        shared.select(
-            a=pl.col("doc").shift(lag),
-            b=pl.col("doc"),
-            same=(pl.col("band") == pl.col("band").shift(lag)) & (pl.col("key") == pl.col("key").shift(lag)),
-        ).filter("same").drop("same")
-        for lag in range(1, neighbours + 1)
-    ]
-    return pl.concat(lagged).unique().sort("a", "b").collect()
+        docs = docs[~empty.to_numpy()]
+    found = []
+    for band in range(bands):
+        # Buckets of one row (nearly all) pair with nothing: drop them before sorting.
+        shared = (pl.DataFrame({"doc": docs, "key": keys[docs, band]})
+                  .filter(pl.len().over("key") > 1).sort("key", "doc"))
+        found += [
+            shared.select(a=pl.col("doc").shift(lag), b=pl.col("doc"),
+                          same=pl.col("key") == pl.col("key").shift(lag))
+            .filter("same").drop("same")
+            for lag in range(1, neighbours + 1)
+        ]
+    if not found:
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    return pl.concat(found).unique().sort("a", "b")
 
 
 def verify(pairs: pl.DataFrame, texts: pa.Array | pa.ChunkedArray, ngram: int,
