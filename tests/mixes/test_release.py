@@ -249,3 +249,11 @@ def test_synthetic_records_are_generated_mixed_and_labelled(tmp_path):
                       releases_dir=tmp_path / "rel")
     assert again.synth["requests"] == {"sent": 0, "cached": 120}
     assert again.release.status == "unchanged"
+
+
+def test_the_published_recipe_validates_and_dry_runs_offline(tmp_path):
+    result = CliRunner().invoke(main, ["build-mix", "medical-sft-60-20-20", "--dry-run",
+                                       "--runs", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "meta-llama/Llama-3.1-70B-Instruct" in result.output
+    assert "not checked: medmcqa_train" in result.output  # hub sources: nothing ingested here
