@@ -41,6 +41,7 @@ _P1, _P2, _P3, _P4, _P5 = (
 )
 _MASK = (1 << 64) - 1
 _TOKEN = r"\w+"
+_CHUNK = 20_000  # texts normalised at once by the table builders
 
 
 class MinHashConfig(BaseModel):
@@ -201,11 +202,21 @@ def shingle_table(
     texts: pa.Array | pa.ChunkedArray | list[str], ngram: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every text's distinct shingle hashes, sorted, flat; text ``i`` owns
-    ``flat[starts[i]:starts[i + 1]]``."""
+    ``flat[starts[i]:starts[i + 1]]``. Texts are normalised ``_CHUNK`` at a time, so
+    the copies normalising makes stay small."""
+    import pyarrow as pa
+
     from curate.curation._minhash_kernel import shingle_hash_kernel
 
-    offsets, data = _text_buffers(texts)
-    return shingle_hash_kernel(offsets, data, word_characters(), ngram)
+    if isinstance(texts, list):
+        texts = pa.array(texts, pa.large_string())
+    flats, starts = [], [np.zeros(1, np.int64)]
+    for first in range(0, len(texts), _CHUNK):
+        offsets, data = _text_buffers(texts.slice(first, _CHUNK))
+        flat, own = shingle_hash_kernel(offsets, data, word_characters(), ngram)
+        flats.append(flat)
+        starts.append(own[1:] + starts[-1][-1])
+    return (np.concatenate(flats) if flats else np.zeros(0, np.uint64)), np.concatenate(starts)
 
 
 def shingle_novelty(

@@ -22,9 +22,9 @@ from pydantic import Field
 
 from curate.curation.minhash import MinHashConfig, band_keys, common_shingles, shingle_table, signatures
 from curate.curation.text import all_text
-from curate.engine.stage import DatasetStage, StageConfig, StageContext
+from curate.engine.stage import DatasetStage, StageConfig, StageContext, in_batches
 
-_BATCH = 20_000
+_BATCH = 10_000
 
 
 class NearDedupConfig(StageConfig):
@@ -53,8 +53,7 @@ class NearDedup(DatasetStage):
         config: MinHashConfig = self.config.minhash  # type: ignore[attr-defined]
         bands, rows = config.banding
         keys, parts = [], []
-        texts = records.select("source", "row", "id", text=all_text())
-        for batch in texts.collect_batches(chunk_size=_BATCH):
+        for batch in in_batches(records, "source", "row", "id", all_text().alias("text"), rows=_BATCH):
             keys.append(band_keys(signatures(batch.get_column("text").to_arrow(), config), bands, rows))
             parts.append(batch.select("source", "row", "id", length=pl.col("text").str.len_chars(),
                                       empty=pl.col("text").str.len_bytes() == 0))
@@ -65,8 +64,12 @@ class NearDedup(DatasetStage):
         pairs = candidate_pairs(key_matrix, empty=frame.get_column("empty"),
                                 neighbours=self.config.neighbours)  # type: ignore[attr-defined]
         candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
-        candidate_texts = (texts.with_row_index("doc").filter(pl.col("doc").is_in(candidates))
-                           .select("text").collect().to_series().to_arrow())
+        wanted = frame.with_row_index("doc").filter(pl.col("doc").is_in(candidates)).select("source", "row")
+        found = in_batches(records.join(wanted.lazy(), on=["source", "row"], how="semi"),
+                           "source", "row", all_text().alias("text"), rows=_BATCH)
+        candidate_texts = (pl.concat([wanted.clear().with_columns(text=pl.lit(None, pl.String)), *found])
+                           .join(wanted, on=["source", "row"], maintain_order="right")
+                           .get_column("text").to_arrow())
         similarity = verify(pairs, candidate_texts, config.ngram, docs=candidates)
         verified = pairs.with_columns(jaccard=pl.Series(similarity, dtype=pl.Float64)).filter(
             pl.col("jaccard") >= config.threshold

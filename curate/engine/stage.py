@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -130,6 +130,22 @@ class DatasetStage(Stage):
     @abstractmethod
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         """The keys (source, row, id) of every input record, with its score columns."""
+
+
+def in_batches(records: pl.LazyFrame, *columns: str | pl.Expr, rows: int = 20_000) -> Iterator[pl.DataFrame]:
+    """``columns`` of ``records`` in batches of at most ``rows`` row numbers per source, in
+    (source, row) order. Each batch is its own query, filtered by source and a row range
+    that Polars pushes down to the parquet scan, so memory holds one batch: a streaming
+    ``collect_batches`` runs ahead of a slow consumer and buffers everything."""
+    import polars as pl
+
+    spans = (records.group_by("source").agg(lo=pl.col("row").min(), hi=pl.col("row").max())
+             .sort("source").collect())
+    for source, lo, hi in spans.iter_rows():
+        for start in range(lo, hi + 1, rows):
+            batch = records.filter((pl.col("source") == source)
+                                   & pl.col("row").is_between(start, start + rows - 1))
+            yield batch.sort("row").select(*columns).collect()
 
 
 def reason_code(reason: str) -> str:
