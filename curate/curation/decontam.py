@@ -37,7 +37,7 @@ from curate.curation.minhash import (
     signatures, tokens,
 )
 from curate.curation.text import all_text, user_text
-from curate.engine.stage import RowStage, StageConfig, StageContext
+from curate.engine.stage import RowStage, StageConfig, StageContext, select_rows
 
 TIERS = ("ngram", "minhash", "embedding")
 EXAMPLES_PER_PAIR = 3
@@ -374,11 +374,8 @@ def contamination_report(
                 "record": pl.String, "record_text": pl.String, "item": pl.String,
                 "item_text": pl.String, "tier": pl.String})),
         })
-    texts = (
-        records.select("source", "row", "id", record_text=user_text())
-        .join(hit.lazy().select("source", "row"), on=["source", "row"])
-        .collect()
-    )
+    texts = select_rows(records, hit.select("source", "row"), "source", "row", "id",
+                        user_text().alias("record_text"))
     item_text = index.items.select("item", item_text=pl.concat_str(["stem", "options"], separator="\n"))
     examples = (
         hit.join(texts, on=["source", "row", "id"])

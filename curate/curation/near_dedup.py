@@ -22,7 +22,7 @@ from pydantic import Field
 
 from curate.curation.minhash import MinHashConfig, band_keys, common_shingles, shingle_table, signatures
 from curate.curation.text import all_text
-from curate.engine.stage import DatasetStage, StageConfig, StageContext, in_batches
+from curate.engine.stage import DatasetStage, StageConfig, StageContext, in_batches, select_rows
 
 _BATCH = 10_000
 
@@ -65,9 +65,7 @@ class NearDedup(DatasetStage):
                                 neighbours=self.config.neighbours)  # type: ignore[attr-defined]
         candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
         wanted = frame.with_row_index("doc").filter(pl.col("doc").is_in(candidates)).select("source", "row")
-        found = in_batches(records.join(wanted.lazy(), on=["source", "row"], how="semi"),
-                           "source", "row", all_text().alias("text"), rows=_BATCH)
-        candidate_texts = (pl.concat([wanted.clear().with_columns(text=pl.lit(None, pl.String)), *found])
+        candidate_texts = (select_rows(records, wanted, "source", "row", all_text().alias("text"))
                            .join(wanted, on=["source", "row"], maintain_order="right")
                            .get_column("text").to_arrow())
         similarity = verify(pairs, candidate_texts, config.ngram, docs=candidates)

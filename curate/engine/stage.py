@@ -148,6 +148,16 @@ def in_batches(records: pl.LazyFrame, *columns: str | pl.Expr, rows: int = 20_00
             yield batch.sort("row").select(*columns).collect()
 
 
+def select_rows(records: pl.LazyFrame, keys: pl.DataFrame, *columns: str | pl.Expr) -> pl.DataFrame:
+    """``columns`` of the records whose (source, row) is in ``keys``, in (source, row)
+    order, read batch by batch (see ``in_batches``)."""
+    import polars as pl
+
+    found = in_batches(records.join(keys.lazy(), on=["source", "row"], how="semi"), *columns)
+    empty = records.select(*columns).clear().collect()
+    return pl.concat([empty, *found])
+
+
 def reason_code(reason: str) -> str:
     """The reason as counted in stats: a record-id parameter folds into its prefix."""
     return _ID_PARAMETER.sub("", reason)
