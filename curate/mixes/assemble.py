@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,9 @@ from curate.curation.clean import CleanConfig, clean_messages
 from curate.engine import StageResult
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
-from curate.mixes.release import WrittenRelease, config_of, package_versions, sha256_file, write_release
+from curate.mixes.release import (
+    ROWS_PER_FILE, WrittenRelease, config_of, package_versions, sha256_file, trl_columns, write_release,
+)
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.store import RunStore
 from curate.synth.cot import SOURCE as SYNTH_SOURCE
@@ -87,18 +90,44 @@ def select(pool: pl.DataFrame, spec: MixSpec | None, seed: int) -> Allocation:
     return Allocation(chosen, int(chosen.get_column("loss_tokens").sum()), shares)
 
 
-def mix_records(store: RunStore, sources: Sequence[str], chosen: pl.DataFrame, seed: int,
-                clean: CleanConfig | None = None) -> pl.DataFrame:
-    """The chosen records in full (cleaned), with category and config, in a seeded order."""
+def mix_order(chosen: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Where each chosen record (and each repeat) goes: its config, its place in a seeded
+    order (``_order``), and the data file of its config that holds it (``file``)."""
     order = chosen.sort("source", "row", "repeat")
-    order = order.with_columns(_order=pl.Series(np.random.default_rng(seed).permutation(order.height)))
-    files = [p for name in sources for p in store.source(name).files("records")]
-    if not files or order.height == 0:
-        return pl.DataFrame()
-    records = pl.scan_parquet(files).join(order.lazy().select(*KEYS, "category", "_order"), on=KEYS)
-    return cleaned(records.collect(), clean).sort("_order").drop("_order").with_columns(
+    order = order.with_columns(
+        _order=pl.Series(np.random.default_rng(seed).permutation(order.height)),
         config=pl.col("kind").replace_strict({k: config_of(k) for k in
-                                              ("chat", "mcqa", "preference", "image_text")}))
+                                              ("chat", "mcqa", "preference", "image_text")}),
+    ).sort("_order")
+    return order.with_columns(file=(pl.int_range(pl.len()).over("config") // ROWS_PER_FILE).cast(pl.Int64))
+
+
+def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.DataFrame,
+              clean: CleanConfig | None = None) -> list[str]:
+    """Write the mix's data files under ``folder`` (``data/<config>/train-NNNNN.parquet``,
+    in the seeded order, cleaned) and return their paths relative to it.
+
+    One pass over the record shards sends each chosen record to a part of its data file;
+    each data file is then sorted from its parts alone, so memory holds one record shard
+    or one data file, never the whole mix."""
+    parts = folder / "_parts"
+    placed = order.select(*KEYS, "category", "_order", "config", "file")
+    for name in sources:
+        for shard, path in enumerate(store.source(name).files("records")):
+            records = cleaned(pl.read_parquet(path).join(placed, on=KEYS), clean)
+            for (config, file), part in records.group_by("config", "file"):
+                target = parts / config / f"{file:05d}" / f"{name}-{shard:05d}.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                part.write_parquet(target)
+    written = []
+    for config, file in order.select("config", "file").unique().sort("config", "file").iter_rows():
+        rows = pl.read_parquet(sorted((parts / config / f"{file:05d}").glob("*.parquet"))).sort("_order")
+        relative = f"data/{config}/train-{file:05d}.parquet"
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        trl_columns(rows, config).write_parquet(folder / relative, compression="zstd", statistics=True)
+        written.append(relative)
+    shutil.rmtree(parts, ignore_errors=True)
+    return written
 
 
 def audit_trail(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
@@ -142,7 +171,7 @@ def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_di
     clean = clean_config(stage_results)
     pool = candidates(store, sources, removed, tokenizer, clean)
     allocation = select(pool, spec, recipe.seed)
-    mix = mix_records(store, sources, allocation.selected, recipe.seed, clean)
+    order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
     entries = [run.catalog.source(n) for n in recipe.sources]
     described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin}
@@ -173,9 +202,10 @@ def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_di
             k: v for k, v in synth.items() if k != "requests"},  # requests differ on a cached rebuild
         "packages": package_versions(),
     }
-    configs = sorted(mix.get_column("config").unique().to_list()) if mix.height else []
-    return write_release(releases_dir / recipe.name / recipe.version, mix, trail, manifest,
-                         render_card(manifest, configs))
+    configs = sorted(order.get_column("config").unique().to_list())
+    return write_release(releases_dir / recipe.name / recipe.version,
+                         lambda folder: write_mix(folder, store, sources, order, clean), trail,
+                         manifest, render_card(manifest, configs))
 
 
 def _quarantine_counts(store: RunStore, name: str) -> dict[str, int]:

@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -34,7 +35,6 @@ from curate.errors import ConfigError
 
 DEFAULT_RELEASES_DIR = Path("releases")
 ROWS_PER_FILE = 50_000
-CONFIGS = ("text", "image_text", "preference")
 PACKAGES = ("curate", "pyarrow", "polars", "duckdb", "numpy", "numba", "datasets")
 
 
@@ -80,24 +80,17 @@ def trl_columns(records: pl.DataFrame, config: str) -> pl.DataFrame:
 
 def write_release(
     target: Path,
-    mix: pl.DataFrame,
+    write_data: Callable[[Path], list[str]],
     removed: pl.DataFrame,
     manifest: dict[str, Any],
     card: str,
 ) -> WrittenRelease:
-    """Write the release folder atomically; ``manifest`` gains the data files' sha256."""
+    """Write the release folder atomically: ``write_data(folder)`` writes the data files
+    and returns their relative paths; ``manifest`` gains every file's sha256."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        files: dict[str, str] = {}
-        for config in CONFIGS:
-            rows = mix.filter(pl.col("config") == config)
-            for start in range(0, rows.height, ROWS_PER_FILE):
-                part = trl_columns(rows.slice(start, ROWS_PER_FILE), config)
-                relative = f"data/{config}/train-{start // ROWS_PER_FILE:05d}.parquet"
-                (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
-                part.write_parquet(tmp / relative, compression="zstd", statistics=True)
-                files[relative] = sha256_file(tmp / relative)
+        files = {relative: sha256_file(tmp / relative) for relative in write_data(tmp)}
         removed.write_parquet(tmp / "removed.parquet", compression="zstd")
         files["removed.parquet"] = sha256_file(tmp / "removed.parquet")
         manifest = {**manifest, "files": files}
