@@ -53,6 +53,27 @@ def source_for_file(path: Path, *, like: Source | None) -> Source:
     })
 
 
+def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Catalog,
+                data_root: Path) -> Source:
+    """Ingest the file ``path`` into ``store`` as one source, read with the mapping of the
+    catalog source or benchmark named ``source``, or as a file with a `messages` column;
+    its entry. A file the mapping cannot read fails with a ConfigError that says so."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    like = None
+    if source is not None:  # a benchmark's mapping reads its file as well as a source's does
+        like = catalog.benchmarks[source] if source in catalog.benchmarks else catalog.source(source)
+    entry = source_for_file(path, like=like)
+    check = check_source(entry, path, data_root)
+    if not check.ok:
+        hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
+        raise ConfigError(f"{path}: {check.message}{hint}")
+    ingested = ingest([entry], store, data_root=data_root)
+    if ingested.failed:
+        raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
+    return entry
+
+
 def run_on_file(
     input_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -64,21 +85,14 @@ def run_on_file(
     data_root: str | os.PathLike[str] | None = None,
 ) -> FileResult:
     """Run ``stages`` (name -> options, in order) over the file and write ``out``."""
-    path = Path(input_path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
     catalog = Catalog.load(catalog_dirs)
-    entry = source_for_file(path, like=catalog.source(source) if source else None)
     root = resolve_data_root(data_root)
-    check = check_source(entry, path, root)
-    if not check.ok:
-        hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
-        raise ConfigError(f"{path}: {check.message}{hint}")
     built = build_stages(stages, where="options")
     bench = [catalog.benchmark(name) for name in benchmarks]
     with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
         store = RunStore(Path(tmp))
-        ingested = ingest([entry], store, data_root=root, benchmarks=bench)
+        entry = ingest_file(Path(input_path), store, source=source, catalog=catalog, data_root=root)
+        ingested = ingest([], store, data_root=root, benchmarks=bench)
         if ingested.failed:
             raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
         context = StageContext(benchmarks={b.name: store.benchmark(b.name).files("records")

@@ -130,7 +130,6 @@ class CleanConfig(StageConfig):
 
 REPAIR_OPTIONS = frozenset({"fix_unicode", "normalize_whitespace", "remove_urls", "remove_emails"})
 
-# Score columns and their types, for a decide on an empty run.
 SCORES = {
     "clean_changed": pl.Boolean,
     "clean_answer_words": pl.Int64,
@@ -150,6 +149,7 @@ class Clean(RowStage):
     config_class = CleanConfig
     decision_fields = frozenset(CleanConfig.model_fields) - REPAIR_OPTIONS
     columns = ("kind", *TURN_COLUMNS)
+    score_columns = SCORES
 
     @property
     def options(self) -> CleanConfig:
@@ -188,9 +188,7 @@ class Clean(RowStage):
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.options
-        missing = [pl.lit(None, dtype).alias(name) for name, dtype in SCORES.items()
-                   if name not in scores.columns]
-        scores = scores.with_columns(missing) if missing else scores
+        scores = self.with_score_columns(scores)
         words = pl.col("clean_answer_words")
         flags = [
             ("empty_answer", o.empty_answer, words == 0),

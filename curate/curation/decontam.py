@@ -119,6 +119,9 @@ class Decontaminate(RowStage):
         {"ngram_min_matches", "min_containment", "embedding_threshold", "reject_source_above"}
     )
     columns = ("messages", "chosen", "rejected")
+    score_columns = {f"{tier}_{part}": dtype for tier in TIERS
+                     for part, dtype in (("score", pl.Float64), ("benchmark", pl.String),
+                                         ("item", pl.String))}
 
     def __init__(self, config: StageConfig | None = None):
         super().__init__(config)
@@ -160,13 +163,7 @@ class Decontaminate(RowStage):
             "minhash": pl.col("minhash_score") >= o.min_containment,
             "embedding": pl.col("embedding_score") >= o.embedding_threshold,
         }
-        for tier in TIERS:
-            if f"{tier}_score" not in scores.columns:
-                scores = scores.with_columns(
-                    pl.lit(None, pl.Float64).alias(f"{tier}_score"),
-                    pl.lit(None, pl.String).alias(f"{tier}_benchmark"),
-                    pl.lit(None, pl.String).alias(f"{tier}_item"),
-                )
+        scores = self.with_score_columns(scores)
         tier = pl.coalesce([pl.when(fired[t].fill_null(False)).then(pl.lit(t)) for t in TIERS])
         benchmark = pl.coalesce(
             [pl.when(fired[t].fill_null(False)).then(pl.col(f"{t}_benchmark")) for t in TIERS])

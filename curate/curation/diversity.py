@@ -61,6 +61,8 @@ class Diversity(DatasetStage):
     version = 1
     config_class = DiversityConfig
     columns = ("kind", "messages", "chosen")
+    score_columns = {"diversity_rank": pl.Int64, "diversity_max_sim": pl.Float64,
+                     "diversity_nearest": pl.String}
 
     @property
     def options(self) -> DiversityConfig:
@@ -103,10 +105,7 @@ class Diversity(DatasetStage):
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.options
-        for name, dtype in (("diversity_rank", pl.Int64), ("diversity_max_sim", pl.Float64),
-                            ("diversity_nearest", pl.String)):
-            if name not in scores.columns:
-                scores = scores.with_columns(pl.lit(None, dtype).alias(name))
+        scores = self.with_score_columns(scores)
         similar = (pl.col("diversity_max_sim") > o.tau).fill_null(False)
         visited = pl.col("diversity_rank").is_not_null()
         # The n-th record that was not too similar, in visit order: kept while n <= budget.

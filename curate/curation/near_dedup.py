@@ -64,11 +64,12 @@ class NearDedup(DatasetStage):
         pairs = candidate_pairs(key_matrix, empty=frame.get_column("empty"),
                                 neighbours=self.config.neighbours)  # type: ignore[attr-defined]
         candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
-        wanted = frame.with_row_index("doc").filter(pl.col("doc").is_in(candidates)).select("source", "row")
-        candidate_texts = (select_rows(records, wanted, "source", "row", all_text().alias("text"))
-                           .join(wanted, on=["source", "row"], maintain_order="right")
-                           .get_column("text").to_arrow())
-        similarity = verify(pairs, candidate_texts, config.ngram, docs=candidates)
+        similarity = np.zeros(0)
+        if len(candidates):
+            # Both come in (source, row) order, so the texts line up with ``candidates``.
+            wanted = frame[candidates].select("source", "row")
+            texts = select_rows(records, wanted, all_text().alias("text")).get_column("text")
+            similarity = verify(pairs, texts.to_arrow(), config.ngram, docs=candidates)
         verified = pairs.with_columns(jaccard=pl.Series(similarity, dtype=pl.Float64)).filter(
             pl.col("jaccard") >= config.threshold
         )

@@ -134,6 +134,7 @@ class Quality(RowStage):
         "reject_source_above", "collapse_min_std", "collapse_max_identical", "collapse_min_turns",
     })
     columns = ("messages", "chosen")
+    score_columns = SCORE_COLUMNS
 
     def __init__(self, config: StageConfig | None = None):
         super().__init__(config)
@@ -190,9 +191,7 @@ class Quality(RowStage):
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.options
-        scores = scores.with_columns(
-            pl.lit(None, dtype).alias(name) for name, dtype in SCORE_COLUMNS.items()
-            if name not in scores.columns)
+        scores = self.with_score_columns(scores)
         for kind in ("complexity", "quality"):
             turns = scores.get_column(f"{kind}_turns").explode().drop_nulls()
             self.check_spread(turns.to_numpy(), kind)

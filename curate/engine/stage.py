@@ -80,6 +80,8 @@ class Stage(ABC):
     decision_fields: ClassVar[frozenset[str]] = frozenset()
     columns: ClassVar[tuple[str, ...]] = ()
     """Record columns ``score`` reads besides the keys (source, row, id)."""
+    score_columns: ClassVar[Mapping[str, Any]] = {}
+    """The score columns ``score`` adds and their Polars types (see ``with_score_columns``)."""
 
     def __init__(self, config: StageConfig | None = None):
         config = self.config_class() if config is None else config
@@ -107,6 +109,16 @@ class Stage(ABC):
     @abstractmethod
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept)."""
+
+    def with_score_columns(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """``scores`` with every column of ``score_columns``, null where it was missing:
+        records that were never scored (a shard emptied by earlier stages, an empty
+        run) carry the keys alone."""
+        import polars as pl
+
+        return scores.with_columns(pl.lit(None, dtype).alias(name)
+                                   for name, dtype in self.score_columns.items()
+                                   if name not in scores.columns)
 
     def reports(
         self, decisions: pl.DataFrame, records: pl.LazyFrame, context: StageContext

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from curate.catalog import MixSpec, Source, read_yaml, resolve_files
+from curate.catalog import MixSpec, Recipe, Source, read_yaml, resolve_files
 from curate.curation import switched_off
 from curate.curation.clean import CleanConfig, clean_messages
 from curate.engine import StageResult
@@ -60,6 +60,12 @@ def clean_config(stage_results: Sequence[StageResult]) -> CleanConfig | None:
     """The options of the ``clean`` stage when it ran."""
     ran = [r for r in stage_results if r.name == "clean"]
     return CleanConfig.model_validate(ran[0].stats["options"]) if ran else None
+
+
+def mix_sources(recipe: Recipe) -> list[str]:
+    """The run sources a recipe's mix draws from: its sources, and ``synth_cot`` when it
+    makes synthetic records."""
+    return [*recipe.sources, *([SYNTH_SOURCE] if "cot" in recipe.synth else [])]
 
 
 def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
@@ -167,7 +173,7 @@ def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_di
     stage_names = [r.name for r in stage_results]
     removed = _removed_keys(store, stage_names)
     tokenizer = spec.tokenizer if spec else None
-    sources = [*recipe.sources, SYNTH_SOURCE] if synth is not None else list(recipe.sources)
+    sources = mix_sources(recipe)
     clean = clean_config(stage_results)
     pool = candidates(store, sources, removed, tokenizer, clean)
     allocation = select(pool, spec, recipe.seed)

@@ -17,7 +17,9 @@ from curate.engine.local import Progress as StageProgress
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
-from curate.mixes.assemble import assemble_release, clean_config, cleaned
+from curate.mixes.assemble import (
+    _removed_keys, assemble_release, candidates, clean_config, cleaned, mix_sources,
+)
 from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
 from curate.store import RunStore, fingerprint
 from curate.synth.cot import SOURCE as SYNTH_SOURCE
@@ -148,7 +150,6 @@ def plan_mix(run: Run) -> dict[str, Any]:
     """The resolved recipe and whether its mix is feasible, without heavy work: the
     check uses what the run folder already holds (ingested sources, finished stages)."""
     from curate.mixes.allocate import cell_budgets
-    from curate.mixes.assemble import candidates
 
     build_stages(run.recipe.stages, where=str(run.recipe_file))  # options are checked here
     plan = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True), "feasibility": ""}
@@ -174,13 +175,11 @@ def plan_mix(run: Run) -> dict[str, Any]:
         plan["feasibility"] = ("not checked: the synthetic records are not generated yet "
                                "(`curate build-mix` generates them)")
     else:
-        from curate.mixes.assemble import _removed_keys
-
         off = switched_off(run.recipe.stages)
         stages = [n for n in run.recipe.stages
                   if n not in off and (run.store.stage(n).path / "decisions.parquet").exists()]
-        sources = [*run.recipe.sources, *([SYNTH_SOURCE] if "cot" in run.recipe.synth else [])]
-        pool = candidates(run.store, sources, _removed_keys(run.store, stages), spec.tokenizer)
+        pool = candidates(run.store, mix_sources(run.recipe), _removed_keys(run.store, stages),
+                          spec.tokenizer)
         import polars as pl
 
         units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)

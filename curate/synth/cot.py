@@ -138,6 +138,8 @@ class _Row:
     """What the copy check compares against: the question with its options."""
     messages: list[dict[str, str]]
     """The prompt sent to the generator."""
+    reference: str | None = None
+    """Open QA: the parent's answer, which the conclusion is checked against."""
     reasons: list[str] = field(default_factory=list)
     accepted: tuple[int, str, float, int] | None = None  # attempt, text, temperature, seed
 
@@ -214,7 +216,8 @@ def _prepare(index: int, parent: dict[str, Any], config: SynthCotConfig) -> tupl
             return None, "no_gold_answer"
         template = Template("open_qa", config.gold_answer)
         question = turns[0]["content"]
-        return _Row(index, parent, "open_qa", question, template.render_open_qa(question, reference)), ""
+        messages = template.render_open_qa(question, reference)
+        return _Row(index, parent, "open_qa", question, messages, reference), ""
     return None, "unsupported_record"
 
 
@@ -270,9 +273,7 @@ def _check(row: _Row, text: str, config: SynthCotConfig) -> str | None:
         reason, _ = check_mcqa(text, question=row.question, options=mcqa["options"],
                                answer=mcqa["answer"], copy_threshold=config.copy_threshold)
         return reason
-    turns = [m for m in row.parent["messages"] if m["role"] != "system"]
-    reference = turns[1]["content"] if len(turns) == 2 else None
-    return check_open_qa(text, question=row.question, reference=reference,
+    return check_open_qa(text, question=row.question, reference=row.reference,
                          copy_threshold=config.copy_threshold, check=config.open_qa_check,
                          min_overlap=config.min_overlap)
 
@@ -345,28 +346,19 @@ def read_records(
 
     import pyarrow.parquet as pq
 
-    from curate.adhoc import source_for_file
+    from curate.adhoc import ingest_file
     from curate.catalog import Catalog, resolve_data_root
-    from curate.ingest import ingest
     from curate.store import RunStore
 
     path = Path(input_path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    if source is None and path.suffix == ".parquet":
+    if source is None and path.suffix == ".parquet" and path.is_file():
         names = set(pq.read_schema(path).names)
         if {"id", "kind", "messages", "source", "row"} <= names:
             return conform(pq.read_table(path))
-    catalog = Catalog.load(catalog_dirs)
-    like = None
-    if source is not None:  # a benchmark's mapping reads its file as well as a source's does
-        like = catalog.benchmarks[source] if source in catalog.benchmarks else catalog.source(source)
-    entry = source_for_file(path, like=like)
     with tempfile.TemporaryDirectory(prefix="curate-synth-") as tmp:
         store = RunStore(Path(tmp))
-        result = ingest([entry], store, data_root=resolve_data_root(data_root))
-        if result.failed:
-            raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in result.failed))
+        entry = ingest_file(path, store, source=source, catalog=Catalog.load(catalog_dirs),
+                            data_root=resolve_data_root(data_root))
         files = store.source(entry.name).files("records")
         tables = [pq.read_table(f) for f in files]
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
