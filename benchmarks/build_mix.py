@@ -76,7 +76,8 @@ def write_catalog(corpus: Path) -> tuple[Path, Path]:
 
 
 def run_build(rows: int) -> dict:
-    from curate.mixes import build_mix, open_run
+    from curate.pipeline.build import build_mix
+    from curate.pipeline.run import open_run
 
     corpus = make_corpus(rows)
     catalog, recipe = write_catalog(corpus)

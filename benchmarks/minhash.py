@@ -290,7 +290,8 @@ def work_curate_kernel(spec: dict) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from curate.curation.minhash import MinHashConfig, band_keys, shingle_table, signatures
+    from curate.curation.config import MinHashConfig
+    from curate.curation.minhash import band_keys, shingle_table, signatures
     from curate.curation.near_dedup import _BATCH, candidate_pairs, clusters, verify
 
     config = MinHashConfig()
@@ -466,8 +467,10 @@ def work_curate_ingest(spec: dict) -> dict:
 
 def work_curate_stages(spec: dict) -> dict:
     from curate.curation import build_stages
-    from curate.curation.minhash import MinHashConfig, shingle_table, signatures
-    from curate.engine import StageContext, run_stages
+    from curate.curation.config import MinHashConfig
+    from curate.curation.minhash import shingle_table, signatures
+    from curate.engine.local import run_stages
+    from curate.engine.stage import StageContext
     from curate.store import RunStore
 
     signatures(["warm up the numba kernels"], MinHashConfig())

@@ -113,7 +113,7 @@ def bench_scoring(records: int, batch_sizes: list[int]) -> None:
     import pyarrow as pa
 
     from curate.curation.quality import Quality, QualityConfig
-    from curate.engine import StageContext
+    from curate.engine.stage import StageContext
     from tiny_lm import build_tiny_lm
 
     pairs = real_texts()[:records]

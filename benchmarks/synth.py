@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 def start_responder(latency: float) -> tuple[ThreadingHTTPServer, str]:
     """A /v1/chat/completions server on 127.0.0.1 that answers after ``latency`` seconds."""
-    from curate.synth import Request
+    from curate.synth.backend import Request
     from curate.synth.offline import OfflineBackend
 
     offline = OfflineBackend()
@@ -65,7 +65,7 @@ def start_responder(latency: float) -> tuple[ThreadingHTTPServer, str]:
 
 def throughput(url: str, concurrency: int, count: int) -> float:
     """Requests per second for ``count`` distinct requests at ``concurrency``."""
-    from curate.synth import Request, make_backend
+    from curate.synth.backend import Request, make_backend
 
     requests = [Request.chat([{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
                              max_tokens=64, seed=i) for i in range(count)]
@@ -76,7 +76,8 @@ def throughput(url: str, concurrency: int, count: int) -> float:
 
 
 def cot_run(url: str, data_root: Path, rows: int, gold: str) -> dict[str, Any]:
-    from curate.synth import SynthCotConfig, enhance, read_records
+    from curate.synth.config import SynthCotConfig
+    from curate.synth.cot import enhance, read_records
 
     lines = (data_root / "benchmarks/medmcqa/medmcqa_dev_full.jsonl").read_text("utf-8").splitlines()
     with tempfile.TemporaryDirectory() as tmp:

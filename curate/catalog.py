@@ -279,6 +279,16 @@ class Recipe(_Strict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
 
+    @property
+    def switched_off(self) -> list[str]:
+        """The stages the recipe shows with ``enabled: false`` (checked, not run)."""
+        return switched_off(self.stages)
+
+
+def switched_off(stages: dict[str, dict[str, Any]]) -> list[str]:
+    """The stages of a ``stages`` mapping shown with ``enabled: false``."""
+    return [name for name, options in stages.items() if options.get("enabled", True) is False]
+
 
 # -- strict YAML ----------------------------------------------------------------------
 

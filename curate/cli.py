@@ -16,19 +16,28 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from curate.curation.config import (
+    CleanConfig, DecontamConfig, DiversityConfig, ExactDedupConfig, MinHashConfig,
+    NearDedupConfig, QualityConfig,
+)
 from curate.errors import CurateError
+from curate.options import config_options, union_options
+from curate.synth.config import GENERATORS, SynthCotConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from curate.mixes import BuildResult, Run
+    from curate.pipeline.build import BuildResult
+    from curate.pipeline.run import Run
 
 
-def _console() -> Console:
+def _console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
     # Off a terminal (a pipe, a log file), tables get room instead of 80 columns.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, soft_wrap=True, stderr=stderr,
+                   width=None if stream.isatty() else 160)
 
 
 class _Group(click.Group):
@@ -160,7 +169,7 @@ def _progress(enabled: bool) -> Iterator[tuple[Callable[[str, int], None] | None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, console=_console()) as bar:
+                  TimeElapsedColumn(), transient=True, console=_console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def ingest(source: str, rows: int) -> None:
@@ -178,7 +187,7 @@ def _progress(enabled: bool) -> Iterator[tuple[Callable[[str, int], None] | None
 
 def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
           run_id: str | None) -> Run:
-    from curate.mixes import open_run
+    from curate.pipeline.run import open_run
 
     return open_run(recipe, catalog_dirs=catalog_dirs, data_root=data_root, runs_dir=runs_dir,
                     run_id=run_id)
@@ -197,8 +206,8 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 
     Bad rows are quarantined with their reason; an interrupted ingestion resumes.
     """
-    from curate.inspect import inspect_run
-    from curate.mixes import ingest_run
+    from curate.pipeline.run import ingest_run
+    from curate.pipeline.summary import inspect_run
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     with _progress(sys.stderr.isatty()) as (on_rows, _):
@@ -227,8 +236,8 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
     Finished work is reused: building again resumes, a changed threshold re-runs only
     that stage's decision, and an unchanged recipe leaves its release as it is.
     """
-    from curate.mixes import build_mix as build
-    from curate.mixes import plan_mix
+    from curate.pipeline.build import build_mix as build
+    from curate.pipeline.build import plan_mix
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     if dry_run:
@@ -243,7 +252,7 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
 
 
 def _report_build(result: BuildResult) -> None:
-    from curate.inspect import inspect_run
+    from curate.pipeline.summary import inspect_run
 
     _print_summary(inspect_run(result.run.store.root))
     if result.synth is not None:
@@ -300,7 +309,7 @@ def release_ls(root: str) -> None:
     """List the releases under ROOT (name, version, rows, loss tokens)."""
     from rich.table import Table
 
-    from curate.mixes import list_releases
+    from curate.mixes.release import list_releases
 
     table = Table("name", "version", "rows", "loss tokens", "path")
     for r in list_releases(root):
@@ -331,7 +340,7 @@ def release_diff(a: str, b: str) -> None:
     B's reason for each removal) and the composition side by side."""
     from rich.table import Table
 
-    from curate.mixes import diff_releases
+    from curate.mixes.release import diff_releases
 
     diff = diff_releases(a, b)
     console = _console()
@@ -357,7 +366,7 @@ def release_diff(a: str, b: str) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 def release_export(path: str, out: str) -> None:
     """Save the release with `datasets` `save_to_disk` into OUT (for `load_from_disk`)."""
-    from curate.mixes import export_release
+    from curate.mixes.release import export_release
 
     _console().print(f"saved {export_release(path, out)}")
 
@@ -396,67 +405,62 @@ source_option = click.option(
 )
 
 
-@main.command()
-@input_argument
-@out_option
-@source_option
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.8, show_default=True, help="Jaccard similarity of near-duplicates.")
-@click.option("--ngram", type=click.IntRange(1, 32), default=5, show_default=True,
-              help="Words per shingle.")
-@catalog_option
-@data_root_option
-def dedup(input_path: str, out: str, source: str | None, threshold: float, ngram: int,
-          catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+def one_file_command(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A command that runs stages over one file: INPUT, --out, --source, --catalog,
+    --data-root, then the stages' options (generated from their configs below it)."""
+    def decorate(function: Callable[..., None]) -> click.Command:
+        for decorator in reversed((input_argument, out_option, source_option, catalog_option,
+                                   data_root_option)):
+            function = decorator(function)
+        return main.command(name)(function)
+
+    return decorate
+
+
+def _run_on_file(**_: Any) -> None:
+    """The body of every one-file command: its stages' options, gathered from the
+    generated options, over INPUT; then what it wrote and removed."""
+    from curate.options import given, settings
+    from curate.pipeline.adhoc import run_on_file
+
+    context = click.get_current_context()
+    stages = settings(context)
+    rest = given(context)
+    benchmarks = stages.get("decontam", {}).get("benchmarks", ())
+    _print_file_result(run_on_file(rest.pop("input_path"), rest.pop("out"), stages,
+                                   benchmarks=benchmarks, **rest))
+
+
+@one_file_command("dedup")
+@config_options(ExactDedupConfig, at=["exact_dedup"])
+@config_options(MinHashConfig, at=["near_dedup", "minhash"], skip=["min_recall"])
+@config_options(NearDedupConfig, at=["near_dedup"], skip=["minhash"])
+def dedup(**options: Any) -> None:
     """Exact and near-duplicate dedup of one file (MinHash LSH, verified by exact Jaccard).
 
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of:<id>`,
     `near_duplicate_of:<id>`) and the score columns.
     """
-    stages = {"exact_dedup": {}, "near_dedup": {"minhash": {"threshold": threshold, "ngram": ngram}}}
-    _run_on_file(input_path, out, stages, source=source, catalog_dirs=catalog_dirs,
-                 data_root=data_root)
+    _run_on_file(**options)
 
 
-@main.command()
-@input_argument
-@out_option
-@click.option("--benchmark", "benchmarks", multiple=True, required=True,
-              help="A benchmark catalog entry to check against (repeatable).")
-@source_option
-@click.option("--embedding-model", default=None,
-              help="Switch on tier 3 with this model (`minilm`, a hub name or a path).")
-@click.option("--reject-source-above", type=click.FloatRange(0, 1), default=0.005,
-              show_default=True, help="Reject every row when this share of them is contaminated.")
-@catalog_option
-@data_root_option
-def decontaminate(input_path: str, out: str, benchmarks: tuple[str, ...], source: str | None,
-                  embedding_model: str | None, reject_source_above: float,
-                  catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+@one_file_command("decontaminate")
+@config_options(DecontamConfig, at=["decontam"], rename={"benchmarks": "benchmark"},
+                required=["benchmarks"])
+def decontaminate(**options: Any) -> None:
     """Find benchmark items inside one file: n-gram, MinHash and (optionally) embedding tiers.
 
-    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason`
-    (`contaminated:<benchmark>`, `source_rejected:contamination`) and each tier's best
-    benchmark item and score; the contamination report goes beside it.
+    Give `--benchmark` once per benchmark catalog entry. OUT holds every row of INPUT with
+    `row`, `id`, `keep`, `reason` (`contaminated:<benchmark>`,
+    `source_rejected:contamination`) and each tier's best benchmark item and score; the
+    contamination report goes beside it.
     """
-    options = {"benchmarks": list(benchmarks), "embedding_model": embedding_model,
-               "reject_source_above": reject_source_above}
-    _run_on_file(input_path, out, {"decontam": options}, source=source,
-                 benchmarks=benchmarks, catalog_dirs=catalog_dirs, data_root=data_root)
+    _run_on_file(**options)
 
 
-@main.command()
-@input_argument
-@out_option
-@source_option
-@click.option("--remove-urls", is_flag=True, help="Remove URLs from every turn.")
-@click.option("--remove-emails", is_flag=True, help="Remove e-mail addresses from every turn.")
-@click.option("--min-answer-words", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Answers with fewer words are `short_answer`.")
-@catalog_option
-@data_root_option
-def clean(input_path: str, out: str, source: str | None, remove_urls: bool, remove_emails: bool,
-          min_answer_words: int, catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+@one_file_command("clean")
+@config_options(CleanConfig, at=["clean"])
+def clean(**options: Any) -> None:
     """Repair text (ftfy, whitespace) and flag weak records in one file (clean_v1).
 
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`empty_answer`,
@@ -464,35 +468,12 @@ def clean(input_path: str, out: str, source: str | None, remove_urls: bool, remo
     the score columns; `clean_changed` says whether repair changed the text (a release
     built with the stage carries the repaired turns).
     """
-    options = {"remove_urls": remove_urls, "remove_emails": remove_emails,
-               "min_answer_words": min_answer_words}
-    _run_on_file(input_path, out, {"clean": options}, source=source,
-                 catalog_dirs=catalog_dirs, data_root=data_root)
+    _run_on_file(**options)
 
 
-@main.command()
-@input_argument
-@out_option
-@source_option
-@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers",
-              show_default=True, help="transformers (CPU or GPU, one forward pass) or vllm (GPUs).")
-@click.option("--complexity-model", default="hkust-nlp/deita-complexity-scorer", show_default=True,
-              help="Complexity scorer: hub name or local folder.")
-@click.option("--quality-model", default="hkust-nlp/deita-quality-scorer", show_default=True,
-              help="Quality scorer: hub name or local folder.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=16), default=2048, show_default=True,
-              help="Prompt tokens; longer prompts lose tokens from the middle.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--drop-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
-              help="Tag the lowest this share of rows by deita_score `low_quality`.")
-@click.option("--min-score", type=float, default=None,
-              help="Also tag rows whose complexity x quality is below this.")
-@catalog_option
-@data_root_option
-def score(input_path: str, out: str, source: str | None, backend: str, complexity_model: str,
-          quality_model: str, batch_size: int, max_length: int, device: str, drop_fraction: float,
-          min_score: float | None, catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+@one_file_command("score")
+@config_options(QualityConfig, at=["quality"])
+def score(**options: Any) -> None:
     """Score one file with DEITA's complexity and quality scorers (quality_v1).
 
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`low_quality`) and
@@ -500,29 +481,12 @@ def score(input_path: str, out: str, source: str | None, backend: str, complexit
     the per-turn scores. A scorer whose scores collapse to a constant fails with the
     spread it measured.
     """
-    options = {"backend": backend, "complexity_model": complexity_model,
-               "quality_model": quality_model, "batch_size": batch_size, "max_length": max_length,
-               "device": device, "drop_fraction": drop_fraction, "min_score": min_score}
-    _run_on_file(input_path, out, {"quality": options}, source=source,
-                 catalog_dirs=catalog_dirs, data_root=data_root)
+    _run_on_file(**options)
 
 
-@main.command()
-@input_argument
-@out_option
-@source_option
-@click.option("--tau", type=click.FloatRange(-1, 1), default=0.9, show_default=True,
-              help="A record above this cosine to a kept record is too similar.")
-@click.option("--budget", type=click.IntRange(min=1), default=None,
-              help="Keep at most this many records.")
-@click.option("--order-by", default="length", show_default=True,
-              help="Visit order: `length` (longest first) or `source_row`.")
-@click.option("--model", default="minilm", show_default=True,
-              help="sentence-transformers model: `minilm`, a hub name or a path.")
-@catalog_option
-@data_root_option
-def diversify(input_path: str, out: str, source: str | None, tau: float, budget: int | None,
-              order_by: str, model: str, catalog_dirs: tuple[str, ...], data_root: str | None) -> None:
+@one_file_command("diversify")
+@config_options(DiversityConfig, at=["diversity"])
+def diversify(**options: Any) -> None:
     """Diversity-aware selection over one file (diversity_v1, DEITA's filter).
 
     Records are embedded and visited in order; one is kept only if its cosine to every
@@ -530,16 +494,7 @@ def diversify(input_path: str, out: str, source: str | None, tau: float, budget:
     `reason` (`too_similar_to:<id>`, `over_budget`) and `diversity_max_sim`,
     `diversity_nearest`, `diversity_rank`.
     """
-    options = {"tau": tau, "budget": budget, "order_by": order_by, "model": model}
-    _run_on_file(input_path, out, {"diversity": options}, source=source,
-                 catalog_dirs=catalog_dirs, data_root=data_root)
-
-
-def _run_on_file(input_path: str, out: str, stages: dict[str, dict[str, Any]], **options: Any) -> None:
-    """An ad hoc command: ``stages`` over one file, then what it wrote and removed."""
-    from curate.adhoc import run_on_file
-
-    _print_file_result(run_on_file(input_path, out, stages, **options))
+    _run_on_file(**options)
 
 
 def _print_file_result(result: Any) -> None:
@@ -573,39 +528,15 @@ def synth() -> None:
 @input_argument
 @click.option("--out", required=True, type=click.Path(),
               help="A .parquet file (rejected and stats beside it), or a folder.")
-@click.option("--backend", "backend_name", required=True,
-              type=click.Choice(["vllm", "openai", "transformers", "offline"]),
-              help="Generator; `offline` writes template text, for tests and demos only.")
-@click.option("--model", default=None, help="Hub name or path (openai: the served model name).")
-@click.option("--revision", default=None, help="The model's revision, pinned and recorded.")
-@click.option("--base-url", default=None, help="openai: endpoint root, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--api-key-env", default=None,
-              help="openai: environment variable holding the API key [default: OPENAI_API_KEY].")
-@click.option("--concurrency", type=click.IntRange(min=1), default=None,
-              help="openai: requests in flight [default: 8].")
-@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=None,
-              help="vllm: GPUs the model is split across [default: 1].")
-@click.option("--device", default=None, help="transformers: auto, cpu, cuda [default: auto].")
-@click.option("--gold", type=click.Choice(["given", "withheld"]), default="given", show_default=True,
-              help="Give the generator the gold answer, or let it answer on its own.")
-@click.option("--max-attempts", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="Generations tried per record before it is rejected.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Upper bound on tokens per generation.")
-@click.option("--max-rows", type=click.IntRange(min=1), default=None,
-              help="Enhance at most this many records.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Completion cache [default: $CURATE_CACHE_DIR/synth or ~/.cache/curate/synth].")
 @source_option
 @catalog_option
 @data_root_option
-def synth_cot(input_path: str, out: str, backend_name: str, model: str | None,
-              revision: str | None, base_url: str | None, api_key_env: str | None,
-              concurrency: int | None, tensor_parallel_size: int | None, device: str | None,
-              gold: str, max_attempts: int, max_tokens: int, max_rows: int | None, seed: int,
-              cache_dir: str | None, source: str | None, catalog_dirs: tuple[str, ...],
-              data_root: str | None) -> None:
+@union_options(GENERATORS, discriminator="backend", at=["generator"],
+               rename={"batch_size": "generator_batch_size"})
+@config_options(SynthCotConfig, skip=["generator", "sources"])
+def synth_cot(**_: Any) -> None:
     """Rewrite QA and multiple-choice records into verified chains of thought (synth_cot_v1).
 
     OUT holds the synthetic records (origin `synthetic`, lineage in `meta`); the rejected
@@ -614,17 +545,13 @@ def synth_cot(input_path: str, out: str, backend_name: str, model: str | None,
     a rerun resumes and sends no request twice.
     """
     from curate.catalog import validate_model
-    from curate.synth import SynthCotConfig, enhance_file
+    from curate.options import given, settings
+    from curate.synth.cot import enhance_file
 
-    generator = {"backend": backend_name, "model": model, "revision": revision,
-                 "base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency,
-                 "tensor_parallel_size": tensor_parallel_size, "device": device}
-    options = {"generator": {k: v for k, v in generator.items() if v is not None},
-               "gold_answer": gold, "max_attempts": max_attempts, "max_tokens": max_tokens,
-               "max_rows": max_rows, "seed": seed}
-    config = validate_model(SynthCotConfig, options, where="options")
-    result = enhance_file(input_path, out, config=config, cache_dir=cache_dir, source=source,
-                          catalog_dirs=catalog_dirs, data_root=data_root)
+    context = click.get_current_context()
+    config = validate_model(SynthCotConfig, settings(context), where="options")
+    rest = given(context)
+    result = enhance_file(rest.pop("input_path"), rest.pop("out"), config=config, **rest)
     console = _console()
     console.print(f"wrote {result.synthetic}; rejected parents -> {result.rejected}")
     _print_synth_stats(result.stats)
@@ -647,7 +574,7 @@ def _print_synth_stats(stats: dict[str, Any]) -> None:
 def inspect(run: str) -> None:
     """Print what RUN (a folder runs/<recipe>/<run-id>) holds: rows per source,
     quarantined rows by reason, and each stage's decisions by reason."""
-    from curate.inspect import inspect_run
+    from curate.pipeline.summary import inspect_run
 
     _print_summary(inspect_run(run))
 

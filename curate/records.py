@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 KINDS = ("chat", "mcqa", "preference", "image_text")
 ROLES = ("system", "user", "assistant")
 ORIGINS = ("real", "synthetic")
+POSITION = ("source", "row")
+"""Where a record came from: unique in a run, the key stages and releases join on."""
+KEYS = (*POSITION, "id")
+"""The columns every stage's scores and decisions start with."""
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES = pa.list_(MESSAGE)

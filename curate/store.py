@@ -2,17 +2,25 @@
 
 ```
 runs/<recipe>/<run-id>/
-  run.json                          the recipe as given and as resolved
+  run.json                            the recipe, its sources and benchmarks, the data root
   ingest/<source>/records-00000.parquet, quarantine-00000.parquet, ...
-  ingest/<source>/_done/00000.json  one marker per finished shard (its stats)
-  ingest/<source>/_state.json       the fingerprint the shards belong to; `complete` when done
-  benchmarks/<name>/...             benchmarks, ingested the same way
-  <stage>/<shard>.parquet           source, row, id, score columns, keep, reason
-  <stage>/_done/<shard>.json, <stage>/_state.json, <stage>/stats.json
+  ingest/<source>/_done/00000.json    one marker per finished shard (its stats)
+  ingest/<source>/_state.json         the fingerprint the shards belong to; `complete` when done
+  ingest/synth_cot/records-00000.parquet, rejected-00000.parquet
+                                      records a producer step made (synthesis), same layout
+  benchmarks/<name>/...               benchmarks, ingested the same way
+  <stage>/_scores/scores-<shard>.parquet, _done/, _state.json
+                                      source, row, id and the stage's score columns
+  <stage>/decisions.parquet           keys, score columns, keep, reason
+  <stage>/stats.json                  counts by reason, options, fingerprints, seconds
+  <stage>/reports/<name>.parquet      extra tables (decontam: contamination.parquet)
+runs/_cache/                          caches shared by every run (synthesis completions)
 ```
 
 A shard's files are written under a temporary name and renamed; its marker is written
 last. A shard without a marker does not exist, so an interrupted run resumes cleanly.
+Only this module spells these names: every other module asks ``RunStore`` for a folder
+(``source``, ``benchmark``, ``stage``) and the folder for its files.
 """
 
 from __future__ import annotations
@@ -136,6 +144,44 @@ class ShardedFolder:
             path.unlink()
 
 
+class StageFolder:
+    """The folder of one stage: its score shards, decisions, stats and reports."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def scores(self) -> ShardedFolder:
+        """The score shards (one per ingested shard for row stages, one for the others)."""
+        return ShardedFolder(self.path / "_scores")
+
+    @property
+    def decisions(self) -> Path:
+        """``decisions.parquet``: keys, score columns, ``keep``, ``reason``."""
+        return self.path / "decisions.parquet"
+
+    @property
+    def stats(self) -> Path:
+        """``stats.json``: counts by reason, options, fingerprints, seconds."""
+        return self.path / "stats.json"
+
+    def read_stats(self) -> dict[str, Any] | None:
+        """The stage's stats, or None when it has not finished."""
+        return read_json(self.stats) if self.stats.exists() else None
+
+    def is_finished(self) -> bool:
+        """Whether the stage wrote its decisions and stats."""
+        return self.decisions.exists() and self.stats.exists()
+
+    def report(self, name: str) -> Path:
+        """The report table ``name`` (``contamination``)."""
+        return self.path / "reports" / f"{name}.parquet"
+
+    def reports(self) -> list[Path]:
+        """Every report table the stage wrote, by name."""
+        return sorted((self.path / "reports").glob("*.parquet"))
+
+
 class RunStore:
     """Paths and helpers for one run folder."""
 
@@ -152,8 +198,12 @@ class RunStore:
     def benchmark(self, name: str) -> ShardedFolder:
         return ShardedFolder(self.root / "benchmarks" / name)
 
-    def stage(self, name: str) -> ShardedFolder:
-        return ShardedFolder(self.root / name)
+    def stage(self, name: str) -> StageFolder:
+        return StageFolder(self.root / name)
+
+    def cache(self, name: str) -> Path:
+        """A cache folder shared by every run beside this one (``runs/_cache/<name>``)."""
+        return self.root.parents[1] / "_cache" / name
 
     def ingested_sources(self) -> list[str]:
         folder = self.root / "ingest"
@@ -162,7 +212,7 @@ class RunStore:
     def stage_names(self) -> list[str]:
         """Stage folders in the order they ran (as recorded in run.json)."""
         info = self.run_info()
-        return [s for s in info.get("stages", []) if (self.root / s).is_dir()] if info else []
+        return [s for s in info.get("stages", []) if self.stage(s).path.is_dir()] if info else []
 
     def run_info(self) -> dict[str, Any] | None:
         path = self.root / "run.json"

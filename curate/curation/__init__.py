@@ -6,8 +6,12 @@ import difflib
 import importlib
 from typing import Any
 
-from curate.engine.stage import Stage
+from typing import TYPE_CHECKING
+
 from curate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from curate.engine.stage import Stage
 
 # name -> "module:Class"; recipes name stages by these keys.
 STAGES = {
@@ -20,17 +24,18 @@ STAGES = {
 }
 
 
-def stage_class(name: str) -> type[Stage]:
+def stage_class(name: str) -> type[Stage[Any]]:
     """The stage class a recipe names; a ConfigError with a suggestion when unknown."""
     if name not in STAGES:
         close = difflib.get_close_matches(name, list(STAGES), n=1, cutoff=0.5)
         hint = f"; did you mean `{close[0]}`?" if close else f"; known stages: {', '.join(STAGES)}"
         raise ConfigError(f"unknown stage `{name}`{hint}")
     module, attr = STAGES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    cls: type[Stage[Any]] = getattr(importlib.import_module(module), attr)
+    return cls
 
 
-def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Stage]:
+def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Stage[Any]]:
     """Stage objects for a recipe's ``stages`` mapping, in order; options validated.
 
     A stage whose options say ``enabled: false`` is checked like the others but left
@@ -50,8 +55,3 @@ def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Stage
         if enabled:
             built.append(stage)
     return built
-
-
-def switched_off(stages: dict[str, dict[str, Any]]) -> list[str]:
-    """The stages a recipe shows with ``enabled: false``."""
-    return [name for name, options in stages.items() if options.get("enabled", True) is False]

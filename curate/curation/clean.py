@@ -59,10 +59,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
 from curate.curation.text import all_text, answer_text, question_text
-from curate.engine.stage import RowStage, StageConfig, StageContext
+from curate.curation.config import REPAIR_OPTIONS, CleanConfig
+from curate.engine.stage import RowStage, StageContext
 
 TURN_COLUMNS = ("messages", "chosen", "rejected")
 REPETITION_NGRAM = 3
@@ -97,39 +97,6 @@ _HELP_FOLLOWS = (r"(?i)\b(?:however|instead|that\s+said|here\s+(?:is|are)"
                  r"|but\s+i\s+can\s+(?:help|offer|suggest|tell|give|provide|share))\b")
 
 
-class CleanConfig(StageConfig):
-    """Options of cleaning: repair switches (scoring) and flag switches with thresholds
-    (decisions)."""
-
-    fix_unicode: bool = Field(True, description="Repair mojibake and odd characters with ftfy.")
-    normalize_whitespace: bool = Field(
-        True, description="Fold spaces and blank lines (leading indentation is kept).")
-    remove_urls: bool = Field(False, description="Delete http(s):// and www. links.")
-    remove_emails: bool = Field(False, description="Delete e-mail addresses.")
-    empty_answer: bool = Field(True, description="Flag answers without a word: `empty_answer`.")
-    short_answer: bool = Field(
-        True, description="Flag answers under `min_answer_words` words: `short_answer`.")
-    min_answer_words: int = Field(
-        1, ge=1,
-        description="Words an answer needs; 1 (the default) never flags a non-empty answer.")
-    answer_equals_question: bool = Field(
-        True, description="Flag answers that repeat the question: `answer_equals_question`.")
-    refusal: bool = Field(
-        True, description="Flag answers that are only refusal boilerplate: `refusal`.")
-    repetitive: bool = Field(
-        True, description="Flag answers above `max_repeated_ngrams`: `repetitive`.")
-    max_repeated_ngrams: float = Field(
-        0.55, ge=0, le=1,
-        description="Largest share of an answer's word 3-grams that repeat an earlier one.")
-    non_text: bool = Field(
-        True, description="Flag records below `min_alpha_share`: `non_text`.")
-    min_alpha_share: float = Field(
-        0.25, ge=0, le=1, description="Smallest share of alphabetic characters among a record's "
-        "non-space characters.")
-
-
-REPAIR_OPTIONS = frozenset({"fix_unicode", "normalize_whitespace", "remove_urls", "remove_emails"})
-
 SCORES = {
     "clean_changed": pl.Boolean,
     "clean_answer_words": pl.Int64,
@@ -140,27 +107,27 @@ SCORES = {
 }
 
 
-class Clean(RowStage):
+class Clean(RowStage[CleanConfig]):
     """Measure heuristic flags on repaired text; flag empty, short, echoed, refusing,
     repetitive and non-text records."""
 
     name = "clean"
     version = 1
-    config_class = CleanConfig
     decision_fields = frozenset(CleanConfig.model_fields) - REPAIR_OPTIONS
     columns = ("kind", *TURN_COLUMNS)
     score_columns = SCORES
+    rewrites_text = True
 
-    @property
-    def options(self) -> CleanConfig:
-        assert isinstance(self.config, CleanConfig)
-        return self.config
+    def rewrite(self, records: pa.Table) -> pa.Table:
+        """The records with their turns repaired (what a release and synthesis read)."""
+        return clean_messages(records, self.config)
+
 
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
         repaired: dict[str, Any] = {"kind": records.column("kind")}
         changed = np.zeros(records.num_rows, bool)
         for name in TURN_COLUMNS:
-            turns, turns_changed = _repair_turns(records.column(name), self.options)
+            turns, turns_changed = _repair_turns(records.column(name), self.config)
             repaired[name] = turns
             changed |= turns_changed
         frame = pl.from_arrow(pa.table(repaired))
@@ -187,8 +154,7 @@ class Clean(RowStage):
         return scores.to_arrow()
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
-        o = self.options
-        scores = self.with_score_columns(scores)
+        o = self.config
         words = pl.col("clean_answer_words")
         flags = [
             ("empty_answer", o.empty_answer, words == 0),

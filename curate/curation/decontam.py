@@ -29,92 +29,25 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from pydantic import Field, field_validator
 
 from curate.curation.embed import embed, nearest
+from curate.curation.config import DecontamConfig
 from curate.curation.minhash import (
-    MinHashConfig, band_keys, common_shingles, shingle_hits, shingle_novelty, shingle_table,
+    band_keys, common_shingles, shingle_hits, shingle_novelty, shingle_table,
     signatures, tokens,
 )
 from curate.curation.text import all_text, user_text
-from curate.engine.stage import RowStage, StageConfig, StageContext, select_rows
+from curate.engine.stage import RowStage, StageContext, select_rows
 
 TIERS = ("ngram", "minhash", "embedding")
 EXAMPLES_PER_PAIR = 3
 
 
-class DecontamConfig(StageConfig):
-    """Options of benchmark decontamination."""
-
-    benchmarks: list[str] | None = Field(
-        None, description="Benchmarks to check against; default: every benchmark of the recipe."
-    )
-    ngram: int = Field(13, ge=5, le=50, description="Tier 1: tokens per n-gram.")
-    boilerplate_items: int = Field(
-        3, ge=2, description="Tier 1: an n-gram found in this many benchmark items is boilerplate."
-    )
-    boilerplate_width: int = Field(
-        8, ge=3, le=50,
-        description="Tier 1: tokens per phrase when finding boilerplate phrases inside n-grams.",
-    )
-    min_novel_tokens: int = Field(
-        3, ge=1,
-        description="Tier 1: an n-gram counts only with this many tokens outside boilerplate "
-        "phrases (phrases of `boilerplate_width` tokens found in `boilerplate_items` items, "
-        "or in `stop_phrases`).",
-    )
-    stop_phrases: list[str] = Field(
-        default_factory=list,
-        description="Tier 1: texts whose phrases are boilerplate (each needs "
-        "`boilerplate_width` tokens or more).",
-    )
-    ngram_min_matches: int = Field(1, ge=1, description="Tier 1: shared n-grams that make a match.")
-    minhash: MinHashConfig = Field(
-        default_factory=lambda: MinHashConfig(ngram=1, threshold=0.5, min_recall=0.99),
-        description="Tier 2: shingles and LSH banding for candidates (words by default).",
-    )
-    min_containment: float = Field(
-        0.6, gt=0, le=1,
-        description="Tier 2: share of the question's shingles, and of the options' shingles, "
-        "that the record must contain.",
-    )
-    min_shared_bands: int = Field(
-        2, ge=1,
-        description="Tier 2: LSH bands a record must share with an item to be compared with it. "
-        "With the default 42 bands x 3 rows, 2 bands keep 97% of pairs at Jaccard 0.5 and "
-        "99.95% at 0.6, and cut the candidates on common-word text about a hundredfold.",
-    )
-    min_item_shingles: int = Field(
-        6, ge=1, description="Tier 2: items with fewer distinct shingles are left to tiers 1 and 3."
-    )
-    embedding_model: str | None = Field(
-        None, description="Tier 3: sentence-transformers model (`minilm`, a hub name or a path); "
-        "unset switches tier 3 off.",
-    )
-    embedding_threshold: float = Field(0.92, gt=0, le=1, description="Tier 3: cosine that makes a match.")
-    embedding_max_tokens: int = Field(
-        128, ge=16, le=512, description="Tier 3: texts are cut to this many model tokens."
-    )
-    reject_source_above: float = Field(
-        0.005, ge=0, le=1, description="Reject a whole source above this contaminated share."
-    )
-
-    @field_validator("stop_phrases")
-    @classmethod
-    def _long_enough(cls, phrases: list[str], info: Any) -> list[str]:
-        n = info.data.get("boilerplate_width", 8)
-        short = [p for p in phrases if len(tokens(p)) < n]
-        if short:
-            raise ValueError(f"stop phrases need at least `boilerplate_width` ({n}) tokens: {short[:3]}")
-        return phrases
-
-
-class Decontaminate(RowStage):
+class Decontaminate(RowStage[DecontamConfig]):
     """Flag records that contain benchmark items; reject heavily contaminated sources."""
 
     name = "decontam"
     version = 1
-    config_class = DecontamConfig
     decision_fields = frozenset(
         {"ngram_min_matches", "min_containment", "embedding_threshold", "reject_source_above"}
     )
@@ -123,20 +56,19 @@ class Decontaminate(RowStage):
                      for part, dtype in (("score", pl.Float64), ("benchmark", pl.String),
                                          ("item", pl.String))}
 
-    def __init__(self, config: StageConfig | None = None):
+    def __init__(self, config: DecontamConfig | None = None):
         super().__init__(config)
         self._index: tuple[StageContext, BenchmarkIndex] | None = None
 
-    @property
-    def options(self) -> DecontamConfig:
-        assert isinstance(self.config, DecontamConfig)
-        return self.config
+    def teardown(self) -> None:
+        """Drop the benchmark index (its embeddings); ``reports`` builds it again if needed."""
+        self._index = None
 
     def index(self, context: StageContext) -> BenchmarkIndex:
         """The benchmark side, built once per context (so once per run)."""
         if self._index is None or self._index[0] is not context:
-            names = self.options.benchmarks or list(context.benchmarks)
-            self._index = (context, BenchmarkIndex(load_items(context, names), self.options))
+            names = self.config.benchmarks or list(context.benchmarks)
+            self._index = (context, BenchmarkIndex(load_items(context, names), self.config))
         return self._index[1]
 
     # -- scoring ----------------------------------------------------------------------------
@@ -157,13 +89,12 @@ class Decontaminate(RowStage):
         return pa.table(columns)
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
-        o = self.options
+        o = self.config
         fired = {
             "ngram": pl.col("ngram_score") >= o.ngram_min_matches,
             "minhash": pl.col("minhash_score") >= o.min_containment,
             "embedding": pl.col("embedding_score") >= o.embedding_threshold,
         }
-        scores = self.with_score_columns(scores)
         tier = pl.coalesce([pl.when(fired[t].fill_null(False)).then(pl.lit(t)) for t in TIERS])
         benchmark = pl.coalesce(
             [pl.when(fired[t].fill_null(False)).then(pl.col(f"{t}_benchmark")) for t in TIERS])

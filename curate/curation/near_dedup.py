@@ -18,39 +18,24 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from pydantic import Field
 
-from curate.curation.minhash import MinHashConfig, band_keys, common_shingles, shingle_table, signatures
+from curate.curation.config import MinHashConfig, NearDedupConfig
+from curate.curation.minhash import band_keys, common_shingles, shingle_table, signatures
 from curate.curation.text import all_text
-from curate.engine.stage import DatasetStage, StageConfig, StageContext, in_batches, select_rows
+from curate.engine.stage import DatasetStage, StageContext, in_batches, select_rows
 
 _BATCH = 10_000
 
 
-class NearDedupConfig(StageConfig):
-    """Options of near-duplicate dedup."""
-
-    minhash: MinHashConfig = Field(
-        default_factory=MinHashConfig,
-        description="Shingles, permutations, banding; `threshold` is the Jaccard that makes "
-        "two records near-duplicates.",
-    )
-    neighbours: int = Field(
-        8, ge=1, le=64,
-        description="Records of a shared bucket each record is paired with (the ones just before it).",
-    )
-
-
-class NearDedup(DatasetStage):
+class NearDedup(DatasetStage[NearDedupConfig]):
     """Cluster records whose texts are near-duplicates; keep one per cluster."""
 
     name = "near_dedup"
     version = 1
-    config_class = NearDedupConfig
     columns = ("messages", "chosen", "rejected")
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
-        config: MinHashConfig = self.config.minhash  # type: ignore[attr-defined]
+        config: MinHashConfig = self.config.minhash
         bands, rows = config.banding
         keys, parts = [], []
         for batch in in_batches(records, "source", "row", "id", all_text().alias("text"), rows=_BATCH):
@@ -62,7 +47,7 @@ class NearDedup(DatasetStage):
                     "empty": pl.Boolean})
         key_matrix = np.vstack(keys) if keys else np.zeros((0, bands), np.uint64)
         pairs = candidate_pairs(key_matrix, empty=frame.get_column("empty"),
-                                neighbours=self.config.neighbours)  # type: ignore[attr-defined]
+                                neighbours=self.config.neighbours)
         candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
         similarity = np.zeros(0)
         if len(candidates):

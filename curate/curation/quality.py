@@ -37,8 +37,10 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from curate.engine.stage import RowStage, StageConfig, StageContext
+from curate.curation.config import QualityConfig
+from curate.engine.stage import RowStage, StageContext
 from curate.errors import ConfigError, MissingDependencyError
+from curate.models import Dtype, close_vllm, free_memory, load_causal_lm, resolve_device
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -77,58 +79,19 @@ def quality_prompt(instruction: str, output: str) -> str:
     return QUALITY_TEMPLATE.format(instruction=instruction, output=output)
 
 
-class QualityConfig(StageConfig):
-    """Options of DEITA quality scoring."""
-
-    backend: Literal["transformers", "vllm"] = Field(
-        "transformers", description="`transformers` (CPU or GPU) or `vllm` (GPU, much faster).")
-    complexity_model: str = Field(
-        DEFAULT_COMPLEXITY_MODEL, description="Complexity scorer: a hub name or a local folder.")
-    quality_model: str = Field(
-        DEFAULT_QUALITY_MODEL, description="Quality scorer: a hub name or a local folder.")
-    batch_size: int = Field(16, ge=1, description="`transformers`: prompts per forward pass.")
-    max_length: int = Field(
-        2048, ge=32, description="Prompts longer than this many tokens lose the end of the "
-        "instruction or answer; the prompt's closing line is always kept.")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="`transformers`: where the models run; `auto`: a GPU if there is one.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Model weights; `auto`: bfloat16 on a GPU, float32 on the CPU.")
-    drop_fraction: float = Field(
-        0.2, ge=0, lt=1, description="Per source, drop this share of records with the lowest "
-        "`deita_score` (rounded down).")
-    source_fractions: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(
-        default_factory=dict, description="Per-source `drop_fraction` (source name -> share).")
-    min_complexity: float | None = Field(
-        None, ge=1, le=6, description="Drop records whose mean complexity is below this.")
-    min_quality: float | None = Field(
-        None, ge=1, le=6, description="Drop records whose mean quality is below this.")
-    min_score: float | None = Field(
-        None, ge=0, description="Drop records whose `deita_score` is below this.")
-    reject_source_above: float | None = Field(
-        None, ge=0, le=1, description="Reject a whole source when more than this share of it is "
-        "below `min_complexity`, `min_quality` or `min_score`; unset: never.")
-    collapse_min_std: float = Field(
-        0.01, ge=0, description="Fail when a scorer's scores have a standard deviation below this.")
-    collapse_max_identical: float = Field(
-        0.9, gt=0, le=1, description="Fail when more than this share of a scorer's scores are "
-        "the same to 2 decimals.")
-    collapse_min_turns: int = Field(
-        20, ge=2, description="Check for collapsed scores only with at least this many scores.")
-
-
 class Scorer(Protocol):
     """A loaded scorer model: DEITA scores for prompts, in order."""
 
     def scores(self, prompts: Sequence[str]) -> np.ndarray: ...
 
+    def close(self) -> None: ...
 
-class Quality(RowStage):
+
+class Quality(RowStage[QualityConfig]):
     """Score instructions (complexity) and answers (quality) with DEITA's scorers."""
 
     name = "quality"
     version = 1
-    config_class = QualityConfig
     decision_fields = frozenset({
         "drop_fraction", "source_fractions", "min_complexity", "min_quality", "min_score",
         "reject_source_above", "collapse_min_std", "collapse_max_identical", "collapse_min_turns",
@@ -136,29 +99,32 @@ class Quality(RowStage):
     columns = ("messages", "chosen")
     score_columns = SCORE_COLUMNS
 
-    def __init__(self, config: StageConfig | None = None):
+    def __init__(self, config: QualityConfig | None = None):
         super().__init__(config)
         self._scorers: dict[str, Scorer] = {}
 
-    @property
-    def options(self) -> QualityConfig:
-        assert isinstance(self.config, QualityConfig)
-        return self.config
-
     def scorer(self, name: str) -> Scorer:
-        """The scorer model ``name``, loaded once per stage."""
+        """The scorer model ``name``, loaded once per stage run (freed by ``teardown``)."""
         if name not in self._scorers:
-            o = self.options
+            o = self.config
+            revision = (o.complexity_revision if name == o.complexity_model else o.quality_revision)
             self._scorers[name] = load_scorer(
-                name, backend=o.backend, device=o.device, dtype=o.dtype,
+                name, revision=revision, backend=o.backend, device=o.device, dtype=o.dtype,
                 max_length=o.max_length, batch_size=o.batch_size,
+                trust_remote_code=o.trust_remote_code,
                 share=1 / len({o.complexity_model, o.quality_model}))
         return self._scorers[name]
+
+    def teardown(self) -> None:
+        """Close the scorer models (a vLLM engine gives its GPU memory back)."""
+        scorers, self._scorers = self._scorers, {}
+        for scorer in scorers.values():
+            scorer.close()
 
     # -- scoring ----------------------------------------------------------------------------
 
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
-        o = self.options
+        o = self.config
         messages = records.column("messages").to_pylist()
         chosen = records.column("chosen").to_pylist()
         pairs = [conversation_pairs((m or []) + (c or [])) for m, c in zip(messages, chosen)]
@@ -171,7 +137,7 @@ class Quality(RowStage):
 
     def check_spread(self, scores: np.ndarray, kind: Literal["complexity", "quality"]) -> None:
         """Fail when the ``kind`` scorer's ``scores`` are (nearly) constant."""
-        o = self.options
+        o = self.config
         if len(scores) < o.collapse_min_turns:
             return
         std = float(np.std(scores))
@@ -190,8 +156,7 @@ class Quality(RowStage):
     # -- deciding ---------------------------------------------------------------------------
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
-        o = self.options
-        scores = self.with_score_columns(scores)
+        o = self.config
         for kind in ("complexity", "quality"):
             turns = scores.get_column(f"{kind}_turns").explode().drop_nulls()
             self.check_spread(turns.to_numpy(), kind)
@@ -304,38 +269,32 @@ def _tail_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
 
 # -- backends ---------------------------------------------------------------------------------
 
-def load_scorer(name: str, *, backend: Literal["transformers", "vllm"] = "transformers",
+def load_scorer(name: str, *, revision: str | None = None,
+                backend: Literal["transformers", "vllm"] = "transformers",
                 device: Literal["auto", "cpu", "cuda"] = "auto",
                 dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
-                max_length: int = 2048, batch_size: int = 16, share: float = 1.0) -> Scorer:
+                max_length: int = 2048, batch_size: int = 16, trust_remote_code: bool = False,
+                share: float = 1.0) -> Scorer:
     """A DEITA scorer model by hub name or local path. ``share``: vLLM only, the share
     of the GPU memory this model may take (two scorers share one GPU)."""
     if backend == "vllm":
-        return VllmScorer(name, dtype=dtype, max_length=max_length, share=share)
-    return TransformersScorer(name, device=device, dtype=dtype, max_length=max_length,
-                              batch_size=batch_size)
+        return VllmScorer(name, revision=revision, dtype=dtype, max_length=max_length,
+                          trust_remote_code=trust_remote_code, share=share)
+    return TransformersScorer(name, revision=revision, device=device, dtype=dtype,
+                              max_length=max_length, batch_size=batch_size,
+                              trust_remote_code=trust_remote_code)
 
 
 class TransformersScorer:
     """A scorer on ``transformers``: batched forward passes, the last position's logits."""
 
-    def __init__(self, name: str, *, device: str, dtype: str, max_length: int, batch_size: int):
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise MissingDependencyError(exc.name or "transformers", "ml") from None
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if dtype == "auto":
-            dtype = "bfloat16" if device == "cuda" else "float32"
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(name)
-            self.model = AutoModelForCausalLM.from_pretrained(name, dtype=getattr(torch, dtype))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load scorer model `{name}`: {exc}") from None
-        self.model.to(device).eval()
-        self.device = device
+    def __init__(self, name: str, *, revision: str | None = None, device: str = "auto",
+                 dtype: Dtype = "auto", max_length: int = 2048, batch_size: int = 16,
+                 trust_remote_code: bool = False):
+        self.device = resolve_device(device)
+        self.model, self.tokenizer = load_causal_lm(
+            name, revision=revision, dtype=dtype, device=self.device,
+            trust_remote_code=trust_remote_code, what="scorer model")
         parameters = inspect.signature(self.model.forward).parameters
         self.last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
         self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
@@ -371,19 +330,26 @@ class TransformersScorer:
                          position_ids=positions.to(self.device), **self.last_only)
         return out.logits[:, -1, self.ids].float().cpu().numpy()
 
+    def close(self) -> None:
+        """Drop the model and give its memory back."""
+        self.__dict__.pop("model", None)
+        free_memory()
+
 
 class VllmScorer:
     """A scorer on vLLM: one generated token, restricted to the six digits, with their
     log-probabilities (``logprobs_mode="processed_logprobs"``: after the restriction, so
     exactly the six digits come back, normalised among themselves)."""
 
-    def __init__(self, name: str, *, dtype: str, max_length: int, share: float):
+    def __init__(self, name: str, *, revision: str | None = None, dtype: str = "auto",
+                 max_length: int = 2048, trust_remote_code: bool = False, share: float = 1.0):
         try:
             from vllm import LLM, SamplingParams
         except ImportError:
             raise MissingDependencyError("vllm", "vllm") from None
         self.name = name
-        self.llm = LLM(model=name, dtype=dtype, logprobs_mode="processed_logprobs",
+        self.llm = LLM(model=name, revision=revision, dtype=dtype,
+                       logprobs_mode="processed_logprobs", trust_remote_code=trust_remote_code,
                        gpu_memory_utilization=0.9 * share)
         self.tokenizer = self.llm.get_tokenizer()
         self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
@@ -407,3 +373,7 @@ class VllmScorer:
                     f"{missing}; it needs vLLM >= 0.10.2 (`logprobs_mode`)")
             logits[row] = [top[i].logprob for i in self.ids]
         return expected_digit(logits)
+
+    def close(self) -> None:
+        """Shut the engine down and give its GPU memory back."""
+        close_vllm(self.__dict__.pop("llm", None))

@@ -1,7 +1,6 @@
-"""Where stages run. ``local``: in this process, streaming over parquet shards."""
+"""Where steps run.
 
-from curate.engine.local import StageResult, kept_records, run_stages
-from curate.engine.stage import DatasetStage, RowStage, Stage, StageConfig, StageContext
-
-__all__ = ["DatasetStage", "RowStage", "Stage", "StageConfig", "StageContext", "StageResult", "kept_records",
-           "run_stages"]
+- ``curate.engine.stage``: the step contract (``Stage``, ``RowStage``, ``DatasetStage``,
+  ``Producer``, ``StageConfig``, ``StageContext``);
+- ``curate.engine.local``: runs them in this process, streaming over parquet shards.
+"""

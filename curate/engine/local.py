@@ -1,14 +1,17 @@
-"""Run stages in this process over the run store, resuming what is already done.
+"""Run steps in this process over the run store, resuming what is already done.
 
 Each stage sees the records that every earlier stage kept. Its scores are persisted
-per shard under ``<stage>/_scores/`` (row stages: one shard per ingested shard; dataset
-stages: one shard), then ``decide`` writes ``<stage>/decisions.parquet`` (keys, scores,
-``keep``, ``reason``) and ``<stage>/stats.json``.
+per shard (row stages: one shard per ingested shard; dataset stages: one shard), then
+``decide`` writes its decisions and stats (see ``curate.store`` for the layout). A
+producer step (synthesis) reads the records every stage kept and writes new records
+to the run as a source of its own.
 
 Fingerprints chain: a stage's scores belong to (its input, its name and version, its
-scoring options); its decisions to (its scores, its decision options). A finished
-stage with the same fingerprint is never recomputed; a stage whose decision options
-changed re-decides from its stored scores.
+scoring options); its decisions to (its scores, its decision options); a producer's
+records to (the last decisions, its name and version, its options). A finished step
+with the same fingerprint is never recomputed; a stage whose decision options changed
+re-decides from its stored scores. A step is set up (models loaded) only when it has
+work to do, and torn down as soon as that work is done.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,25 +28,63 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from curate.engine.stage import KEYS, DatasetStage, RowStage, Stage, StageContext, reason_code
-from curate.records import empty_records
-from curate.store import RunStore, ShardedFolder, fingerprint, read_json, write_json, write_parquet
+from curate.engine.stage import (
+    DatasetStage, Producer, RowStage, Stage, StageContext, Step, reason_code,
+)
+from curate.records import KEYS, POSITION, empty_records
+from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]  # (stage name, shards done, shards total)
+Progress = Callable[[str, int, int], None]  # (step name, units done, units total)
 
 
 @dataclass
 class StageResult:
+    """What a stage (or producer) run left: its stats and what was reused."""
+
     name: str
     stats: dict[str, Any]
-    reused: str  # "nothing", "scores" or "decisions"
+    reused: str  # "nothing", "scores" or "decisions" (a producer: "nothing" or "records")
 
 
 def record_files(store: RunStore, sources: Sequence[str]) -> list[Path]:
     """The ingested record shards of ``sources``, in recipe order then shard order."""
     return [path for name in sources for path in store.source(name).files("records")]
+
+
+def removed_records(store: RunStore, stage_names: Sequence[str]) -> pl.DataFrame:
+    """The records the stages ``stage_names`` removed: keys, ``stage`` and ``reason``."""
+    frames = [
+        pl.read_parquet(store.stage(name).decisions, columns=[*KEYS, "keep", "reason"])
+        .filter(~pl.col("keep")).select(*KEYS, stage=pl.lit(name), reason="reason")
+        for name in stage_names
+    ]
+    schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "stage": pl.String,
+              "reason": pl.String}
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def kept_records(store: RunStore, sources: Sequence[str], stage_names: Sequence[str]) -> pl.LazyFrame:
+    """The ingested records of ``sources`` that every stage in ``stage_names`` kept."""
+    files = record_files(store, sources)
+    if not files:
+        return pl.from_arrow(empty_records()).lazy()
+    removed = removed_records(store, stage_names).select(POSITION)
+    frame = pl.scan_parquet(files)
+    if removed.height == 0:
+        return frame
+    return frame.join(removed.lazy(), on=list(POSITION), how="anti", maintain_order="left")
+
+
+@contextmanager
+def running(step: Step[Any], context: StageContext) -> Iterator[None]:
+    """``step`` set up for the work inside the block, and torn down after it."""
+    step.setup(context)
+    try:
+        yield
+    finally:
+        step.teardown()
 
 
 @dataclass(frozen=True)
@@ -65,11 +107,11 @@ class _Input:
         frame = pl.scan_parquet(files)
         if self.dropped.height == 0:
             return frame
-        return frame.join(self.dropped.lazy(), on=["source", "row"], how="anti", maintain_order="left")
+        return frame.join(self.dropped.lazy(), on=list(POSITION), how="anti", maintain_order="left")
 
 
 def run_stages(
-    stages: Sequence[Stage],
+    stages: Sequence[Stage[Any]],
     store: RunStore,
     sources: Sequence[str],
     *,
@@ -84,12 +126,12 @@ def run_stages(
     context = StageContext() if context is None else context
     dropped = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64})
     upstream = input_fingerprint
-    results = []
+    results: list[StageResult] = []
     for stage in stages:
-        earlier = {r.name: store.stage(r.name).path / "decisions.parquet" for r in results}
+        earlier = {r.name: store.stage(r.name).decisions for r in results}
         inputs = _Input(store, sources, dropped, replace(context, decisions=earlier))
         result, decisions = _run_stage(stage, inputs, upstream, progress)
-        removed = decisions.filter(~pl.col("keep")).select("source", "row")
+        removed = decisions.filter(~pl.col("keep")).select(POSITION)
         dropped = pl.concat([dropped, removed])
         upstream = result.stats["decision_fingerprint"]
         results.append(result)
@@ -97,37 +139,35 @@ def run_stages(
 
 
 def _run_stage(
-    stage: Stage, inputs: _Input, upstream: str, progress: Progress | None
+    stage: Stage[Any], inputs: _Input, upstream: str, progress: Progress | None
 ) -> tuple[StageResult, pl.DataFrame]:
     score_fp = fingerprint(upstream, stage.versioned_name, stage.score_options())
     decision_fp = fingerprint(score_fp, stage.decision_options())
-    folder = inputs.store.stage(stage.name).path
-    decisions_path = folder / "decisions.parquet"
-    stats_path = folder / "stats.json"
-    if stats_path.exists() and decisions_path.exists():
-        stats = read_json(stats_path)
-        if stats.get("decision_fingerprint") == decision_fp:
-            return StageResult(stage.name, stats, "decisions"), pl.read_parquet(decisions_path)
+    folder = inputs.store.stage(stage.name)
+    stats = folder.read_stats() if folder.decisions.exists() else None
+    if stats is not None and stats.get("decision_fingerprint") == decision_fp:
+        return StageResult(stage.name, stats, "decisions"), pl.read_parquet(folder.decisions)
 
     started = time.perf_counter()
-    scores_folder = ShardedFolder(folder / "_scores")
+    scores_folder = folder.scores
     reused = "scores" if scores_folder.is_complete(score_fp) else "nothing"
     if reused == "nothing":
         scores_folder.open(score_fp)
-        if isinstance(stage, RowStage):
-            _score_rows(stage, inputs, scores_folder, progress)
-        elif isinstance(stage, DatasetStage):
-            _score_dataset(stage, inputs, scores_folder, progress)
+        with running(stage, inputs.context):
+            if isinstance(stage, RowStage):
+                _score_rows(stage, inputs, scores_folder, progress)
+            elif isinstance(stage, DatasetStage):
+                _score_dataset(stage, inputs, scores_folder, progress)
         scores_folder.mark_complete()
     # A shard that earlier stages emptied has keys only: concatenate by column name.
     files = scores_folder.files("scores")
     scores = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed") if files else None
     if scores is None or scores.height == 0:
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
-    decisions = stage.decide(scores)
-    write_parquet(decisions.to_arrow(), decisions_path)
+    decisions = stage.decide(stage.with_score_columns(scores))
+    write_parquet(decisions.to_arrow(), folder.decisions)
     for name, table in stage.reports(decisions, inputs.records(), inputs.context).items():
-        write_parquet(table.to_arrow(), folder / "reports" / f"{name}.parquet")
+        write_parquet(table.to_arrow(), folder.report(name))
     reasons = Counter(
         reason_code(r) for r in decisions.get_column("reason").drop_nulls().to_list()
     )
@@ -142,12 +182,12 @@ def _run_stage(
         "score_fingerprint": score_fp,
         "decision_fingerprint": decision_fp,
     }
-    write_json(stats_path, stats)
+    write_json(folder.stats, stats)
     log.info("%s: %d rows, %d dropped", stage.versioned_name, stats["rows"], stats["dropped"])
     return StageResult(stage.name, stats, reused), decisions
 
 
-def _score_rows(stage: RowStage, inputs: _Input, folder: ShardedFolder,
+def _score_rows(stage: RowStage[Any], inputs: _Input, folder: ShardedFolder,
                 progress: Progress | None) -> None:
     shards = inputs.shards()
     done = folder.done()
@@ -165,7 +205,7 @@ def _score_rows(stage: RowStage, inputs: _Input, folder: ShardedFolder,
             progress(stage.name, i + 1, len(shards))
 
 
-def _score_dataset(stage: DatasetStage, inputs: _Input, folder: ShardedFolder,
+def _score_dataset(stage: DatasetStage[Any], inputs: _Input, folder: ShardedFolder,
                    progress: Progress | None) -> None:
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
     scores = stage.score(inputs.records().select(columns), inputs.context).sort("source", "row")
@@ -174,14 +214,48 @@ def _score_dataset(stage: DatasetStage, inputs: _Input, folder: ShardedFolder,
         progress(stage.name, 1, 1)
 
 
-def kept_records(store: RunStore, sources: Sequence[str], stage_names: Sequence[str]) -> pl.LazyFrame:
-    """The ingested records of ``sources`` that every stage in ``stage_names`` kept."""
-    files = record_files(store, sources)
-    if not files:
-        return pl.from_arrow(empty_records()).lazy()
-    frame = pl.scan_parquet(files)
-    for name in stage_names:
-        path = store.stage(name).path / "decisions.parquet"
-        removed = pl.scan_parquet(path).filter(~pl.col("keep")).select("source", "row")
-        frame = frame.join(removed, on=["source", "row"], how="anti", maintain_order="left")
-    return frame
+Rewrite = Callable[[pa.Table], pa.Table]
+"""Records -> the records as a release writes them (the stages' text rewrites)."""
+
+
+def text_rewrite(stages: Sequence[Stage[Any]]) -> Rewrite | None:
+    """The stages' text rewrites, applied in order; None when no stage rewrites text."""
+    rewriting = [stage for stage in stages if stage.rewrites_text]
+    if not rewriting:
+        return None
+
+    def rewrite(records: pa.Table) -> pa.Table:
+        for stage in rewriting:
+            records = stage.rewrite(records)
+        return records
+
+    return rewrite
+
+
+def run_producer(
+    step: Producer[Any],
+    store: RunStore,
+    records: Callable[[], pa.Table],
+    *,
+    input_fingerprint: str,
+    context: StageContext | None = None,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Run ``step`` over ``records()`` (called only when the step has work to do) and
+    write what it makes to ``store`` as the source ``step.source``; its stats."""
+    context = StageContext() if context is None else context
+    folder = store.source(step.source)
+    key = fingerprint(input_fingerprint, step.versioned_name, step.config.model_dump(mode="json"))
+    if folder.is_complete(key):
+        return StageResult(step.name, (folder.state() or {})["stats"], "records")
+    folder.open(key)
+    started = time.perf_counter()
+    on_rows = None if progress is None else (lambda done, total: progress(step.name, done, total))
+    with running(step, context):
+        produced = step.produce(records(), context, progress=on_rows)
+    folder.write_shard("00000", {"records": produced.records, "rejected": produced.rejected},
+                       produced.stats)
+    folder.mark_complete(stats=produced.stats)
+    log.info("%s: %d records in %.1f s", step.versioned_name, produced.records.num_rows,
+             time.perf_counter() - started)
+    return StageResult(step.name, produced.stats, "nothing")

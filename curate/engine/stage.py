@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +40,9 @@ class StageContext:
     """Benchmark name -> its ingested record shards (for decontamination)."""
     decisions: Mapping[str, Path] = field(default_factory=dict)
     """Stage name -> the decisions (keys, scores, keep, reason) of a stage run earlier."""
+    cache: Path | None = None
+    """A folder for caches shared across runs (synthesis completions); None: a step
+    uses its own default."""
 
     def stage_scores(self, name: str) -> pl.LazyFrame:
         """The decisions, with score columns, of the earlier stage ``name``."""
@@ -66,59 +69,100 @@ class StageContext:
 
 
 class StageConfig(BaseModel):
-    """Base of stage options: frozen, keyword-only, unknown keys rejected."""
+    """Base of step options: frozen, keyword-only, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Stage(ABC):
-    """One curation step. Subclass ``RowStage`` or ``DatasetStage``."""
+C = TypeVar("C", bound=StageConfig)
+
+
+class Step(ABC, Generic[C]):
+    """What every pipeline step has: a versioned name, typed options, a lifecycle.
+
+    A subclass names its options class as the type argument (``RowStage[CleanConfig]``);
+    ``config_class`` is taken from it. The engine calls ``setup`` once before the step
+    does its work (load a model, build an index) and ``teardown`` once after it, even
+    when the work failed, so a model lives for one step run and its memory (GPU memory
+    included) is freed before the next step starts. A step whose results are reused
+    from the run store is never set up.
+    """
 
     name: ClassVar[str]
     version: ClassVar[int]
     config_class: ClassVar[type[StageConfig]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            for argument in get_args(base):
+                if isinstance(argument, type) and issubclass(argument, StageConfig):
+                    cls.config_class = argument
+
+    def __init__(self, config: C | None = None):
+        if config is None:
+            config = cast(C, self.config_class())
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{self.name} takes a {self.config_class.__name__}")
+        self.config: C = config
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, where: str) -> Self:
+        """Build from recipe options; unknown or bad options fail naming ``where``."""
+        return cls(cast(C, validate_model(cls.config_class, options,
+                                          where=f"{where}: stage `{cls.name}`")))
+
+    @property
+    def versioned_name(self) -> str:
+        """``<name>_v<version>``: what stats, manifests and lineage name."""
+        return f"{self.name}_v{self.version}"
+
+    def setup(self, context: StageContext) -> None:
+        """Load what the work needs (models, indexes); called once before it."""
+
+    def teardown(self) -> None:
+        """Free what ``setup`` or the work loaded; called once after it."""
+
+
+class Stage(Step[C]):
+    """One curation step that tags records. Subclass ``RowStage`` or ``DatasetStage``."""
+
     decision_fields: ClassVar[frozenset[str]] = frozenset()
     columns: ClassVar[tuple[str, ...]] = ()
     """Record columns ``score`` reads besides the keys (source, row, id)."""
     score_columns: ClassVar[Mapping[str, Any]] = {}
-    """The score columns ``score`` adds and their Polars types (see ``with_score_columns``)."""
-
-    def __init__(self, config: StageConfig | None = None):
-        config = self.config_class() if config is None else config
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{self.name} takes a {self.config_class.__name__}")
-        self.config = config
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], *, where: str) -> Stage:
-        """Build from recipe options; unknown or bad options fail naming ``where``."""
-        return cls(validate_model(cls.config_class, options, where=f"{where}: stage `{cls.name}`"))
-
-    @property
-    def versioned_name(self) -> str:
-        return f"{self.name}_v{self.version}"
+    """The score columns ``score`` adds and their Polars types. The engine adds any that
+    are missing, as nulls, before ``decide``: records that were never scored (a shard
+    emptied by earlier stages, an empty run) carry the keys alone."""
+    rewrites_text: ClassVar[bool] = False
+    """True when ``rewrite`` changes the turns a release writes (``clean``'s repair)."""
 
     def score_options(self) -> dict[str, Any]:
+        """The options that change the scores (a change re-scores)."""
         options = self.config.model_dump(mode="json")
         return {k: v for k, v in options.items() if k not in self.decision_fields}
 
     def decision_options(self) -> dict[str, Any]:
+        """The options that change only the decision (a change re-decides)."""
         options = self.config.model_dump(mode="json")
         return {k: v for k, v in options.items() if k in self.decision_fields}
 
     @abstractmethod
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
-        """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept)."""
+        """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept).
+        ``scores`` carry every column of ``score_columns`` (the engine pads missing ones)."""
 
     def with_score_columns(self, scores: pl.DataFrame) -> pl.DataFrame:
-        """``scores`` with every column of ``score_columns``, null where it was missing:
-        records that were never scored (a shard emptied by earlier stages, an empty
-        run) carry the keys alone."""
+        """``scores`` with every column of ``score_columns``, null where it was missing."""
         import polars as pl
 
         return scores.with_columns(pl.lit(None, dtype).alias(name)
                                    for name, dtype in self.score_columns.items()
                                    if name not in scores.columns)
+
+    def rewrite(self, records: pa.Table) -> pa.Table:
+        """``records`` as the release writes them; unchanged unless ``rewrites_text``."""
+        return records
 
     def reports(
         self, decisions: pl.DataFrame, records: pl.LazyFrame, context: StageContext
@@ -128,7 +172,7 @@ class Stage(ABC):
         return {}
 
 
-class RowStage(Stage):
+class RowStage(Stage[C]):
     """A stage whose score of a record depends on that record alone: runs shard by shard."""
 
     @abstractmethod
@@ -136,7 +180,7 @@ class RowStage(Stage):
         """Score columns for ``records``: one row per record, in the same order."""
 
 
-class DatasetStage(Stage):
+class DatasetStage(Stage[C]):
     """A stage that needs every record at once (grouping, clustering, selection)."""
 
     @abstractmethod
@@ -173,3 +217,35 @@ def select_rows(records: pl.LazyFrame, keys: pl.DataFrame, *columns: str | pl.Ex
 def reason_code(reason: str) -> str:
     """The reason as counted in stats: a record-id parameter folds into its prefix."""
     return _ID_PARAMETER.sub("", reason)
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What a producer step made: new records, the inputs that gave none, and stats."""
+
+    records: pa.Table
+    """New records, in the record schema."""
+    rejected: pa.Table
+    """The input records that gave no new record: their keys and reason."""
+    stats: dict[str, Any]
+
+
+ProduceProgress = Callable[[int, int], None]
+"""(input records settled, input records to settle)."""
+
+
+class Producer(Step[C]):
+    """A step that makes new records from the records every stage kept (synthesis).
+
+    The engine gives it those records, as a release would write them (text rewrites of
+    the stages applied), writes what it returns to the run as the source ``source``, and
+    fingerprints, resumes and times it like a stage: a finished producer with the same
+    input and options is never run again."""
+
+    source: ClassVar[str]
+    """The run source its records are written to (their ``source`` column)."""
+
+    @abstractmethod
+    def produce(self, records: pa.Table, context: StageContext, *,
+                progress: ProduceProgress | None = None) -> Produced:
+        """New records from ``records`` (the record schema)."""

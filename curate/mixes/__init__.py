@@ -1,7 +1,6 @@
-"""Mixes: from a recipe to a run, an allocation and a versioned release."""
+"""Mixes: allocation of a finished run to its target shares, releases, cards and diffs.
 
-from curate.mixes.build import BuildResult, Run, build_mix, ingest_run, open_run, plan_mix
-from curate.mixes.release import diff_releases, export_release, list_releases, load_release
-
-__all__ = ["BuildResult", "Run", "build_mix", "diff_releases", "export_release", "ingest_run",
-           "list_releases", "load_release", "open_run", "plan_mix"]
+``curate.mixes.release`` reads and writes releases (``load_release``, ``diff_releases``,
+``export_release``, ``list_releases``); ``curate.mixes.assemble`` makes one from a run.
+The build that runs a recipe end to end lives above, in ``curate.pipeline``.
+"""

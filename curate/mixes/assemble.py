@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from curate.catalog import MixSpec, Recipe, Source, read_yaml, resolve_files
-from curate.curation import switched_off
-from curate.curation.clean import CleanConfig, clean_messages
-from curate.engine import StageResult
+from curate.catalog import MixSpec, Recipe, Source, resolve_files
+from curate.engine.local import Rewrite, StageResult, removed_records
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
 from curate.mixes.release import (
     ROWS_PER_FILE, WrittenRelease, config_of, package_versions, sha256_file, trl_columns, write_release,
 )
 from curate.mixes.tokens import counting_method, loss_tokens
+from curate.records import POSITION
 from curate.store import RunStore
-from curate.synth.cot import SOURCE as SYNTH_SOURCE
 
-if TYPE_CHECKING:
-    from curate.mixes.build import Run
+KEYS = list(POSITION)
 
-KEYS = ["source", "row"]
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What a release is made from: a finished run and how to describe it."""
+
+    recipe: Recipe
+    recipe_given: Any
+    """The recipe file as written (None when the recipe came from no file)."""
+    store: RunStore
+    sources: Sequence[Source]
+    """The catalog entries of the recipe's sources."""
+    benchmarks: Sequence[Source]
+    data_root: Path
+    stage_results: Sequence[StageResult]
+    rewrite: Rewrite | None = None
+    """The stages' text rewrites, applied to every record the release writes."""
+    produced: str | None = None
+    """The run source a producer step wrote (``synth_cot``), mixed with the sources."""
+    synth: dict[str, Any] | None = None
+    """That producer's stats."""
+
+    @property
+    def mix_sources(self) -> list[str]:
+        """The run sources the mix draws from."""
+        return [*self.recipe.sources, *([self.produced] if self.produced else [])]
 
 
 def _labels() -> list[pl.Expr]:
@@ -38,38 +61,17 @@ def _labels() -> list[pl.Expr]:
     ]
 
 
-def _removed_keys(store: RunStore, stage_names: Sequence[str]) -> pl.DataFrame:
-    frames = [
-        pl.read_parquet(store.stage(name).path / "decisions.parquet", columns=[*KEYS, "id", "keep", "reason"])
-        .filter(~pl.col("keep")).select(*KEYS, "id", stage=pl.lit(name), reason="reason")
-        for name in stage_names
-    ]
-    schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "stage": pl.String,
-              "reason": pl.String}
-    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
-
-
-def cleaned(records: pl.DataFrame, clean: CleanConfig | None) -> pl.DataFrame:
-    """The records with their turns repaired as the recipe's ``clean`` stage says."""
-    if clean is None or records.height == 0:
+def rewritten(records: pl.DataFrame, rewrite: Rewrite | None) -> pl.DataFrame:
+    """The records with the stages' text rewrites applied (``clean``'s repair)."""
+    if rewrite is None or records.height == 0:
         return records
-    return pl.from_arrow(clean_messages(records.to_arrow(), clean))  # type: ignore[return-value]
-
-
-def clean_config(stage_results: Sequence[StageResult]) -> CleanConfig | None:
-    """The options of the ``clean`` stage when it ran."""
-    ran = [r for r in stage_results if r.name == "clean"]
-    return CleanConfig.model_validate(ran[0].stats["options"]) if ran else None
-
-
-def mix_sources(recipe: Recipe) -> list[str]:
-    """The run sources a recipe's mix draws from: its sources, and ``synth_cot`` when it
-    makes synthetic records."""
-    return [*recipe.sources, *([SYNTH_SOURCE] if "cot" in recipe.synth else [])]
+    frame = pl.from_arrow(rewrite(records.to_arrow()))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
-               tokenizer: str | None, clean: CleanConfig | None = None) -> pl.DataFrame:
+               tokenizer: str | None, rewrite: Rewrite | None = None) -> pl.DataFrame:
     """Every record the stages kept: keys, category, modality, kind and loss tokens (of
     the cleaned text), computed shard by shard (the texts are never all in memory)."""
     drop = removed.select(KEYS)
@@ -78,7 +80,7 @@ def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
         for path in store.source(name).files("records"):
             shard = pl.read_parquet(path, columns=[*KEYS, "id", "kind", "domain", "origin",
                                                    "messages", "chosen", "rejected"])
-            shard = cleaned(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), clean)
+            shard = rewritten(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), rewrite)
             parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
                 loss_tokens=loss_tokens(shard, tokenizer)))
     schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "kind": pl.String,
@@ -109,7 +111,7 @@ def mix_order(chosen: pl.DataFrame, seed: int) -> pl.DataFrame:
 
 
 def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.DataFrame,
-              clean: CleanConfig | None = None) -> list[str]:
+              rewrite: Rewrite | None = None) -> list[str]:
     """Write the mix's data files under ``folder`` (``data/<config>/train-NNNNN.parquet``,
     in the seeded order, cleaned) and return their paths relative to it.
 
@@ -120,7 +122,7 @@ def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.D
     placed = order.select(*KEYS, "category", "_order", "config", "file")
     for name in sources:
         for shard, path in enumerate(store.source(name).files("records")):
-            records = cleaned(pl.read_parquet(path).join(placed, on=KEYS), clean)
+            records = rewritten(pl.read_parquet(path).join(placed, on=KEYS), rewrite)
             for (config, file), part in records.group_by("config", "file"):
                 target = parts / config / f"{file:05d}" / f"{name}-{shard:05d}.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -164,53 +166,48 @@ def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
     return described
 
 
-def assemble_release(run: Run, stage_results: Sequence[StageResult], releases_dir: Path,
-                     synth: dict[str, Any] | None = None) -> WrittenRelease:
-    """The release of a finished run; ``synth`` are the stats of its synthetic records
-    (the run source ``synth_cot``), when the recipe made some."""
-    recipe, store = run.recipe, run.store
-    spec = recipe.mix
-    stage_names = [r.name for r in stage_results]
-    removed = _removed_keys(store, stage_names)
-    tokenizer = spec.tokenizer if spec else None
-    sources = mix_sources(recipe)
-    clean = clean_config(stage_results)
-    pool = candidates(store, sources, removed, tokenizer, clean)
-    allocation = select(pool, spec, recipe.seed)
+def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) -> WrittenRelease:
+    """Allocate the mix of a finished run and write its release under ``releases_dir``."""
+    recipe, store = spec.recipe, spec.store
+    mix = recipe.mix
+    stage_names = [r.name for r in spec.stage_results]
+    removed = removed_records(store, stage_names)
+    tokenizer = mix.tokenizer if mix else None
+    sources = spec.mix_sources
+    pool = candidates(store, sources, removed, tokenizer, spec.rewrite)
+    allocation = select(pool, mix, recipe.seed)
     order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
-    entries = [run.catalog.source(n) for n in recipe.sources]
     described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin}
-                 for e in entries}
-    if synth is not None:
-        described[SYNTH_SOURCE] = _synthetic_source(store, synth)
+                 for e in spec.sources}
+    if spec.produced is not None and spec.synth is not None:
+        described[spec.produced] = _synthetic_source(store, spec.produced, spec.synth)
     manifest = {
         "name": recipe.name,
         "version": recipe.version,
         "seed": recipe.seed,
-        "recipe": {"given": read_yaml(run.recipe_file) if run.recipe_file else None,
-                   "resolved": recipe.model_dump(mode="json")},
-        "inputs": _inputs(entries, run.data_root),
-        "benchmarks": _inputs([run.catalog.benchmark(n) for n in recipe.benchmarks], run.data_root),
+        "recipe": {"given": spec.recipe_given, "resolved": recipe.model_dump(mode="json")},
+        "inputs": _inputs(spec.sources, spec.data_root),
+        "benchmarks": _inputs(spec.benchmarks, spec.data_root),
         "stages": [{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")}
-                   for r in stage_results],
-        "stages_switched_off": switched_off(recipe.stages),
+                   for r in spec.stage_results],
+        "stages_switched_off": recipe.switched_off,
         "quarantine": {
             name: dict(sorted(c.items())) for name in recipe.sources
             if (c := _quarantine_counts(store, name))},
         "contamination": _contamination(store, stage_names),
-        "budget": {"unit": spec.unit if spec else "loss_tokens", "amount": allocation.budget,
+        "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
                    "counting": counting_method(tokenizer)},
         "composition": allocation.composition,
         "modality": _shares(allocation.selected, "modality"),
         "sources_in_mix": _per_source(allocation.selected, described),
-        "synthetic": None if synth is None else {
-            k: v for k, v in synth.items() if k != "requests"},  # requests differ on a cached rebuild
+        "synthetic": None if spec.synth is None else {
+            k: v for k, v in spec.synth.items() if k != "requests"},  # requests differ on a cached rebuild
         "packages": package_versions(),
     }
     configs = sorted(order.get_column("config").unique().to_list())
-    return write_release(releases_dir / recipe.name / recipe.version,
-                         lambda folder: write_mix(folder, store, sources, order, clean), trail,
+    return write_release(Path(releases_dir) / recipe.name / recipe.version,
+                         lambda folder: write_mix(folder, store, sources, order, spec.rewrite), trail,
                          manifest, render_card(manifest, configs))
 
 
@@ -224,7 +221,7 @@ def _quarantine_counts(store: RunStore, name: str) -> dict[str, int]:
 
 def _contamination(store: RunStore, stage_names: Sequence[str]) -> list[dict[str, Any]]:
     for name in stage_names:
-        report = store.stage(name).path / "reports" / "contamination.parquet"
+        report = store.stage(name).report("contamination")
         if report.exists():
             return pl.read_parquet(report).drop("examples").to_dicts()
     return []
@@ -241,9 +238,9 @@ def _shares(selected: pl.DataFrame, column: str) -> dict[str, dict[str, float | 
     }
 
 
-def _synthetic_source(store: RunStore, synth: dict[str, Any]) -> dict[str, Any]:
+def _synthetic_source(store: RunStore, source: str, synth: dict[str, Any]) -> dict[str, Any]:
     """How the synthetic source is described: its parents' licences and domains."""
-    records = pl.read_parquet(store.source(SYNTH_SOURCE).files("records"), columns=["license", "domain"])
+    records = pl.read_parquet(store.source(source).files("records"), columns=["license", "domain"])
     licenses = sorted(records.get_column("license").unique().to_list())
     generator = synth["generator"]
     return {"license": licenses[0] if len(licenses) == 1 else "other",

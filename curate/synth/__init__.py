@@ -1,44 +1,10 @@
 """Generation backends and synthetic chain-of-thought enhancement.
 
-``make_backend(name, **options)`` builds a backend (``vllm``, ``openai``,
-``transformers``, ``offline``); ``enhance`` / ``enhance_file`` run ``synth_cot_v1``.
-Importing this package loads no model library and no HTTP client.
+- ``curate.synth.config``: the backends' options and ``SynthCotConfig`` (pydantic only);
+- ``curate.synth.backend``: ``Request``, ``Completion``, ``Backend``, ``make_backend(name,
+  **options)`` over ``vllm``, ``openai``, ``transformers`` and ``offline``;
+- ``curate.synth.cot``: ``synth_cot_v1``, as a pipeline step (``SynthCot``) and as
+  functions (``enhance``, ``enhance_file``).
+
+Importing this package loads nothing: no model library, no HTTP client, no Arrow.
 """
-
-from curate.synth.backend import (
-    BACKENDS,
-    Backend,
-    BackendError,
-    Completion,
-    GeneratorConfig,
-    Request,
-    generator_config,
-    make_backend,
-)
-from curate.synth.cot import (
-    CotFileResult,
-    CotResult,
-    SynthCotConfig,
-    default_cache_dir,
-    enhance,
-    enhance_file,
-    read_records,
-)
-
-__all__ = [
-    "BACKENDS",
-    "Backend",
-    "BackendError",
-    "Completion",
-    "CotFileResult",
-    "CotResult",
-    "GeneratorConfig",
-    "Request",
-    "SynthCotConfig",
-    "default_cache_dir",
-    "enhance",
-    "enhance_file",
-    "generator_config",
-    "make_backend",
-    "read_records",
-]

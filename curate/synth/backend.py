@@ -11,18 +11,14 @@ imported until a backend is built.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-
-from curate.errors import ConfigError, CurateError
-
-OFFLINE_MODEL = "curate-offline-template"
+from curate.errors import CurateError
+from curate.synth.config import GeneratorConfig, GeneratorOptions, generator_config
 
 
 class BackendError(CurateError):
@@ -109,115 +105,18 @@ class Backend(ABC):
         self.close()
 
 
-# -- options, one model per backend ----------------------------------------------------
-
-
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
-
-class OfflineOptions(_Options):
-    """The deterministic template backend: for tests and demos only, never for training."""
-
-    backend: Literal["offline"] = "offline"
-    model: Literal["curate-offline-template"] = Field(
-        OFFLINE_MODEL, description="Always `curate-offline-template`: no model runs.")
-
-
-class OpenAIOptions(_Options):
-    """Any OpenAI-compatible chat endpoint (vLLM or TGI server, llama.cpp, a hosted API)."""
-
-    backend: Literal["openai"] = "openai"
-    model: str = Field(description="The model name the endpoint serves.")
-    base_url: str = Field(description="Endpoint root, e.g. http://127.0.0.1:8000/v1 "
-                                      "(requests go to <base_url>/chat/completions).")
-    revision: str | None = Field(None, description="The served model's revision, for lineage.")
-    api_key_env: str = Field("OPENAI_API_KEY", description=(
-        "Name of the environment variable holding the API key; unset means no key is sent. "
-        "The key itself is never written anywhere."))
-    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
-    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one reply.")
-    max_retries: int = Field(5, ge=0, description="Retries after a 429, a 5xx, a timeout "
-                                                  "or a connection error.")
-    backoff: float = Field(1.0, ge=0, description="First retry delay in seconds; doubles each "
-                                                  "retry, with jitter; a Retry-After header wins.")
-    max_backoff: float = Field(60.0, ge=0, description="Upper bound on one retry delay.")
-    structured_outputs_field: bool = Field(True, description=(
-        "Send a request's `choices` as vLLM's `structured_outputs: {choice: [...]}` body field; "
-        "servers without it reject or ignore such requests."))
-
-
-class TransformersOptions(_Options):
-    """A local transformers model (hub name or path), on CPU or GPU, batched."""
-
-    backend: Literal["transformers"] = "transformers"
-    model: str = Field(description="Hub name or local path of a causal LM with a chat template.")
-    revision: str | None = Field(None, description="Hub revision (commit sha or tag).")
-    device: str = Field("auto", description="`auto` (cuda when available), `cpu`, `cuda`, `cuda:1`.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights' dtype.")
-    batch_size: int = Field(8, ge=1, description="Requests per forward batch.")
-
-
-class VllmOptions(_Options):
-    """vLLM's offline engine (``LLM.chat``) on local GPUs."""
-
-    backend: Literal["vllm"] = "vllm"
-    model: str = Field(description="Hub name or local path.")
-    revision: str | None = Field(None, description="Hub revision (commit sha or tag).")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs the model is split across.")
-    dtype: str = Field("auto", description="vLLM's `dtype`.")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of GPU memory used.")
-    max_model_len: int | None = Field(None, ge=1, description="Context length cap.")
-
-
-GeneratorConfig = Annotated[
-    OfflineOptions | OpenAIOptions | TransformersOptions | VllmOptions,
-    Field(discriminator="backend"),
-]
-"""A backend and its options, as a recipe or the command line gives them."""
-
 BACKENDS = {
     "offline": "curate.synth.offline:OfflineBackend",
     "openai": "curate.synth.openai_api:OpenAIBackend",
     "transformers": "curate.synth.hf_local:TransformersBackend",
     "vllm": "curate.synth.vllm_engine:VllmBackend",
 }
-OPTIONS: dict[str, type[_Options]] = {
-    "offline": OfflineOptions, "openai": OpenAIOptions,
-    "transformers": TransformersOptions, "vllm": VllmOptions,
-}
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(GeneratorConfig)
-
-
-def generator_config(name: str, **options: Any) -> _Options:
-    """Validate ``options`` for backend ``name``; a ConfigError names a bad or unknown key."""
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(name, list(BACKENDS), n=1)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
-        raise ConfigError(f"unknown backend `{name}` (known: {', '.join(BACKENDS)}){hint}")
-    model = OPTIONS[name]
-    try:
-        return _ADAPTER.validate_python({**options, "backend": name})
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"][1:]) or name
-            if err["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(key, list(model.model_fields), n=1)
-                hint = f"; did you mean `{close[0]}`?" if close else ""
-                problems.append(f"unknown option `{key}`{hint}")
-            else:
-                problems.append(f"`{key}`: {err['msg']}")
-        raise ConfigError(f"backend `{name}`: " + "; ".join(problems)) from None
-
-
 def make_backend(name: str, **options: Any) -> Backend:
     """Build backend ``name`` from its options (see ``OPTIONS[name]`` for the fields)."""
     return backend_from_config(generator_config(name, **options))
 
 
-def backend_from_config(config: _Options) -> Backend:
+def backend_from_config(config: GeneratorOptions) -> Backend:
     """Build the backend a validated options object describes."""
-    module, attr = BACKENDS[config.backend].split(":")  # type: ignore[attr-defined]
+    module, attr = BACKENDS[config.backend].split(":")
     return getattr(importlib.import_module(module), attr)(config)

@@ -32,27 +32,18 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
-from pydantic import Field, field_validator
 
-from curate.engine.stage import StageConfig
-from curate.errors import ConfigError
+from curate.engine.stage import Produced, ProduceProgress, Producer, StageContext
 from curate.records import SCHEMA, conform, record_id
-from curate.synth.backend import (
-    BACKENDS,
-    OFFLINE_MODEL,
-    Backend,
-    GeneratorConfig,
-    Request,
-    backend_from_config,
-    generator_config,
-)
+from curate.synth.backend import Backend, Request, backend_from_config
 from curate.synth.cache import GenerationCache, cache_key, generate_cached
+from curate.synth.config import OFFLINE_MODEL, SynthCotConfig
 from curate.synth.templates import TaskKind, Template, letter
 from curate.synth.verify import check_mcqa, check_open_qa
 
@@ -73,52 +64,7 @@ REJECTED_SCHEMA = pa.schema([
 Besides the four check reasons: ``unsupported_record`` (not a multiple-choice or
 single-turn QA record) and ``no_gold_answer`` (nothing to verify against)."""
 
-Progress = Callable[[int, int], None]  # (parent rows settled, rows to enhance)
-
-
-class SynthCotConfig(StageConfig):
-    """Options of ``synth_cot_v1`` (the recipe's ``synth: {cot: ...}`` section)."""
-
-    generator: GeneratorConfig = Field(description=(
-        "The backend and its options, e.g. {backend: vllm, model: ..., tensor_parallel_size: 8}; "
-        "`offline` writes template text for tests and demos only."))
-    sources: list[str] | None = Field(None, description=(
-        "Enhance records of these sources only; every input record when omitted."))
-    max_rows: int | None = Field(None, ge=1, description=(
-        "Enhance at most this many records (the first eligible ones, in input order)."))
-    gold_answer: Literal["given", "withheld"] = Field("given", description=(
-        "`given`: the prompt states the gold answer and asks for an explanation; `withheld`: "
-        "the generator answers on its own (more rejections, no hint to leak)."))
-    max_attempts: int = Field(3, ge=1, le=20, description="Generations tried per record.")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature of the first attempt.")
-    temperature_step: float = Field(0.2, ge=0, description="Added to the temperature each retry.")
-    max_tokens: int = Field(1024, ge=1, description="Upper bound on tokens per generation.")
-    seed: int = Field(0, description="Base seed; each (record, attempt) derives its own from it.")
-    copy_threshold: float = Field(0.6, gt=0, le=1, description=(
-        "Reject as `copies_question` when this share of the output's word 4-grams occur in "
-        "the question and its options."))
-    open_qa_check: Literal["overlap", "non_empty"] = Field("overlap", description=(
-        "Open QA: `overlap` needs `min_overlap` of the conclusion's content words in the "
-        "reference answer; `non_empty` needs only a non-empty `Answer:` conclusion."))
-    min_overlap: float = Field(0.5, ge=0, le=1, description="See `open_qa_check`.")
-    batch_size: int = Field(256, ge=1, description=(
-        "Requests handed to the backend at once (it bounds memory, not concurrency)."))
-
-    @field_validator("generator", mode="before")
-    @classmethod
-    def _generator(cls, value: Any) -> Any:
-        """Validate a mapping with the backend's own options model, for errors that name the
-        backend, the bad key and the closest valid one."""
-        if not isinstance(value, dict):
-            return value
-        options = dict(value)
-        name = options.pop("backend", None)
-        if name is None:
-            raise ValueError(f"`backend` is required: one of {', '.join(BACKENDS)}")
-        try:
-            return generator_config(name, **options)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+Progress = ProduceProgress  # (parent rows settled, rows to enhance)
 
 
 class CotResult(NamedTuple):
@@ -142,6 +88,38 @@ class _Row:
     """Open QA: the parent's answer, which the conclusion is checked against."""
     reasons: list[str] = field(default_factory=list)
     accepted: tuple[int, str, float, int] | None = None  # attempt, text, temperature, seed
+
+
+class SynthCot(Producer[SynthCotConfig]):
+    """The pipeline step of ``synth_cot_v1``: chains of thought from the kept records,
+    written to the run as the source ``synth_cot``. The backend is built by ``setup``
+    and closed by ``teardown`` (a vLLM engine gives its GPU memory back); completions
+    are cached in ``context.cache`` (else ``default_cache_dir()``)."""
+
+    name = NAME
+    version = VERSION
+    source = SOURCE
+
+    def __init__(self, config: SynthCotConfig):
+        super().__init__(config)
+        self.backend: Backend | None = None
+
+    def setup(self, context: StageContext) -> None:
+        """Build the generation backend (load the model, open connections)."""
+        self.backend = backend_from_config(self.config.generator)
+
+    def teardown(self) -> None:
+        """Close the backend."""
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.close()
+
+    def produce(self, records: pa.Table, context: StageContext, *,
+                progress: ProduceProgress | None = None) -> Produced:
+        """Synthetic records from ``records``, the parents that gave none, the stats."""
+        cache = context.cache if context.cache is not None else default_cache_dir()
+        result = enhance(records, self.config, cache, backend=self.backend, progress=progress)
+        return Produced(result.synthetic, result.rejected, result.stats)
 
 
 def enhance(records: pa.Table, config: SynthCotConfig, cache_dir: str | os.PathLike[str], *,
@@ -346,7 +324,7 @@ def read_records(
 
     import pyarrow.parquet as pq
 
-    from curate.adhoc import ingest_file
+    from curate.ingest.files import ingest_file
     from curate.catalog import Catalog, resolve_data_root
     from curate.store import RunStore
 

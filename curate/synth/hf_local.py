@@ -15,10 +15,11 @@ a seed gets seed 0. ``max_tokens`` and ``stop`` are applied per row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from curate.errors import ConfigError, MissingDependencyError
-from curate.synth.backend import Backend, Completion, OnResult, Request, TransformersOptions
+from curate.errors import ConfigError
+from curate.synth.backend import Backend, Completion, OnResult, Request
+from curate.synth.config import TransformersOptions
 
 if TYPE_CHECKING:
     import torch
@@ -28,27 +29,26 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, options: TransformersOptions):
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError:
-            raise MissingDependencyError("transformers", "ml") from None
+        from curate.models import load_causal_lm, resolve_device
+
         self.options = options
-        device = options.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        load: dict[str, Any] = {"revision": options.revision} if options.revision else {}
-        tokenizer = AutoTokenizer.from_pretrained(options.model, **load)
+        self.device = resolve_device(options.device)
+        self.network, tokenizer = load_causal_lm(
+            options.model, revision=options.revision, dtype=options.dtype, device=self.device,
+            trust_remote_code=options.trust_remote_code, what="generator model")
         if tokenizer.chat_template is None:
             raise ConfigError(f"model `{options.model}`: its tokenizer has no chat template")
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        dtype = "auto" if options.dtype == "auto" else getattr(torch, options.dtype)
-        model = AutoModelForCausalLM.from_pretrained(options.model, dtype=dtype, **load)
         self.tokenizer = tokenizer
-        self.network = model.to(self.device).eval()
+
+    def close(self) -> None:
+        """Drop the model and give its memory back."""
+        from curate.models import free_memory
+
+        self.__dict__.pop("network", None)
+        free_memory()
 
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:

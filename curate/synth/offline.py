@@ -15,7 +15,8 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from curate.synth.backend import Backend, Completion, OfflineOptions, OnResult, Request
+from curate.synth.backend import Backend, Completion, OnResult, Request
+from curate.synth.config import OfflineOptions
 from curate.synth.templates import GOLD_MARKERS
 from curate.synth.verify import words
 

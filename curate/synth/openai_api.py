@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
-from curate.synth.backend import Backend, BackendError, Completion, OnResult, OpenAIOptions, Request
+from curate.synth.backend import Backend, BackendError, Completion, OnResult, Request
+from curate.synth.config import OpenAIOptions
 
 if TYPE_CHECKING:
     import httpx

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from curate.errors import MissingDependencyError
-from curate.synth.backend import Backend, Completion, OnResult, Request, VllmOptions
+from curate.synth.backend import Backend, Completion, OnResult, Request
+from curate.synth.config import VllmOptions
 
 
 class VllmBackend(Backend):
@@ -28,12 +29,19 @@ class VllmBackend(Backend):
         engine: dict[str, Any] = {
             "model": options.model, "tensor_parallel_size": options.tensor_parallel_size,
             "dtype": options.dtype, "gpu_memory_utilization": options.gpu_memory_utilization,
+            "trust_remote_code": options.trust_remote_code,
         }
         if options.revision is not None:
             engine["revision"] = options.revision
         if options.max_model_len is not None:
             engine["max_model_len"] = options.max_model_len
         self.llm = LLM(**engine)
+
+    def close(self) -> None:
+        """Shut the engine down and give its GPU memory back (the next step may need it)."""
+        from curate.models import close_vllm
+
+        close_vllm(self.__dict__.pop("llm", None))
 
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 
 from conftest import ingest_into
-from curate.adhoc import source_for_file
+from curate.ingest.files import source_for_file
 from curate.curation.clean import Clean, CleanConfig, clean_messages
-from curate.engine import StageContext, run_stages
+from curate.engine.local import run_stages
+from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.records import SCHEMA
 from curate.store import RunStore
@@ -160,7 +161,8 @@ def test_every_kind_and_multi_turn_records_are_scored():
 
 def test_decide_on_an_empty_run():
     empty = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
-    assert Clean().decide(empty).columns[-2:] == ["reason", "keep"]
+    stage = Clean()  # the engine pads the declared score columns before `decide`
+    assert stage.decide(stage.with_score_columns(empty)).columns[-2:] == ["reason", "keep"]
 
 
 def test_real_sources_are_barely_flagged(catalog, data_root, tmp_path):

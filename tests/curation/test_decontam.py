@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 
 from conftest import ingest_into
-from curate.adhoc import run_on_file
+from curate.pipeline.adhoc import run_on_file
 from curate.curation.decontam import BenchmarkIndex, DecontamConfig, Decontaminate, load_items
 from curate.curation.text import all_text, user_text
-from curate.engine import StageContext
+from curate.engine.stage import StageContext
 
 BENCHMARKS = ("pubmedqa", "mmlu_medical")
 KINDS = ("verbatim", "template", "shuffled", "edited")

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ingest_into
-from curate.adhoc import source_for_file
+from curate.ingest.files import source_for_file
 from curate.curation import diversity
 from curate.curation.diversity import Diversity, DiversityConfig, select_diverse
-from curate.engine import StageContext, run_stages
+from curate.engine.local import run_stages
+from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.store import RunStore
 

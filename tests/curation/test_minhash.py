@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curate.curation._minhash_kernel import xxh64
+from curate.curation.config import MinHashConfig
 from curate.curation.minhash import (
-    MinHashConfig, candidate_probability, common_shingles, shingle_hash, shingle_sets, shingle_table,
+    candidate_probability, common_shingles, shingle_hash, shingle_sets, shingle_table,
     shingles, signatures, tokens,
 )
 

@@ -8,7 +8,7 @@ import random
 import polars as pl
 import pytest
 
-from curate.adhoc import run_on_file
+from curate.pipeline.adhoc import run_on_file
 from curate.curation.minhash import jaccard, shingle_sets
 
 

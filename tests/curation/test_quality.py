@@ -12,7 +12,8 @@ from curate.curation.quality import (
     COMPLEXITY_TEMPLATE, QUALITY_TEMPLATE, Quality, QualityConfig, TransformersScorer,
     complexity_prompt, digit_token_ids, encode_prompts, quality_prompt,
 )
-from curate.engine import StageContext, run_stages
+from curate.engine.local import run_stages
+from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.store import RunStore
 from tiny_lm import build_tiny_lm

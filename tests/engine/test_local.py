@@ -10,8 +10,10 @@ import pyarrow.compute as pc
 import pytest
 
 from conftest import ingest_into
-from curate.curation import build_stages, switched_off
-from curate.engine import RowStage, StageConfig, kept_records, run_stages
+from curate.catalog import switched_off
+from curate.curation import build_stages
+from curate.engine.local import kept_records, run_stages
+from curate.engine.stage import RowStage, StageConfig
 from curate.errors import ConfigError
 from curate.store import RunStore
 

@@ -12,7 +12,9 @@ from click.testing import CliRunner
 
 from conftest import write_yaml
 from curate.cli import main
-from curate.mixes import build_mix, diff_releases, load_release, open_run
+from curate.mixes.release import diff_releases, load_release
+from curate.pipeline.build import build_mix
+from curate.pipeline.run import open_run
 from curate.mixes.release import push_release
 
 RECIPE = """

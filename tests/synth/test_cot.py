@@ -11,7 +11,8 @@ import pytest
 from curate.catalog import validate_model
 from curate.errors import ConfigError
 from curate.records import SCHEMA, record_id, validate_records
-from curate.synth import SynthCotConfig, enhance, enhance_file
+from curate.synth.config import SynthCotConfig
+from curate.synth.cot import enhance, enhance_file
 from curate.synth.templates import Template
 from fake_openai import make_chat, make_mcqa  # noqa: F401 (fixtures)
 

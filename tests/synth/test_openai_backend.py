@@ -8,7 +8,9 @@ import time
 import pytest
 
 from curate.errors import ConfigError
-from curate.synth import BackendError, Request, SynthCotConfig, enhance, make_backend
+from curate.synth.backend import BackendError, Request, make_backend
+from curate.synth.config import SynthCotConfig
+from curate.synth.cot import enhance
 from fake_openai import Reply, make_mcqa, server  # noqa: F401 (fixtures)
 
 

@@ -15,7 +15,8 @@ import time
 
 import pyarrow.parquet as pq
 
-from curate.synth import SynthCotConfig, enhance_file
+from curate.synth.config import SynthCotConfig
+from curate.synth.cot import enhance_file
 from fake_openai import make_mcqa, server  # noqa: F401 (fixtures)
 
 ROWS = 40
@@ -36,7 +37,8 @@ def test_killed_run_resumes_without_regenerating_or_duplicating(server, tmp_path
                  "concurrency": CONCURRENCY, "backoff": 0.01}
     config = SynthCotConfig(generator=generator)
     script = textwrap.dedent(f"""
-        from curate.synth import SynthCotConfig, enhance_file
+        from curate.synth.config import SynthCotConfig
+        from curate.synth.cot import enhance_file
         config = SynthCotConfig.model_validate_json({config.model_dump_json()!r})
         enhance_file({str(inputs)!r}, {str(tmp_path / "killed")!r}, config=config,
                      cache_dir={str(cache)!r})

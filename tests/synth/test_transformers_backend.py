@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from curate.errors import ConfigError
-from curate.synth import Request, SynthCotConfig, enhance, make_backend
+from curate.synth.backend import Request, make_backend
+from curate.synth.config import SynthCotConfig
+from curate.synth.cot import enhance
 from fake_openai import make_mcqa  # noqa: F401 (fixture)
 
 torch = pytest.importorskip("torch")

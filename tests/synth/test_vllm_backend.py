@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from curate.errors import MissingDependencyError
-from curate.synth import Request, make_backend
+from curate.synth.backend import Request, make_backend
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")

@@ -11,7 +11,6 @@ their quarantine reason. Stage reports (the contamination report) go beside OUT.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +19,13 @@ from typing import Any
 
 import polars as pl
 
-from curate.catalog import Catalog, Source, resolve_data_root
+from curate.catalog import Catalog, resolve_data_root
 from curate.curation import build_stages
-from curate.engine import StageContext, run_stages
-from curate.engine.stage import ID_PARAMETER
+from curate.engine.local import run_stages
+from curate.engine.stage import ID_PARAMETER, StageContext
 from curate.errors import ConfigError
 from curate.ingest import ingest
-from curate.ingest.check import check_source
+from curate.ingest.files import ingest_file
 from curate.store import RunStore, write_parquet
 
 
@@ -37,41 +36,6 @@ class FileResult:
     kept: int
     reasons: dict[str, int]
     reports: dict[str, Path] = field(default_factory=dict)
-
-
-def source_for_file(path: Path, *, like: Source | None) -> Source:
-    """A source entry reading ``path``: with ``like``'s mapping, or a `messages` column."""
-    location = {"path": str(path.resolve())}
-    if like is not None:
-        return like.model_copy(update={"location": like.location.model_copy(
-            update={"path": location["path"], "hf": None})})
-    name = re.sub(r"[^a-z0-9_.-]+", "_", path.stem.lower()).strip("_.-") or "input"
-    return Source.model_validate({
-        "name": name, "version": "adhoc", "license": "unknown", "domain": "unknown",
-        "task": "unknown", "location": location,
-        "mapping": {"kind": "chat", "messages": "messages"},
-    })
-
-
-def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Catalog,
-                data_root: Path) -> Source:
-    """Ingest the file ``path`` into ``store`` as one source, read with the mapping of the
-    catalog source or benchmark named ``source``, or as a file with a `messages` column;
-    its entry. A file the mapping cannot read fails with a ConfigError that says so."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    like = None
-    if source is not None:  # a benchmark's mapping reads its file as well as a source's does
-        like = catalog.benchmarks[source] if source in catalog.benchmarks else catalog.source(source)
-    entry = source_for_file(path, like=like)
-    check = check_source(entry, path, data_root)
-    if not check.ok:
-        hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
-        raise ConfigError(f"{path}: {check.message}{hint}")
-    ingested = ingest([entry], store, data_root=data_root)
-    if ingested.failed:
-        raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
-    return entry
 
 
 def run_on_file(
@@ -109,7 +73,7 @@ def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataF
         "row", keep=pl.lit(False), reason=pl.col("reason"))
     table = records.with_columns(keep=pl.lit(True), reason=pl.lit(None, pl.String))
     for name in stage_names:
-        decisions = pl.read_parquet(store.stage(name).path / "decisions.parquet").drop("source", "id")
+        decisions = pl.read_parquet(store.stage(name).decisions).drop("source", "id")
         decisions = decisions.rename({"keep": f"_keep_{name}", "reason": f"_reason_{name}"})
         table = table.join(decisions, on="row", how="left").with_columns(
             reason=pl.coalesce("reason", f"_reason_{name}"),
@@ -126,7 +90,7 @@ def _write(table: pl.DataFrame, out: Path, store: RunStore, stage_names: list[st
     write_parquet(table.to_arrow(), data_path)
     reports = {}
     for name in stage_names:
-        for report in sorted((store.stage(name).path / "reports").glob("*.parquet")):
+        for report in store.stage(name).reports():
             target = beside(report.stem)
             write_parquet(pl.read_parquet(report).to_arrow(), target)
             reports[report.stem] = target

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from curate.errors import ConfigError
-from curate.store import RunStore, merge_stats, read_json
+from curate.store import RunStore, merge_stats
 
 
 @dataclass
@@ -52,13 +52,13 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
         for reason, count in sorted(stats.get("quarantined", {}).items()):
             summary.quarantine.append({"source": name, "reason": reason, "rows": count})
     for name in info.get("stages", []):
-        path = store.stage(name).path / "stats.json"
-        if path.exists():
-            stats = read_json(path)
+        folder = store.stage(name)
+        stats = folder.read_stats()
+        if stats is not None:
             summary.stages.append({"stage": stats["stage"], "rows": stats["rows"],
                                    "kept": stats["kept"], "dropped": stats["dropped"],
                                    "reasons": stats["reasons"]})
-        report = store.stage(name).path / "reports" / "contamination.parquet"
+        report = folder.report("contamination")
         if report.exists():
             summary.contamination = pl.read_parquet(report).drop("examples").to_dicts()
     return summary

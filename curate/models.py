@@ -1,0 +1,141 @@
+"""Loading causal language models: one loader for every module that runs one.
+
+The quality scorer, the ``transformers`` generation backend, training and evaluation
+all load a model the same way: by hub name (with a pinned ``revision``) or local
+folder, on a resolved device, with one meaning of ``dtype="auto"`` (bfloat16 on a GPU,
+float32 on the CPU: the checkpoint's own dtype is often float16, which is slow or
+broken on a CPU), and ``trust_remote_code`` off unless a recipe turns it on.
+
+A failure says which of two things went wrong: a local folder that does not exist, or
+a model the hub (or the local cache, offline) could not give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from curate.errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+Device = str
+"""`auto` (a GPU when there is one), `cpu`, `cuda`, `cuda:1`, ..."""
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+def resolve_device(device: Device = "auto") -> str:
+    """``device`` with `auto` replaced by `cuda` when a GPU is visible, else `cpu`."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: Dtype, device: str) -> torch.dtype:
+    """The torch dtype ``dtype`` means on ``device``: `auto` is bfloat16 on a GPU and
+    float32 on the CPU."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def looks_local(name: str) -> bool:
+    """Whether ``name`` names a local folder rather than a hub repository: it exists, is
+    absolute, starts with ``.`` or ``~``, or has more than one ``/``."""
+    return (Path(name).expanduser().exists() or name.startswith((".", "/", "~"))
+            or name.count("/") > 1)
+
+
+def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                   what: str = "model") -> PreTrainedTokenizerBase:
+    """The tokenizer of ``name`` (hub name or local folder); ``what`` names the model in
+    errors (``scorer `x```)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise MissingDependencyError("transformers", "ml") from None
+    return _loading(lambda: AutoTokenizer.from_pretrained(
+        _location(name, what), **_hub(revision, trust_remote_code)), name, revision, what)
+
+
+def load_causal_lm(name: str, *, revision: str | None = None, dtype: Dtype = "auto",
+                   device: Device = "auto", trust_remote_code: bool = False,
+                   what: str = "model") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal LM and its tokenizer, the model on ``device`` in eval mode."""
+    try:
+        from transformers import AutoModelForCausalLM
+    except ImportError:
+        raise MissingDependencyError("transformers", "ml") from None
+    tokenizer = load_tokenizer(name, revision=revision, trust_remote_code=trust_remote_code,
+                               what=what)
+    where = resolve_device(device)
+    model = _loading(lambda: AutoModelForCausalLM.from_pretrained(
+        _location(name, what), dtype=resolve_dtype(dtype, where),
+        **_hub(revision, trust_remote_code)), name, revision, what)
+    return model.to(where).eval(), tokenizer
+
+
+def _location(name: str, what: str) -> str:
+    if looks_local(name) and not Path(name).expanduser().is_dir():
+        raise ConfigError(f"cannot load {what} `{name}`: no such folder (a local model is a "
+                          "folder with config.json; a hub model is named `owner/name`)")
+    return str(Path(name).expanduser()) if looks_local(name) else name
+
+
+def _hub(revision: str | None, trust_remote_code: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if revision is not None:
+        options["revision"] = revision
+    return options
+
+
+def _loading(load: Any, name: str, revision: str | None, what: str) -> Any:
+    """``load()``, with its failures said in one line."""
+    try:
+        return load()
+    except (OSError, ValueError) as exc:
+        if looks_local(name):
+            raise ConfigError(f"cannot load {what} `{name}`: {_first_line(exc)}") from None
+        at = f" at revision `{revision}`" if revision else ""
+        raise ConfigError(
+            f"cannot load {what} `{name}`{at} from the hub or the local cache: "
+            f"{_first_line(exc)}. Log in (`hf auth login`) or go online, or pass a local "
+            "folder") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def free_memory() -> None:
+    """Collect garbage and give cached GPU memory back to the device (after a model was
+    dropped), so the next step can load its own."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def close_vllm(llm: Any) -> None:
+    """Shut a ``vllm.LLM`` down and free its GPU memory. vLLM's V1 engine runs its model
+    in an engine-core process (``LLM.llm_engine.engine_core``) that holds the memory until
+    ``shutdown()``; dropping the Python object alone does not stop it."""
+    if llm is None:
+        return
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    shutdown = getattr(core, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    del llm, engine, core
+    free_memory()

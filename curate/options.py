@@ -1,0 +1,213 @@
+"""Command-line options generated from config models: each option is declared once.
+
+A stage's or backend's pydantic model is the single declaration of an option: its
+type, default, bounds (``ge``/``gt``/``le``/``lt``), choices (``Literal``) and help text
+(``description``). ``config_options`` turns a model's fields into click options, the
+way TRL builds its command line from its config dataclasses, so the command line can
+never accept a value the config refuses. Each generated option is a ``ConfigOption``
+that remembers where its value goes (``decontam`` -> ``minhash`` -> ``threshold``);
+``settings`` gathers the values a command was given into the nested option mappings
+the configs validate.
+
+Fields whose type has no command-line form (mappings, nested models, lists of
+numbers) are left to recipes; lists of strings become repeatable options.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+import annotated_types
+import click
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ConfigOption(click.Option):
+    """A click option generated from a config field; it knows where its value goes."""
+
+    def __init__(self, *args: Any, target: tuple[str, ...], models: Sequence[type[BaseModel]],
+                 field: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.target = target
+        """The path of keys its value is set at in ``settings``: (stage, ..., field)."""
+        self.models = tuple(models)
+        """The config models that declare the field (several for a backend union)."""
+        self.field = field
+
+
+def config_options(model: type[BaseModel], *, at: Sequence[str] = (),
+                   only: Iterable[str] | None = None, skip: Iterable[str] = (),
+                   rename: Mapping[str, str] | None = None,
+                   required: Iterable[str] = ()) -> Callable[[F], F]:
+    """Click options for the fields of ``model`` whose values go under the keys ``at``.
+
+    ``only``/``skip`` choose fields; ``rename`` gives a field another option name
+    (``benchmarks`` -> ``--benchmark``); ``required`` fields must be given.
+    """
+    names = _chosen(model, only, skip)
+    rename = dict(rename or {})
+    must = set(required)
+
+    def decorate(command: F) -> F:
+        for name in reversed(names):
+            info = model.model_fields[name]
+            command = _option(name, rename.get(name, name), info, _click_type(info),
+                              target=(*at, name), models=[model], required=name in must)(command)
+        return command
+
+    return decorate
+
+
+def union_options(models: Sequence[type[BaseModel]], *, discriminator: str, at: Sequence[str] = (),
+                  rename: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Options for a discriminated union of models (the generation backends): the
+    discriminator as a required choice, and every other field of any member, optional,
+    its help naming the members that take it. A value a member does not take is refused
+    by that member's validation, naming the option."""
+    rename = dict(rename or {})
+    fields: dict[str, list[type[BaseModel]]] = {}
+    for model in models:
+        for name in model.model_fields:
+            if name != discriminator:
+                fields.setdefault(name, []).append(model)
+
+    def decorate(command: F) -> F:
+        choices = [_literal_values(m.model_fields[discriminator].annotation)[0] for m in models]
+        for name in reversed(list(fields)):
+            owners = fields[name]
+            kinds = [_click_type(o.model_fields[name]) for o in owners]
+            kind = kinds[0] if len({repr(k) for k in kinds}) == 1 else click.STRING
+            users = ", ".join(_literal_values(o.model_fields[discriminator].annotation)[0]
+                              for o in owners)
+            command = _option(name, rename.get(name, name), owners[0].model_fields[name], kind,
+                              target=(*at, name), models=owners, help_prefix=f"[{users}] ",
+                              optional=True)(command)
+        return click.option(
+            f"--{discriminator.replace('_', '-')}", cls=ConfigOption, type=click.Choice(choices),
+            required=True, target=(*at, discriminator), models=models, field=discriminator,
+            help="The generation backend; `offline` writes template text for tests and demos only.",
+        )(command)
+
+    return decorate
+
+
+def settings(context: click.Context) -> dict[str, Any]:
+    """The values the command's ``ConfigOption``s were given, as nested mappings
+    (``{"decontam": {"benchmarks": [...], "minhash": {...}}}``); unset options
+    (None, or an empty repeatable option) are left out, so the config's default holds."""
+    gathered: dict[str, Any] = {}
+    for param in context.command.params:
+        if not isinstance(param, ConfigOption):
+            continue
+        value = context.params.get(param.name or "")
+        if value is None or (param.multiple and not value):
+            continue
+        node = gathered
+        for key in param.target[:-1]:
+            node = node.setdefault(key, {})
+        node[param.target[-1]] = list(value) if param.multiple else value
+    return gathered
+
+
+def given(context: click.Context) -> dict[str, Any]:
+    """The command's other parameters (not generated from a config), by name."""
+    generated = {p.name for p in context.command.params if isinstance(p, ConfigOption)}
+    return {k: v for k, v in context.params.items() if k not in generated}
+
+
+# -- one field -> one option ------------------------------------------------------------------
+
+def _chosen(model: type[BaseModel], only: Iterable[str] | None, skip: Iterable[str]) -> list[str]:
+    fields = list(model.model_fields)
+    if only is not None:
+        wanted = list(only)
+        unknown = [n for n in wanted if n not in fields]
+        if unknown:
+            raise TypeError(f"{model.__name__} has no fields {unknown}")
+        fields = wanted
+    excluded = set(skip)
+    return [n for n in fields if n not in excluded]
+
+
+def _option(field: str, name: str, info: FieldInfo, kind: Any, *, target: tuple[str, ...],
+            models: Sequence[type[BaseModel]], required: bool = False, help_prefix: str = "",
+            optional: bool = False) -> Callable[[F], F]:
+    """The click option of one field (``kind``: its click type); no option (the command
+    unchanged) for a field with no command-line form."""
+    if kind is None:
+        return lambda command: command
+    flag = name.replace("_", "-")
+    has_default = info.default is not None and not info.is_required() and info.default_factory is None
+    default = None if optional or not has_default else info.default
+    options: dict[str, Any] = {
+        "help": help_prefix + (info.description or ""), "required": required,
+        "show_default": default is not None and not isinstance(default, bool) or None,
+    }
+    if kind is bool:
+        declarations = [f"--{flag}/--no-{flag}"]
+        options["default"] = default
+        options["show_default"] = default is not None
+    elif kind == "multiple":
+        declarations = [f"--{flag}"]
+        options.update(multiple=True, type=str)
+    else:
+        declarations = [f"--{flag}"]
+        options.update(type=kind, default=default)
+    return click.option(*declarations, cls=ConfigOption, target=target, models=models,
+                        field=field, **options)
+
+
+def _click_type(info: FieldInfo) -> Any:
+    """The click type of a field: bool, a bounded int or float, a choice, str,
+    "multiple" (a list of strings), or None (no command-line form)."""
+    annotation = _without_none(info.annotation)
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        return bool
+    if annotation in (int, float):
+        return _bounded(annotation, info.metadata)
+    if annotation is str:
+        return click.STRING
+    if origin is Literal:
+        return click.Choice([str(v) for v in _literal_values(annotation)])
+    if origin is list and typing.get_args(annotation) == (str,):
+        return "multiple"
+    return None
+
+
+def _bounded(kind: type, metadata: Sequence[Any]) -> Any:
+    low = high = None
+    low_open = high_open = False
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = item.ge
+        elif isinstance(item, annotated_types.Gt):
+            low, low_open = item.gt, True
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+        elif isinstance(item, annotated_types.Lt):
+            high, high_open = item.lt, True
+    if low is None and high is None:
+        return click.INT if kind is int else click.FLOAT
+    if kind is int:  # an open integer bound is a closed one, one step in
+        return click.IntRange(None if low is None else low + low_open,
+                              None if high is None else high - high_open)
+    return click.FloatRange(low, high, min_open=low_open, max_open=high_open)
+
+
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(_without_none(annotation))

@@ -1,0 +1,140 @@
+"""``build-mix``: a recipe end to end: ingest, stages, synthesis, allocation, release."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from curate.catalog import read_yaml, validate_model
+from curate.curation import build_stages
+from curate.engine.local import (
+    Progress, Rewrite, StageResult, kept_records, removed_records, run_producer, run_stages,
+    text_rewrite,
+)
+from curate.engine.stage import StageContext
+from curate.errors import ConfigError
+from curate.ingest import IngestResult
+from curate.ingest.runner import DEFAULT_BATCH_ROWS
+from curate.ingest.runner import Progress as IngestProgress
+from curate.mixes.allocate import cell_budgets
+from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
+from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
+from curate.pipeline.run import Run, ingest_run
+from curate.synth.config import SynthCotConfig
+from curate.synth.cot import SynthCot
+
+
+@dataclass
+class BuildResult:
+    """What ``build_mix`` did: ingestion, each stage, synthesis, the release."""
+
+    run: Run
+    ingest: IngestResult
+    stages: list[StageResult]
+    synth: dict[str, Any] | None = None
+    """The stats of synth_cot_v1 when the recipe has ``synth: {cot: ...}``."""
+    release: WrittenRelease | None = None
+
+
+def producers(run: Run) -> list[SynthCot]:
+    """The recipe's record-producing steps (``synth: {cot: ...}``), options validated."""
+    options = run.recipe.synth.get("cot")
+    if options is None:
+        return []
+    return [SynthCot(validate_model(SynthCotConfig, options, where=f"{run.recipe_file}: synth.cot"))]
+
+
+def mix_sources(run: Run) -> list[str]:
+    """The run sources a mix draws from: the recipe's, then each producer's."""
+    return [*run.recipe.sources, *(step.source for step in producers(run))]
+
+
+def build_mix(
+    run: Run,
+    *,
+    releases_dir: str | os.PathLike[str] = DEFAULT_RELEASES_DIR,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    ingest_progress: IngestProgress | None = None,
+    stage_progress: Progress | None = None,
+) -> BuildResult:
+    """Ingest, run every stage and producer, allocate the mix and write the release.
+    Stages run only when every source ingested; finished work is reused; the release is
+    immutable."""
+    stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
+    steps = producers(run)
+    ingested = ingest_run(run, batch_rows=batch_rows, progress=ingest_progress)
+    if ingested.failed:
+        return BuildResult(run, ingested, [])
+    upstream = run.input_fingerprint()
+    context = StageContext(
+        benchmarks={name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks},
+        cache=run.store.cache("synth"))
+    results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
+                         context=context, progress=stage_progress)
+    rewrite = text_rewrite(stages)
+    kept_fp = results[-1].stats["decision_fingerprint"] if results else upstream
+    synth = None
+    for step in steps:
+        def parents() -> Any:  # the kept records, as the release has them
+            kept = kept_records(run.store, run.recipe.sources, [r.name for r in results])
+            table = kept.collect().to_arrow()
+            return rewrite(table) if rewrite is not None and table.num_rows else table
+        synth = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
+                             context=context, progress=stage_progress).stats
+    release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
+    return BuildResult(run, ingested, results, synth, release)
+
+
+def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | None,
+                  synth: dict[str, Any] | None) -> ReleaseSpec:
+    steps = producers(run)
+    return ReleaseSpec(
+        recipe=run.recipe, recipe_given=read_yaml(run.recipe_file) if run.recipe_file else None,
+        store=run.store, sources=run.sources, benchmarks=run.benchmarks, data_root=run.data_root,
+        stage_results=list(results), rewrite=rewrite,
+        produced=steps[0].source if steps and synth is not None else None, synth=synth)
+
+
+def plan_mix(run: Run) -> dict[str, Any]:
+    """The resolved recipe and whether its mix is feasible, without heavy work: the
+    check uses what the run folder already holds (ingested sources, finished stages)."""
+    build_stages(run.recipe.stages, where=str(run.recipe_file))  # options are checked here
+    steps = producers(run)
+    plan = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True), "feasibility": ""}
+    spec = run.recipe.mix
+    missing = [n for n in run.recipe.sources if not (run.store.source(n).state() or {}).get("complete")]
+    provided = {"synthetic" if e.origin == "synthetic" else e.domain for e in run.sources}
+    if steps:
+        provided.add("synthetic")
+    unprovided = sorted(set(spec.targets) - provided) if spec else []
+    if spec is None:
+        plan["feasibility"] = "no `mix`: every kept record goes to the release"
+    elif unprovided:
+        plan["feasibility"] = "[red]infeasible: " + "; ".join(
+            f"no source of the recipe provides `{c}`"
+            + (" (no source has origin synthetic and the recipe has no `synth`)" if c == "synthetic" else "")
+            for c in unprovided) + "[/]"
+    elif missing:
+        plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
+                               "yet (run `curate ingest` first, or build)")
+    elif any(not (run.store.source(s.source).state() or {}).get("complete") for s in steps):
+        plan["feasibility"] = ("not checked: the synthetic records are not generated yet "
+                               "(`curate build-mix` generates them)")
+    else:
+        off = run.recipe.switched_off
+        stages = [n for n in run.recipe.stages if n not in off and run.store.stage(n).decisions.exists()]
+        pool = candidates(run.store, mix_sources(run), removed_records(run.store, stages),
+                          spec.tokenizer)
+        units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
+        available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
+        try:
+            budget, _ = cell_budgets(available.sort("category", "modality"), spec)
+            plan["feasibility"] = (f"feasible: budget {budget:,} {spec.unit.replace('_', ' ')} "
+                                   f"(after {', '.join(stages) or 'ingestion only'})")
+        except ConfigError as exc:
+            plan["feasibility"] = f"[red]{exc}[/]"
+    return plan

@@ -1,0 +1,83 @@
+"""The run handle: a recipe resolved against the catalogs, and the run folder it uses."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from curate import __version__
+from curate.catalog import Catalog, Recipe, Source, resolve_data_root
+from curate.ingest import IngestResult, ingest
+from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
+from curate.ingest.runner import Progress as IngestProgress
+from curate.store import RunStore, fingerprint
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+@dataclass
+class Run:
+    """A recipe resolved against the catalogs, and the run folder it uses."""
+
+    recipe: Recipe
+    recipe_file: Path | None
+    catalog: Catalog
+    data_root: Path
+    store: RunStore
+
+    @property
+    def sources(self) -> list[Source]:
+        """The catalog entries of the recipe's sources, in recipe order."""
+        return [self.catalog.source(name) for name in self.recipe.sources]
+
+    @property
+    def benchmarks(self) -> list[Source]:
+        """The catalog entries of the recipe's benchmarks, in recipe order."""
+        return [self.catalog.benchmark(name) for name in self.recipe.benchmarks]
+
+    def input_fingerprint(self) -> str:
+        """What every stage reads: each source's and benchmark's entry and files."""
+        return fingerprint([source_fingerprint(e, self.data_root)
+                            for e in [*self.sources, *self.benchmarks]])
+
+
+def open_run(
+    recipe: str | os.PathLike[str],
+    *,
+    catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+    data_root: str | os.PathLike[str] | None = None,
+    runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR,
+    run_id: str | None = None,
+) -> Run:
+    """Resolve ``recipe`` (a YAML path or a catalog name) and its run folder.
+
+    The run folder is ``runs_dir/<recipe name>/<run_id>``; the run id defaults to the
+    recipe's version, so building the same recipe again resumes the same run.
+    """
+    catalog = Catalog.load(catalog_dirs)
+    resolved = catalog.recipe(recipe)
+    path = Path(recipe)
+    recipe_file = path.resolve() if path.exists() else catalog.files[("mixes", resolved.name)]
+    store = RunStore.for_recipe(Path(runs_dir), resolved.name, run_id or resolved.version)
+    return Run(resolved, recipe_file, catalog, resolve_data_root(data_root), store)
+
+
+def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+               progress: IngestProgress | None = None) -> IngestResult:
+    """Ingest the recipe's sources into the run folder and record the run's inputs."""
+    sources, benchmarks = run.sources, run.benchmarks
+    run.store.write_run_info(
+        {
+            "recipe": run.recipe.model_dump(mode="json"),
+            "recipe_file": str(run.recipe_file),
+            "sources": {s.name: s.model_dump(mode="json") for s in sources},
+            "benchmarks": {b.name: b.model_dump(mode="json") for b in benchmarks},
+            "data_root": str(run.data_root),
+            "stages": list(run.recipe.stages),
+            "curate_version": __version__,
+        }
+    )
+    return ingest(sources, run.store, data_root=run.data_root, benchmarks=benchmarks,
+                  batch_rows=batch_rows, progress=progress)
