@@ -1,29 +1,35 @@
-# `make demo`: set up .venv and run the demo recipe. `make test`: set up .venv and run the tests.
-# A second run reuses .venv; it is rebuilt only when pyproject.toml changes.
+# `make demo`: set up .venv and run the demo recipe. `make test`: set up .venv, then lint,
+# type-check, check the import layers, and run the tests.
+# A second run reuses .venv; it is reinstalled only when pyproject.toml or constraints.txt change.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU wheel of torch; an unpinned torch would pull a multi-gigabyte CUDA build.
-TORCH := torch==2.13.0
+# constraints.txt pins the CPU wheel of torch for every install below.
+PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: demo test clean
+.PHONY: demo test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml]"
+$(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e ".[ml]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml,test]"
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e ".[ml,test]"
 	touch $@
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/curate build-mix catalogs/mixes/demo.yaml
 
-test: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check curate tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -46,7 +46,8 @@ def make_corpus(rows: int) -> Path:
                     if r["instances"][0]["output"]]
     rng = random.Random(0)
     vocabulary = " ".join(a for _, a in medical[:2000] + general).split()
-    for name, pool, count in (("medical", medical, int(rows * 0.7)), ("general", general, rows - int(rows * 0.7))):
+    split = int(rows * 0.7)
+    for name, pool, count in (("medical", medical, split), ("general", general, rows - split)):
         with (folder / f"{name}.jsonl").open("w") as out:
             for i in range(count):
                 question, answer = pool[i % len(pool)]

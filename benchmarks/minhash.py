@@ -384,7 +384,10 @@ def work_datasketch(spec: dict, batched: bool) -> dict:
 def work_datatrove(spec: dict) -> dict:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
-        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
         MinhashDedupSignature,
     )
     from datatrove.pipeline.readers import JsonlReader

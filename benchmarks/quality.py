@@ -111,10 +111,10 @@ def bench_diversity(rows: int, tau: float) -> None:
 
 def bench_scoring(records: int, batch_sizes: list[int]) -> None:
     import pyarrow as pa
+    from tiny_lm import build_tiny_lm
 
     from curate.curation.quality import Quality, QualityConfig
     from curate.engine.stage import StageContext
-    from tiny_lm import build_tiny_lm
 
     pairs = real_texts()[:records]
     folder = WORK / "scorer_lm"

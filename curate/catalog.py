@@ -75,6 +75,7 @@ class Location(_Strict):
 
     @property
     def file_format(self) -> str:
+        """The file format: as given, else from the path's suffix."""
         if self.format is not None:
             return self.format
         assert self.path is not None
@@ -170,7 +171,7 @@ class ImageTextMapping(_Strict):
 
 
 Mapping = Annotated[
-    Union[ChatMapping, McqaMapping, PreferenceMapping, ImageTextMapping],
+    ChatMapping | McqaMapping | PreferenceMapping | ImageTextMapping,
     Field(discriminator="kind"),
 ]
 
@@ -341,6 +342,7 @@ def validate_model(model: type[M], data: Any, *, where: str) -> M:
 
 
 def load_model(model: type[M], path: Path) -> M:
+    """Validate the YAML file ``path`` as ``model`` (errors name the file and key)."""
     return validate_model(model, read_yaml(path), where=str(path))
 
 
@@ -445,7 +447,8 @@ def resolve_files(location: Location, data_root: Path) -> list[Path]:
 
 # -- the catalog ----------------------------------------------------------------------
 
-_SECTIONS = {"sources": Source, "benchmarks": Source, "mixes": Recipe}
+_SECTIONS: dict[str, type[Source] | type[Recipe]] = {
+    "sources": Source, "benchmarks": Source, "mixes": Recipe}
 
 
 @dataclass
@@ -491,9 +494,11 @@ class Catalog:
         return table[name]
 
     def source(self, name: str) -> Source:
+        """The source entry ``name``; a ConfigError with a suggestion when unknown."""
         return self._get("sources", name)
 
     def benchmark(self, name: str) -> Source:
+        """The benchmark entry ``name``; a ConfigError with a suggestion when unknown."""
         return self._get("benchmarks", name)
 
     def recipe(self, name_or_path: str | os.PathLike[str]) -> Recipe:

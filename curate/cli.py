@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from curate.curation.config import (
-    CleanConfig, DecontamConfig, DiversityConfig, ExactDedupConfig, MinHashConfig,
-    NearDedupConfig, QualityConfig,
+    CleanConfig,
+    DecontamConfig,
+    DiversityConfig,
+    ExactDedupConfig,
+    MinHashConfig,
+    NearDedupConfig,
+    QualityConfig,
 )
 from curate.errors import CurateError
 from curate.options import config_options, union_options
@@ -131,7 +136,7 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
         for path in map(Path, paths):
             data = read_yaml(path)
             model = Recipe if isinstance(data, dict) and "sources" in data else Source
-            entries.append((load_model(model, path), path))
+            entries.append((load_model(model, path), path))  # type: ignore[arg-type]
     else:
         entries += [(e, cat.files[("sources", n)]) for n, e in cat.sources.items()]
         entries += [(e, cat.files[("benchmarks", n)]) for n, e in cat.benchmarks.items()]
@@ -498,9 +503,8 @@ def diversify(**options: Any) -> None:
 
 
 def _print_file_result(result: Any) -> None:
-    from rich.table import Table
-
     import polars as pl
+    from rich.table import Table
 
     console = _console()
     console.print(f"wrote {result.out}: {result.rows:,} rows, {result.kept:,} kept")

@@ -32,8 +32,10 @@ class ConfigOption(click.Option):
     """A click option generated from a config field; it knows where its value goes."""
 
     def __init__(self, *args: Any, target: tuple[str, ...], models: Sequence[type[BaseModel]],
-                 field: str, **kwargs: Any):
+                 field: str, member_default: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.member_default = member_default
+        """True for an option of a union: unset, the chosen member's own default applies."""
         self.target = target
         """The path of keys its value is set at in ``settings``: (stage, ..., field)."""
         self.models = tuple(models)
@@ -85,7 +87,10 @@ def union_options(models: Sequence[type[BaseModel]], *, discriminator: str, at: 
             kind = kinds[0] if len({repr(k) for k in kinds}) == 1 else click.STRING
             users = ", ".join(_literal_values(o.model_fields[discriminator].annotation)[0]
                               for o in owners)
-            command = _option(name, rename.get(name, name), owners[0].model_fields[name], kind,
+            # Describe the field as the most general member does (not a fixed Literal).
+            general = next((o for o in owners
+                            if typing.get_origin(o.model_fields[name].annotation) is not Literal), owners[0])
+            command = _option(name, rename.get(name, name), general.model_fields[name], kind,
                               target=(*at, name), models=owners, help_prefix=f"[{users}] ",
                               optional=True)(command)
         return click.option(
@@ -160,7 +165,7 @@ def _option(field: str, name: str, info: FieldInfo, kind: Any, *, target: tuple[
         declarations = [f"--{flag}"]
         options.update(type=kind, default=default)
     return click.option(*declarations, cls=ConfigOption, target=target, models=models,
-                        field=field, **options)
+                        field=field, member_default=optional, **options)
 
 
 def _click_type(info: FieldInfo) -> Any:
@@ -182,7 +187,8 @@ def _click_type(info: FieldInfo) -> Any:
 
 
 def _bounded(kind: type, metadata: Sequence[Any]) -> Any:
-    low = high = None
+    low: Any = None
+    high: Any = None
     low_open = high_open = False
     for item in metadata:
         if isinstance(item, annotated_types.Ge):

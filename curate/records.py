@@ -88,19 +88,19 @@ CREATE OR REPLACE MACRO curate_turns(ms) AS
 """
 # DuckDB builds the canonical JSON (vectorised, multi-threaded); Python's hashlib hashes
 # it (OpenSSL's SHA-256 runs 2.5x faster here than DuckDB's own).
-_CANONICAL_SQL = f"""
-SELECT to_json({{
+_CANONICAL_SQL = """
+SELECT to_json({
     'kind': kind,
     'messages': curate_turns(messages),
     'chosen': curate_turns(chosen),
     'rejected': curate_turns(rejected),
-    'mcqa': {{
+    'mcqa': {
         'question': curate_norm(mcqa.question),
         'options': list_transform(mcqa.options, lambda o: curate_norm(o)),
         'answer': mcqa.answer
-    }},
+    },
     'images': list_transform(images, lambda i: coalesce(sha256(i.bytes), 'path:' || i.path))
-}})::VARCHAR AS canonical
+})::VARCHAR AS canonical
 FROM records
 """
 

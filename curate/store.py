@@ -55,6 +55,7 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON value stored at ``path``."""
     return json.loads(path.read_text("utf-8"))
 
 
@@ -103,18 +104,22 @@ class ShardedFolder:
         return False
 
     def state(self) -> dict[str, Any] | None:
+        """The folder's state (fingerprint, complete, error), or None when new."""
         path = self.path / STATE
         return read_json(path) if path.exists() else None
 
     def is_complete(self, fingerprint: str) -> bool:
+        """Whether the folder holds every shard of ``fingerprint``."""
         state = self.state()
         return bool(state and state.get("fingerprint") == fingerprint and state.get("complete"))
 
     def mark_complete(self, **extra: Any) -> None:
+        """Record that every shard is written (with ``extra`` in the state)."""
         state = self.state() or {}
         write_json(self.path / STATE, {**state, **extra, "complete": True})
 
     def mark_failed(self, error: str) -> None:
+        """Record that the work failed with ``error`` (kept shards stay for a resume)."""
         state = self.state() or {}
         write_json(self.path / STATE, {**state, "complete": False, "error": error})
 
@@ -190,15 +195,19 @@ class RunStore:
 
     @classmethod
     def for_recipe(cls, runs_dir: Path, recipe: str, run_id: str) -> RunStore:
+        """The run folder ``runs_dir/<recipe>/<run_id>``."""
         return cls(Path(runs_dir) / recipe / run_id)
 
     def source(self, name: str) -> ShardedFolder:
+        """The folder of the ingested source ``name``."""
         return ShardedFolder(self.root / "ingest" / name)
 
     def benchmark(self, name: str) -> ShardedFolder:
+        """The folder of the ingested benchmark ``name``."""
         return ShardedFolder(self.root / "benchmarks" / name)
 
     def stage(self, name: str) -> StageFolder:
+        """The folder of the stage ``name``."""
         return StageFolder(self.root / name)
 
     def cache(self, name: str) -> Path:
@@ -206,6 +215,7 @@ class RunStore:
         return self.root.parents[1] / "_cache" / name
 
     def ingested_sources(self) -> list[str]:
+        """The names of the sources with an ingest folder."""
         folder = self.root / "ingest"
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
@@ -215,8 +225,10 @@ class RunStore:
         return [s for s in info.get("stages", []) if self.stage(s).path.is_dir()] if info else []
 
     def run_info(self) -> dict[str, Any] | None:
+        """The run's ``run.json`` (recipe, sources, data root), or None."""
         path = self.root / "run.json"
         return read_json(path) if path.exists() else None
 
     def write_run_info(self, info: Mapping[str, Any]) -> None:
+        """Write the run's ``run.json``."""
         write_json(self.root / "run.json", dict(info))

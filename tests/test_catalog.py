@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import write_yaml
 
 from curate.catalog import Catalog, Recipe, Source, load_model, resolve_data_root
 from curate.errors import ConfigError
-
-from conftest import write_yaml
 
 GOOD = """
 name: mini

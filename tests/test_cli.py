@@ -12,8 +12,8 @@ import click
 import polars as pl
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_yaml
+
 from curate.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"

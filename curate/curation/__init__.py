@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from curate.errors import ConfigError
 

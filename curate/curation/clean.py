@@ -59,9 +59,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+from typing_extensions import override
 
-from curate.curation.text import all_text, answer_text, question_text
 from curate.curation.config import REPAIR_OPTIONS, CleanConfig
+from curate.curation.text import all_text, answer_text, question_text
 from curate.engine.stage import RowStage, StageContext
 
 TURN_COLUMNS = ("messages", "chosen", "rejected")
@@ -118,11 +119,13 @@ class Clean(RowStage[CleanConfig]):
     score_columns = SCORES
     rewrites_text = True
 
+    @override
     def rewrite(self, records: pa.Table) -> pa.Table:
         """The records with their turns repaired (what a release and synthesis read)."""
         return clean_messages(records, self.config)
 
 
+    @override
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
         repaired: dict[str, Any] = {"kind": records.column("kind")}
         changed = np.zeros(records.num_rows, bool)
@@ -153,6 +156,7 @@ class Clean(RowStage[CleanConfig]):
         )
         return scores.to_arrow()
 
+    @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.config
         words = pl.col("clean_answer_words")

@@ -7,10 +7,13 @@ loads a stage's heavy libraries. Each stage module takes its class from here.
 
 from __future__ import annotations
 
+import math
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from curate.curation.tokens import tokens
 from curate.engine.stage import StageConfig
 
 DEFAULT_EMBEDDER = "minilm"
@@ -49,9 +52,25 @@ class MinHashConfig(StageConfig):
         ``threshold`` above ``min_recall`` with the fewest false candidates below it."""
         if self.bands is not None and self.rows is not None:
             return self.bands, self.rows
-        from curate.curation.minhash import optimal_banding
-
         return optimal_banding(self.threshold, self.num_perm, self.min_recall)
+
+
+@cache
+def optimal_banding(threshold: float, num_perm: int, min_recall: float) -> tuple[int, int]:
+    """(bands, rows) whose candidate probability at ``threshold`` is at least
+    ``min_recall``, with the least false-candidate area below it."""
+    import numpy as np
+
+    grid = np.linspace(0.0, threshold, 400)
+    best, best_fp = (num_perm, 1), math.inf
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands < min_recall:
+            continue
+        fp = float(np.trapezoid(1 - (1 - grid**rows) ** bands, grid))
+        if fp < best_fp:
+            best, best_fp = (bands, rows), fp
+    return best
 
 
 class ExactDedupConfig(StageConfig):
@@ -165,8 +184,6 @@ class DecontamConfig(StageConfig):
     @field_validator("stop_phrases")
     @classmethod
     def _long_enough(cls, phrases: list[str], info: Any) -> list[str]:
-        from curate.curation.minhash import tokens
-
         n = info.data.get("boilerplate_width", 8)
         short = [p for p in phrases if len(tokens(p)) < n]
         if short:

@@ -29,12 +29,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from typing_extensions import override
 
-from curate.curation.embed import embed, nearest
 from curate.curation.config import DecontamConfig
+from curate.curation.embed import embed, nearest
 from curate.curation.minhash import (
-    band_keys, common_shingles, shingle_hits, shingle_novelty, shingle_table,
-    signatures, tokens,
+    band_keys,
+    common_shingles,
+    shingle_hits,
+    shingle_novelty,
+    shingle_table,
+    signatures,
 )
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import RowStage, StageContext, select_rows
@@ -60,6 +65,7 @@ class Decontaminate(RowStage[DecontamConfig]):
         super().__init__(config)
         self._index: tuple[StageContext, BenchmarkIndex] | None = None
 
+    @override
     def teardown(self) -> None:
         """Drop the benchmark index (its embeddings); ``reports`` builds it again if needed."""
         self._index = None
@@ -73,10 +79,10 @@ class Decontaminate(RowStage[DecontamConfig]):
 
     # -- scoring ----------------------------------------------------------------------------
 
+    @override
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
         index = self.index(context)
-        frame = pl.from_arrow(records).select(user=user_text(), text=all_text())
-        assert isinstance(frame, pl.DataFrame)
+        frame = pl.DataFrame(records).select(user=user_text(), text=all_text())
         columns: dict[str, Any] = {}
         for tier, (item, value) in (
             ("ngram", index.ngram_matches(frame.get_column("text"))),
@@ -88,6 +94,7 @@ class Decontaminate(RowStage[DecontamConfig]):
             columns[f"{tier}_item"] = index.item_of(item)
         return pa.table(columns)
 
+    @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.config
         fired = {
@@ -110,6 +117,7 @@ class Decontaminate(RowStage[DecontamConfig]):
             .then(pl.lit("source_rejected:contamination")),
         )
 
+    @override
     def reports(self, decisions: pl.DataFrame, records: pl.LazyFrame,
                 context: StageContext) -> dict[str, pl.DataFrame]:
         return {"contamination": contamination_report(decisions, records, self.index(context))}
@@ -145,9 +153,11 @@ class BenchmarkIndex:
         self._ids = np.array(items.get_column("item").to_list() + [None], dtype=object)
 
     def benchmark_of(self, item: np.ndarray) -> pa.Array:
+        """The benchmark name of each item index (the last index: no item, null)."""
         return pa.array(self._benchmarks[item], pa.string())
 
     def item_of(self, item: np.ndarray) -> pa.Array:
+        """The item id of each item index (the last index: no item, null)."""
         return pa.array(self._ids[item], pa.string())
 
     # tier 1 ---------------------------------------------------------------------------------
@@ -237,6 +247,7 @@ class BenchmarkIndex:
 
     @cached_property
     def stem_vectors(self) -> np.ndarray:
+        """Embeddings of the items' questions (tier 3), computed once."""
         assert self.config.embedding_model is not None
         return embed(self.stems.to_pylist(), self.config.embedding_model,
                      max_tokens=self.config.embedding_max_tokens)

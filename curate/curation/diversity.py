@@ -7,8 +7,9 @@ tokens. Records are visited in the order ``order_by`` names, ties by id:
 ``length`` (the default) visits the longest text first, the same preference near-dedup
 shows for its representative, so of two near-paraphrases the fuller one stays;
 ``source_row`` visits in (source, row) order; ``<stage>.<column>`` visits by the score
-an earlier stage stored, highest first (DEITA: ``quality.deita_score``). Image-text records are not visited and are
-kept: their text says nothing about how different their images are.
+an earlier stage stored, highest first (DEITA: ``quality.deita_score``). Image-text
+records are not visited and are kept: their text says nothing about how different their
+images are.
 
 Scores: ``diversity_rank`` (visit position), ``diversity_max_sim`` (highest cosine to a
 record kept before it; null for the first) and ``diversity_nearest`` (that record's id).
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from typing_extensions import override
 
 from curate.curation.config import DiversityConfig
 from curate.curation.embed import embed
@@ -46,6 +48,7 @@ class Diversity(DatasetStage[DiversityConfig]):
                      "diversity_nearest": pl.String}
 
 
+    @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         o = self.config
         keys = records.select("source", "row", "id").collect()
@@ -68,18 +71,19 @@ class Diversity(DatasetStage[DiversityConfig]):
             visit = visit.join(scores.select("source", "row", pl.col(column).alias("_score")),
                                on=["source", "row"], how="left").sort(
                 ["_score", "id"], descending=[True, False], nulls_last=True).drop("_score")
-        visit = visit.collect()
-        vectors = embed(visit.get_column("text").to_list(), o.model, max_tokens=o.max_tokens)
+        visited = visit.collect()
+        vectors = embed(visited.get_column("text").to_list(), o.model, max_tokens=o.max_tokens)
         _, nearest, max_sim = select_diverse(vectors, o.tau, o.budget)
         found = nearest >= 0
-        nearest_id = visit.get_column("id").gather(np.where(found, nearest, 0))
-        scored = visit.select("source", "row").with_columns(
-            diversity_rank=pl.int_range(visit.height, dtype=pl.Int64),
+        nearest_id = visited.get_column("id").gather(np.where(found, nearest, 0))
+        scored = visited.select("source", "row").with_columns(
+            diversity_rank=pl.int_range(visited.height, dtype=pl.Int64),
             diversity_max_sim=pl.when(pl.Series(found)).then(pl.Series(max_sim)),
             diversity_nearest=pl.when(pl.Series(found)).then(nearest_id),
         )
         return keys.join(scored, on=["source", "row"], how="left", maintain_order="left")
 
+    @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.config
         similar = (pl.col("diversity_max_sim") > o.tau).fill_null(False)

@@ -55,7 +55,7 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
     if max_tokens is not None:
         model.max_seq_length = max_tokens
     if not texts:
-        return np.zeros((0, model.get_embedding_dimension()), np.float32)
+        return np.zeros((0, model.get_embedding_dimension() or 0), np.float32)
     vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                            convert_to_numpy=True, show_progress_bar=False)
     return vectors.astype(np.float32, copy=False)

@@ -8,6 +8,7 @@ first by (source name, row): the same whatever the order of sources in a recipe.
 from __future__ import annotations
 
 import polars as pl
+from typing_extensions import override
 
 from curate.curation.config import ExactDedupConfig
 from curate.engine.stage import DatasetStage, StageContext
@@ -18,7 +19,9 @@ class ExactDedup(DatasetStage[ExactDedupConfig]):
 
     name = "exact_dedup"
     version = 1
+    score_columns = {"dup_copies": pl.Int64, "dup_rank": pl.Int64}
 
+    @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         return (
             records.select("source", "row", "id")
@@ -30,6 +33,7 @@ class ExactDedup(DatasetStage[ExactDedupConfig]):
             .collect()
         )
 
+    @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         keep = pl.col("dup_rank") == 1
         return scores.with_columns(

@@ -22,17 +22,18 @@ one compiled numba kernel over the Arrow string buffers, in parallel over docume
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
 from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curate.curation.tokens import tokens
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from curate.curation.config import MinHashConfig
+
 
 MAX_HASH = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P1, _P2, _P3, _P4, _P5 = (
@@ -40,22 +41,7 @@ _P1, _P2, _P3, _P4, _P5 = (
     0x27D4EB2F165667C5,
 )
 _MASK = (1 << 64) - 1
-_TOKEN = r"\w+"
 _CHUNK = 20_000  # texts normalised at once by the table builders
-
-
-@cache
-def optimal_banding(threshold: float, num_perm: int, min_recall: float) -> tuple[int, int]:
-    grid = np.linspace(0.0, threshold, 400)
-    best, best_fp = (num_perm, 1), math.inf
-    for rows in range(1, num_perm + 1):
-        bands = num_perm // rows
-        if 1 - (1 - threshold**rows) ** bands < min_recall:
-            continue
-        fp = float(np.trapezoid(1 - (1 - grid**rows) ** bands, grid))
-        if fp < best_fp:
-            best, best_fp = (bands, rows), fp
-    return best
 
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:
@@ -73,10 +59,6 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the plain-Python statement (for datasketch users and as a test oracle) ---------------
-
-
-def tokens(text: str) -> list[str]:
-    return re.findall(_TOKEN, unicodedata.normalize("NFKC", text).lower())
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:

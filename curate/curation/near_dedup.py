@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from typing_extensions import override
 
 from curate.curation.config import MinHashConfig, NearDedupConfig
 from curate.curation.minhash import band_keys, common_shingles, shingle_table, signatures
@@ -33,7 +34,9 @@ class NearDedup(DatasetStage[NearDedupConfig]):
     name = "near_dedup"
     version = 1
     columns = ("messages", "chosen", "rejected")
+    score_columns = {"near_dup_cluster": pl.String, "near_dup_jaccard": pl.Float64}
 
+    @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         config: MinHashConfig = self.config.minhash
         bands, rows = config.banding
@@ -65,6 +68,7 @@ class NearDedup(DatasetStage[NearDedupConfig]):
             near_dup_jaccard=pl.Series(best, dtype=pl.Float64),
         )
 
+    @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         keep = pl.col("near_dup_cluster").is_null() | (pl.col("near_dup_cluster") == pl.col("id"))
         return scores.with_columns(

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from pydantic import Field
+from typing_extensions import override
 
 from curate.curation.config import QualityConfig
 from curate.engine.stage import RowStage, StageContext
@@ -72,19 +72,25 @@ SCORE_COLUMNS = {
 
 
 def complexity_prompt(instruction: str) -> str:
+    """DEITA's complexity prompt for one instruction."""
     return COMPLEXITY_TEMPLATE.format(instruction=instruction)
 
 
 def quality_prompt(instruction: str, output: str) -> str:
+    """DEITA's quality prompt for one (instruction, answer) pair."""
     return QUALITY_TEMPLATE.format(instruction=instruction, output=output)
 
 
 class Scorer(Protocol):
     """A loaded scorer model: DEITA scores for prompts, in order."""
 
-    def scores(self, prompts: Sequence[str]) -> np.ndarray: ...
+    def scores(self, prompts: Sequence[str]) -> np.ndarray:
+        """The expected digit (1 to 6) for each prompt, in order."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Free the model (and its GPU memory)."""
+        ...
 
 
 class Quality(RowStage[QualityConfig]):
@@ -115,6 +121,7 @@ class Quality(RowStage[QualityConfig]):
                 share=1 / len({o.complexity_model, o.quality_model}))
         return self._scorers[name]
 
+    @override
     def teardown(self) -> None:
         """Close the scorer models (a vLLM engine gives its GPU memory back)."""
         scorers, self._scorers = self._scorers, {}
@@ -123,6 +130,7 @@ class Quality(RowStage[QualityConfig]):
 
     # -- scoring ----------------------------------------------------------------------------
 
+    @override
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
         o = self.config
         messages = records.column("messages").to_pylist()
@@ -155,6 +163,7 @@ class Quality(RowStage[QualityConfig]):
 
     # -- deciding ---------------------------------------------------------------------------
 
+    @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.config
         for kind in ("complexity", "quality"):
@@ -223,8 +232,8 @@ def digit_token_ids(tokenizer: PreTrainedTokenizerBase, model: str = "the scorer
     ids = []
     for digit in DIGITS:
         encoded = tokenizer.encode(digit, add_special_tokens=False)
-        if not encoded or tokenizer.decode(encoded[-1:]).strip() != digit or any(
-                tokenizer.decode([t]).strip() for t in encoded[:-1]):
+        if not encoded or str(tokenizer.decode(encoded[-1:])).strip() != digit or any(
+                str(tokenizer.decode([t])).strip() for t in encoded[:-1]):
             pieces = tokenizer.convert_ids_to_tokens(encoded)
             raise ConfigError(
                 f"{model}: its tokenizer encodes `{digit}` as {pieces}, not as one token; DEITA "
@@ -304,6 +313,7 @@ class TransformersScorer:
         self.batch_size = batch_size
 
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
+        """The expected digit (1 to 6) for each prompt, batched by length."""
         import torch
 
         encoded = encode_prompts(self.tokenizer, prompts, self.max_length)
@@ -358,6 +368,7 @@ class VllmScorer:
         self.max_length = max_length
 
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
+        """The expected digit (1 to 6) for each prompt, in one vLLM batch."""
         encoded = encode_prompts(self.tokenizer, prompts, self.max_length)
         if not encoded:
             return np.zeros(0)

@@ -29,7 +29,13 @@ import polars as pl
 import pyarrow as pa
 
 from curate.engine.stage import (
-    DatasetStage, Producer, RowStage, Stage, StageContext, Step, reason_code,
+    DatasetStage,
+    Producer,
+    RowStage,
+    Stage,
+    StageContext,
+    Step,
+    reason_code,
 )
 from curate.records import KEYS, POSITION, empty_records
 from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
@@ -69,7 +75,7 @@ def kept_records(store: RunStore, sources: Sequence[str], stage_names: Sequence[
     """The ingested records of ``sources`` that every stage in ``stage_names`` kept."""
     files = record_files(store, sources)
     if not files:
-        return pl.from_arrow(empty_records()).lazy()
+        return pl.DataFrame(empty_records()).lazy()
     removed = removed_records(store, stage_names).select(POSITION)
     frame = pl.scan_parquet(files)
     if removed.height == 0:
@@ -103,7 +109,7 @@ class _Input:
         """All input records, or those of one shard."""
         files = [path] if path is not None else record_files(self.store, self.sources)
         if not files:
-            return pl.from_arrow(empty_records()).lazy()
+            return pl.DataFrame(empty_records()).lazy()
         frame = pl.scan_parquet(files)
         if self.dropped.height == 0:
             return frame

@@ -57,6 +57,7 @@ class StageContext:
         return pl.scan_parquet(self.decisions[name])
 
     def benchmark_records(self, name: str) -> pl.LazyFrame:
+        """The ingested records of the benchmark ``name``."""
         import polars as pl
 
         if name not in self.benchmarks:

@@ -21,6 +21,7 @@ SAMPLE_ROWS = 100
 
 @dataclass
 class Check:
+    """What ``check_source`` found for one catalog entry: ok, and a message."""
     entry: str
     file: Path
     ok: bool

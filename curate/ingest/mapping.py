@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from curate.catalog import ChatMapping, ImageTextMapping, McqaMapping, PreferenceMapping, Source
 from curate.errors import ConfigError
 from curate.ingest.readers import ROW
-from curate.records import ROLES, SCHEMA, content_ids, conform
+from curate.records import ROLES, SCHEMA, conform, content_ids
 
 if TYPE_CHECKING:
     import duckdb
@@ -211,7 +211,8 @@ def _options(q: _Query, m: McqaMapping) -> tuple[str, str | None]:
     if pa.types.is_struct(col.type):  # {label: text}; labels in sorted order, absent ones dropped
         labels = sorted(col.type.field(i).name for i in range(col.type.num_fields))
         pairs = ", ".join(
-            f"{{'label': {_literal(label)}, 'text': CAST(struct_extract({col.sql}, {_literal(label)}) AS VARCHAR)}}"
+            f"{{'label': {_literal(label)}, "
+            f"'text': CAST(struct_extract({col.sql}, {_literal(label)}) AS VARCHAR)}}"
             for label in labels
         )
         present = f"list_filter([{pairs}], lambda p: p.text IS NOT NULL)"

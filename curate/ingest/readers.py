@@ -17,9 +17,9 @@ import io
 import itertools
 import json
 from collections.abc import Generator, Iterator
-from typing import BinaryIO
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -43,6 +43,7 @@ class BadRow:
 
 @dataclass
 class RawBatch:
+    """One batch of raw rows read from a file: its index, the table, where it came from."""
     index: int
     table: pa.Table
     bad: list[BadRow] = field(default_factory=list)
@@ -291,7 +292,9 @@ def _table_from_objects(objects: list[dict]) -> pa.Table:
                  else str(v) for v in values],
                 pa.string(),
             )
-    return pa.table(columns) if columns else pa.table({"__empty": pa.nulls(len(objects))}).drop_columns(["__empty"])
+    if columns:
+        return pa.table(columns)
+    return pa.table({"__empty": pa.nulls(len(objects))}).drop_columns(["__empty"])
 
 
 def _csv_chunks(

@@ -6,12 +6,12 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -43,12 +43,14 @@ class SourceResult:
 
 @dataclass
 class IngestResult:
+    """What an ingestion did, per source and per benchmark."""
     run_dir: Path
     sources: list[SourceResult]
     benchmarks: list[SourceResult] = field(default_factory=list)
 
     @property
     def failed(self) -> list[SourceResult]:
+        """The sources and benchmarks whose ingestion failed."""
         return [s for s in self.sources + self.benchmarks if s.error is not None]
 
 

@@ -20,7 +20,9 @@ that lacks units and by how much.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -31,6 +33,7 @@ from curate.errors import ConfigError
 
 @dataclass
 class Allocation:
+    """The records a mix chose, its budget, and target vs realised shares."""
     selected: pl.DataFrame  # source, row, id, category, modality, loss_tokens, repeat
     budget: int
     composition: list[dict[str, object]]
@@ -166,7 +169,7 @@ def allocate(candidates: pl.DataFrame, spec: MixSpec, seed: int) -> Allocation:
     shares = composition(selected, spec.targets, spec.unit)
     off = [c for c in shares if abs(c["realised"] - c["target"]) > spec.tolerance]
     if off:
-        largest = int(candidates.get_column("units").max() or 0)
+        largest = int(candidates.get_column("units").max() or 0)  # type: ignore[arg-type]
         raise ConfigError(
             "the budget is too small to meet the shares with whole records: "
             + "; ".join(f"`{c['category']}` would be {c['realised']:.2%} for a target of "
@@ -201,8 +204,8 @@ def _take(streams: pl.DataFrame, amount: float) -> pl.DataFrame:
     return merged.head(k + 1)
 
 
-def composition(selected: pl.DataFrame, targets: dict[str, float | None], unit: str
-                ) -> list[dict[str, object]]:
+def composition(selected: pl.DataFrame, targets: Mapping[str, float | None], unit: str
+                ) -> list[dict[str, Any]]:
     """Per category: target share, realised share (in the mix's unit), loss tokens, rows."""
     tokens = max(int(selected.get_column("loss_tokens").sum()), 1)
     rows = max(selected.height, 1)

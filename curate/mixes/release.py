@@ -23,10 +23,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -40,12 +40,14 @@ PACKAGES = ("curate", "pyarrow", "polars", "duckdb", "numpy", "numba", "datasets
 
 @dataclass
 class WrittenRelease:
+    """A release folder, whether it was written or found unchanged, and its manifest."""
     path: Path
     status: str  # "written" or "unchanged"
     manifest: dict[str, Any]
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -54,6 +56,7 @@ def sha256_file(path: Path) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """The installed versions of the packages a release's bytes depend on."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -64,6 +67,7 @@ def package_versions() -> dict[str, str]:
 
 
 def config_of(kind: str) -> str:
+    """The release config (data folder) that records of ``kind`` go to."""
     return {"preference": "preference", "image_text": "image_text"}.get(kind, "text")
 
 
@@ -117,6 +121,7 @@ def write_release(
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of the release at ``path``; a ConfigError when there is none."""
     manifest = Path(path) / "manifest.json"
     if not manifest.exists():
         raise ConfigError(f"{path} is not a release (no manifest.json); releases live in "
@@ -152,6 +157,7 @@ def export_release(path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
 
 
 def list_releases(root: str | os.PathLike[str] = DEFAULT_RELEASES_DIR) -> list[dict[str, Any]]:
+    """Every release under ``root``: name, version, rows, loss tokens, path."""
     found = []
     for manifest in sorted(Path(root).glob("*/*/manifest.json")):
         data = json.loads(manifest.read_text("utf-8"))
@@ -219,5 +225,5 @@ def push_release(path: str | os.PathLike[str], repo: str, *, dry_run: bool = Fal
     api.create_repo(repo, repo_type="dataset", exist_ok=True)
     commit = api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(root),
                                commit_message=f"{manifest['name']} {manifest['version']}")
-    api.create_tag(repo, repo_type="dataset", tag=plan["tag"], revision=commit.oid)
+    api.create_tag(repo, repo_type="dataset", tag=str(plan["tag"]), revision=commit.oid)
     return {**plan, "uploaded": True, "commit": commit.oid}

@@ -29,6 +29,7 @@ def _answers() -> pl.Expr:
 
 @cache
 def load_tokenizer(name: str) -> Any:
+    """The tokenizer ``name`` (cached per process) for counting loss tokens."""
     try:
         from transformers import AutoTokenizer
     except ImportError:
@@ -57,4 +58,5 @@ def loss_tokens(records: pl.DataFrame, tokenizer: str | None) -> pl.Series:
 
 
 def counting_method(tokenizer: str | None) -> str:
+    """How loss tokens were counted, as the manifest says it."""
     return WHITESPACE_ESTIMATE if tokenizer is None else f"tokenizer:{tokenizer}"

@@ -31,6 +31,7 @@ from curate.store import RunStore, write_parquet
 
 @dataclass
 class FileResult:
+    """What a one-file command wrote: OUT, its rows, how many were kept, removals by reason."""
     out: Path
     rows: int
     kept: int

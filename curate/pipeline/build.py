@@ -12,7 +12,13 @@ import polars as pl
 from curate.catalog import read_yaml, validate_model
 from curate.curation import build_stages
 from curate.engine.local import (
-    Progress, Rewrite, StageResult, kept_records, removed_records, run_producer, run_stages,
+    Progress,
+    Rewrite,
+    StageResult,
+    kept_records,
+    removed_records,
+    run_producer,
+    run_stages,
     text_rewrite,
 )
 from curate.engine.stage import StageContext

@@ -14,6 +14,7 @@ from curate.store import RunStore, merge_stats
 
 @dataclass
 class RunSummary:
+    """What a run folder holds: sources, quarantine, stages, contamination."""
     run_dir: Path
     recipe: str | None
     sources: list[dict[str, Any]] = field(default_factory=list)
@@ -52,13 +53,13 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
         for reason, count in sorted(stats.get("quarantined", {}).items()):
             summary.quarantine.append({"source": name, "reason": reason, "rows": count})
     for name in info.get("stages", []):
-        folder = store.stage(name)
-        stats = folder.read_stats()
-        if stats is not None:
-            summary.stages.append({"stage": stats["stage"], "rows": stats["rows"],
-                                   "kept": stats["kept"], "dropped": stats["dropped"],
-                                   "reasons": stats["reasons"]})
-        report = folder.report("contamination")
+        stage = store.stage(name)
+        finished = stage.read_stats()
+        if finished is not None:
+            summary.stages.append({"stage": finished["stage"], "rows": finished["rows"],
+                                   "kept": finished["kept"], "dropped": finished["dropped"],
+                                   "reasons": finished["reasons"]})
+        report = stage.report("contamination")
         if report.exists():
             summary.contamination = pl.read_parquet(report).drop("examples").to_dicts()
     return summary

@@ -46,6 +46,7 @@ class Request:
         return cls(messages=tuple((m["role"], m["content"]) for m in messages), **fields)
 
     def message_dicts(self) -> list[dict[str, str]]:
+        """The conversation as ``[{"role": ..., "content": ...}]``."""
         return [{"role": role, "content": content} for role, content in self.messages]
 
     def sampling(self) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class Backend(ABC):
         """Complete every request; call ``on_result`` as each one finishes (so a caller can
         persist results before the whole batch is done)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: most backends hold nothing to release)
         """Release the model or connections (a no-op unless the backend holds any)."""
 
     def __enter__(self) -> Backend:

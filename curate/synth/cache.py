@@ -46,6 +46,7 @@ class GenerationCache:
                          "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
+        """The cached completions of ``keys`` (missing keys are absent)."""
         found: dict[str, Completion] = {}
         wanted = list(dict.fromkeys(keys))
         for start in range(0, len(wanted), 500):
@@ -60,6 +61,7 @@ class GenerationCache:
         return found
 
     def put(self, key: str, completion: Completion) -> None:
+        """Store one completion (committed at once)."""
         value = json.dumps({"texts": list(completion.texts), "prompt_tokens": completion.prompt_tokens,
                             "completion_tokens": completion.completion_tokens,
                             "finish_reasons": list(completion.finish_reasons)}, ensure_ascii=False)
@@ -69,6 +71,7 @@ class GenerationCache:
         return self._db.execute("SELECT count(*) FROM completions").fetchone()[0]
 
     def close(self) -> None:
+        """Close the database."""
         self._db.close()
 
 

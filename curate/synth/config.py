@@ -23,7 +23,7 @@ class OfflineOptions(_Options):
 
     backend: Literal["offline"] = "offline"
     model: Literal["curate-offline-template"] = Field(
-        OFFLINE_MODEL, description="Always `curate-offline-template`: no model runs.")
+        "curate-offline-template", description="Always `curate-offline-template`: no model runs.")
 
 
 class OpenAIOptions(_Options):

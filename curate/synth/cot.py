@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+from typing_extensions import override
 
 from curate.engine.stage import Produced, ProduceProgress, Producer, StageContext
 from curate.records import SCHEMA, conform, record_id
@@ -68,6 +69,7 @@ Progress = ProduceProgress  # (parent rows settled, rows to enhance)
 
 
 class CotResult(NamedTuple):
+    """What ``enhance`` made: synthetic records, rejected parents, stats."""
     synthetic: pa.Table
     """New records, in the record schema."""
     rejected: pa.Table
@@ -104,16 +106,19 @@ class SynthCot(Producer[SynthCotConfig]):
         super().__init__(config)
         self.backend: Backend | None = None
 
+    @override
     def setup(self, context: StageContext) -> None:
         """Build the generation backend (load the model, open connections)."""
         self.backend = backend_from_config(self.config.generator)
 
+    @override
     def teardown(self) -> None:
         """Close the backend."""
         backend, self.backend = self.backend, None
         if backend is not None:
             backend.close()
 
+    @override
     def produce(self, records: pa.Table, context: StageContext, *,
                 progress: ProduceProgress | None = None) -> Produced:
         """Synthetic records from ``records``, the parents that gave none, the stats."""
@@ -144,7 +149,7 @@ def enhance(records: pa.Table, config: SynthCotConfig, cache_dir: str | os.PathL
             rejected.append((index, _rejection(parent, [problem])))
     own = backend is None
     backend = backend_from_config(config.generator) if backend is None else backend
-    cache = GenerationCache(cache_dir)
+    cache = GenerationCache(Path(cache_dir))
     try:
         stats = _generate(rows, config, backend, cache, progress)
     finally:
@@ -324,8 +329,8 @@ def read_records(
 
     import pyarrow.parquet as pq
 
-    from curate.ingest.files import ingest_file
     from curate.catalog import Catalog, resolve_data_root
+    from curate.ingest.files import ingest_file
     from curate.store import RunStore
 
     path = Path(input_path)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from typing_extensions import override
+
 from curate.errors import ConfigError
 from curate.synth.backend import Backend, Completion, OnResult, Request
 from curate.synth.config import TransformersOptions
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
 
 
 class TransformersBackend(Backend):
+    """A local causal LM through transformers, batched with left padding."""
     name = "transformers"
+    options: TransformersOptions
 
     def __init__(self, options: TransformersOptions):
         from curate.models import load_causal_lm, resolve_device
@@ -43,6 +47,7 @@ class TransformersBackend(Backend):
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer
 
+    @override
     def close(self) -> None:
         """Drop the model and give its memory back."""
         from curate.models import free_memory
@@ -50,6 +55,7 @@ class TransformersBackend(Backend):
         self.__dict__.pop("network", None)
         free_memory()
 
+    @override
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:
         if any(r.choices for r in requests):
@@ -99,7 +105,7 @@ class TransformersBackend(Backend):
         sampler = _RowSampler([requests[i].temperature for i, _ in rows], generators)
         longest = max(requests[i].max_tokens for i, _ in rows)
         with torch.no_grad():
-            output = self.network.generate(
+            output = self.network.generate(  # type: ignore[operator]
                 **inputs, max_new_tokens=longest, do_sample=False, num_beams=1,
                 logits_processor=LogitsProcessorList([sampler]),
                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -115,7 +121,7 @@ class TransformersBackend(Backend):
                 tokens, reason = tokens[:tokens.index(eos) + 1], "stop"
             if len(tokens) > request.max_tokens:
                 tokens, reason = tokens[:request.max_tokens], "length"
-            text = tokenizer.decode(tokens, skip_special_tokens=True)
+            text = str(tokenizer.decode(tokens, skip_special_tokens=True))
             cut = [text.find(s) for s in request.stop if s in text]
             if cut:
                 text, reason = text[:min(cut)], "stop"

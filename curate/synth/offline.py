@@ -15,6 +15,8 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+from typing_extensions import override
+
 from curate.synth.backend import Backend, Completion, OnResult, Request
 from curate.synth.config import OfflineOptions
 from curate.synth.templates import GOLD_MARKERS
@@ -24,11 +26,14 @@ _OPTION = re.compile(r"^([A-Z])\. (.*)$")
 
 
 class OfflineBackend(Backend):
+    """Deterministic template text: for tests and demos only, never for training."""
     name = "offline"
+    options: OfflineOptions
 
     def __init__(self, options: OfflineOptions | None = None):
         self.options = options or OfflineOptions()
 
+    @override
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:
         results = []
@@ -53,7 +58,7 @@ class OfflineBackend(Backend):
         if request.choices:
             return request.choices[pick % len(request.choices)]
         question = _section(prompt, "Question:\n")
-        options = [m.groups() for line in _section(prompt, "Options:\n").splitlines()
+        options = [(m.group(1), m.group(2)) for line in _section(prompt, "Options:\n").splitlines()
                    if (m := _OPTION.match(line.strip()))]
         if options:
             gold = _section(prompt, GOLD_MARKERS["mcqa"])[:1]
@@ -93,7 +98,8 @@ def _multiple_choice(question: str, options: list[tuple[str, str]], answer: str)
         if letter == answer:
             lines.append(f"- Option {letter} ({text}) fits what is asked, so it is the best choice.")
         else:
-            lines.append(f"- Option {letter} ({text}) fits less well than option {answer}, so we set it aside.")
+            lines.append(f"- Option {letter} ({text}) fits less well than option {answer}, "
+                         "so we set it aside.")
     lines.append(f"Having weighed every option, option {answer} is the one that fits.")
     lines.append(f"Answer: {answer}")
     return "\n".join(lines)

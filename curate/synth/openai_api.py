@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from curate.synth.backend import Backend, BackendError, Completion, OnResult, Request
 from curate.synth.config import OpenAIOptions
 
@@ -35,7 +37,9 @@ log = logging.getLogger(__name__)
 
 
 class OpenAIBackend(Backend):
+    """Any OpenAI-compatible chat endpoint, with bounded concurrency and retries."""
     name = "openai"
+    options: OpenAIOptions
 
     def __init__(self, options: OpenAIOptions):
         self.options = options
@@ -47,6 +51,7 @@ class OpenAIBackend(Backend):
 
     @property
     def url(self) -> str:
+        """The chat completions URL of the endpoint."""
         return self.options.base_url.rstrip("/") + "/chat/completions"
 
     def _http(self) -> httpx.Client:
@@ -63,11 +68,13 @@ class OpenAIBackend(Backend):
             )
         return self._client
 
+    @override
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
 
+    @override
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:
         if not requests:
@@ -205,7 +212,7 @@ def _parse(text: str, request: Request, what: str) -> Completion:
                                f"or not a string: {_snippet(text)}")
         texts.append(content)
         reasons.append(str(choice.get("finish_reason")))
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
     return Completion(
         texts=tuple(texts),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),

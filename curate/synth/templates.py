@@ -48,11 +48,13 @@ GOLD_MARKERS = {"mcqa": "The correct answer is: ", "open_qa": "Reference answer:
 
 @dataclass(frozen=True)
 class Template:
+    """A CoT prompt template: task kind and whether the gold answer is given."""
     kind: TaskKind
     gold: GoldMode
 
     @property
     def name(self) -> str:
+        """The template's name, e.g. ``mcqa_given``."""
         return f"{self.kind}_{self.gold}"
 
     def _parts(self) -> list[str]:
@@ -66,6 +68,7 @@ class Template:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def render_mcqa(self, question: str, options: list[str], answer: int | None) -> list[dict[str, str]]:
+        """The chat messages asking for a chain of thought on a multiple-choice item."""
         listing = "\n".join(f"{letter(i)}. {o}" for i, o in enumerate(options))
         gold = hint = ""
         if self.gold == "given":
@@ -74,6 +77,7 @@ class Template:
         return _chat(_MCQA.format(question=question, options=listing, gold=gold, hint=hint))
 
     def render_open_qa(self, question: str, reference: str | None) -> list[dict[str, str]]:
+        """The chat messages asking for a chain of thought on an open question."""
         gold = hint = ""
         if self.gold == "given":
             assert reference is not None
@@ -82,6 +86,7 @@ class Template:
 
 
 def letter(index: int) -> str:
+    """The option letter of a 0-based index (0 -> A)."""
     return chr(ord("A") + index)
 
 

@@ -90,6 +90,7 @@ def extract_conclusion(text: str) -> str | None:
 
 
 def words(text: str) -> list[str]:
+    """The lower-cased word tokens of ``text``."""
     return _WORD.findall(text.lower())
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from typing_extensions import override
+
 from curate.errors import MissingDependencyError
 from curate.synth.backend import Backend, Completion, OnResult, Request
 from curate.synth.config import VllmOptions
 
 
 class VllmBackend(Backend):
+    """vLLM's offline engine on local GPUs (``LLM.chat``)."""
     name = "vllm"
+    options: VllmOptions
 
     def __init__(self, options: VllmOptions):
         try:
@@ -37,12 +41,14 @@ class VllmBackend(Backend):
             engine["max_model_len"] = options.max_model_len
         self.llm = LLM(**engine)
 
+    @override
     def close(self) -> None:
         """Shut the engine down and give its GPU memory back (the next step may need it)."""
         from curate.models import close_vllm
 
         close_vllm(self.__dict__.pop("llm", None))
 
+    @override
     def generate(self, requests: Sequence[Request], *,
                  on_result: OnResult | None = None) -> list[Completion]:
         if not requests:

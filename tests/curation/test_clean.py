@@ -7,13 +7,13 @@ import json
 import polars as pl
 import pyarrow as pa
 import pytest
-
 from conftest import ingest_into
-from curate.ingest.files import source_for_file
+
 from curate.curation.clean import Clean, CleanConfig, clean_messages
 from curate.engine.local import run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
+from curate.ingest.files import source_for_file
 from curate.records import SCHEMA
 from curate.store import RunStore
 

@@ -7,16 +7,16 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from conftest import ingest_into
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ingest_into
-from curate.ingest.files import source_for_file
 from curate.curation import diversity
 from curate.curation.diversity import Diversity, DiversityConfig, select_diverse
 from curate.engine.local import run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
+from curate.ingest.files import source_for_file
 from curate.store import RunStore
 
 

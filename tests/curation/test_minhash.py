@@ -15,8 +15,14 @@ from hypothesis import strategies as st
 from curate.curation._minhash_kernel import xxh64
 from curate.curation.config import MinHashConfig
 from curate.curation.minhash import (
-    candidate_probability, common_shingles, shingle_hash, shingle_sets, shingle_table,
-    shingles, signatures, tokens,
+    candidate_probability,
+    common_shingles,
+    shingle_hash,
+    shingle_sets,
+    shingle_table,
+    shingles,
+    signatures,
+    tokens,
 )
 
 AWKWARD = [

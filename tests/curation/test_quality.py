@@ -6,17 +6,24 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
-
 from conftest import ingest_into
+from tiny_lm import build_tiny_lm
+
 from curate.curation.quality import (
-    COMPLEXITY_TEMPLATE, QUALITY_TEMPLATE, Quality, QualityConfig, TransformersScorer,
-    complexity_prompt, digit_token_ids, encode_prompts, quality_prompt,
+    COMPLEXITY_TEMPLATE,
+    QUALITY_TEMPLATE,
+    Quality,
+    QualityConfig,
+    TransformersScorer,
+    complexity_prompt,
+    digit_token_ids,
+    encode_prompts,
+    quality_prompt,
 )
 from curate.engine.local import run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.store import RunStore
-from tiny_lm import build_tiny_lm
 
 QUESTIONS = [
     "What is the capital of France?", "How do I treat a cold?", "Explain why the sky is blue.",
@@ -107,8 +114,9 @@ def test_a_two_turn_record_sums_complexity_times_quality_over_its_turns(models):
 
 
 def test_digit_token_ids_come_from_the_tokenizer(models):
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tokenizer_models
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
-    from tokenizers import Tokenizer, models as tokenizer_models, pre_tokenizers
 
     ids = {}
     for name in ("lm", "shuffled"):

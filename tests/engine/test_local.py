@@ -8,8 +8,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from conftest import ingest_into
+
 from curate.catalog import switched_off
 from curate.curation import build_stages
 from curate.engine.local import kept_records, run_stages

@@ -7,8 +7,8 @@ import json
 
 import polars as pl
 import pytest
-
 from conftest import ingest_into
+
 from curate.records import validate_records
 
 

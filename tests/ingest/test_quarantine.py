@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ingest_into, source_from_yaml, write_yaml
+
 from curate.cli import main
 
 

@@ -6,7 +6,6 @@ import shutil
 
 import polars as pl
 import pytest
-
 from conftest import ingest_into
 
 

@@ -31,7 +31,8 @@ def pool(sizes: dict[tuple[str, str], int], seed: int = 0) -> pl.DataFrame:
 
 def shares(selected: pl.DataFrame) -> dict[str, float]:
     total = selected.get_column("loss_tokens").sum()
-    return {c: t / total for c, t in selected.group_by("category").agg(pl.col("loss_tokens").sum()).iter_rows()}
+    by_category = selected.group_by("category").agg(pl.col("loss_tokens").sum())
+    return {c: t / total for c, t in by_category.iter_rows()}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,13 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_yaml
+
 from curate.cli import main
-from curate.mixes.release import diff_releases, load_release
+from curate.mixes.release import diff_releases, load_release, push_release
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
-from curate.mixes.release import push_release
 
 RECIPE = """
 name: small

@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fake_openai import make_chat, make_mcqa  # noqa: F401 (fixtures)
 
 from curate.catalog import validate_model
 from curate.errors import ConfigError
@@ -14,7 +15,6 @@ from curate.records import SCHEMA, record_id, validate_records
 from curate.synth.config import SynthCotConfig
 from curate.synth.cot import enhance, enhance_file
 from curate.synth.templates import Template
-from fake_openai import make_chat, make_mcqa  # noqa: F401 (fixtures)
 
 OFFLINE = {"backend": "offline"}
 

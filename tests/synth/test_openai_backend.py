@@ -6,12 +6,12 @@ import json
 import time
 
 import pytest
+from fake_openai import Reply, make_mcqa, server  # noqa: F401 (fixtures)
 
 from curate.errors import ConfigError
 from curate.synth.backend import BackendError, Request, make_backend
 from curate.synth.config import SynthCotConfig
 from curate.synth.cot import enhance
-from fake_openai import Reply, make_mcqa, server  # noqa: F401 (fixtures)
 
 
 def ask(text: str = "What is the capital of France?", **fields) -> Request:

@@ -14,10 +14,10 @@ import textwrap
 import time
 
 import pyarrow.parquet as pq
+from fake_openai import make_mcqa, server  # noqa: F401 (fixtures)
 
 from curate.synth.config import SynthCotConfig
 from curate.synth.cot import enhance_file
-from fake_openai import make_mcqa, server  # noqa: F401 (fixtures)
 
 ROWS = 40
 CONCURRENCY = 4

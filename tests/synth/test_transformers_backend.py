@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from fake_openai import make_mcqa  # noqa: F401 (fixture)
 
 from curate.errors import ConfigError
 from curate.synth.backend import Request, make_backend
 from curate.synth.config import SynthCotConfig
 from curate.synth.cot import enhance
-from fake_openai import make_mcqa  # noqa: F401 (fixture)
 
 torch = pytest.importorskip("torch")
 from tiny_lm import build_tiny_lm  # noqa: E402 (tests/tiny_lm.py, after the torch check)
