@@ -39,7 +39,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -269,3 +270,27 @@ class Judge:
         """Close the backend when the judge built it."""
         if self._own:
             self.backend.close()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
+    """``model`` from the YAML file ``path`` with ``overrides`` (nested mappings, e.g. the
+    command line's values) merged on top; errors name the file and the bad key."""
+    from curate.catalog import read_yaml, validate_model
+
+    data = read_yaml(Path(path)) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of options")
+    return validate_model(model, _merge(data, overrides or {}), where=str(path))
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
