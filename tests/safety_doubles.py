@@ -91,3 +91,50 @@ class SafetyDouble(Backend):
             if on_result is not None:
                 on_result(index, completion)
         return out
+
+
+class DoubleServer:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 whose served models are the test
+    doubles: model `target-double`, `reference-double` or `guard-double` (for CLI tests)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        doubles = {name: SafetyDouble(name) for name in ("target", "reference", "guard")}
+        self.bodies: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.bodies.append(body)
+                double = doubles[body["model"].removesuffix("-double")]
+                request = Request.chat(body["messages"], max_tokens=body["max_tokens"])
+                text = double.generate([request])[0].texts[0]
+                data = json.dumps({"id": "x", "object": "chat.completion", "model": body["model"],
+                                   "choices": [{"index": 0, "finish_reason": "stop",
+                                                "message": {"role": "assistant", "content": text}}],
+                                   "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                             "total_tokens": 2}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def backend(self, kind: str) -> dict:
+        return {"backend": "openai", "model": f"{kind}-double", "base_url": self.url}
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

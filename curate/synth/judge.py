@@ -220,7 +220,7 @@ class JudgeStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"verdicts": {k: self.verdicts.get(k, 0) for k in ("safe", "unsafe", "unparsed")},
-                "categories": dict(sorted(self.categories.items(), key=lambda kv: int(kv[0][1:]))),
+                "named_categories": dict(sorted(self.categories.items(), key=lambda kv: int(kv[0][1:]))),
                 "excluded_only": self.excluded_only}
 
 

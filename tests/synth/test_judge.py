@@ -143,7 +143,7 @@ def test_openai_backend_gets_the_task_text_and_verdicts_parse(server):
     assert first["messages"] == [{"role": "user", "content": render_task(TURNS, MEDICAL_CATEGORIES)}]
     assert first["temperature"] == 0.0 and first["max_tokens"] == 20
     assert judge.stats.as_dict() == {"verdicts": {"safe": 2, "unsafe": 1, "unparsed": 0},
-                                     "categories": {"S1": 1, "S10": 1}, "excluded_only": 1}
+                                     "named_categories": {"S1": 1, "S10": 1}, "excluded_only": 1}
     assert judge.identity()["categories"] == list(MEDICAL_CATEGORIES)
 
 
