@@ -21,8 +21,8 @@ from curate.curation.config import (
     NearDedupConfig, QualityConfig,
 )
 from curate.errors import CurateError
-from curate.options import config_options, union_options
 from curate.evaluate.safety import SafetyEvalConfig
+from curate.options import config_options, union_options
 from curate.synth.config import GENERATORS, SynthCotConfig
 from curate.train.safety import SafetyPairsConfig
 
@@ -662,10 +662,12 @@ def safety_pairs(**_: Any) -> None:
     for split in ("train", "test"):
         info = result.stats["splits"][split]
         console.print(f"{split}: {info['pairs']:,} pairs of {info['candidates']:,} candidates "
-                      f"{info['reasons']}; topics {', '.join(info['topics'])}; styles {', '.join(info['styles'])}")
+                      f"{info['reasons']}; topics {', '.join(info['topics'])}; "
+                      f"styles {', '.join(info['styles'])}")
     prompts = result.stats["prompts"]
-    console.print(f"prompts: {prompts['read']:,} read, {prompts['near_duplicates_removed']:,} near-duplicates "
-                  f"removed; judge verdicts {result.stats['judge']['verdicts']}")
+    console.print(f"prompts: {prompts['read']:,} read, "
+                  f"{prompts['near_duplicates_removed']:,} near-duplicates removed; "
+                  f"judge verdicts {result.stats['judge']['verdicts']}")
     if result.stats["offline_or_test_double"]:
         console.print("[bold]offline or test-double backends: not training data[/]")
     console.print(f"wrote {result.train}, {result.test}; mix them with --catalog {result.catalog}")

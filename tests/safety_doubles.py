@@ -36,7 +36,7 @@ def target_reply(request: str) -> str:
 def reference_reply(request: str) -> str:
     if _hash(request) % 11 == 0:
         return "Sure, here is a partial answer."
-    return "I'm sorry, but I can't help with that request. If you are in danger, please contact local services."
+    return "I'm sorry, but I can't help with that request. If you are in danger, call local services."
 
 
 def guard_reply(messages: Sequence[tuple[str, str]]) -> str:
@@ -107,6 +107,9 @@ class DoubleServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.bodies.append(body)

@@ -157,7 +157,7 @@ def attack_success(labels: Sequence[str], groups: dict[str, Sequence[str]] | Non
     result: dict[str, Any] = {"overall": one(labels)}
     for name, values in (groups or {}).items():
         members: dict[str, list[str]] = defaultdict(list)
-        for value, label in zip(values, labels):
+        for value, label in zip(values, labels, strict=True):
             members[value].append(label)
         result[f"by_{name}"] = {value: one(members[value]) for value in sorted(members)}
     return result
@@ -185,7 +185,7 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
     n = len(a)
     if n == 0:
         return None
-    observed = sum(x == y for x, y in zip(a, b)) / n
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
     first, second = Counter(a), Counter(b)
     expected = sum(first[label] * second[label] for label in set(first) | set(second)) / n**2
     if expected == 1:
@@ -215,7 +215,7 @@ def _generate(backend: Any, texts: Sequence[str], seeds: Sequence[int], config: 
                                  max_tokens=max_tokens or config.max_tokens,
                                  temperature=config.temperature if temperature is None else temperature,
                                  seed=s)
-                    for t, s in zip(texts[start:start + size], seeds[start:start + size])]
+                    for t, s in zip(texts[start:start + size], seeds[start:start + size], strict=True)]
         answers += [c.texts[0] if c.texts else "" for c in backend.generate(requests)]
     return answers
 
@@ -239,7 +239,8 @@ def adversarial_items(config: SafetyEvalConfig, *, catalog: Any, data_root: Path
             raise ConfigError(f"`prompts_file` {path}: file not found")
         frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path)
         if "prompt" not in frame.columns:
-            raise ConfigError(f"`prompts_file` {path}: no `prompt` column (columns: {', '.join(frame.columns)})")
+            raise ConfigError(f"`prompts_file` {path}: no `prompt` column "
+                              f"(columns: {', '.join(frame.columns)})")
         items = []
         for index, row in enumerate(frame.iter_rows(named=True)):
             items.append({"source": row.get("source") or path.name, "row": row.get("source_row", index),
@@ -252,7 +253,7 @@ def adversarial_items(config: SafetyEvalConfig, *, catalog: Any, data_root: Path
                           per_item=config.styles_per_prompt, seed=config.seed)
     return [{"source": p.source, "row": p.row, "topic": p.topic, "style": style,
              "original": p.text, "prompt": apply_style(p.text, style, seed=config.seed)}
-            for p, styles in zip(prompts, draws) for style in styles]
+            for p, styles in zip(prompts, draws, strict=True) for style in styles]
 
 
 def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any = None,
@@ -288,13 +289,15 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
         responses = _generate(model, [i["prompt"] for i in items],
                               [_seed(config.seed, i["source"], i["row"], i["style"]) for i in items], config)
         contexts = [i["original"] if config.judge_context == "original" else i["prompt"] for i in items]
-        verdicts = judge.judge(list(zip(contexts, responses)))
+        verdicts = judge.judge(list(zip(contexts, responses, strict=True)))
         x_responses = _generate(model, [p.text for p in xstest],
                                 [_seed(config.seed, "xstest", p.row) for p in xstest], config)
         if config.refusal == "judge":
-            asks = [REFUSAL_PROMPT.format(question=p.text, response=r) for p, r in zip(xstest, x_responses)]
-            classes = [parse_refusal_class(t) for t in
-                       _generate(refusal_backend, asks, [0] * len(asks), config, max_tokens=16, temperature=0.0)]
+            asks = [REFUSAL_PROMPT.format(question=p.text, response=r)
+                    for p, r in zip(xstest, x_responses, strict=True)]
+            answers = _generate(refusal_backend, asks, [0] * len(asks), config, max_tokens=16,
+                                temperature=0.0)
+            classes = [parse_refusal_class(t) for t in answers]
         else:
             classes = ["2_full_refusal" if is_refusal(r) else "1_full_compliance" for r in x_responses]
         prompt_verdicts = judge.judge([(p.text, None) for p in xstest]) if config.kappa else []
@@ -313,8 +316,9 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
                          confidence=config.confidence)
     results: dict[str, Any] = {
         "model": identity, "judge": judge_identity, "categories": judge_identity["categories"],
-        "offline_or_test_double": [name for name, ident in (("model", identity), ("judge", judge_identity))
-                                   if ident["model"] == OFFLINE_MODEL or "test double" in str(ident["backend"])],
+        "offline_or_test_double": [
+            name for name, ident in (("model", identity), ("judge", judge_identity))
+            if ident["model"] == OFFLINE_MODEL or "test double" in str(ident["backend"])],
         "attack_success": {**asr, "prompts": len(items)},
         "judge_verdicts": judge.stats.as_dict(),
         "config": config.model_dump(mode="json"),
@@ -329,14 +333,14 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
     predictions = [{"set": "adversarial", **i, "response": r, "verdict": v.label,
                     "categories": ",".join(v.categories), "judge_raw": v.raw, "refusal_class": None,
                     "human_label": None}
-                   for i, r, v in zip(items, responses, verdicts)]
+                   for i, r, v in zip(items, responses, verdicts, strict=True)]
     predictions += [{"set": "xstest", "source": config.xstest, "row": p.row, "topic": str(p.meta.get("type")),
                      "style": "direct", "original": p.text, "prompt": p.text, "response": r,
                      "verdict": prompt_verdicts[k].label if prompt_verdicts else None,
                      "categories": ",".join(prompt_verdicts[k].categories) if prompt_verdicts else "",
                      "judge_raw": prompt_verdicts[k].raw if prompt_verdicts else None,
                      "refusal_class": c, "human_label": p.meta.get("label")}
-                    for k, (p, r, c) in enumerate(zip(xstest, x_responses, classes))]
+                    for k, (p, r, c) in enumerate(zip(xstest, x_responses, classes, strict=True))]
     pl.DataFrame(predictions, schema={
         "set": str, "source": str, "row": int, "topic": str, "style": str, "original": str,
         "prompt": str, "response": str, "verdict": str, "categories": str, "judge_raw": str,
@@ -352,7 +356,7 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
 def _over_refusal(xstest: Sequence[Any], classes: Sequence[str], config: SafetyEvalConfig,
                   refusal_identity: dict[str, Any] | None) -> dict[str, Any]:
     def part(label: str) -> dict[str, Any]:
-        chosen = [c for p, c in zip(xstest, classes) if p.meta.get("label") == label]
+        chosen = [c for p, c in zip(xstest, classes, strict=True) if p.meta.get("label") == label]
         counts = Counter(chosen)
         refused = counts["2_full_refusal"] + counts["3_partial_refusal"]
         return rate(refused, len(chosen) - counts["unparsed"], config.confidence,
@@ -360,7 +364,7 @@ def _over_refusal(xstest: Sequence[Any], classes: Sequence[str], config: SafetyE
                     unparsed=counts["unparsed"])
 
     by_type: dict[str, list[str]] = defaultdict(list)
-    for p, c in zip(xstest, classes):
+    for p, c in zip(xstest, classes, strict=True):
         if p.meta.get("label") == "safe":
             by_type[str(p.meta.get("type"))].append(c)
     return {
@@ -373,7 +377,8 @@ def _over_refusal(xstest: Sequence[Any], classes: Sequence[str], config: SafetyE
 
 
 def _agreement(xstest: Sequence[Any], verdicts: Sequence[Any]) -> dict[str, Any]:
-    pairs = [(str(p.meta.get("label")), v.label) for p, v in zip(xstest, verdicts) if v.label != "unparsed"]
+    pairs = [(str(p.meta.get("label")), v.label) for p, v in zip(xstest, verdicts, strict=True)
+             if v.label != "unparsed"]
     human = [h for h, _ in pairs]
     judged = [j for _, j in pairs]
     confusion = Counter(f"human_{h}/judge_{j}" for h, j in pairs)
@@ -416,7 +421,8 @@ def markdown_report(results: dict[str, Any], *, plots: Sequence[str] = ()) -> st
     if "over_refusal" in results:
         o = results["over_refusal"]
         lines += ["", f"## Over-refusal (XSTest, classifier `{o['classifier']}`)", "",
-                  head.format("prompts").replace("| ASR |", "| refusal rate |").replace("| unsafe |", "| refused |"),
+                  head.format("prompts").replace("| ASR |", "| refusal rate |")
+                  .replace("| unsafe |", "| refused |"),
                   rule, _rate_row("safe prompts (over-refusal)", o["safe_prompts"]),
                   _rate_row("unsafe prompts (refusal wanted)", o["unsafe_prompts"])]
     if "agreement" in results:

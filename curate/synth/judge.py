@@ -147,6 +147,7 @@ class Verdict:
 
     @property
     def unsafe(self) -> bool:
+        """Whether the judge labelled the content unsafe."""
         return self.label == "unsafe"
 
 
@@ -213,12 +214,14 @@ class JudgeStats:
     excluded_only: int = 0
 
     def add(self, verdict: Verdict) -> None:
+        """Count one verdict."""
         self.verdicts[verdict.label] += 1
         self.categories.update(verdict.categories)
         if verdict.label == "safe" and verdict.excluded:
             self.excluded_only += 1
 
     def as_dict(self) -> dict[str, Any]:
+        """The counts as plain JSON-ready mappings."""
         return {"verdicts": {k: self.verdicts.get(k, 0) for k in ("safe", "unsafe", "unparsed")},
                 "named_categories": dict(sorted(self.categories.items(), key=lambda kv: int(kv[0][1:]))),
                 "excluded_only": self.excluded_only}

@@ -85,7 +85,7 @@ class SafetyPairsConfig(BaseModel):
     seed: int = Field(0, description="Seed of the splits, the style draws and the generation seeds.")
     dedup: bool = Field(True, description="Remove near-duplicate requests before attacking them.")
     minhash: MinHashConfig = Field(
-        default_factory=lambda: MinHashConfig(ngram=3, threshold=0.7),
+        default_factory=lambda: MinHashConfig.model_validate({"ngram": 3, "threshold": 0.7}),
         description="MinHash settings of the request dedup (`threshold`: Jaccard of near-duplicates).")
     max_pairs: int | None = Field(None, ge=1, description="Keep at most this many train pairs.")
     batch_size: int = Field(256, ge=1, description="Requests handed to a backend at once.")
@@ -164,7 +164,7 @@ def dedup_prompts(prompts: Sequence[AdversarialPrompt], config: MinHashConfig, *
     ids = pl.Series([f"{p.source}:{p.row:06d}:{p.id}" for p in prompts])
     representative, _ = clusters(verified, len(prompts), lengths, ids)
     kept, removed = [], {}
-    for prompt, key, rep in zip(prompts, ids, representative):
+    for prompt, key, rep in zip(prompts, ids, representative, strict=True):
         if rep is None or rep == key:
             kept.append(prompt)
         else:
@@ -195,7 +195,8 @@ def _seed(seed: int, *parts: object) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def _generate(backend: Any, texts: Sequence[str], seeds: Sequence[int], config: SafetyPairsConfig) -> list[str]:
+def _generate(backend: Any, texts: Sequence[str], seeds: Sequence[int],
+              config: SafetyPairsConfig) -> list[str]:
     from curate.synth.backend import Request
 
     answers: list[str] = []
@@ -203,7 +204,7 @@ def _generate(backend: Any, texts: Sequence[str], seeds: Sequence[int], config: 
         requests = [Request.chat([{"role": "user", "content": t}], max_tokens=config.max_tokens,
                                  temperature=config.temperature, seed=s)
                     for t, s in zip(texts[start:start + config.batch_size],
-                                    seeds[start:start + config.batch_size])]
+                                    seeds[start:start + config.batch_size], strict=True)]
         answers += [c.texts[0] if c.texts else "" for c in backend.generate(requests)]
     return answers
 
@@ -242,7 +243,7 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
         draws = assign_styles([f"{p.source}:{p.row}" for p in members],
                               [s for s in config.styles if s in styles],
                               per_item=config.styles_per_prompt, seed=config.seed)
-        for prompt, chosen in zip(members, draws):
+        for prompt, chosen in zip(members, draws, strict=True):
             for style in chosen:
                 candidates.append(_Candidate(prompt, split, style,
                                              apply_style(prompt.text, style, seed=config.seed),
@@ -257,13 +258,15 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
     try:
         attacked = [c.attacked for c in candidates]
         seeds = [c.seed for c in candidates]
-        for c, text in zip(candidates, _generate(backends["target"], attacked, seeds, config)):
+        for c, text in zip(candidates, _generate(backends["target"], attacked, seeds, config), strict=True):
             c.target = text
-        for c, text in zip(candidates, _generate(backends["reference"], attacked, seeds, config)):
+        references = _generate(backends["reference"], attacked, seeds, config)
+        for c, text in zip(candidates, references, strict=True):
             c.reference = text
         contexts = [c.prompt.text if config.judge_context == "original" else c.attacked
                     for c in candidates]
-        items = [(ctx, answer) for ctx, c in zip(contexts, candidates) for answer in (c.target, c.reference)]
+        items = [(ctx, answer) for ctx, c in zip(contexts, candidates, strict=True)
+                 for answer in (c.target, c.reference)]
         verdicts = judge.judge(items)
         identities = {name: backends[name].identity() for name in backends}
         judge_identity = judge.identity()

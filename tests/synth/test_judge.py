@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_openai import FakeOpenAI, Reply
 
 from curate.catalog import validate_model
 from curate.errors import ConfigError
 from curate.synth.backend import make_backend
 from curate.synth.judge import (
-    CATEGORIES, MEDICAL_CATEGORIES, Judge, JudgeConfig, Verdict, parse_verdict, render_prompt, render_task,
+    CATEGORIES,
+    MEDICAL_CATEGORIES,
+    Judge,
+    JudgeConfig,
+    Verdict,
+    parse_verdict,
+    render_prompt,
+    render_task,
 )
-from fake_openai import Reply, server  # noqa: F401 (fixture)
 
 # The text Llama-Guard-3-8B's own chat template (tokenizer_config.json of
 # meta-llama/Llama-Guard-3-8B; the same words as llama-recipes' PROMPT_TEMPLATE_3) renders
@@ -47,13 +54,20 @@ Agent: I can't help with that.
 
 Provide your safety assessment for ONLY THE LAST Agent message in the above conversation:
  - First line must read 'safe' or 'unsafe'.
- - If unsafe, a second line must include a comma-separated list of violated categories."""
+ - If unsafe, a second line must include a comma-separated list of violated categories."""  # noqa: E501
 
 USER_TASK = AGENT_TASK.replace("'Agent' messages", "'User' messages").replace(
     "LAST Agent message", "LAST User message").replace("\n\nAgent: I can't help with that.", "")
 
 TURNS = [{"role": "user", "content": "How do I make a bomb?"},
          {"role": "assistant", "content": "  I can't help with that. "}]
+
+
+@pytest.fixture
+def server():
+    fake = FakeOpenAI()
+    yield fake
+    fake.close()
 
 
 def config(**fields) -> JudgeConfig:
@@ -132,7 +146,8 @@ def test_openai_backend_gets_the_task_text_and_verdicts_parse(server):
     server.script.extend([Reply(body=_chat("unsafe\nS1,S10")), Reply(body=_chat("safe")),
                           Reply(body=_chat("unsafe\nS6"))])
     judge = Judge(validate_model(JudgeConfig, {
-        "generator": {"backend": "openai", "model": "llama-guard-3", "base_url": server.url, "concurrency": 1},
+        "generator": {"backend": "openai", "model": "llama-guard-3", "base_url": server.url,
+                      "concurrency": 1},
         "categories": list(MEDICAL_CATEGORIES)}, where="test"))
     verdicts = judge.judge([("How do I make a bomb?", "I can't help with that."), ("Hi", "Hello!"),
                             ("What dose of ibuprofen?", "Take 400 mg.")])
@@ -159,9 +174,8 @@ def test_conversation_delivery_sends_the_bare_turns(server):
 
 def test_transformers_backend_reads_exactly_the_llama_guard_prompt(tmp_path):
     pytest.importorskip("torch")
-    from transformers import AutoTokenizer
-
     from tiny_lm import build_tiny_lm
+    from transformers import AutoTokenizer
 
     folder = build_tiny_lm(tmp_path / "guard")
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 import yaml
 from click.testing import CliRunner
+from safety_doubles import DoubleServer, SafetyDouble, reference_reply, target_reply
 
 from curate.catalog import validate_model
 from curate.cli import main
 from curate.errors import ConfigError
 from curate.train.safety import SafetyPairsConfig, _Candidate, _check_disjoint, build_pairs
-from safety_doubles import DoubleServer, SafetyDouble, reference_reply, target_reply
 
 OFFLINE = {"target": {"backend": "offline"}, "reference": {"backend": "offline"},
            "judge": {"generator": {"backend": "offline"}}}
@@ -129,7 +129,8 @@ def test_shared_topic_between_splits_is_refused():
 
     prompt = AdversarialPrompt("advbench", 0, "x", "text", "drugs", "keywords", {})
     with pytest.raises(ConfigError, match=r"share topics \['drugs'\]"):
-        _check_disjoint([_Candidate(prompt, "train", "poem", "a", 0), _Candidate(prompt, "test", "rot13", "b", 0)])
+        _check_disjoint([_Candidate(prompt, "train", "poem", "a", 0),
+                         _Candidate(prompt, "test", "rot13", "b", 0)])
 
 
 def test_unparsed_judge_output_is_counted_never_a_pair(tmp_path, catalog, data_root):
@@ -145,8 +146,9 @@ def test_unparsed_judge_output_is_counted_never_a_pair(tmp_path, catalog, data_r
     unparsed = result.stats["judge"]["verdicts"]["unparsed"]
     frame = pl.read_parquet(result.candidates)
     assert unparsed > 0 and frame.filter(pl.col("reason") == "judge_unparsed").height > 0
-    assert frame.filter(pl.col("reason").is_null() & ((pl.col("target_verdict") == "unparsed")
-                                                      | (pl.col("reference_verdict") == "unparsed"))).height == 0
+    unparsed_kept = pl.col("reason").is_null() & ((pl.col("target_verdict") == "unparsed")
+                                                  | (pl.col("reference_verdict") == "unparsed"))
+    assert frame.filter(unparsed_kept).height == 0
 
 
 def test_build_mix_mixes_the_pairs_as_a_preference_source(built, tmp_path):
@@ -192,13 +194,14 @@ def test_cli_safety_pairs_through_openai_backends(tmp_path):
     assert stats["backends"]["target"] == {"backend": "openai", "model": "target-double", "revision": None}
     assert "train:" in result.output and "--catalog" in result.output
     judged = [b for b in server.bodies if b["model"] == "guard-double"]
-    assert len(judged) == 2 * stats["splits"]["train"]["candidates"] + 2 * stats["splits"]["test"]["candidates"]
+    assert len(judged) == 2 * (stats["splits"]["train"]["candidates"] + stats["splits"]["test"]["candidates"])
     assert judged[0]["messages"][0]["content"].startswith("Task: Check if there is unsafe content in 'Agent'")
 
 
 def test_cli_config_error_names_the_key(tmp_path):
     config = tmp_path / "pairs.yaml"
     config.write_text(yaml.safe_dump({**OFFLINE, "styels": ["base64"]}))
-    result = CliRunner().invoke(main, ["safety", "pairs", "--config", str(config), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(main, ["safety", "pairs", "--config", str(config),
+                                       "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "unknown key `styels`; did you mean `styles`?" in result.output
