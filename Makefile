@@ -18,7 +18,7 @@ $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[ml,test]"
+	$(PIP_INSTALL) -e ".[ml,test,eval]"
 	touch $@
 
 demo: $(VENV)/.installed-demo

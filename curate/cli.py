@@ -26,8 +26,10 @@ from curate.curation.config import (
     QualityConfig,
 )
 from curate.errors import CurateError
+from curate.evaluate.safety import SafetyEvalConfig
 from curate.options import config_options, union_options
 from curate.synth.config import GENERATORS, SynthCotConfig
+from curate.train.safety import SafetyPairsConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -627,5 +629,85 @@ def _print_contamination(rows: list[dict[str, Any]]) -> None:
                       *(f"{c[t]:,}" for t in ("ngram", "minhash", "embedding")),
                       "yes" if c["source_rejected"] else "no")
     _console().print(table)
+# -- safety ---------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def safety() -> None:
+    """Red-teaming safety data: preference pairs for DPO from adversarial prompts."""
+
+
+@safety.command("pairs")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of the options: `target`, `reference` and `judge` backends at least.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for train.parquet, test.parquet, candidates.parquet, stats.json, catalog/.")
+@catalog_option
+@data_root_option
+@config_options(SafetyPairsConfig, rename={"sources": "source", "styles": "style",
+                                           "test_topics": "test_topic", "test_styles": "test_style"})
+def safety_pairs(**_: Any) -> None:
+    """Build safety preference pairs: adversarial prompts from catalogs (AdvBench, HarmBench)
+    tagged by topic, attacked in jailbreak styles, answered by a target and a reference
+    model, judged in the Llama Guard 3 format; a pair is kept when the reference answer is
+    judged safe and the target answer unsafe. Whole topics and styles are held out for
+    the test split. Options given here override the --config file.
+    """
+    from curate.catalog import Catalog
+    from curate.options import given, settings
+    from curate.train.safety import build_pairs, read_pairs_config
+
+    context = click.get_current_context()
+    rest = given(context)
+    config = read_pairs_config(rest["config_path"], settings(context))
+    result = build_pairs(config, rest["out"], catalog=Catalog.load(rest["catalog_dirs"]),
+                         data_root=rest["data_root"])
+    console = _console()
+    for split in ("train", "test"):
+        info = result.stats["splits"][split]
+        console.print(f"{split}: {info['pairs']:,} pairs of {info['candidates']:,} candidates "
+                      f"{info['reasons']}; topics {', '.join(info['topics'])}; "
+                      f"styles {', '.join(info['styles'])}")
+    prompts = result.stats["prompts"]
+    console.print(f"prompts: {prompts['read']:,} read, "
+                  f"{prompts['near_duplicates_removed']:,} near-duplicates removed; "
+                  f"judge verdicts {result.stats['judge']['verdicts']}")
+    if result.stats["offline_or_test_double"]:
+        console.print("[bold]offline or test-double backends: not training data[/]")
+    console.print(f"wrote {result.train}, {result.test}; mix them with --catalog {result.catalog}")
+
+
+@main.group(cls=_Group, name="eval")
+def eval_() -> None:
+    """Evaluate models: MCQA benchmarks, safety."""
+
+
+@eval_.command("safety")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of the options: the `model` and `judge` backends at least.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.json, report.md, predictions.parquet and the ASR plots.")
+@catalog_option
+@data_root_option
+@config_options(SafetyEvalConfig, rename={"sources": "source", "styles": "style"})
+def eval_safety(**_: Any) -> None:
+    """Measure a model's safety: attack success rate (judged in the Llama Guard 3 format)
+    overall, per topic and per attack style with Wilson intervals; over-refusal on XSTest's
+    safe prompts; the judge's agreement with XSTest's human labels (Cohen's kappa).
+    Options given here override the --config file.
+    """
+    from curate.catalog import Catalog
+    from curate.evaluate.safety import evaluate_safety, read_eval_config
+    from curate.options import given, settings
+
+    context = click.get_current_context()
+    rest = given(context)
+    config = read_eval_config(rest["config_path"], settings(context))
+    report = evaluate_safety(config, rest["out"], catalog=Catalog.load(rest["catalog_dirs"]),
+                             data_root=rest["data_root"])
+    click.echo(report.files["report"].read_text(encoding="utf-8"))
+    click.echo(f"wrote {', '.join(str(p) for p in report.files.values())}")
+
+
 if __name__ == "__main__":
     main()
