@@ -1,0 +1,1 @@
+"""Evaluation: MCQA benchmarks (with retrieval), safety (attack success, over-refusal), benchmark audit."""
