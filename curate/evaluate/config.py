@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from curate.curation.config import DecontamConfig
 from curate.engine.stage import StageConfig
 from curate.errors import ConfigError
 from curate.synth.config import OPTIONS, GeneratorConfig, generator_config
@@ -70,12 +71,8 @@ class AuditConfig(StageConfig):
 
     unfit_above: float = Field(0.02, ge=0, le=1, description=(
         "A benchmark is marked unfit when more than this share of its items are flawed."))
-    min_option_chars: int = Field(1, ge=1, description=(
-        "An option shorter than this (after trimming) counts as empty."))
     cross_benchmark: bool = Field(True, description=(
         "Look for items shared between the audited benchmarks (decontamination tiers)."))
-    min_containment: float = Field(0.9, gt=0, le=1, description=(
-        "Shared items: the MinHash tier's threshold (share of the question's and of the "
-        "options' shingles found in the other benchmark's item)."))
-    ngram_min_matches: int = Field(2, ge=1, description=(
-        "Shared items: the n-gram tier fires with this many shared non-boilerplate 13-grams."))
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig, description=(
+        "Shared items: the decontamination tiers and thresholds, as the `decontam` stage uses "
+        "them (an item of one benchmark found in another is what decontamination would flag)."))

@@ -71,11 +71,12 @@ class BenchmarkData:
         ]
 
 
-def read_benchmark(entry: Source, *, data_root: Path) -> BenchmarkData:
-    """Read a benchmark catalog entry (local files or the hub) into records and quarantine."""
-    if entry.mapping.kind != "mcqa":
+def read_benchmark(entry: Source, *, data_root: Path, kinds: tuple[str, ...] = ("mcqa",)) -> BenchmarkData:
+    """Read a benchmark catalog entry (local files or the hub) into records and quarantine;
+    its mapping must be of one of ``kinds``."""
+    if entry.mapping.kind not in kinds:
         raise ConfigError(f"benchmark `{entry.name}` has mapping kind `{entry.mapping.kind}`; "
-                          "MCQA evaluation needs an `mcqa` entry")
+                          f"this needs an entry of kind {' or '.join(f'`{k}`' for k in kinds)}")
     with tempfile.TemporaryDirectory(prefix="curate-eval-") as tmp:
         store = RunStore(Path(tmp))
         result = ingest([], store, data_root=data_root, benchmarks=[entry])
