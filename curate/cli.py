@@ -685,7 +685,8 @@ def _print_mcqa(results: dict[str, Any]) -> None:
     for name, c in results.get("comparison", {}).get("benchmarks", {}).items():
         d = c["difference"]
         console.print(f"{name}: {c['accuracy_a']:.1%} vs baseline {c['accuracy_b']:.1%}, difference "
-                      f"{d['value']:+.1%} ({d['low']:+.1%} to {d['high']:+.1%}), McNemar p {c['mcnemar_p']:.3g}")
+                      f"{d['value']:+.1%} ({d['low']:+.1%} to {d['high']:+.1%}), "
+                      f"McNemar p {c['mcnemar_p']:.3g}")
 
 
 @eval_.command("export-lm-eval")

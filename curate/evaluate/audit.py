@@ -184,7 +184,7 @@ def audit(
     data_root: str | os.PathLike[str] | None = None,
 ) -> AuditResult:
     """Audit ``benchmarks`` (catalog names); with ``out``, write ``audit.json`` and the report."""
-    config = config or AuditConfig()
+    config = config or AuditConfig.model_validate({})
     if not benchmarks:
         raise ConfigError("name at least one benchmark to audit (see `curate catalog ls`)")
     catalog = Catalog.load(catalog_dirs)

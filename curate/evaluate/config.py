@@ -73,6 +73,6 @@ class AuditConfig(StageConfig):
         "A benchmark is marked unfit when more than this share of its items are flawed."))
     cross_benchmark: bool = Field(True, description=(
         "Look for items shared between the audited benchmarks (decontamination tiers)."))
-    decontam: DecontamConfig = Field(default_factory=DecontamConfig, description=(
+    decontam: DecontamConfig = Field(default_factory=lambda: DecontamConfig.model_validate({}), description=(
         "Shared items: the decontamination tiers and thresholds, as the `decontam` stage uses "
         "them (an item of one benchmark found in another is what decontamination would flag)."))

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.parquet"
 RESULTS = "results.json"
-PREDICTION_SCHEMA = {
+PREDICTION_SCHEMA: dict[str, Any] = {
     "benchmark": pl.String, "item": pl.String, "row": pl.Int64, "id": pl.String,
     "subject": pl.String, "answer": pl.Int32, "prediction": pl.Int32, "correct": pl.Boolean,
     "options": pl.Int32, "scores": pl.List(pl.Float64), "output": pl.String, "truncated": pl.Boolean,
@@ -98,19 +98,19 @@ def predict(items: Sequence[McqaItem], scorer: Scorer, *,
 def summarize(predictions: pl.DataFrame, *, resamples: int = 1000, confidence: float = 0.95,
               seed: int = 0) -> dict[str, Any]:
     """Per benchmark: accuracy with its interval, parse failures, position bias, subjects."""
-    stats = {"resamples": resamples, "confidence": confidence, "seed": seed}
+    stats: dict[str, Any] = {"resamples": resamples, "confidence": confidence, "seed": seed}
     out: dict[str, Any] = {}
     for (name,), frame in predictions.group_by("benchmark", maintain_order=True):
         correct = frame.get_column("correct").to_list()
         guesses = frame.get_column("prediction").to_list()
         answers = frame.get_column("answer").to_list()
         subjects = frame.get_column("subject").to_list()
+        width: Any = frame.get_column("options").max()
         out[str(name)] = {
             "items": frame.height,
             "accuracy": metrics.accuracy(correct, **stats).to_dict(),
             "parse_failures": metrics.parse_failures(guesses),
-            "position_bias": metrics.position_bias(guesses, answers,
-                                                   int(frame.get_column("options").max() or 0)),
+            "position_bias": metrics.position_bias(guesses, answers, int(width or 0)),
             "subjects": {s: e.to_dict() for s, e in
                          metrics.by_subject(subjects, correct, **stats).items()},
             "truncated": int(frame.get_column("truncated").sum()),
@@ -175,7 +175,8 @@ def evaluate_mcqa(
     finally:
         if own:
             scorer.close()
-    stats = {"resamples": config.resamples, "confidence": config.confidence, "seed": config.seed}
+    stats: dict[str, Any] = {"resamples": config.resamples, "confidence": config.confidence,
+                             "seed": config.seed}
     results: dict[str, Any] = {
         **identity,
         "mode": config.mode,

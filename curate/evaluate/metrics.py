@@ -89,7 +89,7 @@ def by_subject(subjects: Sequence[str | None], correct: Sequence[bool], *, resam
                confidence: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
     """Accuracy per subject (items without a subject are left out), subjects sorted."""
     groups: dict[str, list[bool]] = {}
-    for subject, ok in zip(subjects, correct):
+    for subject, ok in zip(subjects, correct, strict=False):
         if subject is not None:
             groups.setdefault(subject, []).append(bool(ok))
     return {s: accuracy(v, resamples=resamples, confidence=confidence, seed=seed)

@@ -125,7 +125,7 @@ def _accuracy_plot(plt: Any, results: dict[str, Any], path: Path) -> None:
 def _bias_plot(plt: Any, results: dict[str, Any], path: Path) -> None:
     names = list(results["benchmarks"])
     figure, all_axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 1, 3.2), squeeze=False)
-    for axes, name in zip(all_axes[0], names):
+    for axes, name in zip(all_axes[0], names, strict=False):
         letters = results["benchmarks"][name]["position_bias"]["letters"]
         x = list(range(len(letters)))
         axes.bar([i - 0.2 for i in x], [100 * v["chosen"] for v in letters.values()], 0.4,
@@ -174,7 +174,7 @@ def write_audit_report(result: dict[str, Any], folder: Path) -> Path:
             values = [100 * len(result["benchmarks"][n]["flaws"].get(flaw, [])) /
                       max(result["benchmarks"][n]["rows"], 1) for n in names]
             axes.bar(names, values, bottom=bottom, label=flaw)
-            bottom = [b + v for b, v in zip(bottom, values)]
+            bottom = [b + v for b, v in zip(bottom, values, strict=False)]
         axes.axhline(100 * result["options"]["unfit_above"], color="red", linestyle="--",
                      linewidth=1, label="unfit above")
         axes.set_ylabel("flags per 100 rows")

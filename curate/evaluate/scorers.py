@@ -58,6 +58,7 @@ class Scorer:
     revision: str | None
 
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """One ``Scored`` per prompt, in order."""
         raise NotImplementedError
 
     def identity(self) -> dict[str, str | None]:
@@ -86,7 +87,7 @@ def encode_choices(encode: Encode, prompts: Sequence[Prompt], *, max_length: int
     wholes = encode([p.text + c for p in prompts for c in p.continuations])
     out = []
     at = 0
-    for prompt, context in zip(prompts, contexts):
+    for prompt, context in zip(prompts, contexts, strict=False):
         letters = []
         for continuation in prompt.continuations:
             whole = wholes[at]
@@ -126,6 +127,7 @@ class TransformersLoglik(Scorer):
         return self.tokenizer(texts)["input_ids"]
 
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """Each option letter's log-likelihood after each prompt; the best one is the choice."""
         import torch
 
         encoded = encode_choices(self._encode, prompts, max_length=self.max_length,
@@ -183,6 +185,7 @@ class VllmLoglik(Scorer):
         return [list(self.tokenizer.encode(t)) for t in texts]
 
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """Each option letter's log-likelihood from vLLM's prompt logprobs."""
         try:
             from vllm import SamplingParams, TokensPrompt
         except ImportError:
@@ -224,6 +227,7 @@ class Generative(Scorer):
         self.seed = seed
 
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """Generate for each prompt and extract the letter it concludes with."""
         from curate.synth.backend import Request
         from curate.synth.verify import extract_choice
 
@@ -231,7 +235,7 @@ class Generative(Scorer):
                                  temperature=self.temperature, seed=self.seed) for p in prompts]
         completions = self.engine.generate(requests)
         results = []
-        for prompt, completion in zip(prompts, completions):
+        for prompt, completion in zip(prompts, completions, strict=False):
             text = completion.texts[0]
             shown = [prompt.item.options[i] for i in (prompt.order or range(len(prompt.letters)))]
             results.append(Scored(choice=extract_choice(text, shown), output=text))

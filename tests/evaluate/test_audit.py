@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import write_yaml
+
 from curate.evaluate.audit import audit
 from curate.evaluate.config import AuditConfig
 

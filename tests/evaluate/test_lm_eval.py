@@ -30,7 +30,8 @@ def test_export_writes_lm_eval_task_yaml_and_data(tmp_path, data_root):
         "prompt", "letters", "answer")
     docs = [json.loads(line) for line in task.data.read_text().splitlines()]
     assert [d["item"] for d in docs] == [f"pubmedqa:{i}" for i in range(5)]
-    assert docs[0]["letters"] == ["A", "B", "C"] and docs[0]["prompt"].endswith("\nA. yes\nB. no\nC. maybe\nAnswer:")
+    assert docs[0]["letters"] == ["A", "B", "C"]
+    assert docs[0]["prompt"].endswith("\nA. yes\nB. no\nC. maybe\nAnswer:")
 
 
 @pytest.mark.slow
@@ -48,11 +49,11 @@ def test_simple_evaluate_agrees_with_curate_on_the_same_items(tmp_path, monkeypa
     theirs = lm_eval.simple_evaluate(
         model=HFLM(pretrained=str(model), device="cpu", batch_size=8), tasks=[t.name for t in tasks],
         task_manager=TaskManager(include_path=str(tmp_path / "tasks")), log_samples=True)
-    for name, task in zip(names, tasks):
+    for name, task in zip(names, tasks, strict=False):
         mine = ours.predictions.filter(ours.predictions["benchmark"] == name).sort("row")
         samples = sorted(theirs["samples"][task.name], key=lambda s: s["doc_id"])
         assert [s["doc"]["item"] for s in samples] == mine.get_column("item").to_list()
-        for sample, scores in zip(samples, mine.get_column("scores").to_list()):
+        for sample, scores in zip(samples, mine.get_column("scores").to_list(), strict=False):
             assert [r[0] for r in sample["filtered_resps"]] == pytest.approx(scores, abs=1e-3)
         assert theirs["results"][task.name]["acc,none"] == pytest.approx(
             ours.results["benchmarks"][name]["accuracy"]["value"])

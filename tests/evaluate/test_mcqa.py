@@ -78,7 +78,7 @@ def test_batched_scores_equal_one_prompt_at_a_time(scorer, data_root, catalog):
     items = read_benchmark(catalog.benchmark("medmcqa"), data_root=data_root).items(limit=6)
     prompts = [build_prompt(i) for i in items]
     together = scorer(prompts)
-    for prompt, scored in zip(prompts, together):
+    for prompt, scored in zip(prompts, together, strict=False):
         [alone] = scorer([prompt])
         assert alone.scores == pytest.approx(scored.scores, abs=1e-4)
 
@@ -87,11 +87,13 @@ def test_prompt_layout_few_shot_and_option_order():
     item = McqaItem("b", 3, "x" * 32, " Which one? ", ("red", "green", "blue"), 2)
     shot = McqaItem("b", 0, "y" * 32, "Pick one", ("yes", "no"), 1)
     prompt = build_prompt(item, examples=[shot], order=[2, 0, 1])
-    assert prompt.text == "Pick one\nA. yes\nB. no\nAnswer: B\n\nWhich one?\nA. blue\nB. red\nC. green\nAnswer:"
+    assert prompt.text == ("Pick one\nA. yes\nB. no\nAnswer: B\n\n"
+                           "Which one?\nA. blue\nB. red\nC. green\nAnswer:")
     assert prompt.continuations == (" A", " B", " C")
     assert [prompt.original(k) for k in range(3)] == [2, 0, 1]
     cot = build_prompt(item, "cot")
-    assert cot.messages[1]["content"].startswith("Question:\nWhich one?\n\nOptions:\nA. red\nB. green\nC. blue\n\n")
+    assert cot.messages[1]["content"].startswith(
+        "Question:\nWhich one?\n\nOptions:\nA. red\nB. green\nC. blue\n\n")
     with pytest.raises(ConfigError, match="not a permutation"):
         build_prompt(item, order=[0, 0, 1])
 
@@ -154,7 +156,7 @@ def test_vllm_prompt_logprobs_give_the_transformers_scores(vllm_double, model_di
     assert double.engine["model"] == str(model_dir) and double.engine["tensor_parallel_size"] == 1
     params = double.params[0]
     assert (params.max_tokens, params.prompt_logprobs, params.temperature) == (1, 1, 0.0)
-    for mine, theirs in zip(scorer(prompts), got):
+    for mine, theirs in zip(scorer(prompts), got, strict=False):
         assert theirs.scores == pytest.approx(mine.scores, abs=1e-4)
         assert theirs.choice == mine.choice
 
@@ -196,7 +198,7 @@ def test_paired_comparison_with_a_baseline_on_the_same_items(model_dir, scorer, 
     b = first.predictions.get_column("correct").to_list()
     assert c["difference"]["n"] == 10
     assert c["difference"]["value"] == pytest.approx((sum(a) - sum(b)) / 10)
-    assert c["only_a"] == sum(x and not y for x, y in zip(a, b))
+    assert c["only_a"] == sum(x and not y for x, y in zip(a, b, strict=False))
     assert second.results["comparison"]["baseline"]["backend"] == "transformers"
     with pytest.raises(ConfigError, match="evaluated none of these items"):
         evaluate_mcqa(["pubmedqa"], McqaConfig(model={"backend": "offline"}, mode="generate", limit=3),
