@@ -26,6 +26,7 @@ from curate.curation.config import (
     QualityConfig,
 )
 from curate.errors import CurateError
+from curate.evaluate.config import AuditConfig, McqaConfig
 from curate.evaluate.safety import SafetyEvalConfig
 from curate.options import config_options, union_options
 from curate.synth.config import GENERATORS, SynthCotConfig
@@ -676,6 +677,8 @@ def safety_pairs(**_: Any) -> None:
         console.print("[bold]offline or test-double backends: not training data[/]")
     console.print(f"wrote {result.train}, {result.test}; mix them with --catalog {result.catalog}")
 
+# -- evaluate -------------------------------------------------------------------------------
+
 
 @main.group(cls=_Group, name="eval")
 def eval_() -> None:
@@ -707,6 +710,116 @@ def eval_safety(**_: Any) -> None:
                              data_root=rest["data_root"])
     click.echo(report.files["report"].read_text(encoding="utf-8"))
     click.echo(f"wrote {', '.join(str(p) for p in report.files.values())}")
+
+@eval_.command("mcqa")
+@click.argument("benchmarks", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.json, predictions.parquet, report.md and the plots.")
+@click.option("--baseline", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The --out folder of an earlier run: compare with it, paired, on the same items.")
+@catalog_option
+@data_root_option
+@union_options(GENERATORS, discriminator="backend", at=["model"],
+               rename={"batch_size": "model_batch_size"})
+@config_options(McqaConfig, skip=["model"])
+def eval_mcqa(**_: Any) -> None:
+    """Evaluate a model on MCQA BENCHMARKS (catalog names): accuracy with bootstrap
+    intervals, parse failures, position bias, per-subject accuracy.
+
+    `--mode loglik` (backends transformers, vllm) scores the option letters in one forward
+    pass; `--mode generate` (any backend, `openai` for OpenAI-compatible endpoints) extracts
+    the answer from a chain of thought. With `--baseline`, the paired difference of the two
+    models and its interval.
+    """
+    from curate.catalog import validate_model
+    from curate.evaluate.mcqa import evaluate_mcqa
+    from curate.options import given, settings
+
+    context = click.get_current_context()
+    config = validate_model(McqaConfig, settings(context), where="options")
+    rest = given(context)
+    result = evaluate_mcqa(rest.pop("benchmarks"), config, **rest)
+    _print_mcqa(result.results)
+    _console().print(f"wrote {result.out}: results.json, predictions.parquet, {result.report.name}")
+
+
+def _print_mcqa(results: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from curate.evaluate.report import mcqa_table
+
+    console = _console()
+    if results.get("offline_backend"):
+        console.print("[bold]offline backend: template text for tests and demos; these numbers "
+                      "measure no model[/]")
+    level = int(round(100 * results["options"]["confidence"]))
+    table = Table("benchmark", "items", "accuracy", f"{level}% interval", "parse failures",
+                  "position bias (TV)", title=f"{results['model']} ({results['backend']}, "
+                  f"{results['mode']}, template {results['template']['hash']})", title_justify="left")
+    for row in mcqa_table(results):
+        table.add_row(row["benchmark"], f"{row['items']:,}", f"{row['accuracy']:.1%}",
+                      f"{row['low']:.1%} to {row['high']:.1%}", f"{row['parse_failure_rate']:.1%}",
+                      f"{row['position_bias_tv']:.3f}")
+    console.print(table)
+    for name, c in results.get("comparison", {}).get("benchmarks", {}).items():
+        d = c["difference"]
+        console.print(f"{name}: {c['accuracy_a']:.1%} vs baseline {c['accuracy_b']:.1%}, difference "
+                      f"{d['value']:+.1%} ({d['low']:+.1%} to {d['high']:+.1%}), "
+                      f"McNemar p {c['mcnemar_p']:.3g}")
+
+
+@eval_.command("export-lm-eval")
+@click.argument("benchmark")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder the task folder goes in (pass it to lm_eval as --include_path).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Export only the first LIMIT items (as `curate eval mcqa --limit`).")
+@catalog_option
+@data_root_option
+def eval_export_lm_eval(benchmark: str, out: str, limit: int | None, catalog_dirs: tuple[str, ...],
+                        data_root: str | None) -> None:
+    """Export BENCHMARK as an lm-evaluation-harness task (YAML and data file) with the items
+    and prompts of `curate eval mcqa`, for `lm_eval --include_path OUT --tasks curate_NAME`."""
+    from curate.evaluate.lm_eval_export import export_lm_eval
+
+    task = export_lm_eval(benchmark, out, limit=limit, catalog_dirs=catalog_dirs, data_root=data_root)
+    _console().print(f"wrote task `{task.name}` ({task.items:,} items): {task.config}")
+    _console().print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {out} "
+                     f"--tasks {task.name}")
+
+
+@main.command("audit")
+@click.argument("benchmarks", nargs=-1, required=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for audit.json, audit.md and audit.png [default: print only].")
+@catalog_option
+@data_root_option
+@config_options(AuditConfig, skip=["decontam"])
+def audit_benchmarks(**_: Any) -> None:
+    """Audit BENCHMARKS (catalog names) as evaluation sets: answers not among the options,
+    empty or truncated options, unreadable images, conflicting and duplicate items,
+    repeated stems, items shared between the benchmarks (decontamination tiers). A
+    benchmark with more than `--unfit-above` flawed items is marked unfit."""
+    from rich.table import Table
+
+    from curate.catalog import validate_model
+    from curate.evaluate.audit import COUNTED, audit
+    from curate.options import given, settings
+
+    context = click.get_current_context()
+    config = validate_model(AuditConfig, settings(context), where="options")
+    rest = given(context)
+    result = audit(rest.pop("benchmarks"), config, **rest)
+    table = Table("benchmark", "rows", "flawed", "share", "fit", *COUNTED, "repeated stem",
+                  "shared", title="Benchmark audit", title_justify="left")
+    for name, b in result.benchmarks.items():
+        table.add_row(name, f"{b['rows']:,}", f"{b['flawed']:,}", f"{b['share']:.2%}",
+                      "yes" if b["fit"] else "[red]unfit[/]",
+                      *(f"{len(b['flaws'][f]):,}" for f in COUNTED),
+                      f"{len(b['notes']['repeated_stem']):,}", f"{b['shared_items']:,}")
+    _console().print(table)
+    if result.out is not None:
+        _console().print(f"wrote {result.out}: audit.json, audit.md")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""Options of MCQA evaluation and of the benchmark audit, in one module that imports only
+pydantic (the command line builds its options from these models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from curate.curation.config import DecontamConfig
+from curate.engine.stage import StageConfig
+from curate.errors import ConfigError
+from curate.synth.config import OPTIONS, GeneratorConfig, generator_config
+
+LOGLIK_BACKENDS = ("transformers", "vllm")
+"""Backends that can score option letters by log-likelihood (they expose the model)."""
+
+
+class McqaConfig(StageConfig):
+    """Options of ``curate eval mcqa``: the model, the mode and the statistics."""
+
+    model: GeneratorConfig = Field(description=(
+        "The backend and its options, e.g. {backend: transformers, model: PATH}. `loglik` needs "
+        "`transformers` or `vllm`; `generate` takes any backend (`openai` for any "
+        "OpenAI-compatible endpoint; `offline` writes template text for tests only)."))
+    mode: Literal["loglik", "generate"] = Field("loglik", description=(
+        "`loglik`: the option letter with the highest log-likelihood after the prompt, from one "
+        "forward pass; `generate`: a chain of thought, then the answer extracted from it."))
+    limit: int | None = Field(None, ge=1, description=(
+        "Evaluate only the first LIMIT items of each benchmark (in file order)."))
+    max_length: int | None = Field(None, ge=8, description=(
+        "`loglik`: prompt tokens kept (from the end, as lm-eval does); unset: the model's "
+        "maximum positions."))
+    max_tokens: int = Field(1024, ge=1, description="`generate`: upper bound on generated tokens.")
+    temperature: float = Field(0.0, ge=0, description="`generate`: sampling temperature (0: greedy).")
+    seed: int = Field(0, description="Seed of generation and of the bootstrap resamples.")
+    resamples: int = Field(1000, ge=100, le=100_000, description=(
+        "Bootstrap resamples behind every interval."))
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Coverage of the intervals.")
+    batch_size: int = Field(64, ge=1, description=(
+        "Prompts handed to the scorer at once (the transformers backend splits them further "
+        "into forward batches of its own `batch_size`)."))
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        """Validate a mapping with the backend's own options model, for errors that name the
+        backend, the bad key and the closest valid one."""
+        if not isinstance(value, dict):
+            return value
+        options = dict(value)
+        name = options.pop("backend", None)
+        if name is None:
+            raise ValueError(f"`backend` is required: one of {', '.join(OPTIONS)}")
+        try:
+            return generator_config(name, **options)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _mode_fits_backend(self) -> McqaConfig:
+        if self.mode == "loglik" and self.model.backend not in LOGLIK_BACKENDS:
+            raise ValueError(
+                f"mode `loglik` scores option letters with the model itself: use backend "
+                f"{' or '.join(LOGLIK_BACKENDS)}, or mode `generate` for backend `{self.model.backend}`")
+        return self
+
+
+class AuditConfig(StageConfig):
+    """Options of ``curate audit``: what counts as a flaw and when a benchmark is unfit."""
+
+    unfit_above: float = Field(0.02, ge=0, le=1, description=(
+        "A benchmark is marked unfit when more than this share of its items are flawed."))
+    cross_benchmark: bool = Field(True, description=(
+        "Look for items shared between the audited benchmarks (decontamination tiers)."))
+    decontam: DecontamConfig = Field(default_factory=lambda: DecontamConfig.model_validate({}), description=(
+        "Shared items: the decontamination tiers and thresholds, as the `decontam` stage uses "
+        "them (an item of one benchmark found in another is what decontamination would flag)."))

@@ -1,0 +1,103 @@
+"""Benchmark items: a catalog entry read through the ingestion mapping, as MCQA items.
+
+A benchmark is read exactly as a run reads it (the same readers, mapping and quarantine),
+into a temporary run store, so an item here is the record decontamination checks and a
+release is measured on. An item's id is ``<benchmark>:<row>`` (``row``: its 0-based
+position in the benchmark's files), the same id the decontamination report gives.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from curate.catalog import Source
+from curate.errors import ConfigError
+from curate.ingest import ingest
+from curate.store import RunStore
+
+SUBJECT_KEYS = ("subject", "subject_name")
+"""``meta`` keys that name an item's subject (MMLU's `subject`, MedMCQA's `subject_name`)."""
+
+
+@dataclass(frozen=True)
+class McqaItem:
+    """One multiple-choice question with its gold answer (None when hidden)."""
+
+    benchmark: str
+    row: int
+    record_id: str
+    question: str
+    options: tuple[str, ...]
+    answer: int | None
+    subject: str | None = None
+
+    @property
+    def item(self) -> str:
+        """``<benchmark>:<row>``: the id reports and predictions name the item by."""
+        return f"{self.benchmark}:{self.row}"
+
+
+@dataclass
+class BenchmarkData:
+    """What reading a benchmark gave: its records (one per readable row) and the rows that
+    could not become records, with their reasons (``unknown_answer``, ``empty_option``, ...)."""
+
+    entry: Source
+    records: pl.DataFrame
+    quarantine: pl.DataFrame
+
+    @property
+    def rows(self) -> int:
+        """Rows in the benchmark's files: records plus quarantined rows."""
+        return self.records.height + self.quarantine.height
+
+    def items(self, *, limit: int | None = None, answered: bool = True) -> list[McqaItem]:
+        """The MCQA items in row order (the first ``limit``); ``answered``: only items with a
+        gold answer."""
+        frame = self.records.sort("row")
+        if answered:
+            frame = frame.filter(pl.col("mcqa").struct.field("answer").is_not_null())
+        if limit is not None:
+            frame = frame.head(limit)
+        return [
+            McqaItem(benchmark=self.entry.name, row=row, record_id=rid, question=mcqa["question"],
+                     options=tuple(mcqa["options"]), answer=mcqa["answer"], subject=_subject(meta))
+            for row, rid, mcqa, meta in frame.select("row", "id", "mcqa", "meta").iter_rows()
+        ]
+
+
+def read_benchmark(entry: Source, *, data_root: Path, kinds: tuple[str, ...] = ("mcqa",)) -> BenchmarkData:
+    """Read a benchmark catalog entry (local files or the hub) into records and quarantine;
+    its mapping must be of one of ``kinds``."""
+    if entry.mapping.kind not in kinds:
+        raise ConfigError(f"benchmark `{entry.name}` has mapping kind `{entry.mapping.kind}`; "
+                          f"this needs an entry of kind {' or '.join(f'`{k}`' for k in kinds)}")
+    with tempfile.TemporaryDirectory(prefix="curate-eval-") as tmp:
+        store = RunStore(Path(tmp))
+        result = ingest([], store, data_root=data_root, benchmarks=[entry])
+        if result.failed:
+            raise ConfigError("; ".join(f"benchmark `{r.name}`: {r.error}" for r in result.failed))
+        folder = store.benchmark(entry.name)
+        records = _read(folder.files("records"))
+        quarantine = _read(folder.files("quarantine"))
+    return BenchmarkData(entry=entry, records=records, quarantine=quarantine)
+
+
+def _read(files: list[Path]) -> pl.DataFrame:
+    frames = [pl.read_parquet(f) for f in files]
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def _subject(meta: str | None) -> str | None:
+    if not meta:
+        return None
+    values = json.loads(meta)
+    for key in SUBJECT_KEYS:
+        if isinstance(values.get(key), str) and values[key]:
+            return values[key]
+    return None

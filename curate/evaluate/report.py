@@ -1,0 +1,189 @@
+"""Reports: markdown beside the JSON results, with PNG plots where a reader would rather look.
+
+``write_mcqa_report(results, folder)`` writes ``report.md``, ``accuracy.png`` (accuracy
+per benchmark with its interval) and ``position_bias.png`` (per benchmark, the share of
+answers choosing each letter against the share of gold answers). ``write_audit_report``
+writes the audit's ``audit.md`` and ``audit.png`` (flawed share per benchmark and flaw).
+Plots need matplotlib (``pip install 'curate[eval]'``); without it the markdown is
+still written and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from curate.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError("matplotlib", "eval") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}%"
+
+
+def mcqa_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per benchmark: items, accuracy and interval, parse failures, bias."""
+    rows = []
+    for name, b in results["benchmarks"].items():
+        acc = b["accuracy"]
+        rows.append({
+            "benchmark": name, "items": b["items"], "accuracy": acc["value"], "low": acc["low"],
+            "high": acc["high"], "parse_failure_rate": b["parse_failures"]["rate"],
+            "position_bias_tv": b["position_bias"]["total_variation"], "truncated": b["truncated"],
+        })
+    return rows
+
+
+def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
+    """Write ``report.md`` (and the plots) for MCQA results into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    level = int(round(100 * results["options"]["confidence"]))
+    lines = [f"# MCQA evaluation: {results['model']}", ""]
+    if results.get("offline_backend"):
+        lines += ["**Offline backend: template text for tests and demos; these numbers measure "
+                  "no model.**", ""]
+    lines += [
+        f"- backend `{results['backend']}`, model `{results['model']}`, revision "
+        f"`{results.get('revision')}`",
+        f"- mode `{results['mode']}`, template `{results['template']['name']}` "
+        f"(hash `{results['template']['hash']}`)",
+        f"- intervals: {level}% percentile bootstrap, {results['options']['resamples']} resamples, "
+        f"seed {results['options']['seed']}", "",
+        "| benchmark | items | accuracy | interval | parse failures | position bias (TV) | truncated |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in mcqa_table(results):
+        lines.append(f"| {row['benchmark']} | {row['items']} | {_pct(row['accuracy'])} | "
+                     f"{_pct(row['low'])} to {_pct(row['high'])} | {_pct(row['parse_failure_rate'])} | "
+                     f"{row['position_bias_tv']:.3f} | {row['truncated']} |")
+    for name, b in results["benchmarks"].items():
+        lines += ["", f"## {name}", "", "| letter | chosen | gold | difference |", "|---|---:|---:|---:|"]
+        for letter, v in b["position_bias"]["letters"].items():
+            lines.append(f"| {letter} | {_pct(v['chosen'])} | {_pct(v['gold'])} | "
+                         f"{100 * v['difference']:+.1f} pts |")
+        if b["subjects"]:
+            lines += ["", "| subject | items | accuracy | interval |", "|---|---:|---:|---|"]
+            for subject, e in b["subjects"].items():
+                lines.append(f"| {subject} | {e['n']} | {_pct(e['value'])} | "
+                             f"{_pct(e['low'])} to {_pct(e['high'])} |")
+    comparison = results.get("comparison")
+    if comparison:
+        base = comparison["baseline"]
+        lines += ["", f"## Paired comparison with `{base['model']}` ({base['backend']})", "",
+                  "| benchmark | items | this | baseline | difference | interval | only this | "
+                  "only baseline | McNemar p |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for name, c in comparison["benchmarks"].items():
+            d = c["difference"]
+            lines.append(f"| {name} | {d['n']} | {_pct(c['accuracy_a'])} | {_pct(c['accuracy_b'])} | "
+                         f"{100 * d['value']:+.1f} pts | {100 * d['low']:+.1f} to {100 * d['high']:+.1f} | "
+                         f"{c['only_a']} | {c['only_b']} | {c['mcnemar_p']:.3g} |")
+    try:
+        plt = _pyplot()
+    except MissingDependencyError as exc:
+        lines += ["", f"(no plots: {exc})"]
+    else:
+        _accuracy_plot(plt, results, folder / "accuracy.png")
+        _bias_plot(plt, results, folder / "position_bias.png")
+        lines += ["", "![accuracy per benchmark](accuracy.png)", "",
+                  "![position bias](position_bias.png)"]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _accuracy_plot(plt: Any, results: dict[str, Any], path: Path) -> None:
+    rows = mcqa_table(results)
+    figure, axes = plt.subplots(figsize=(max(4, 1.4 * len(rows) + 2), 3.5))
+    x = range(len(rows))
+    values = [100 * r["accuracy"] for r in rows]
+    errors = [[100 * (r["accuracy"] - r["low"]) for r in rows],
+              [100 * (r["high"] - r["accuracy"]) for r in rows]]
+    axes.bar(x, values, yerr=errors, capsize=6, color="#4C72B0")
+    axes.set_xticks(list(x), [r["benchmark"] for r in rows], rotation=20, ha="right")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title(f"{results['model']} ({results['mode']}): accuracy, "
+                   f"{int(round(100 * results['options']['confidence']))}% interval", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _bias_plot(plt: Any, results: dict[str, Any], path: Path) -> None:
+    names = list(results["benchmarks"])
+    figure, all_axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 1, 3.2), squeeze=False)
+    for axes, name in zip(all_axes[0], names, strict=False):
+        letters = results["benchmarks"][name]["position_bias"]["letters"]
+        x = list(range(len(letters)))
+        axes.bar([i - 0.2 for i in x], [100 * v["chosen"] for v in letters.values()], 0.4,
+                 label="chosen", color="#DD8452")
+        axes.bar([i + 0.2 for i in x], [100 * v["gold"] for v in letters.values()], 0.4,
+                 label="gold", color="#55A868")
+        axes.set_xticks(x, list(letters))
+        axes.set_title(name, fontsize=9)
+        axes.set_ylabel("share of items (%)")
+    all_axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_audit_report(result: dict[str, Any], folder: Path) -> Path:
+    """Write ``audit.md`` (and ``audit.png``) for an audit's results into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    flaws = result["flaws"]
+    lines = ["# Benchmark audit", "",
+             f"A benchmark is unfit when more than {_pct(result['options']['unfit_above'])} of its "
+             "items are flawed.", "",
+             "| benchmark | rows | flawed | share | fit | " + " | ".join(flaws) + " |",
+             "|---|---:|---:|---:|---|" + "---:|" * len(flaws)]
+    for name, b in result["benchmarks"].items():
+        counts = " | ".join(str(len(b["flaws"].get(f, []))) for f in flaws)
+        lines.append(f"| {name} | {b['rows']} | {b['flawed']} | {_pct(b['share'])} | "
+                     f"{'yes' if b['fit'] else '**unfit**'} | {counts} |")
+    for name, b in result["benchmarks"].items():
+        listed = [(f, ids) for f, ids in b["flaws"].items() if ids]
+        if not listed:
+            continue
+        lines += ["", f"## {name}", ""]
+        for flaw, ids in listed:
+            shown = ", ".join(ids[:20]) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
+            lines.append(f"- `{flaw}` ({len(ids)}): {shown}")
+    try:
+        plt = _pyplot()
+    except MissingDependencyError as exc:
+        lines += ["", f"(no plot: {exc})"]
+    else:
+        names = list(result["benchmarks"])
+        figure, axes = plt.subplots(figsize=(max(5, 1.3 * len(names) + 2), 3.5))
+        bottom = [0.0] * len(names)
+        for flaw in flaws:
+            values = [100 * len(result["benchmarks"][n]["flaws"].get(flaw, [])) /
+                      max(result["benchmarks"][n]["rows"], 1) for n in names]
+            axes.bar(names, values, bottom=bottom, label=flaw)
+            bottom = [b + v for b, v in zip(bottom, values, strict=False)]
+        axes.axhline(100 * result["options"]["unfit_above"], color="red", linestyle="--",
+                     linewidth=1, label="unfit above")
+        axes.set_ylabel("flags per 100 rows")
+        axes.tick_params(axis="x", rotation=20)
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(folder / "audit.png", dpi=110)
+        plt.close(figure)
+        lines += ["", "![flaws per benchmark](audit.png)"]
+    path = folder / "audit.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

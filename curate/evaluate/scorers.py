@@ -1,0 +1,275 @@
+"""Scorers: a batch of prompts in, one choice per prompt out.
+
+Every scorer is a callable ``scorer(prompts) -> list[Scored]`` with a ``close()``; which
+one runs is decided by ``make_scorer(config)``:
+
+- ``TransformersLoglik``: option-letter log-likelihood in one forward pass per prompt.
+  The context and each continuation (`` A``, `` B``, ...) are tokenized the way
+  lm-eval's ``HFLM`` does (the whole string, then the context's tokens split off), and
+  each letter must be one token there; so the log-likelihood of every option is a
+  log-softmax entry of the logits after the context's last token, and one forward pass
+  scores all of them. Contexts longer than ``max_length`` keep their last tokens (as
+  lm-eval does). Batches are left-padded with explicit position ids and only the last
+  position's logits are computed (``logits_to_keep=1``).
+- ``VllmLoglik``: the same numbers through vLLM's prompt-logprobs API (as lm-eval's
+  vLLM model does): one request per option, the token ids of the context plus the
+  letter, ``SamplingParams(max_tokens=1, prompt_logprobs=1)``; the letter's entry of the
+  last ``prompt_logprobs`` position is its log-likelihood. (Checked against vLLM's
+  ``SamplingParams`` and lm-eval's ``vllm_causallms``; no GPU here, so the tests run it
+  against a test double of ``vllm.LLM`` that computes prompt logprobs with a real model.)
+- ``Generative``: any generation backend writes a chain of thought; the answer is
+  extracted with ``curate.synth.verify.extract_choice``; None is a parse failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from curate.errors import ConfigError, MissingDependencyError
+from curate.evaluate.config import McqaConfig
+from curate.evaluate.prompts import Prompt
+from curate.synth.config import TransformersOptions, VllmOptions
+
+if TYPE_CHECKING:
+    from curate.synth.backend import Backend
+
+Encode = Callable[[list[str]], list[list[int]]]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A scorer's answer to one prompt. ``choice``: the shown option picked (None: none
+    could be read); ``scores``: each option's log-likelihood (log-likelihood mode);
+    ``output``: the generated text (generation mode); ``truncated``: the context was cut."""
+
+    choice: int | None
+    scores: tuple[float, ...] | None = None
+    output: str | None = None
+    truncated: bool = False
+
+
+class Scorer:
+    """Base of the scorers: ``identity()`` for results, ``close()`` to free the model."""
+
+    backend: str
+    model: str
+    revision: str | None
+
+    def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """One ``Scored`` per prompt, in order."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, str | None]:
+        """Backend, model and revision: what results name."""
+        return {"backend": self.backend, "model": self.model, "revision": self.revision}
+
+    def close(self) -> None:
+        """Release the model (a no-op unless the scorer holds one)."""
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def encode_choices(encode: Encode, prompts: Sequence[Prompt], *, max_length: int,
+                   what: str) -> list[tuple[list[int], list[int], bool]]:
+    """Per prompt: (context token ids, one token id per letter, whether the context was cut).
+
+    Tokenized as lm-eval's ``_encode_pair``: ``encode(context + continuation)`` with the
+    context's own tokens split off. A letter that is not exactly one token there is an
+    error: its log-likelihood would need a second forward pass.
+    """
+    contexts = encode([p.text for p in prompts])
+    wholes = encode([p.text + c for p in prompts for c in p.continuations])
+    out = []
+    at = 0
+    for prompt, context in zip(prompts, contexts, strict=False):
+        letters = []
+        for continuation in prompt.continuations:
+            whole = wholes[at]
+            at += 1
+            rest = whole[len(context):]
+            if whole[:len(context)] != context or len(rest) != 1:
+                raise ConfigError(
+                    f"{what}: after the prompt of item {prompt.item.item}, `{continuation}` is "
+                    f"{len(rest)} tokens with this tokenizer (log-likelihood mode needs one token "
+                    "per option letter); use mode `generate`")
+            letters.append(rest[0])
+        cut = len(context) > max_length
+        out.append((context[-max_length:] if cut else context, letters, cut))
+    return out
+
+
+class TransformersLoglik(Scorer):
+    """Option-letter log-likelihood with a transformers model (see the module docstring)."""
+
+    backend = "transformers"
+
+    def __init__(self, options: TransformersOptions, *, max_length: int | None = None):
+        from curate.models import load_causal_lm, resolve_device
+
+        self.options = options
+        self.model = options.model
+        self.revision = options.revision
+        self.device = resolve_device(options.device)
+        self.network, self.tokenizer = load_causal_lm(
+            options.model, revision=options.revision, dtype=options.dtype, device=self.device,
+            trust_remote_code=options.trust_remote_code, what="evaluated model")
+        self.max_length = max_length or _model_max_length(self.network, self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts)["input_ids"]
+
+    def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """Each option letter's log-likelihood after each prompt; the best one is the choice."""
+        import torch
+
+        encoded = encode_choices(self._encode, prompts, max_length=self.max_length,
+                                 what=f"model `{self.model}`")
+        results: list[Scored | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
+        size = self.options.batch_size
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            longest = max(len(encoded[i][0]) for i in batch)
+            ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, i in enumerate(batch):
+                context = encoded[i][0]
+                ids[row, longest - len(context):] = torch.tensor(context)
+                mask[row, longest - len(context):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.network(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                      position_ids=positions.to(self.device), logits_to_keep=1).logits
+            logprobs = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
+            for row, i in enumerate(batch):
+                _, letters, cut = encoded[i]
+                scores = tuple(float(v) for v in logprobs[row, letters])
+                results[i] = Scored(choice=_argmax(scores), scores=scores, truncated=cut)
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        """Drop the model and give its memory back."""
+        from curate.models import free_memory
+
+        self.__dict__.pop("network", None)
+        free_memory()
+
+
+class VllmLoglik(Scorer):
+    """Option-letter log-likelihood through vLLM's prompt logprobs (see the module docstring)."""
+
+    backend = "vllm"
+
+    def __init__(self, options: VllmOptions, *, max_length: int | None = None):
+        from curate.synth.vllm_engine import VllmBackend
+
+        self.options = options
+        self.model = options.model
+        self.revision = options.revision
+        self.engine = VllmBackend(options)  # builds vllm.LLM with the house's engine options
+        self.tokenizer = self.engine.llm.get_tokenizer()
+        limit = options.max_model_len or getattr(
+            getattr(self.engine.llm.llm_engine, "model_config", None), "max_model_len", None)
+        # the letter is the last prompt token: the context gets one token less
+        self.max_length = (max_length or limit or 2048) - 1
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return [list(self.tokenizer.encode(t)) for t in texts]
+
+    def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """Each option letter's log-likelihood from vLLM's prompt logprobs."""
+        try:
+            from vllm import SamplingParams, TokensPrompt
+        except ImportError:
+            raise MissingDependencyError("vllm", "vllm") from None
+        encoded = encode_choices(self._encode, prompts, max_length=self.max_length,
+                                 what=f"model `{self.model}`")
+        requests = [TokensPrompt(prompt_token_ids=[*context, token])
+                    for context, letters, _ in encoded for token in letters]
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=1, detokenize=False)
+        outputs = self.engine.llm.generate(requests, sampling_params=params, use_tqdm=False)
+        results = []
+        at = 0
+        for _, letters, cut in encoded:
+            scores = []
+            for token in letters:
+                last = outputs[at].prompt_logprobs[-1]
+                at += 1
+                scores.append(float(getattr(last[token], "logprob", last[token])))
+            results.append(Scored(choice=_argmax(scores), scores=tuple(scores), truncated=cut))
+        return results
+
+    def close(self) -> None:
+        """Shut the engine down."""
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.close()
+
+
+class Generative(Scorer):
+    """A chain of thought from any backend, and the letter extracted from it."""
+
+    def __init__(self, backend: Backend, *, max_tokens: int, temperature: float, seed: int):
+        self.engine = backend
+        self.backend = backend.name
+        self.model = backend.model
+        self.revision = backend.revision
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+
+    def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
+        """Generate for each prompt and extract the letter it concludes with."""
+        from curate.synth.backend import Request
+        from curate.synth.verify import extract_choice
+
+        requests = [Request.chat(list(p.messages), max_tokens=self.max_tokens,
+                                 temperature=self.temperature, seed=self.seed) for p in prompts]
+        completions = self.engine.generate(requests)
+        results = []
+        for prompt, completion in zip(prompts, completions, strict=False):
+            text = completion.texts[0]
+            shown = [prompt.item.options[i] for i in (prompt.order or range(len(prompt.letters)))]
+            results.append(Scored(choice=extract_choice(text, shown), output=text))
+        return results
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.engine.close()
+
+
+def make_scorer(config: McqaConfig) -> Scorer:
+    """The scorer ``config`` describes (its model loaded)."""
+    options: Any = config.model
+    if config.mode == "loglik":
+        if isinstance(options, TransformersOptions):
+            return TransformersLoglik(options, max_length=config.max_length)
+        return VllmLoglik(options, max_length=config.max_length)
+    from curate.synth.backend import backend_from_config
+
+    return Generative(backend_from_config(options), max_tokens=config.max_tokens,
+                      temperature=config.temperature, seed=config.seed)
+
+
+def _argmax(scores: Sequence[float]) -> int:
+    """The first index of the largest score (ties: the earlier option, as numpy's argmax)."""
+    best = 0
+    for i, value in enumerate(scores):
+        if value > scores[best]:
+            best = i
+    return best
+
+
+def _model_max_length(network: Any, tokenizer: Any) -> int:
+    """The model's maximum positions (or the tokenizer's limit when it is smaller)."""
+    positions = getattr(network.config, "max_position_embeddings", None) or 2048
+    limit = getattr(tokenizer, "model_max_length", None)
+    return min(positions, limit) if isinstance(limit, int) and limit < 1_000_000 else positions
