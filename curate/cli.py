@@ -611,6 +611,14 @@ def _print_summary(summary: Any) -> None:
         console.print(table)
     if summary.contamination:
         _print_contamination(summary.contamination)
+    if summary.modalities:
+        table = Table("modality", "rows", "kept", "kept loss tokens", "removed by stage",
+                      title="Rows and loss tokens per modality", title_justify="left")
+        for m in summary.modalities:
+            removed = ", ".join(f"{s}: {n:,}" for s, n in m["removed_by_stage"].items()) or "-"
+            table.add_row(m["modality"], f"{m['rows']:,}", f"{m['kept']:,}",
+                          f"{m['kept_loss_tokens']:,}", removed)
+        console.print(table)
 
 
 def _print_contamination(rows: list[dict[str, Any]]) -> None:
