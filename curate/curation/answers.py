@@ -4,7 +4,7 @@ Only ``image_text`` records are judged (a text-only record keeps null scores). T
 answers are short (VQA-RAD: median 1 word, 90th percentile 3), so the
 checks read the form of a question and of its answer rather than their meaning. The
 answer is the last assistant turn, the question the last user turn. Flags, the first
-that fires:
+that fires, in the order ``pasted_answer``, ``answer_wrong_type``, ``answer_unrelated``:
 
 - ``answer_wrong_type``: the answer's form cannot answer the question's form.
   ``question_form`` is one of
@@ -196,12 +196,12 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         o = self.config
         flags = []
-        if o.wrong_type:
-            flags.append(pl.when(pl.col("answer_wrong_type")).then(pl.lit("answer_wrong_type")))
         if o.pasted:
             flags.append(pl.when(pl.col("answer_pasted")).then(
                 pl.lit("pasted_answer") + pl.when(pl.col("answer_pasted_from").is_not_null())
                 .then(pl.lit(":") + pl.col("answer_pasted_from")).otherwise(pl.lit(""))))
+        if o.wrong_type:
+            flags.append(pl.when(pl.col("answer_wrong_type")).then(pl.lit("answer_wrong_type")))
         flags.append(pl.when((pl.col("answer_content_words") >= o.unrelated_min_words)
                              & (pl.col("answer_similarity") < o.min_similarity))
                      .then(pl.lit("answer_unrelated")))
