@@ -13,11 +13,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml]"
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml,image]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml,test]"
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml,image,test]"
 	touch $@
 
 demo: $(VENV)/.installed-demo

@@ -66,41 +66,60 @@ def load(tmp: Path) -> pl.DataFrame:
         a=pl.col("messages").list.last().struct.field("content"),
         img=pl.col("images").list.first().struct.field("path"),
         atype=pl.col("meta").str.json_path_match("$.answer_type").str.strip_chars(),
-        qtype=pl.col("meta").str.json_path_match("$.question_type").str.strip_chars())
+        qtype=pl.col("meta").str.json_path_match("$.question_type").str.strip_chars(),
+    )
 
 
 def with_answers(records: pl.DataFrame, answers: dict[int, str]) -> pl.DataFrame:
-    new = pl.DataFrame({"row": list(answers), "_new": list(answers.values())},
-                       schema={"row": pl.Int64, "_new": pl.String})
+    new = pl.DataFrame(
+        {"row": list(answers), "_new": list(answers.values())}, schema={"row": pl.Int64, "_new": pl.String}
+    )
     changed = records.join(new, on="row", how="left").with_columns(
-        messages=pl.when(pl.col("_new").is_not_null()).then(pl.concat_list(
-            pl.col("messages").list.first(),
-            pl.struct(role=pl.lit("assistant"), content=pl.col("_new")))).otherwise("messages"))
+        messages=pl.when(pl.col("_new").is_not_null())
+        .then(
+            pl.concat_list(
+                pl.col("messages").list.first(), pl.struct(role=pl.lit("assistant"), content=pl.col("_new"))
+            )
+        )
+        .otherwise("messages")
+    )
     table = changed.drop("_new", "q", "a", "img", "atype", "qtype").to_arrow()
     return pl.from_arrow(with_ids(table))
 
 
 def pr(flagged: set[int], truth: set[int]) -> dict[str, float | int]:
     tp = len(flagged & truth)
-    return {"corrupted": len(truth), "flagged": len(flagged), "true_pos": tp,
-            "precision": round(tp / len(flagged), 4) if flagged else 0.0,
-            "recall": round(tp / len(truth), 4) if truth else 0.0}
+    return {
+        "corrupted": len(truth),
+        "flagged": len(flagged),
+        "true_pos": tp,
+        "precision": round(tp / len(flagged), 4) if flagged else 0.0,
+        "recall": round(tp / len(truth), 4) if truth else 0.0,
+    }
 
 
 def answers_run(records: pl.DataFrame, answers: dict[int, str], prefix: str | tuple[str, ...]) -> dict:
     stage = AnswerCheck()
     data = with_answers(records, answers)
     decided = stage.decide(stage.score(data.lazy(), None))
-    flagged = set(decided.filter(pl.col("reason").fill_null("").str.starts_with(prefix) if isinstance(prefix, str)
-                                 else pl.col("reason").is_not_null()).get_column("row").to_list())
+    flagged = set(
+        decided.filter(
+            pl.col("reason").fill_null("").str.starts_with(prefix)
+            if isinstance(prefix, str)
+            else pl.col("reason").is_not_null()
+        )
+        .get_column("row")
+        .to_list()
+    )
     return pr(flagged, set(answers))
 
 
 def long_answers(records: pl.DataFrame) -> pl.DataFrame:
     from curate.curation.answers import content_words
 
-    return records.filter(pl.col("a").map_elements(lambda a: len(content_words(a)) >= 4,
-                                                   return_dtype=pl.Boolean))
+    return records.filter(
+        pl.col("a").map_elements(lambda a: len(content_words(a)) >= 4, return_dtype=pl.Boolean)
+    )
 
 
 def main() -> None:
@@ -110,43 +129,69 @@ def main() -> None:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         records = load(Path(tmp))
-    print(f"VQA-RAD: {records.height:,} QA pairs over {records.get_column('img').n_unique()} images; seed {args.seed}")
+    print(
+        f"VQA-RAD: {records.height:,} QA pairs over {records.get_column('img').n_unique()} images; "
+        f"seed {args.seed}"
+    )
     results: dict[str, dict] = {}
 
     # -- text can reveal ------------------------------------------------------------
     by_image = records.unique("img", keep="first", maintain_order=True)
     real_img = records.filter(pl.col("a") == REAL_ANSWER).get_column("img")[0]
     others = by_image.filter(pl.col("img") != real_img).get_column("row").to_list()
-    for name, text in (("pasted (report sentence)", REPORT_SENTENCE), ("pasted (real answer)", REAL_ANSWER)):
+    for name, text in (
+        ("pasted (report sentence)", REPORT_SENTENCE),
+        ("pasted (real answer)", REAL_ANSWER),
+    ):
         rows = rng.sample(others, 60)
         results[name] = answers_run(records, dict.fromkeys(rows, text), "pasted_answer")
     longs = long_answers(records)
     copies = {}
     for _ in range(50):
         src = longs.row(rng.randrange(longs.height), named=True)
-        dst = records.filter(pl.col("img") != src["img"]).row(rng.randrange(records.height - 40), named=True)
+        dst = records.filter(pl.col("img") != src["img"]).row(
+            rng.randrange(records.height - 40), named=True
+        )
         if dst["row"] not in copies:
             copies[dst["row"]] = src["a"]
     results["copied (single copies)"] = answers_run(records, copies, "pasted_answer")
 
-    yes_no = records.filter((pl.col("atype") == "CLOSED") & pl.col("a").str.to_lowercase().is_in(["yes", "no"]))
-    open_terms = records.filter((pl.col("atype") == "OPEN") & pl.col("qtype").is_in(
-        ["PLANE", "ORGAN", "MODALITY", "POS"]) & ~pl.col("a").str.to_lowercase().is_in(["yes", "no"]))
-    open_q = records.filter((pl.col("atype") == "OPEN") & ~pl.col("a").str.to_lowercase().is_in(["yes", "no"]))
+    yes_no = records.filter(
+        (pl.col("atype") == "CLOSED") & pl.col("a").str.to_lowercase().is_in(["yes", "no"])
+    )
+    open_terms = records.filter(
+        (pl.col("atype") == "OPEN")
+        & pl.col("qtype").is_in(["PLANE", "ORGAN", "MODALITY", "POS"])
+        & ~pl.col("a").str.to_lowercase().is_in(["yes", "no"])
+    )
+    open_q = records.filter(
+        (pl.col("atype") == "OPEN") & ~pl.col("a").str.to_lowercase().is_in(["yes", "no"])
+    )
     terms = open_terms.get_column("a").to_list()
     wrong = {r: rng.choice(terms) for r in rng.sample(yes_no.get_column("row").to_list(), 150)}
-    wrong.update({r: rng.choice(["yes", "no", "Yes", "No"])
-                  for r in rng.sample(open_q.get_column("row").to_list(), 150)})
+    wrong.update(
+        {
+            r: rng.choice(["yes", "no", "Yes", "No"])
+            for r in rng.sample(open_q.get_column("row").to_list(), 150)
+        }
+    )
     results["wrong type (300: 150 yes/no<-term, 150 open<-yes/no)"] = answers_run(
-        records, wrong, "answer_wrong_type")
+        records, wrong, "answer_wrong_type"
+    )
 
     # -- text cannot reveal ---------------------------------------------------------
-    flips = {r: ("No" if a.lower() == "yes" else "Yes") for r, a in
-             yes_no.sample(150, seed=args.seed).select("row", "a").iter_rows()}
+    flips = {
+        r: ("No" if a.lower() == "yes" else "Yes")
+        for r, a in yes_no.sample(150, seed=args.seed).select("row", "a").iter_rows()
+    }
     results["same-type swaps: yes<->no (any text flag)"] = answers_run(records, flips, ("",))
     sides = records.filter(pl.col("a").str.to_lowercase().is_in(["left", "right"]))
-    swaps = {r: ("right" if a.lower() == "left" else "left") for r, a in sides.select("row", "a").iter_rows()}
-    results[f"same-type swaps: left<->right, {len(swaps)} (any text flag)"] = answers_run(records, swaps, ("",))
+    swaps = {
+        r: ("right" if a.lower() == "left" else "left") for r, a in sides.select("row", "a").iter_rows()
+    }
+    results[f"same-type swaps: left<->right, {len(swaps)} (any text flag)"] = answers_run(
+        records, swaps, ("",)
+    )
 
     # -- images -----------------------------------------------------------------------
     firsts = by_image.sample(100, seed=args.seed)
@@ -157,17 +202,29 @@ def main() -> None:
         image = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))))
         out = io.BytesIO()
         image.save(out, "JPEG", quality=rng.randrange(30, 81))
-        extra.append({**rec, "row": 10_000 + i, "images": [{"bytes": out.getvalue(), "path": f"copy{i}.jpg"}]})
+        extra.append(
+            {**rec, "row": 10_000 + i, "images": [{"bytes": out.getvalue(), "path": f"copy{i}.jpg"}]}
+        )
     base = records.drop("q", "a", "img", "atype", "qtype")
-    copies_df = pl.from_arrow(with_ids(pl.DataFrame(extra).drop("q", "a", "img", "atype", "qtype")
-                                       .select(base.columns).cast(base.schema).to_arrow()))
+    copies_df = pl.from_arrow(
+        with_ids(
+            pl.DataFrame(extra)
+            .drop("q", "a", "img", "atype", "qtype")
+            .select(base.columns)
+            .cast(base.schema)
+            .to_arrow()
+        )
+    )
     data = pl.concat([base, copies_df])
     config = ImageConfig()
     started = time.perf_counter()
     decided = ImageCheck(config).decide(score_images(data.lazy(), config))
     ours = time.perf_counter() - started
-    flagged = set(decided.filter(pl.col("reason").fill_null("").str.starts_with("duplicate_image"))
-                  .get_column("row").to_list())
+    flagged = set(
+        decided.filter(pl.col("reason").fill_null("").str.starts_with("duplicate_image"))
+        .get_column("row")
+        .to_list()
+    )
     results["duplicate images (100 re-encoded + resized)"] = pr(flagged, set(range(10_000, 10_100)))
     distinct = {i["bytes"] for imgs in data.get_column("images").to_list() for i in imgs}
     import hashlib
@@ -182,10 +239,15 @@ def main() -> None:
 
     print(json.dumps(results, indent=2))
     n = len(distinct)
-    print(f"image stage: {n} distinct images ({data.height:,} records) in {ours:.2f} s = {n / ours:.0f} images/s "
-          f"(full decode, checks, phash, duplicate search)")
-    print(f"peer, imagehash.phash per image in a plain loop (+ sha256): {peer:.2f} s = {n / peer:.0f} images/s "
-          f"(hash only, no duplicate search); stage / peer speed: {peer / ours:.2f}x")
+    print(
+        f"image stage: {n} distinct images ({data.height:,} records) in {ours:.2f} s = "
+        f"{n / ours:.0f} images/s "
+        f"(full decode, checks, phash, duplicate search)"
+    )
+    print(
+        f"peer, imagehash.phash per image in a plain loop (+ sha256): {peer:.2f} s = {n / peer:.0f} images/s "
+        f"(hash only, no duplicate search); stage / peer speed: {peer / ours:.2f}x"
+    )
 
 
 if __name__ == "__main__":

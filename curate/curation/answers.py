@@ -162,6 +162,7 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
     score_columns = SCORES
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
+        """The stage's scores (see the module docstring)."""
         o = self.config
         keys = records.select("source", "row", "id").collect()
         frame = (records.filter(pl.col("kind") == "image_text")
@@ -183,7 +184,7 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
         scored = frame.with_columns(
             answer_question_form=pl.Series([question_form(q) for q in questions], dtype=pl.String),
             answer_form=pl.Series([answer_form(a) for a in answers], dtype=pl.String),
-            answer_wrong_type=pl.Series([wrong_type(q, a) for q, a in zip(questions, answers)],
+            answer_wrong_type=pl.Series([wrong_type(q, a) for q, a in zip(questions, answers, strict=True)],
                                         dtype=pl.Boolean),
             answer_content_words=pl.Series(words, dtype=pl.Int64),
             answer_similarity=pl.Series(similarity, dtype=pl.Float64).fill_nan(None),
@@ -194,6 +195,7 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
         return keys.join(scores, on=["source", "row", "id"], how="left")
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """``keep`` and ``reason`` from the scores and the decision options."""
         o = self.config
         flags = []
         if o.pasted:

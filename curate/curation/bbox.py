@@ -56,12 +56,13 @@ class BboxCheck(RowStage[BboxConfig]):
     rewrites_text = True
 
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
+        """The stage's scores (see the module docstring)."""
         counts: list[int | None] = []
         problems: list[str | None] = []
         sizes: list[str | None] = []
         fmt = self.config.input_format
         for turns, images in zip(records.column("messages").to_pylist(),
-                                 records.column("images").to_pylist()):
+                                 records.column("images").to_pylist(), strict=True):
             size = image_size(_first_image(images))
             if size is None or not turns:
                 counts.append(None)
@@ -78,6 +79,7 @@ class BboxCheck(RowStage[BboxConfig]):
                          "bbox_image_size": pa.array(sizes, pa.string())})
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """``keep`` and ``reason`` from the scores and the decision options."""
         return scores.with_columns(reason=pl.col("bbox_problem")).with_columns(
             keep=pl.col("reason").is_null())
 
@@ -88,7 +90,7 @@ class BboxCheck(RowStage[BboxConfig]):
             return records
         column = records.column("messages")
         values, changed = [], False
-        for turns, images in zip(column.to_pylist(), records.column("images").to_pylist()):
+        for turns, images in zip(column.to_pylist(), records.column("images").to_pylist(), strict=True):
             size = image_size(_first_image(images))
             if size is None or not turns:
                 values.append(turns)

@@ -38,7 +38,11 @@ import pyarrow as pa
 
 from curate.curation.config import IMAGE_DECISIONS, ImageConfig
 from curate.curation.imaging import (
-    ImageFacts, inspect_image, near_pairs, needs_normalizing, normalized_image,
+    ImageFacts,
+    inspect_image,
+    near_pairs,
+    needs_normalizing,
+    normalized_image,
 )
 from curate.engine.stage import DatasetStage, StageContext, in_batches
 
@@ -67,9 +71,11 @@ class ImageCheck(DatasetStage[ImageConfig]):
     rewrites_text = True  # the release's rewrite: here of `images`, not of the turns
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
+        """The stage's scores (see the module docstring)."""
         return score_images(records, self.config)
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """``keep`` and ``reason`` from the scores and the decision options."""
         o = self.config
         short = pl.min_horizontal("image_width", "image_height")
         long = pl.max_horizontal("image_width", "image_height")
@@ -157,7 +163,7 @@ def _duplicates(order: list[str], facts: dict[str | None, ImageFacts], max_dista
         return {}, {}
     bits = np.unpackbits(hashes[left] ^ hashes[right], axis=1).sum(axis=1)
     earlier: dict[int, list[tuple[int, int]]] = {}
-    for i, j, d in zip(left.tolist(), right.tolist(), bits.tolist()):  # i < j: i came first
+    for i, j, d in zip(left.tolist(), right.tolist(), bits.tolist(), strict=True):  # i < j: i came first
         earlier.setdefault(j, []).append((i, d))
     kept = np.ones(len(order), bool)
     duplicate_of: dict[str, str] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,13 +104,13 @@ def phash_bits(image: PILImage.Image, hash_size: int) -> np.ndarray:
     return np.asarray(imagehash.phash(image, hash_size=hash_size).hash, bool).ravel()
 
 
-def needs_normalizing(facts: ImageFacts, keep_formats: list[str], keep_modes: list[str]) -> bool:
+def needs_normalizing(facts: ImageFacts, keep_formats: Sequence[str], keep_modes: Sequence[str]) -> bool:
     """Whether the release writes this (readable) image differently from its bytes."""
     return (facts.format not in keep_formats or facts.mode not in keep_modes
             or facts.orientation != 1)
 
 
-def normalized_image(data: bytes, *, keep_formats: list[str], keep_modes: list[str],
+def normalized_image(data: bytes, *, keep_formats: Sequence[str], keep_modes: Sequence[str],
                      max_pixels: int) -> tuple[bytes, bool]:
     """The bytes a release writes for this image, and whether they differ from ``data``:
     upright (EXIF orientation applied), in a kept mode (else RGB, alpha on white), in a
@@ -164,7 +165,7 @@ def near_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         ends = np.r_[starts[1:], n]
-        for start, end in zip(starts, ends):
+        for start, end in zip(starts, ends, strict=True):
             if end - start < 2:
                 continue
             members = np.sort(order[start:end])

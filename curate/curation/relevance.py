@@ -46,16 +46,19 @@ class Relevance(RowStage[RelevanceConfig]):
         self._device = "cpu"
 
     def setup(self, context: StageContext) -> None:
+        """Load the CLIP model and processor once for the stage run."""
         self._model, self._processor, self._device = load_clip(
             self.config.model, revision=self.config.revision, device=self.config.device)
 
     def teardown(self) -> None:
+        """Drop the model and free its memory."""
         self._model = self._processor = None
         from curate.models import free_memory
 
         free_memory()
 
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
+        """The stage's scores (see the module docstring)."""
         if self._model is None:  # scored outside the engine: load here
             self.setup(context)
         frame = pl.from_arrow(records)
@@ -86,6 +89,7 @@ class Relevance(RowStage[RelevanceConfig]):
             [None if np.isnan(s) else float(s) for s in scores], pa.float64())})
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """``keep`` and ``reason`` from the scores and the decision options."""
         low = pl.col("relevance_clip") < self.config.threshold
         return scores.with_columns(
             reason=pl.when(low.fill_null(False)).then(pl.lit("image_irrelevant")),
@@ -114,8 +118,10 @@ def load_clip(name: str, *, revision: str | None = None, device: str = "auto") -
         log.warning("CLIP model `%s` has no pinned `revision`: results may change upstream", name)
     where = resolve_device(device)
     try:
-        model = CLIPModel.from_pretrained(name, revision=revision).to(where).eval()
-        processor = CLIPProcessor.from_pretrained(name, revision=revision)
+        hub: dict[str, Any] = {} if revision is None else {"revision": revision}
+        model: Any = CLIPModel.from_pretrained(name, **hub)
+        model = model.to(where).eval()
+        processor = CLIPProcessor.from_pretrained(name, **hub)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot load CLIP model `{name}`"

@@ -18,7 +18,13 @@ from curate.engine.local import Rewrite, StageResult, removed_records
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
 from curate.mixes.release import (
-    ROWS_PER_FILE, WrittenRelease, config_of, package_versions, sha256_file, trl_columns, write_release,
+    ROWS_PER_FILE,
+    WrittenRelease,
+    config_of,
+    package_versions,
+    sha256_file,
+    trl_columns,
+    write_release,
 )
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.records import POSITION

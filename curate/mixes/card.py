@@ -41,6 +41,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def render_card(manifest: dict[str, Any], configs: list[str]) -> str:
+    """The dataset card (README.md) of a release, from its manifest and data configs."""
     rows = sum(c["rows"] for c in manifest["composition"])
     sources = manifest["sources_in_mix"]
     front = {

@@ -14,6 +14,8 @@ from curate.store import RunStore, merge_stats
 
 @dataclass
 class RunSummary:
+    """What ``inspect_run`` found in a run folder."""
+
     run_dir: Path
     recipe: str | None
     sources: list[dict[str, Any]] = field(default_factory=list)

@@ -7,12 +7,12 @@ import io
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import DATA
 from PIL import Image
 
 from curate.curation.config import ImageConfig
 from curate.curation.image import ImageCheck, normalize_images, score_images
 from curate.records import SCHEMA, conform, with_ids
-from conftest import DATA
 
 IMAGES = DATA / "multimodal" / "vqa_rad" / "images"
 
@@ -28,7 +28,7 @@ def _records(images: list[bytes | None], questions: list[str] | None = None) -> 
     rows = [{"source": "t", "source_version": "1", "row": i, "kind": "image_text",
              "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "yes"}],
              "images": [{"bytes": data, "path": f"img{i}.jpg"}]}
-            for i, (data, q) in enumerate(zip(images, questions))]
+            for i, (data, q) in enumerate(zip(images, questions, strict=True))]
     table = pa.Table.from_pylist(rows)
     return with_ids(conform(table.add_column(0, "id", pa.nulls(len(rows), pa.string()))))
 

@@ -10,8 +10,13 @@ def build_tiny_clip(folder: Path, words: list[str]) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (
-        CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig,
-        CLIPVisionConfig, PreTrainedTokenizerFast,
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTextConfig,
+        CLIPVisionConfig,
+        PreTrainedTokenizerFast,
     )
 
     specials = ["<|endoftext|>", "<|startoftext|>", "[UNK]"]
@@ -26,7 +31,8 @@ def build_tiny_clip(folder: Path, words: list[str]) -> Path:
         text_config=CLIPTextConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
                                    num_hidden_layers=1, num_attention_heads=2,
                                    max_position_embeddings=32, eos_token_id=vocab["<|endoftext|>"],
-                                   bos_token_id=vocab["<|startoftext|>"], pad_token_id=vocab["<|endoftext|>"]),
+                                   bos_token_id=vocab["<|startoftext|>"],
+                                   pad_token_id=vocab["<|endoftext|>"]),
         vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                        num_attention_heads=2, image_size=32, patch_size=8),
         projection_dim=8)
