@@ -9,6 +9,8 @@ from conftest import ingest_into
 from curate.curation.answers import AnswerCheck, answer_form, question_form, wrong_type
 from curate.records import with_ids
 
+pytestmark = pytest.mark.slow  # ingests VQA-RAD and loads a model: ~10 s
+
 # VQA-RAD rows whose own answer has the wrong form (its templated "What is/are ...?"
 # questions answered yes/no, and two yes/no questions answered with a place or a tissue).
 NATURAL_WRONG_TYPE = {

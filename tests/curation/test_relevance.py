@@ -13,6 +13,8 @@ from curate.curation.config import RelevanceConfig
 from curate.curation.relevance import Relevance
 from curate.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # ingests VQA-RAD and loads a model: ~10 s
+
 
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory):
