@@ -14,11 +14,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[ml]"
+	$(PIP_INSTALL) -e ".[ml,image]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[ml,test,eval]"
+	$(PIP_INSTALL) -e ".[ml,image,test,eval]"
 	touch $@
 
 demo: $(VENV)/.installed-demo

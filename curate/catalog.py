@@ -207,8 +207,9 @@ class MixSpec(_Strict):
         description="Share of the budget per category: `synthetic` for synthetic records, "
         "else the record's domain (e.g. medical: 0.6, general: 0.4). Shares add up to 1.",
     )
-    modality: dict[Literal["text", "image"], float] | None = Field(
-        None, description="Optional shares per modality (image: image_text records); add up to 1.",
+    modality: dict[Literal["text", "image", "grounding"], float] | None = Field(
+        None, description="Optional shares per modality (text: no image; image: image_text "
+        "records; grounding: image_text records with bounding boxes); add up to 1.",
     )
     unit: Literal["loss_tokens", "rows"] = Field(
         "loss_tokens", description="What the shares and the budget count.",

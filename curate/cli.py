@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from curate.curation.config import (
+    AnswersConfig,
+    BboxConfig,
     CleanConfig,
     DecontamConfig,
     DiversityConfig,
     ExactDedupConfig,
+    ImageConfig,
     MinHashConfig,
     NearDedupConfig,
     QualityConfig,
+    RelevanceConfig,
 )
 from curate.errors import CurateError
 from curate.evaluate.config import AuditConfig, McqaConfig
@@ -618,6 +622,14 @@ def _print_summary(summary: Any) -> None:
         console.print(table)
     if summary.contamination:
         _print_contamination(summary.contamination)
+    if summary.modalities:
+        table = Table("modality", "rows", "kept", "kept loss tokens", "removed by stage",
+                      title="Rows and loss tokens per modality", title_justify="left")
+        for m in summary.modalities:
+            removed = ", ".join(f"{s}: {n:,}" for s, n in m["removed_by_stage"].items()) or "-"
+            table.add_row(m["modality"], f"{m['rows']:,}", f"{m['kept']:,}",
+                          f"{m['kept_loss_tokens']:,}", removed)
+        console.print(table)
 
 
 def _print_contamination(rows: list[dict[str, Any]]) -> None:
@@ -820,6 +832,54 @@ def audit_benchmarks(**_: Any) -> None:
     _console().print(table)
     if result.out is not None:
         _console().print(f"wrote {result.out}: audit.json, audit.md")
+
+# -- multimodal ---------------------------------------------------------------------------
+
+
+@one_file_command("check-images")
+@config_options(ImageConfig, at=["image"])
+def check_images(**options: Any) -> None:
+    """Check the images of one file (image_v1): decodable, size, aspect, duplicates.
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`unreadable_image`,
+    `image_too_small`, `bad_aspect_ratio`, `duplicate_image:<id>`) and the image scores
+    (size, format, mode, perceptual hash, whether a release would normalise it).
+    """
+    _run_on_file(**options)
+
+
+@one_file_command("check-answers")
+@config_options(AnswersConfig, at=["answers"])
+def check_answers(**options: Any) -> None:
+    """Check the answers of one image-text file (answers_v1).
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`pasted_answer`,
+    `answer_wrong_type`, `answer_unrelated`) and the question and answer forms, the
+    images a long answer is found with, and the question-answer cosine.
+    """
+    _run_on_file(**options)
+
+
+@one_file_command("check-relevance")
+@config_options(RelevanceConfig, at=["relevance"])
+def check_relevance(**options: Any) -> None:
+    """Score image-text relevance of one file with CLIP (relevance_v1).
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`image_irrelevant`)
+    and `relevance_clip`, the image-text cosine; the threshold is the model's.
+    """
+    _run_on_file(**options)
+
+
+@one_file_command("check-boxes")
+@config_options(BboxConfig, at=["bbox"])
+def check_boxes(**options: Any) -> None:
+    """Check the bounding boxes in one image-text file against its images (bbox_v1).
+
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason`
+    (`bbox_out_of_bounds`, `bbox_degenerate`), the number of boxes and the image size.
+    """
+    _run_on_file(**options)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ STAGES = {
     "clean": "curate.curation.clean:Clean",
     "quality": "curate.curation.quality:Quality",
     "diversity": "curate.curation.diversity:Diversity",
+    "image": "curate.curation.image:ImageCheck",
+    "answers": "curate.curation.answers:AnswerCheck",
+    "relevance": "curate.curation.relevance:Relevance",
+    "bbox": "curate.curation.bbox:BboxCheck",
 }
 
 

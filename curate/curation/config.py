@@ -253,3 +253,119 @@ class DiversityConfig(StageConfig):
         description="sentence-transformers model: `minilm`, a hub name or a path.")
     max_tokens: int = Field(
         128, ge=16, le=512, description="Texts are cut to this many model tokens.")
+
+
+# -- multimodal ------------------------------------------------------------------------
+
+ImageFormat = Literal["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
+ImageMode = Literal["RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I", "F", "1"]
+
+
+class ImageConfig(StageConfig):
+    """Options of the image checks (image_v1)."""
+
+    max_pixels: int = Field(
+        89_478_485, ge=1, description="Decompression-bomb limit: an image with more pixels is "
+        "`unreadable_image` (Pillow's own default warning limit).")
+    min_side: int = Field(
+        28, ge=1, description="An image whose shorter side has fewer pixels is `image_too_small` "
+        "(28: one patch of most vision encoders).")
+    max_aspect_ratio: float = Field(
+        5.0, ge=1, description="Longer side / shorter side above this is `bad_aspect_ratio`.")
+    hash_size: int = Field(
+        8, ge=4, le=16, description="Perceptual hash side (imagehash.phash): hash_size**2 bits.")
+    max_distance: int = Field(
+        6, ge=0, le=64, description="Hamming distance between perceptual hashes at or below "
+        "which two different images are duplicates (`duplicate_image:<id>`). On VQA-RAD's 315 "
+        "images the closest distinct pair is at 10; re-encoded and resized copies are within 4.")
+    duplicates: bool = Field(True, description="Flag records whose image duplicates an earlier one.")
+    keep_formats: list[ImageFormat] = Field(
+        default_factory=lambda: list[ImageFormat](["JPEG", "PNG"]), description="Image formats a release keeps as "
+        "they are; others are re-encoded as PNG.")
+    keep_modes: list[ImageMode] = Field(
+        default_factory=lambda: list[ImageMode](["RGB", "L"]), description="Pixel modes a release keeps; others "
+        "(palette, CMYK, alpha, 16-bit) are converted to RGB and written as PNG.")
+    normalize: bool = Field(
+        True, description="Write normalised images in the release (format, mode, EXIF "
+        "orientation applied); the run store keeps the originals.")
+
+
+IMAGE_DECISIONS = frozenset({"min_side", "max_aspect_ratio", "duplicates", "keep_formats",
+                             "keep_modes", "normalize"})
+
+KNOWN_CLIP_THRESHOLDS = {
+    "openai/clip-vit-large-patch14": 0.15,
+    "openai/clip-vit-large-patch14-336": 0.15,
+    "openai/clip-vit-base-patch32": 0.1,
+    "openai/clip-vit-base-patch16": 0.1,
+}
+"""Cosine thresholds published for image-text filtering with these CLIP models (0.15
+with ViT-L/14, 0.1 with ViT-B/32): a cosine means something only for the model it came
+from, so any other model needs its own ``threshold``."""
+
+
+class RelevanceConfig(StageConfig):
+    """Options of image-text relevance by CLIP similarity (relevance_v1)."""
+
+    model: str = Field(
+        "openai/clip-vit-large-patch14", description="CLIP model: a hub name or a local folder.")
+    revision: str | None = Field(None, description="Hub revision (a commit sha) of `model`.")
+    text: Literal["question", "question_answer"] = Field(
+        "question_answer", description="What is compared with the image: the question, or the "
+        "question and the answer.")
+    threshold: float | None = Field(
+        None, ge=-1, le=1, description="Cosine below which a pair is `image_irrelevant`; unset: "
+        "the published value for a known model (0.15 ViT-L/14, 0.1 ViT-B/32), required otherwise.")
+    batch_size: int = Field(32, ge=1, description="Image-text pairs per forward pass.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where CLIP runs; `auto`: a GPU if there is one.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threshold(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("threshold") is None:
+            model = data.get("model", "openai/clip-vit-large-patch14")
+            if model not in KNOWN_CLIP_THRESHOLDS:
+                known = ", ".join(f"{m} ({t})" for m, t in KNOWN_CLIP_THRESHOLDS.items())
+                raise ValueError(f"give `threshold` for model `{model}`: CLIP cosines are not "
+                                 f"comparable across models (published: {known})")
+            data = {**data, "threshold": KNOWN_CLIP_THRESHOLDS[model]}
+        return data
+
+
+class AnswersConfig(StageConfig):
+    """Options of the answer checks (answers_v1): wrong-type, pasted and unrelated answers."""
+
+    wrong_type: bool = Field(
+        True, description="Flag answers whose form does not fit the question's: a yes/no "
+        "question answered with a term, an open or choice question answered yes/no "
+        "(`answer_wrong_type`).")
+    pasted: bool = Field(True, description="Flag long answers copied across images (`pasted_answer`).")
+    pasted_min_words: int = Field(
+        4, ge=1, description="Content words (stop words aside) an answer needs to count as long; "
+        "shorter answers (yes/no, a number, a side, a term) are never flagged for repetition.")
+    embedding_model: str | None = Field(
+        DEFAULT_EMBEDDER, description="sentence-transformers model for question-answer "
+        "relatedness (`minilm`, a hub name or a path); unset switches `answer_unrelated` off.")
+    min_similarity: float = Field(
+        0.05, ge=-1, le=1, description="Question-answer cosine below which a long answer is "
+        "`answer_unrelated`.")
+    unrelated_min_words: int = Field(
+        4, ge=1, description="Content words an answer needs before relatedness is judged "
+        "(a one-word answer has too little text for a sentence embedder).")
+
+
+ANSWERS_DECISIONS = frozenset({"wrong_type", "pasted", "min_similarity", "unrelated_min_words"})
+
+BoxFormat = Literal["xyxy", "xywh", "norm_xyxy", "tokens"]
+
+
+class BboxConfig(StageConfig):
+    """Options of bounding-box checks and rewriting (bbox_v1)."""
+
+    input_format: BoxFormat = Field(
+        "tokens", description="How boxes are written in the records' turns: `tokens` "
+        "(`<|box_start|>(x1,y1),(x2,y2)<|box_end|>`, 0-1000), or a bracketed list of four "
+        "numbers: `xyxy` or `xywh` pixels, `norm_xyxy` 0-1.")
+    target_format: BoxFormat = Field(
+        "tokens", description="How the release writes them, for the target model.")

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from curate.catalog import MixSpec, Recipe, Source, resolve_files
+from curate.curation.boxes import GROUNDING_PATTERN
 from curate.engine.local import Rewrite, StageResult, removed_records
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
@@ -58,12 +59,25 @@ class ReleaseSpec:
         return [*self.recipe.sources, *([self.produced] if self.produced else [])]
 
 
+MODALITIES = ("text", "image", "grounding")
+"""A record's modality: ``text`` (no image), ``image`` (image-text) or ``grounding``
+(image-text with a bounding box in its turns, in any format, or ``task: grounding``)."""
+
+
+def modality() -> pl.Expr:
+    """The modality of each record (reads ``kind``, ``task`` and ``messages``)."""
+    boxed = pl.col("messages").list.eval(
+        pl.element().struct.field("content").str.contains(GROUNDING_PATTERN)).list.any()
+    image = pl.col("kind") == "image_text"
+    return (pl.when(image & ((pl.col("task") == "grounding").fill_null(False) | boxed.fill_null(False)))
+            .then(pl.lit("grounding")).when(image).then(pl.lit("image")).otherwise(pl.lit("text")))
+
+
 def _labels() -> list[pl.Expr]:
     return [
         pl.when(pl.col("origin") == "synthetic").then(pl.lit("synthetic"))
         .otherwise(pl.col("domain")).alias("category"),
-        pl.when(pl.col("kind") == "image_text").then(pl.lit("image")).otherwise(pl.lit("text"))
-        .alias("modality"),
+        modality().alias("modality"),
     ]
 
 
@@ -84,7 +98,7 @@ def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
     parts = []
     for name in sources:
         for path in store.source(name).files("records"):
-            shard = pl.read_parquet(path, columns=[*KEYS, "id", "kind", "domain", "origin",
+            shard = pl.read_parquet(path, columns=[*KEYS, "id", "kind", "domain", "origin", "task",
                                                    "messages", "chosen", "rejected"])
             shard = rewritten(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), rewrite)
             parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
@@ -205,7 +219,7 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
         "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
                    "counting": counting_method(tokenizer)},
         "composition": allocation.composition,
-        "modality": _shares(allocation.selected, "modality"),
+        "modality": _modality_shares(allocation.selected, mix),
         "sources_in_mix": _per_source(allocation.selected, described),
         "synthetic": None if spec.synth is None else {
             k: v for k, v in spec.synth.items() if k != "requests"},  # requests differ on a cached rebuild
@@ -242,6 +256,16 @@ def _shares(selected: pl.DataFrame, column: str) -> dict[str, dict[str, float | 
         for value, t, r in selected.group_by(column).agg(pl.col("loss_tokens").sum(), pl.len())
         .sort(column).iter_rows()
     }
+
+
+def _modality_shares(selected: pl.DataFrame, mix: MixSpec | None) -> dict[str, dict[str, float | int]]:
+    """Rows and loss tokens per modality, with the recipe's target share where it set one."""
+    shares = _shares(selected, "modality")
+    if mix is not None and mix.modality:
+        for name, target in mix.modality.items():
+            shares.setdefault(name, {"loss_tokens": 0, "rows": 0, "loss_tokens_share": 0.0,
+                                     "rows_share": 0.0})["target"] = target
+    return dict(sorted(shares.items()))
 
 
 def _synthetic_source(store: RunStore, source: str, synth: dict[str, Any]) -> dict[str, Any]:

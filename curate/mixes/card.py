@@ -68,6 +68,13 @@ def render_card(manifest: dict[str, Any], configs: list[str]) -> str:
              f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}"]
             for c in manifest["composition"]]),
         _synthetic_note(synthetic) if synthetic else "",
+        "## Modality",
+        "Text-only records, image-text records, and grounding records (image-text with "
+        "bounding boxes):",
+        _table(["modality", "target", "loss tokens", "share of loss tokens", "rows", "share of rows"], [
+            [name, f"{m['target']:.1%}" if m.get("target") is not None else "-", f"{m['loss_tokens']:,}",
+             f"{m['loss_tokens_share']:.2%}", f"{m['rows']:,}", f"{m['rows_share']:.2%}"]
+            for name, m in manifest.get("modality", {}).items()]),
         "## Sources",
         _table(["source", "license", "domain", "origin", "rows", "loss tokens", "repeated rows"], [
             [name, s["license"], s["domain"], s["origin"], f"{s['rows']:,}", f"{s['loss_tokens']:,}",

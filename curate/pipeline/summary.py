@@ -21,6 +21,10 @@ class RunSummary:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
     contamination: list[dict[str, Any]] = field(default_factory=list)
+    modalities: list[dict[str, Any]] = field(default_factory=list)
+    """Per modality (text, image, grounding): rows ingested, rows every stage kept, their
+    loss tokens (the mix's tokenizer, else the whitespace estimate; text as ingested),
+    and the rows each stage removed."""
 
 
 def inspect_run(run_dir: str | Path) -> RunSummary:
@@ -62,4 +66,34 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
         report = stage.report("contamination")
         if report.exists():
             summary.contamination = pl.read_parquet(report).drop("examples").to_dicts()
+    summary.modalities = modality_counts(store, info)
     return summary
+
+
+def modality_counts(store: RunStore, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows and loss tokens per modality of a run's sources: ingested, kept, removed by stage."""
+    from curate.engine.local import removed_records
+    from curate.mixes.assemble import MODALITIES, candidates
+
+    sources = [n for n in info["recipe"]["sources"] if store.source(n).files("records")]
+    if not sources:
+        return []
+    stages = [n for n in info.get("stages", []) if store.stage(n).decisions.exists()]
+    removed = removed_records(store, stages)
+    tokenizer = (info["recipe"].get("mix") or {}).get("tokenizer")
+    every = candidates(store, sources, removed.head(0), tokenizer)
+    keys = ["source", "row"]
+    kept = every.join(removed.select(keys), on=keys, how="anti")
+    dropped = removed.join(every.select(*keys, "modality"), on=keys).group_by("modality", "stage").len()
+    result = []
+    for name in MODALITIES:
+        rows = every.filter(pl.col("modality") == name)
+        if rows.height == 0:
+            continue
+        mine = kept.filter(pl.col("modality") == name)
+        by_stage = {stage: int(n) for _, stage, n in dropped.filter(pl.col("modality") == name)
+                    .sort("stage").iter_rows()}
+        result.append({"modality": name, "rows": rows.height, "kept": mine.height,
+                       "kept_loss_tokens": int(mine.get_column("loss_tokens").sum()),
+                       "removed_by_stage": {s: by_stage[s] for s in stages if s in by_stage}})
+    return result

@@ -193,14 +193,19 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("clean_v1", "decontam_v1", "near_duplicate_of", "too_similar_to", "synth_cot",
                  "offline backend", "release", "(written)", "medical", "general", "synthetic",
-                 "modality: image", "Contamination"):
+                 "modality: image", "Contamination", "image_v1", "answer_wrong_type"):
         assert text in result.output
     path = tmp_path / "releases/demo/0.1.0"
     manifest = json.loads((path / "manifest.json").read_text())
     assert [s["stage"] for s in manifest["stages"]] == [
-        "clean_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v1", "diversity_v1"]
-    assert manifest["stages"][3]["options"]["embedding_model"] == "minilm"
-    assert manifest["stages_switched_off"] == ["quality"]
+        "clean_v1", "image_v1", "answers_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v1",
+        "diversity_v1"]
+    assert manifest["stages"][5]["options"]["embedding_model"] == "minilm"
+    # VQA-RAD's images all pass; its 8 own wrong-type answers are removed
+    assert manifest["stages"][1]["reasons"] == {}
+    assert manifest["stages"][2]["reasons"] == {"answer_wrong_type": 8}
+    assert manifest["stages_switched_off"] == ["relevance", "quality"]
+    assert set(manifest["modality"]) == {"text", "image"} and manifest["modality"]["image"]["target"] == 0.05
     assert manifest["synthetic"]["offline_backend"] and manifest["synthetic"]["synthetic"] == 400
     assert "offline template backend" in (path / "README.md").read_text()
     for row in manifest["composition"]:
