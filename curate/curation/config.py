@@ -280,11 +280,12 @@ class ImageConfig(StageConfig):
         "images the closest distinct pair is at 10; re-encoded and resized copies are within 4.")
     duplicates: bool = Field(True, description="Flag records whose image duplicates an earlier one.")
     keep_formats: list[ImageFormat] = Field(
-        default_factory=lambda: list[ImageFormat](["JPEG", "PNG"]), description="Image formats a release keeps as "
-        "they are; others are re-encoded as PNG.")
+        default_factory=lambda: list[ImageFormat](["JPEG", "PNG"]),
+        description="Image formats a release keeps as they are; others are re-encoded as PNG.")
     keep_modes: list[ImageMode] = Field(
-        default_factory=lambda: list[ImageMode](["RGB", "L"]), description="Pixel modes a release keeps; others "
-        "(palette, CMYK, alpha, 16-bit) are converted to RGB and written as PNG.")
+        default_factory=lambda: list[ImageMode](["RGB", "L"]),
+        description="Pixel modes a release keeps; others (palette, CMYK, alpha, 16-bit) are "
+        "converted to RGB and written as PNG.")
     normalize: bool = Field(
         True, description="Write normalised images in the release (format, mode, EXIF "
         "orientation applied); the run store keeps the originals.")
