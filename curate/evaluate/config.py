@@ -9,8 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from curate.curation.config import DecontamConfig
 from curate.engine.stage import StageConfig
-from curate.errors import ConfigError
-from curate.synth.config import OPTIONS, GeneratorConfig, generator_config
+from curate.synth.config import GeneratorConfig, validate_generator
 
 LOGLIK_BACKENDS = ("transformers", "vllm")
 """Backends that can score option letters by log-likelihood (they expose the model)."""
@@ -44,18 +43,8 @@ class McqaConfig(StageConfig):
     @field_validator("model", mode="before")
     @classmethod
     def _model(cls, value: Any) -> Any:
-        """Validate a mapping with the backend's own options model, for errors that name the
-        backend, the bad key and the closest valid one."""
-        if not isinstance(value, dict):
-            return value
-        options = dict(value)
-        name = options.pop("backend", None)
-        if name is None:
-            raise ValueError(f"`backend` is required: one of {', '.join(OPTIONS)}")
-        try:
-            return generator_config(name, **options)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        """Validate a mapping with the backend's own options model."""
+        return validate_generator(value)
 
     @model_validator(mode="after")
     def _mode_fits_backend(self) -> McqaConfig:

@@ -40,8 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from curate.errors import ConfigError, MissingDependencyError
 from curate.synth.attacks import ATTACK_STYLES, STYLES
-from curate.synth.config import OFFLINE_MODEL, GeneratorConfig
-from curate.synth.judge import JudgeConfig, _generator, read_config
+from curate.synth.config import OFFLINE_MODEL, GeneratorConfig, validate_generator
+from curate.synth.judge import JudgeConfig, read_config
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class SafetyEvalConfig(BaseModel):
     @field_validator("model", "refusal_judge", mode="before")
     @classmethod
     def _backend(cls, value: Any) -> Any:
-        return _generator(value)
+        return validate_generator(value)
 
     @model_validator(mode="after")
     def _check(self) -> SafetyEvalConfig:

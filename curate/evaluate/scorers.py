@@ -23,6 +23,7 @@ one runs is decided by ``make_scorer(config)``:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,22 +51,22 @@ class Scored:
     truncated: bool = False
 
 
-class Scorer:
+class Scorer(ABC):
     """Base of the scorers: ``identity()`` for results, ``close()`` to free the model."""
 
     backend: str
     model: str
     revision: str | None
 
+    @abstractmethod
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
         """One ``Scored`` per prompt, in order."""
-        raise NotImplementedError
 
     def identity(self) -> dict[str, str | None]:
         """Backend, model and revision: what results name."""
         return {"backend": self.backend, "model": self.model, "revision": self.revision}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: most scorers hold nothing to release)
         """Release the model (a no-op unless the scorer holds one)."""
 
     def __enter__(self) -> Scorer:

@@ -112,6 +112,22 @@ def generator_config(name: str, **options: Any) -> GeneratorOptions:
 
 
 
+def validate_generator(value: Any) -> Any:
+    """A backend mapping (``{backend: ..., model: ...}``) validated with that backend's own
+    options model, for errors that name the backend, the bad key and the closest valid one;
+    anything else is left to pydantic. For a ``mode="before"`` field validator."""
+    if not isinstance(value, dict):
+        return value
+    options = dict(value)
+    name = options.pop("backend", None)
+    if name is None:
+        raise ValueError(f"`backend` is required: one of {', '.join(OPTIONS)}")
+    try:
+        return generator_config(name, **options)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class SynthCotConfig(StageConfig):
     """Options of ``synth_cot_v1`` (the recipe's ``synth: {cot: ...}`` section)."""
 
@@ -143,17 +159,7 @@ class SynthCotConfig(StageConfig):
     @field_validator("generator", mode="before")
     @classmethod
     def _generator(cls, value: Any) -> Any:
-        """Validate a mapping with the backend's own options model, for errors that name the
-        backend, the bad key and the closest valid one."""
-        if not isinstance(value, dict):
-            return value
-        options = dict(value)
-        name = options.pop("backend", None)
-        if name is None:
-            raise ValueError(f"`backend` is required: one of {', '.join(OPTIONS)}")
-        try:
-            return generator_config(name, **options)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        """Validate a mapping with the backend's own options model."""
+        return validate_generator(value)
 
 

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.errors import ConfigError
 from curate.synth.backend import Backend, Request, backend_from_config
-from curate.synth.config import OPTIONS, GeneratorConfig, generator_config
+from curate.synth.config import GeneratorConfig, validate_generator
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +85,6 @@ FOOTER = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
 _CODES = re.compile(r"^S\d+$")
 
 
-def _generator(value: Any) -> Any:
-    """Validate a backend mapping with the backend's own options model (errors name the
-    backend, the bad key and the closest valid one)."""
-    if not isinstance(value, dict):
-        return value
-    options = dict(value)
-    name = options.pop("backend", None)
-    if name is None:
-        raise ValueError(f"`backend` is required: one of {', '.join(OPTIONS)}")
-    try:
-        return generator_config(name, **options)
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
 
 
 class JudgeConfig(BaseModel):
@@ -119,7 +106,7 @@ class JudgeConfig(BaseModel):
     @field_validator("generator", mode="before")
     @classmethod
     def _backend(cls, value: Any) -> Any:
-        return _generator(value)
+        return validate_generator(value)
 
     @field_validator("categories")
     @classmethod

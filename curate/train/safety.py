@@ -45,8 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from curate.curation.config import MinHashConfig
 from curate.errors import ConfigError
 from curate.synth.attacks import ATTACK_STYLES, STYLES, AdversarialPrompt
-from curate.synth.config import OFFLINE_MODEL, GeneratorConfig
-from curate.synth.judge import JudgeConfig, _generator, read_config
+from curate.synth.config import OFFLINE_MODEL, GeneratorConfig, validate_generator
+from curate.synth.judge import JudgeConfig, read_config
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class SafetyPairsConfig(BaseModel):
     @field_validator("target", "reference", mode="before")
     @classmethod
     def _backend(cls, value: Any) -> Any:
-        return _generator(value)
+        return validate_generator(value)
 
     @model_validator(mode="after")
     def _styles(self) -> SafetyPairsConfig:
