@@ -1,0 +1,1 @@
+"""Thin training over TRL: SFT, DPO and model merging from releases; safety preference pairs."""
