@@ -101,3 +101,45 @@ def tiny_lm(release, tmp_path_factory) -> Path:
     build_tiny_lm(folder, texts=texts)
     (folder / ".done").write_text("")
     return folder
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] }}<|im_end|>{% endgeneration %}\n"
+    "{% else %}{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_bpe_lm(folder: Path, texts: list[str], *, vocab_size: int = 1500) -> Path:
+    """A byte-level BPE tokenizer trained on ``texts`` with a ChatML chat template that
+    marks assistant content, and a tiny random Llama of its vocabulary, saved in ``folder``
+    (tokens merge across word boundaries here, unlike tests/tiny_lm.py's word-level one)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        additional_special_tokens=["<|im_start|>"], model_max_length=4096)
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                                         pad_token_id=tokenizer.pad_token_id,
+                                         eos_token_id=tokenizer.eos_token_id))
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+def dolly_texts() -> list[str]:
+    """Every instruction and response of the real Dolly slice."""
+    rows = [json.loads(line) for line in (DATA / "general/dolly/dolly_151.jsonl").read_text().splitlines()]
+    return [r[k] for r in rows for k in ("instruction", "context", "response") if r[k]]
