@@ -706,5 +706,39 @@ def train_dpo(data: str, model_name: str, revision: str | None, trust_remote_cod
                         release_config=release_config))
 
 
+@train.command("merge")
+@click.option("--method", type=click.Choice(["linear", "task_arithmetic", "ties", "dare_ties"]),
+              default="dare_ties", show_default=True, help="mergekit merge method.")
+@click.option("--base", "base_model", default=None,
+              help="Base model the task vectors are taken against (task_arithmetic, ties, dare_ties).")
+@click.option("--model", "models", multiple=True, required=True,
+              help="A model to merge: hub name or local folder (repeatable).")
+@click.option("--weight", "weights", multiple=True, type=float, required=True,
+              help="Weight of each --model, in the same order (repeatable).")
+@click.option("--density", "densities", multiple=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Share of each --model's task vector kept (ties, dare_ties), in --model order.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+              show_default=True, help="dtype mergekit computes and writes in.")
+@click.option("--seed", type=int, default=None, help="Seed of DARE's random drop.")
+@click.option("--out", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for mergekit.yaml and the merged model.")
+@click.option("--config-only", is_flag=True, help="Write mergekit.yaml (checked by mergekit) without merging.")
+def train_merge(method: str, base_model: str | None, models: tuple[str, ...], weights: tuple[float, ...],
+                densities: tuple[float, ...], dtype: str, seed: int | None, output_dir: str,
+                config_only: bool) -> None:
+    """Merge fine-tuned models with mergekit (DARE-TIES by default, e.g. a domain SFT
+    model with the instruct model over their base): writes OUT/mergekit.yaml, then runs
+    mergekit on the CPU (pip install 'curate[merge]')."""
+    from curate.train.merge import merge_config, run_merge, write_merge_config
+
+    config = merge_config(method=method, base_model=base_model, models=list(models),  # type: ignore[arg-type]
+                          weights=list(weights), densities=list(densities) or None, dtype=dtype,  # type: ignore[arg-type]
+                          seed=seed)
+    if config_only:
+        _console().print(f"mergekit config written to {write_merge_config(config, output_dir)}")
+        return
+    _console().print(f"[bold]merged[/] {len(models)} models ({method}) into {run_merge(config, output_dir)}")
+
+
 if __name__ == "__main__":
     main()
