@@ -647,7 +647,8 @@ def _training_command(task: str) -> Callable[[Callable[..., None]], click.Comman
             click.option("--out", "output_dir", required=True, type=click.Path(file_okay=False),
                          help="Folder for the trained model, its tokenizer and curate-train.json."),
             click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-                         default=None, help=f"YAML file of TRL {config} fields (e.g. learning_rate: 2.0e-5)."),
+                         default=None,
+                         help=f"YAML file of TRL {config} fields (e.g. learning_rate: 2.0e-5)."),
             click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                          help=f"Set one TRL {config} field, over --config (repeatable), e.g. "
                               "--set max_steps=100 --set packing=true."),
@@ -722,7 +723,8 @@ def train_dpo(data: str, model_name: str, revision: str | None, trust_remote_cod
 @click.option("--seed", type=int, default=None, help="Seed of DARE's random drop.")
 @click.option("--out", "output_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for mergekit.yaml and the merged model.")
-@click.option("--config-only", is_flag=True, help="Write mergekit.yaml (checked by mergekit) without merging.")
+@click.option("--config-only", is_flag=True,
+              help="Write mergekit.yaml (checked by mergekit) without merging.")
 def train_merge(method: str, base_model: str | None, models: tuple[str, ...], weights: tuple[float, ...],
                 densities: tuple[float, ...], dtype: str, seed: int | None, output_dir: str,
                 config_only: bool) -> None:

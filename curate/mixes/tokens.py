@@ -43,6 +43,7 @@ def _answers() -> pl.Expr:
 
 @cache
 def load_tokenizer(name: str) -> Any:
+    """The tokenizer ``name`` (hub name or local folder), loaded once per process."""
     try:
         from transformers import AutoTokenizer
     except ImportError:

@@ -71,7 +71,7 @@ def build_config(config_class: type, *, file_values: Mapping[str, Any], override
 
     check_keys(config_class, list(file_values), where=where)
     check_keys(config_class, list(overrides), where="--set")
-    parser = HfArgumentParser(config_class)
+    parser = HfArgumentParser(config_class)  # type: ignore[arg-type]  # any dataclass type
 
     def error(message: str) -> NoReturn:
         raise ConfigError(f"{config_class.__name__}: {message}")

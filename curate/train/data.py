@@ -150,7 +150,8 @@ def check_format(dataset: Any, task: Task, *, where: str) -> Format:
         shapes = {c: _text_or_messages(dataset, c, where) for c in ("prompt", "completion")}
         if len(set(shapes.values())) != 1:
             raise ConfigError(f"{where}: `prompt` and `completion` must both be text or both be lists of "
-                              f"messages; got `prompt` {shapes['prompt']}, `completion` {shapes['completion']}")
+                              f"messages; got `prompt` {shapes['prompt']}, "
+                              f"`completion` {shapes['completion']}")
         return "prompt_completion"
     if "text" in columns:
         if _text_or_messages(dataset, "text", where) != "text":

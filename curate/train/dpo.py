@@ -17,11 +17,11 @@ from curate.train.record import TrainResult
 from curate.train.run import ModelSpec, Options, train
 
 
-def train_dpo(data: str | Path, *, model: ModelSpec, output_dir: str | Path, options: Options = Options(),
+def train_dpo(data: str | Path, *, model: ModelSpec, output_dir: str | Path, options: Options | None = None,
               release_config: str | None = None) -> TrainResult:
     """DPO of ``model`` on ``data`` (a release folder or a dataset file/folder); the
     model, tokenizer and ``curate-train.json`` go to ``output_dir``."""
-    return train("dpo", data, model=model, output_dir=output_dir, options=options,
+    return train("dpo", data, model=model, output_dir=output_dir, options=options or Options(),
                  config_class=_config_class, make_trainer=_trainer, release_config=release_config,
                  defaults_for=_defaults)
 

@@ -64,12 +64,13 @@ def load_model(spec: ModelSpec, *, vision: bool) -> tuple[Any, Any]:
     device = resolve_device()
     try:
         processor = AutoProcessor.from_pretrained(location, **hub)
-        model = AutoModelForImageTextToText.from_pretrained(location, dtype=resolve_dtype("auto", device), **hub)
+        model = AutoModelForImageTextToText.from_pretrained(
+            location, dtype=resolve_dtype("auto", device), **hub)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot load vision-language model `{spec.name}` (an image_text dataset needs one, "
-                          f"with a processor): {first}") from None
-    return model.to(device), processor
+        raise ConfigError(f"cannot load vision-language model `{spec.name}` (an image_text dataset needs "
+                          f"one, with a processor): {first}") from None
+    return model.to(device), processor  # type: ignore[arg-type]  # transformers types .to() oddly
 
 
 def chat_template_of(processing_class: Any) -> Any:
@@ -126,7 +127,8 @@ def train(
     return TrainResult(Path(output_dir), record, trainer)
 
 
-def check_args(task: Task, data: TrainingData, processing_class: Any, args: Any, model: str) -> dict[str, Any]:
+def check_args(task: Task, data: TrainingData, processing_class: Any, args: Any,
+               model: str) -> dict[str, Any]:
     """Combinations TRL would reject late (after mapping the dataset), said up front."""
     from curate.train.data import has_generation_markers
 

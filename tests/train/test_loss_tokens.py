@@ -7,12 +7,12 @@ import copy
 
 import polars as pl
 import pytest
+from train_fixtures import build_bpe_lm, dolly_texts, release_fixture, write_yaml  # noqa: F401  (fixtures)
 
 from curate.mixes.release import load_release
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
-from train_fixtures import build_bpe_lm, dolly_texts, release, write_yaml  # noqa: F401  (fixture)
 
 RECIPE = """
 name: counted
@@ -43,7 +43,8 @@ def trl_counts(release_path, model_path, max_length):
     sft = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=parts["text"],
                      args=SFTConfig(assistant_only_loss=True, shuffle_dataset=False, **common))
     labels = {row["id"]: sum(x != -100 for x in row["labels"]) for row in sft.train_dataset}
-    dpo = DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=tokenizer, train_dataset=parts["preference"],
+    dpo = DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=tokenizer,
+                     train_dataset=parts["preference"],
                      args=DPOConfig(**common))
     room = (lambda p: max_length - p) if max_length else (lambda p: 10**9)
     completions = {row["id"]: sum(min(len(row[c]), room(len(row["prompt_ids"])))

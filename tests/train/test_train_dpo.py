@@ -8,6 +8,7 @@ import math
 
 import pytest
 from click.testing import CliRunner
+from train_fixtures import release_fixture, tiny_lm_fixture  # noqa: F401  (fixtures)
 
 from curate.cli import main
 from curate.errors import ConfigError
@@ -15,7 +16,6 @@ from curate.mixes.release import load_release
 from curate.train.data import read_training_data
 from curate.train.dpo import train_dpo
 from curate.train.run import ModelSpec, Options
-from train_fixtures import release, tiny_lm  # noqa: F401  (fixtures)
 
 
 @pytest.mark.slow

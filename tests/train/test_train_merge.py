@@ -20,10 +20,12 @@ def test_configs_are_mergekit_yaml_and_bad_ones_fail_in_one_line():
     from mergekit.config import MergeConfiguration
 
     assert MergeConfiguration.model_validate(config).merge_method == "dare_ties"
-    with pytest.raises(ConfigError, match=r"`dare_ties` merges task vectors against a base model: give --base"):
+    with pytest.raises(ConfigError, match=r"`dare_ties` merges task vectors against a base model: "
+                                          r"give --base"):
         merge_config(method="dare_ties", models=["a"], weights=[1.0], densities=[0.5])
     with pytest.raises(ConfigError, match=r"needs one density per model"):
-        merge_config(method="dare_ties", base_model="base", models=["a", "b"], weights=[1, 1], densities=[0.5])
+        merge_config(method="dare_ties", base_model="base", models=["a", "b"], weights=[1, 1],
+                     densities=[0.5])
     with pytest.raises(ConfigError, match=r"one weight per model: 2 models, 1 weights"):
         merge_config(method="linear", models=["a", "b"], weights=[1.0])
 
@@ -34,7 +36,8 @@ def test_mergekit_merges_two_tiny_models(tmp_path, method):
     from safetensors.torch import load_file
     from tiny_lm import build_tiny_lm
 
-    base, a, b = (build_tiny_lm(tmp_path / name, seed=seed) for name, seed in (("base", 0), ("a", 1), ("b", 2)))
+    base, a, b = (build_tiny_lm(tmp_path / name, seed=seed)
+                  for name, seed in (("base", 0), ("a", 1), ("b", 2)))
     config = merge_config(method=method, base_model=str(base) if method == "dare_ties" else None,
                           models=[str(a), str(b)], weights=[0.5, 0.5],
                           densities=[1.0, 1.0] if method == "dare_ties" else None, seed=0)
@@ -58,11 +61,13 @@ def test_the_cli_writes_a_config_mergekit_accepts(tmp_path):
 
     from curate.cli import main
 
-    result = CliRunner().invoke(main, ["train", "merge", "--method", "dare_ties", "--base", "b", "--model", "a",
+    result = CliRunner().invoke(main, ["train", "merge", "--method", "dare_ties", "--base", "b",
+                                       "--model", "a",
                                        "--weight", "1", "--density", "0.5", "--out", str(tmp_path),
                                        "--config-only"])
     assert result.exit_code == 0, result.output
     written = yaml.safe_load((tmp_path / "mergekit.yaml").read_text())
     assert written["models"] == [{"model": "a", "parameters": {"weight": 1.0, "density": 0.5}}]
-    result = CliRunner().invoke(main, ["train", "merge", "--model", "a", "--weight", "1", "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["train", "merge", "--model", "a", "--weight", "1",
+                                       "--out", str(tmp_path)])
     assert result.exit_code == 2 and "give --base" in result.output

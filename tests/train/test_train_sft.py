@@ -8,13 +8,13 @@ import json
 import math
 
 import pytest
+from train_fixtures import release_fixture, tiny_lm_fixture  # noqa: F401  (fixtures)
 
 from curate.errors import ConfigError
 from curate.mixes.release import load_release
 from curate.train.record import read_record
 from curate.train.run import ModelSpec, Options
 from curate.train.sft import train_sft
-from train_fixtures import release, tiny_lm  # noqa: F401  (fixtures)
 
 CPU = ["max_steps=2", "per_device_train_batch_size=4", "max_length=128", "logging_steps=1",
        "save_strategy=no", "report_to=none", "dataloader_num_workers=0"]
@@ -72,7 +72,8 @@ def test_a_yaml_config_is_overridden_by_set_and_packing_is_an_option(release, ti
                        options=Options(config_file=tmp_path / "sft.yaml", overrides=["packing=true"]))
     config = result.record["trl"]["config"]
     assert config["packing"] is True and config["max_length"] == 32 and config["max_steps"] == 1
-    assert result.record["trl"]["given"] == {"max_steps": 1, "max_length": 32, "per_device_train_batch_size": 2,
+    assert result.record["trl"]["given"] == {"max_steps": 1, "max_length": 32,
+                                             "per_device_train_batch_size": 2,
                                              "packing": "true", "save_strategy": "no"}
     assert all(len(ids) == 32 for ids in result.trainer.train_dataset[:4]["input_ids"])
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from tiny_vlm import IMAGE_TOKENS, build_tiny_vlm
+from train_fixtures import release_fixture  # noqa: F401  (fixtures)
 
 from curate.errors import ConfigError
 from curate.mixes.release import load_release
 from curate.train.run import ModelSpec, Options
 from curate.train.sft import train_sft
-from tiny_vlm import IMAGE_TOKENS, build_tiny_vlm
-from train_fixtures import release  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_vision_sft_collates_images_and_masks_the_answers(release, tiny_vlm, tmp
     rows = [trainer.train_dataset[i] for i in range(2)]
     batch = trainer.data_collator([dict(r) for r in rows])
     assert tuple(batch["pixel_values"].shape) == (2, 3, 16, 16)
-    image, assistant, end, pad = tokenizer.convert_tokens_to_ids(["<image>", "<|assistant|>", "</s>", "<pad>"])
+    image, assistant, end = tokenizer.convert_tokens_to_ids(["<image>", "<|assistant|>", "</s>"])
     for ids, labels, row in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), rows, strict=True):
         assert ids.count(image) == IMAGE_TOKENS
         start = ids.index(assistant) + 1
@@ -54,6 +54,7 @@ def test_a_text_model_on_image_data_is_refused_in_one_line(release, tmp_path):
     from tiny_lm import build_tiny_lm
 
     lm = build_tiny_lm(tmp_path / "lm")
-    with pytest.raises(ConfigError, match=r"cannot load vision-language model .* needs one, with a processor"):
+    with pytest.raises(ConfigError, match=r"cannot load vision-language model .* needs one, with a "
+                                          r"processor"):
         train_sft(release, model=ModelSpec(str(lm)), output_dir=tmp_path / "o", release_config="image_text",
                   options=Options(overrides=["max_steps=1"]))

@@ -33,8 +33,15 @@ def build_tiny_vlm(folder: Path, *, texts: Iterable[str] = (), seed: int = 0) ->
     """Save a tiny LLaVA model and its processor in ``folder``; return ``folder``."""
     import torch
     from tiny_lm import build_tiny_lm
-    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        AutoTokenizer,
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     text_folder = build_tiny_lm(folder / "text", texts=texts, seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(text_folder)

@@ -52,8 +52,8 @@ def _once(tmp_path_factory, name: str) -> tuple[Path, bool]:
     return folder, (folder / ".done").exists()
 
 
-@pytest.fixture(scope="session")
-def release(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session", name="release")
+def release_fixture(tmp_path_factory) -> Path:
     """A release with `text` (Dolly), `preference` (Dolly pairs) and `image_text` (VQA-RAD,
     its first rows) data, built by build-mix from a recipe written here."""
     tmp, done = _once(tmp_path_factory, "train-release")
@@ -84,8 +84,8 @@ def release(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_lm(release, tmp_path_factory) -> Path:
+@pytest.fixture(scope="session", name="tiny_lm")
+def tiny_lm_fixture(release, tmp_path_factory) -> Path:
     """A tiny random Llama (tests/tiny_lm.py) whose word-level vocabulary covers the release."""
     from tiny_lm import build_tiny_lm
 
@@ -125,8 +125,9 @@ def build_bpe_lm(folder: Path, texts: list[str], *, vocab_size: int = 1500) -> P
     raw.train_from_iterator(texts, trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        additional_special_tokens=["<|im_start|>"], model_max_length=4096)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"], model_max_length=4096)
     tokenizer.chat_template = CHATML
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
