@@ -1,0 +1,66 @@
+"""What a training run trained on, written beside the model it produced.
+
+``<output_dir>/curate-train.json`` holds the data (path, format, rows, and for a release
+its name, version, config and the sha256 of its manifest.json), the model (name and
+revision), the TRL config class with the options given, the defaults curate chose and
+the resolved config, the package versions, and, once training ends, the result (steps,
+loss per logged step, runtime). It is written before training starts (``status:
+started``) and rewritten at the end (``finished``), so a crashed run still says what it
+was training on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RECORD = "curate-train.json"
+PACKAGES = ("curate", "trl", "transformers", "torch", "datasets", "accelerate", "tokenizers", "peft",
+            "mergekit")
+
+
+@dataclass
+class TrainResult:
+    """A finished run: where the model is, its record, and the TRL trainer (for callers
+    that inspect the prepared dataset or the log history)."""
+
+    output_dir: Path
+    record: dict[str, Any]
+    trainer: Any
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run depends on (missing ones left out)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_record(output_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as ``output_dir/curate-train.json``; its path."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RECORD
+    path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+    return path
+
+
+def read_record(output_dir: str | Path) -> dict[str, Any]:
+    """The record of the run in ``output_dir``."""
+    return json.loads((Path(output_dir) / RECORD).read_text("utf-8"))
+
+
+def training_result(trainer: Any, output: Any) -> dict[str, Any]:
+    """Steps, final training loss, the loss of every logged step and the runtime."""
+    history = trainer.state.log_history
+    return {"global_step": output.global_step, "training_loss": output.training_loss,
+            "losses": [h["loss"] for h in history if "loss" in h],
+            "train_runtime": output.metrics.get("train_runtime"),
+            "num_input_tokens_seen": trainer.state.num_input_tokens_seen}
