@@ -218,11 +218,12 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=3000, help="clean host rows (MedQuAD + Dolly)")
     parser.add_argument("--embedder", action="store_true", help="tier 4 (MiniLM) and backend timings")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="decontam-bench-") as tmp:
         files = ingest_benchmarks(Path(tmp))
         config = DecontamConfig(embedding_model="minilm" if args.embedder else None,
-                                embedding_backend=args.backend)
+                                embedding_backend=args.backend, min_containment=args.min_containment)
         context = StageContext(benchmarks=files)
         index = BenchmarkIndex(load_items(context, list(BENCHMARKS)), config,
                                cache=Path(tmp) / "cache" if args.embedder else None)

@@ -153,8 +153,8 @@ class DecontamConfig(StageConfig):
         "with it.",
     )
     min_containment: float = Field(
-        0.6, gt=0, le=1,
-        description="Tier 2: IDF-weighted share of the question's tokens (or the context's), and of "
+        0.55, gt=0, le=1,
+        description="Tier 2: IDF-weighted share (the mean over words and word pairs) of the question's tokens (or the context's), and of "
         "the options' tokens, that a window must hold.",
     )
     min_item_shingles: int = Field(

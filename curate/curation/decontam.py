@@ -382,10 +382,10 @@ class BenchmarkIndex:
     def anchors(self) -> pl.DataFrame:
         """(hash, key, anchors) for the rare shingles of each key (found in at most
         ``anchor_max_items`` items) and how many the key has; containment keys with fewer
-        than ``min_item_shingles`` distinct shingles are left to the other tiers (a stem key
+        than ``min_item_shingles`` distinct words are left to the other tiers (a stem key
         is kept by its specificity instead)."""
         containment = self.keys.filter(pl.col("tier") == "containment").select("key")
-        small = self.key_tokens.join(containment, on="key").group_by("key").agg(tokens=pl.len()).filter(
+        small = self.word_tokens.join(containment, on="key").group_by("key").agg(tokens=pl.len()).filter(
             pl.col("tokens") < self.config.min_item_shingles).select("key")
         rare = (self.key_tokens.filter(pl.col("df") <= self.config.anchor_max_items)
                 .join(small, on="key", how="anti").select("hash", "key").unique())
