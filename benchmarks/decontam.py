@@ -192,9 +192,8 @@ def chats(pairs: list[tuple[str, str]]) -> pl.DataFrame:
 
 
 def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
-    frame = frame.with_columns(chosen=pl.lit(None, pl.List(pl.Struct({"role": pl.String, "content": pl.String}))),
-                               rejected=pl.lit(None, pl.List(pl.Struct({"role": pl.String,
-                                                                        "content": pl.String}))))
+    turns = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    frame = frame.with_columns(chosen=pl.lit(None, turns), rejected=pl.lit(None, turns))
     return frame.with_columns(text=all_text(), turns=turn_texts())
 
 
@@ -233,7 +232,8 @@ def main() -> None:
         items = sample_items(index, args.items)
         planted = with_texts(planted_rows(items, host_rows, vocab))
         clean = with_texts(chats(clean_pairs))
-        print(f"sizes: {args.items} items per benchmark x {len(FORMS)} forms = {planted.height} planted rows; "
+        print(f"sizes: {args.items} items per benchmark x {len(FORMS)} forms = {planted.height} "
+              "planted rows; "
               f"{clean.height} clean rows (MedQuAD outside the demo sample, Dolly); "
               f"{len(index.items)} benchmark items indexed")
         started = time.perf_counter()
@@ -270,7 +270,7 @@ def main() -> None:
                   + " ".join(f"{row[f'tiers {k}']:>12.3f}" for k in sets)
                   + f" {row['baseline']:>8.3f} {'yes' if ahead else 'NO':>6}")
         flagged = np.logical_or.reduce([hit_clean[t] for t in TIER_SETS[list(sets)[-1]]])
-        print(f"\nworst form: " + ", ".join(f"tiers {k} {v:.3f}" for k, v in worst.items()))
+        print("\nworst form: " + ", ".join(f"tiers {k} {v:.3f}" for k, v in worst.items()))
         print(f"false positives on clean rows: {int(flagged.sum())} of {clean.height} "
               f"({flagged.mean():.3%}); 13-gram baseline {int(base_clean.sum())} ({base_clean.mean():.3%})")
         for t in TIER_SETS["1+2+3"]:

@@ -154,8 +154,8 @@ class DecontamConfig(StageConfig):
     )
     min_containment: float = Field(
         0.55, gt=0, le=1,
-        description="Tier 2: IDF-weighted share (the mean over words and word pairs) of the question's tokens (or the context's), and of "
-        "the options' tokens, that a window must hold.",
+        description="Tier 2: IDF-weighted share (the mean over words and word pairs) of the "
+        "question's tokens (or the context's), and of the options' tokens, that a window must hold.",
     )
     min_item_shingles: int = Field(
         6, ge=1, description="Tiers 2 and 3: items with fewer distinct tokens are left to tiers 1 and 4."

@@ -48,7 +48,7 @@ import polars as pl
 import pyarrow as pa
 
 from curate.curation.config import DecontamConfig
-from curate.curation.embed import DEFAULT_CACHE_BYTES, default_cache_dir, embed, nearest
+from curate.curation.embed import default_cache_dir, embed, nearest
 from curate.curation.minhash import shingle_hits, shingle_novelty, shingle_table
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import RowStage, StageContext, select_rows
@@ -94,9 +94,11 @@ class Decontaminate(RowStage[DecontamConfig]):
     # -- scoring ----------------------------------------------------------------------------
 
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
+        """Per record and tier: the best item, its benchmark, the field matched and the score."""
         index = self.index(context)
-        frame = pl.from_arrow(records).select(text=all_text(), turns=turn_texts())
-        assert isinstance(frame, pl.DataFrame)
+        table = pl.from_arrow(records)
+        assert isinstance(table, pl.DataFrame)
+        frame = table.select(text=all_text(), turns=turn_texts())
         found = index.match(frame.get_column("text"), frame.get_column("turns"))
         columns: dict[str, Any] = {}
         for tier in TIERS:
@@ -108,6 +110,7 @@ class Decontaminate(RowStage[DecontamConfig]):
         return pa.table(columns)
 
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """The first tier that reaches its threshold names the match; then the 0.5% rule."""
         o = self.config
         fired = {
             "ngram": pl.col("ngram_score") >= o.ngram_min_matches,
@@ -134,6 +137,7 @@ class Decontaminate(RowStage[DecontamConfig]):
 
     def reports(self, decisions: pl.DataFrame, records: pl.LazyFrame,
                 context: StageContext) -> dict[str, pl.DataFrame]:
+        """The contamination report (per source x benchmark, with examples)."""
         return {"contamination": contamination_report(decisions, records, self.index(context))}
 
 
@@ -206,9 +210,11 @@ class BenchmarkIndex:
         self._ids = np.array(items.get_column("item").to_list() + [None], dtype=object)
 
     def benchmark_of(self, item: np.ndarray) -> pa.Array:
+        """The benchmark of each item index (-1: null)."""
         return pa.array(self._benchmarks[item], pa.string())
 
     def item_of(self, item: np.ndarray) -> pa.Array:
+        """The ``benchmark:row`` id of each item index (-1: null)."""
         return pa.array(self._ids[item], pa.string())
 
     def match(self, texts: pl.Series, turns: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
@@ -370,7 +376,8 @@ class BenchmarkIndex:
         flat, starts = shingle_table(options.get_column("b").to_arrow(), 1)
         frames.append(pl.DataFrame({"key": options.get_column("key").to_numpy()[_owners(starts)],
                                     "hash": flat, "part": "b"}))
-        texts = self.items.select(pl.concat_str(["context", "question", "options"], separator="\n")).to_series()
+        texts = self.items.select(pl.concat_str(["context", "question", "options"],
+                                                separator="\n")).to_series()
         flat, starts = shingle_table(texts.to_arrow(), 1)
         n = max(len(self.items), 1)
         idf = (pl.DataFrame({"hash": flat, "item": _owners(starts)}).group_by("hash").agg(df=pl.len())
@@ -448,7 +455,7 @@ class BenchmarkIndex:
         assert c.embedding_model is not None
         return embed(texts, c.embedding_model, max_tokens=c.embedding_max_tokens,
                      backend=c.embedding_backend, cache=self.cache,
-                     cache_bytes=c.embedding_cache_mb * 2**20 if c.embedding_cache_mb else DEFAULT_CACHE_BYTES)
+                     cache_bytes=c.embedding_cache_mb * 2**20)
 
     @cached_property
     def embedding_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,7 +9,8 @@ Two backends give the same vectors (per-text cosine >= 0.999, ``benchmarks/decon
 - ``torch``: sentence-transformers' ``encode``;
 - ``onnx``: the model's transformer exported once to ONNX from the local weights
   (``torch.onnx.export``, fp32, eager attention), fused by ONNX Runtime's transformer
-  optimizer and run by ONNX Runtime, with the model's own tokenizer and mean pooling. sentence-transformers' ``backend="onnx"`` needs ``optimum-onnx``,
+  optimizer and run by ONNX Runtime, with the model's own tokenizer and mean pooling.
+  sentence-transformers' ``backend="onnx"`` needs ``optimum-onnx``,
   which requires ``transformers<4.58`` and so cannot be installed beside the transformers
   this project uses; the export here does the same job with torch and ``onnxruntime``
   alone (extra ``onnx``). It covers models whose pipeline is a transformer, mean pooling
@@ -139,7 +140,8 @@ class OnnxEmbedder:
 
         import torch
 
-        transformer = model[0].auto_model.eval()
+        transformer: Any = model[0].auto_model
+        transformer.eval()
         names = [n for n in self.INPUTS if n in self.tokenizer.model_input_names]
 
         class Encoder(torch.nn.Module):
@@ -225,22 +227,26 @@ class EmbeddingCache:
         return [hashlib.sha256(prefix + t.encode("utf-8", "surrogatepass")).digest()[:20] for t in texts]
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        """The vectors found for ``keys`` (marked as used now)."""
         found: dict[bytes, np.ndarray] = {}
         wanted = list(dict.fromkeys(keys))
         now = time.time()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk):
+            query = f"SELECT key, vector FROM vectors WHERE key IN ({marks})"
+            for key, blob in self._db.execute(query, chunk):
                 found[bytes(key)] = np.frombuffer(blob, np.float32)
             self._db.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [now, *chunk])
         return found
 
     def put_many(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        """Store vectors in one transaction, then drop the least recently used above the bound."""
         now = time.time()
         self._db.execute("BEGIN")
         self._db.executemany("INSERT OR REPLACE INTO vectors (key, vector, used) VALUES (?, ?, ?)",
-                             [(k, v.astype(np.float32).tobytes(), now) for k, v in zip(keys, vectors, strict=True)])
+                             [(k, v.astype(np.float32).tobytes(), now)
+                              for k, v in zip(keys, vectors, strict=True)])
         self._db.execute("COMMIT")
         self._bound()
 
@@ -268,13 +274,14 @@ class EmbeddingCache:
         return int(self._db.execute("SELECT count(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
+        """Close the database."""
         self._db.close()
 
 
 def _encode(texts: list[str], name: str, *, batch_size: int, max_tokens: int | None,
             backend: Backend, onnx_folder: Path) -> np.ndarray:
     model = load_embedder(name)
-    tokens = max_tokens if max_tokens is not None else int(model.max_seq_length)
+    tokens = max_tokens if max_tokens is not None else int(model.max_seq_length or 512)
     if backend == "onnx":
         folder = onnx_folder / "onnx" / hashlib.sha256(
             f"{name}|{model_revision(name)}".encode()).hexdigest()[:16]

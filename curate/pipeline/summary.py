@@ -60,5 +60,5 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
                                    "reasons": stats["reasons"]})
         report = folder.report("contamination")
         if report.exists():
-            summary.contamination = pl.read_parquet(report).drop("examples").to_dicts()
+            summary.contamination = pl.read_parquet(report).to_dicts()
     return summary

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import ingest_into
-from curate.pipeline.adhoc import run_on_file
+
 from curate.curation.decontam import BenchmarkIndex, DecontamConfig, Decontaminate, load_items
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import StageContext
+from curate.pipeline.adhoc import run_on_file
 
 BENCHMARKS = ("pubmedqa", "mmlu_medical")
 KINDS = ("verbatim", "template", "shuffled", "edited")
