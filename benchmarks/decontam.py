@@ -211,16 +211,80 @@ def fired(index: BenchmarkIndex, frame: pl.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
+def demo_texts(work: Path, rows: int) -> pl.DataFrame:
+    """The first ``rows`` text records of the demo recipe's sources, as the stage sees them."""
+    catalog, root = Catalog.load(), resolve_data_root()
+    store = RunStore(work)
+    frames = []
+    for name in ("medquad_sample", "medquad_contaminated_demo", "self_instruct", "self_instruct_user",
+                 "dolly", "vqa_rad"):
+        folder = store.source(name)
+        ingest_source(catalog.source(name), folder, data_root=root)
+        frames.append(pl.read_parquet(folder.files("records")).select("messages", "chosen", "rejected"))
+    records = pl.concat(frames)
+    return records.sample(min(rows, records.height), seed=0).with_columns(
+        text=all_text(), turns=turn_texts())
+
+
+def time_embedder(files: dict[str, list[Path]], work: Path, rows: int) -> None:
+    """Decontamination of demo records, first call vs second (the cache), and the ONNX
+    backend against torch (speed, per-text cosine, identical decisions)."""
+    frame = demo_texts(work, rows)
+    items = load_items(StageContext(benchmarks=files), list(BENCHMARKS))
+    results = {}
+    for label, backend, cache in (("torch, empty cache", "torch", work / "c_torch"),
+                                  ("torch, second run", "torch", work / "c_torch"),
+                                  ("onnx, empty cache", "onnx", work / "c_onnx")):
+        index = BenchmarkIndex(items, DecontamConfig(embedding_model="minilm", embedding_backend=backend),
+                               cache=cache)
+        started = time.perf_counter()
+        found = index.match(frame.get_column("text"), frame.get_column("turns"))
+        results[label] = (time.perf_counter() - started, found)
+    turns = frame.get_column("turns").explode().drop_nulls()
+    turns = turns.filter(turns.str.count_matches(r"\S+") >= DecontamConfig().embedding_min_words)
+    texts = list(dict.fromkeys(turns.to_list()))
+    from curate.curation.embed import _encode
+
+    speed = {}
+    vectors = {}
+    for backend in ("torch", "onnx"):  # the same texts, no cache; the ONNX model exported above
+        _encode(texts[:8], "minilm", batch_size=64, max_tokens=128, backend=backend,  # type: ignore[arg-type]
+                onnx_folder=work / "c_onnx")
+        started = time.perf_counter()
+        vectors[backend] = _encode(texts, "minilm", batch_size=64, max_tokens=128,
+                                   backend=backend, onnx_folder=work / "c_onnx")  # type: ignore[arg-type]
+        speed[backend] = len(texts) / (time.perf_counter() - started)
+    cosine = (vectors["torch"] * vectors["onnx"]).sum(axis=1)
+    threshold = DecontamConfig().embedding_threshold
+    decisions = {k: np.nan_to_num(v[1]["embedding"][1], nan=-1) >= threshold for k, v in results.items()}
+    print(f"\nembedding tier on {frame.height} demo records ({len(texts)} distinct turns), "
+          f"benchmark items {len(items)}")
+    for label, (seconds, _) in results.items():
+        print(f"  decontamination ({label}): {seconds:.1f} s"
+              + (" (with the one-time ONNX export)" if label.startswith("onnx") else ""))
+    first, second = results["torch, empty cache"][0], results["torch, second run"][0]
+    print(f"  cache: second run {first / second:.1f}x faster than the first (target >= 10x)")
+    print(f"  onnx vs torch: {speed['onnx']:.1f} vs {speed['torch']:.1f} texts/s = "
+          f"{speed['onnx'] / speed['torch']:.2f}x (target >= 1.5x); per-text cosine min "
+          f"{cosine.min():.5f} (target >= 0.999); tier-4 decisions identical: "
+          f"{bool((decisions['torch, empty cache'] == decisions['onnx, empty cache']).all())} "
+          f"({int(decisions['torch, empty cache'].sum())} flagged)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=60, help="items per benchmark")
     parser.add_argument("--clean", type=int, default=3000, help="clean host rows (MedQuAD + Dolly)")
     parser.add_argument("--embedder", action="store_true", help="tier 4 (MiniLM) and backend timings")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--demo", type=int, default=0,
+                        help="time tier 4 on this many demo records: cache and ONNX vs torch")
     parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="decontam-bench-") as tmp:
         files = ingest_benchmarks(Path(tmp))
+        if args.demo:
+            time_embedder(files, Path(tmp), args.demo)
         config = DecontamConfig(embedding_model="minilm" if args.embedder else None,
                                 embedding_backend=args.backend, min_containment=args.min_containment)
         context = StageContext(benchmarks=files)

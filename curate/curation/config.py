@@ -180,6 +180,10 @@ class DecontamConfig(StageConfig):
     embedding_max_tokens: int = Field(
         128, ge=16, le=512, description="Tier 4: texts are cut to this many model tokens."
     )
+    embedding_min_words: int = Field(
+        4, ge=1, description="Tier 4: turns of fewer words are not embedded (a one-word answer such "
+        "as \"epidural hematoma\" is near a question on its topic without copying it).",
+    )
     embedding_backend: Literal["torch", "onnx"] = Field(
         "torch", description="Tier 4: `torch` (sentence-transformers) or `onnx` (ONNX Runtime, fp32, "
         "exported once from the local weights; extra `onnx`; same vectors, about 2-3x faster).",

@@ -476,7 +476,8 @@ class BenchmarkIndex:
             return np.full(n, -1), np.full(n, np.nan), [None] * n
         flat = turns.explode()
         owner = np.repeat(np.arange(n), turns.list.len().fill_null(0).to_numpy())
-        present = flat.is_not_null().to_numpy() & (flat.fill_null("").str.strip_chars() != "").to_numpy()
+        words = flat.fill_null("").str.count_matches(r"\S+").to_numpy()
+        present = words >= self.config.embedding_min_words
         texts = flat.filter(pl.Series(present)).to_list()
         owner = owner[present] if len(owner) == len(present) else owner
         items, fields, keys = self.embedding_keys
