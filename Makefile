@@ -17,7 +17,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml,test]"
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[ml,test,onnx]"
 	touch $@
 
 demo: $(VENV)/.installed-demo
