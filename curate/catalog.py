@@ -50,7 +50,8 @@ class Location(_Strict):
     """Where a source's rows live: local files (``path``, a glob) or the hub (``hf``)."""
 
     path: str | None = Field(
-        None, description="File or glob, relative to the data root unless absolute."
+        None, description="File or glob, relative to the data root unless absolute; "
+        "`catalog:<path>` is relative to the shipped catalogs folder."
     )
     hf: HubLocation | None = Field(None, description="A Hugging Face hub dataset.")
     format: Literal["jsonl", "json", "csv", "parquet"] | None = Field(
@@ -427,10 +428,18 @@ def resolve_data_root(override: str | os.PathLike[str] | None = None) -> Path:
     return (project_root().parent / "shared" / "data").resolve()
 
 
+CATALOG_PREFIX = "catalog:"
+"""A location path starting with this is relative to the shipped catalogs folder
+(``catalog:data/x.jsonl``): for small derived files that ship with the catalogs."""
+
+
 def resolve_files(location: Location, data_root: Path) -> list[Path]:
     """The local files a location names, sorted; a ConfigError when there are none."""
     assert location.path is not None
-    pattern = Path(location.path).expanduser()
+    if location.path.startswith(CATALOG_PREFIX):  # small derived files that ship with the catalogs
+        pattern = shipped_catalog_dir() / location.path.removeprefix(CATALOG_PREFIX)
+    else:
+        pattern = Path(location.path).expanduser()
     if not pattern.is_absolute():
         pattern = data_root / pattern
     if any(ch in str(pattern) for ch in "*?["):

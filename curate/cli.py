@@ -635,13 +635,25 @@ def _print_summary(summary: Any) -> None:
 def _print_contamination(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table("source", "benchmark", "contaminated", "share", "ngram", "minhash",
-                  "embedding", "source rejected", title="Contamination", title_justify="left")
+    tiers = [t for t in ("ngram", "containment", "stem", "embedding", "minhash") if rows and t in rows[0]]
+    table = Table("source", "benchmark", "contaminated", "share", *tiers,
+                  "source rejected", title="Contamination", title_justify="left")
     for c in rows:
         table.add_row(c["source"], c["benchmark"], f"{c['contaminated']:,}", f"{c['share']:.2%}",
-                      *(f"{c[t]:,}" for t in ("ngram", "minhash", "embedding")),
+                      *(f"{c[t]:,}" for t in tiers),
                       "yes" if c["source_rejected"] else "no")
     _console().print(table)
+    examples = Table("record", "record text", "benchmark item", "tier / field",
+                     title="Contamination examples (record beside the item it matched)",
+                     title_justify="left", show_lines=True)
+    for c in rows:
+        for e in (c.get("examples") or [])[:2]:
+            examples.add_row(e["record"], e["record_text"][:300], f"{e['item']}\n{e['item_text'][:300]}",
+                             " / ".join(x for x in (e.get("tier"), e.get("field")) if x))
+    if examples.row_count:
+        _console().print(examples)
+
+
 # -- safety ---------------------------------------------------------------------------------
 
 
@@ -998,6 +1010,7 @@ def train_merge(method: str, base_model: str | None, models: tuple[str, ...], we
         _console().print(f"mergekit config written to {write_merge_config(config, output_dir)}")
         return
     _console().print(f"[bold]merged[/] {len(models)} models ({method}) into {run_merge(config, output_dir)}")
+
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def union_options(models: Sequence[type[BaseModel]], *, discriminator: str, at: 
 
 def settings(context: click.Context) -> dict[str, Any]:
     """The values the command's ``ConfigOption``s were given, as nested mappings
-    (``{"decontam": {"benchmarks": [...], "minhash": {...}}}``); unset options
+    (``{"decontam": {"benchmarks": [...], "min_containment": 0.6}}``); unset options
     (None, or an empty repeatable option) are left out, so the config's default holds."""
     gathered: dict[str, Any] = {}
     for param in context.command.params:

@@ -151,31 +151,68 @@ class DecontamConfig(StageConfig):
         "`boilerplate_width` tokens or more).",
     )
     ngram_min_matches: int = Field(1, ge=1, description="Tier 1: shared n-grams that make a match.")
-    minhash: MinHashConfig = Field(
-        default_factory=lambda: MinHashConfig(ngram=1, threshold=0.5, min_recall=0.99),
-        description="Tier 2: shingles and LSH banding for candidates (words by default).",
+    containment_ngram: int = Field(
+        2, ge=1, le=5,
+        description="Tiers 2 and 3: words per shingle (word pairs keep the order a copy keeps and a "
+        "passage on the same topic does not; a one-word option is its word).",
+    )
+    window_words: int = Field(
+        160, ge=16, le=4096,
+        description="Tiers 2 and 3: records are cut into windows of this many words, overlapping "
+        "by half, so an item inside a long answer is compared with a passage its size.",
+    )
+    anchor_max_items: int = Field(
+        60, ge=1,
+        description="Tiers 2 and 3: tokens found in at most this many benchmark items find the "
+        "candidate items of a window.",
+    )
+    min_anchor_share: float = Field(
+        0.5, gt=0, le=1,
+        description="Tiers 2 and 3: share of an item's rare tokens a window must hold to be compared "
+        "with it.",
     )
     min_containment: float = Field(
-        0.6, gt=0, le=1,
-        description="Tier 2: share of the question's shingles, and of the options' shingles, "
-        "that the record must contain.",
-    )
-    min_shared_bands: int = Field(
-        2, ge=1,
-        description="Tier 2: LSH bands a record must share with an item to be compared with it. "
-        "With the default 42 bands x 3 rows, 2 bands keep 97% of pairs at Jaccard 0.5 and "
-        "99.95% at 0.6, and cut the candidates on common-word text about a hundredfold.",
+        0.55, gt=0, le=1,
+        description="Tier 2: IDF-weighted share (the mean over words and word pairs) of the "
+        "question's tokens (or the context's), and of the options' tokens, that a window must hold.",
     )
     min_item_shingles: int = Field(
-        6, ge=1, description="Tier 2: items with fewer distinct shingles are left to tiers 1 and 3."
+        6, ge=1, description="Tiers 2 and 3: items with fewer distinct tokens are left to tiers 1 and 4."
+    )
+    min_stem_specificity: float = Field(
+        32.0, ge=0,
+        description="Tier 3: a question without options counts only when the IDF of its distinct "
+        "tokens (over the benchmark items) sums to this (about five rare words); else only with "
+        "its gold answer, when the two reach it together.",
+    )
+    min_stem_containment: float = Field(
+        0.95, gt=0, le=1,
+        description="Tier 3: IDF-weighted share of a specific question's words and word pairs "
+        "(and its gold answer's) that a window must hold: near all of them, since an exam stem such "
+        "as \"myasthenia gravis is a disorder of\" also occurs in clean text with a word changed.",
     )
     embedding_model: str | None = Field(
-        None, description="Tier 3: sentence-transformers model (`minilm`, a hub name or a path); "
-        "unset switches tier 3 off.",
+        None, description="Tier 4: sentence-transformers model (`minilm`, a hub name or a path); "
+        "unset switches tier 4 off.",
     )
-    embedding_threshold: float = Field(0.92, gt=0, le=1, description="Tier 3: cosine that makes a match.")
+    embedding_threshold: float = Field(0.92, gt=0, le=1, description="Tier 4: cosine that makes a match.")
     embedding_max_tokens: int = Field(
-        128, ge=16, le=512, description="Tier 3: texts are cut to this many model tokens."
+        128, ge=16, le=512, description="Tier 4: texts are cut to this many model tokens."
+    )
+    embedding_min_words: int = Field(
+        4, ge=1, description="Tier 4: turns of fewer words are not embedded (a one-word answer such "
+        "as \"epidural hematoma\" is near a question on its topic without copying it).",
+    )
+    embedding_backend: Literal["torch", "onnx"] = Field(
+        "torch", description="Tier 4: `torch` (sentence-transformers) or `onnx` (ONNX Runtime, fp32, "
+        "exported once from the local weights; extra `onnx`; same vectors, about 2-3x faster).",
+    )
+    embedding_cache: bool = Field(
+        True, description="Tier 4: keep vectors in the shared cache (the runs folder's `_cache`, or "
+        "`$CURATE_CACHE_DIR` for one-file commands), so texts are embedded once per model.",
+    )
+    embedding_cache_mb: int = Field(
+        512, ge=1, description="Tier 4: the cache's size bound; the least recently used vectors go first."
     )
     reject_source_above: float = Field(
         0.005, ge=0, le=1, description="Reject a whole source above this contaminated share."

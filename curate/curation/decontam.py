@@ -1,29 +1,46 @@
-"""Benchmark decontamination in three tiers, each covering the others' blind spots.
+"""Benchmark decontamination in four tiers, each covering the others' blind spots.
 
-1. **n-gram** (GPT-3 / lm-eval style): a record shares a ``ngram``-token sequence (13 by
-   default, after the MinHash normalisation) with a benchmark question. N-grams found in
-   ``boilerplate_items`` or more benchmark items, or in ``stop_phrases``, never count, so
-   exam phrases alone ("most appropriate next step in the management of this patient")
-   do not make a match. Catches items embedded in long text; misses items under 13 words
-   and copies whose every 13-gram was broken by edits.
-2. **MinHash**: the record's user turn against each item's question plus its options, as
-   sets of shingles (``minhash.ngram``, words by default, so option order and labels do
-   not matter). LSH finds candidates; the score is the smaller of two exact shares: of
-   the question's shingles found in the record, and of the options' shingles. Catches
-   edited copies and items in another template; an answer alone, or a generic stem with
-   other options, stays below it.
-3. **embedding** (optional): cosine similarity of sentence embeddings (MiniLM by
-   default) between the user turn and the question, for paraphrases. A threshold below
-   about 0.9 flags topic, not contamination, on medical text.
+Every benchmark item is split into **fields**: its question, its context (PubMedQA's
+abstract: a benchmark whose every stem holds a blank line has a context before the last
+one), its options and its gold answer. Tiers match fields apart and together, and each
+match says which field it was (``question``, ``context``, ``whole``, ``answer``).
 
-Each record gets, per tier, its best benchmark item and score; ``decide`` applies the
-thresholds, gives ``contaminated:<benchmark>``, and rejects a whole source whose
+1. **ngram** (GPT-3 / lm-eval style): a record shares a ``ngram``-token sequence (13 by
+   default, after the MinHash normalisation) with an item's question or its context.
+   N-grams found in ``boilerplate_items`` or more items, or in ``stop_phrases``, never
+   count, so exam phrases alone do not make a match. Catches items embedded in long text;
+   misses short items and copies whose every 13-gram was broken by edits.
+2. **containment**: every record's text (all turns: user, assistant, later turns, chosen
+   and rejected) is cut into overlapping windows of ``window_words`` words; a window
+   matches an item's question (or whole stem) plus its options, or its context alone,
+   when it holds ``min_containment`` of each part's tokens, weighted by inverse document
+   frequency over the benchmark items (so "the", "patient" or "following" weigh little).
+   Candidates come from an inverted index of the items' rare tokens (found in at most
+   ``anchor_max_items`` items), so an item inside a long answer is found as surely as a
+   copied user turn. Option order, labels, case and punctuation do not matter.
+3. **stem**: the question alone (no options), or the question with its gold answer,
+   counts when the window holds ``min_stem_containment`` of it and the question is
+   *specific*: its IDF mass (the sum of its distinct tokens' IDF) reaches
+   ``min_stem_specificity``, and no other item has the same question with other options
+   (MMLU-medical repeats 79 generic stems such as "Which of the following statements is
+   false"). A question that is not specific counts only with its gold answer, when the
+   two together are specific.
+4. **embedding** (optional): cosine similarity of sentence embeddings (MiniLM by
+   default) between each turn and each item's question (and, for an item with a context,
+   its whole stem), for paraphrases. A threshold below about 0.9 flags topic, not
+   contamination, on medical text. Vectors are cached across runs (``StageContext``'s
+   ``embedding_cache``), so benchmark items are embedded once per model.
+
+Each record gets, per tier, its best benchmark item, field and score; ``decide`` applies
+the thresholds, gives ``contaminated:<benchmark>``, and rejects a whole source whose
 contaminated share exceeds ``reject_source_above`` (``source_rejected:contamination``).
 """
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,34 +49,28 @@ import pyarrow as pa
 from typing_extensions import override
 
 from curate.curation.config import DecontamConfig
-from curate.curation.embed import embed, nearest
-from curate.curation.minhash import (
-    band_keys,
-    common_shingles,
-    shingle_hits,
-    shingle_novelty,
-    shingle_table,
-    signatures,
-)
+from curate.curation.embed import default_cache_dir, embed, nearest
+from curate.curation.minhash import shingle_hits, shingle_novelty, shingle_table
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import RowStage, StageContext, select_rows
 
-TIERS = ("ngram", "minhash", "embedding")
+TIERS = ("ngram", "containment", "stem", "embedding")
+FIELDS = ("question", "context", "whole", "answer")
 EXAMPLES_PER_PAIR = 3
+_CONTEXT_SEPARATOR = "\n\n"
 
 
 class Decontaminate(RowStage[DecontamConfig]):
     """Flag records that contain benchmark items; reject heavily contaminated sources."""
 
     name = "decontam"
-    version = 1
-    decision_fields = frozenset(
-        {"ngram_min_matches", "min_containment", "embedding_threshold", "reject_source_above"}
-    )
+    version = 2
+    decision_fields = frozenset({"ngram_min_matches", "min_containment", "min_stem_containment",
+                                 "embedding_threshold", "reject_source_above"})
     columns = ("messages", "chosen", "rejected")
     score_columns = {f"{tier}_{part}": dtype for tier in TIERS
                      for part, dtype in (("score", pl.Float64), ("benchmark", pl.String),
-                                         ("item", pl.String))}
+                                         ("item", pl.String), ("field", pl.String))}
 
     def __init__(self, config: DecontamConfig | None = None):
         super().__init__(config)
@@ -74,39 +85,50 @@ class Decontaminate(RowStage[DecontamConfig]):
         """The benchmark side, built once per context (so once per run)."""
         if self._index is None or self._index[0] is not context:
             names = self.config.benchmarks or list(context.benchmarks)
-            self._index = (context, BenchmarkIndex(load_items(context, names), self.config))
+            cache = context.embedding_cache
+            if cache is None and self.config.embedding_cache:
+                cache = default_cache_dir()
+            index = BenchmarkIndex(load_items(context, names), self.config,
+                                   cache=cache if self.config.embedding_cache else None)
+            self._index = (context, index)
         return self._index[1]
 
     # -- scoring ----------------------------------------------------------------------------
 
     @override
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
+        """Per record and tier: the best item, its benchmark, the field matched and the score."""
         index = self.index(context)
-        frame = pl.DataFrame(records).select(user=user_text(), text=all_text())
+        table = pl.from_arrow(records)
+        assert isinstance(table, pl.DataFrame)
+        frame = table.select(text=all_text(), turns=turn_texts())
+        found = index.match(frame.get_column("text"), frame.get_column("turns"))
         columns: dict[str, Any] = {}
-        for tier, (item, value) in (
-            ("ngram", index.ngram_matches(frame.get_column("text"))),
-            ("minhash", index.containment(frame.get_column("user"))),
-            ("embedding", index.similarity(frame.get_column("user"))),
-        ):
+        for tier in TIERS:
+            item, value, field = found[tier]
             columns[f"{tier}_score"] = pa.array(value, pa.float64(), mask=np.isnan(value))
             columns[f"{tier}_benchmark"] = index.benchmark_of(item)
             columns[f"{tier}_item"] = index.item_of(item)
+            columns[f"{tier}_field"] = pa.array(field, pa.string())
         return pa.table(columns)
 
     @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """The first tier that reaches its threshold names the match; then the 0.5% rule."""
         o = self.config
         fired = {
             "ngram": pl.col("ngram_score") >= o.ngram_min_matches,
-            "minhash": pl.col("minhash_score") >= o.min_containment,
+            "containment": pl.col("containment_score") >= o.min_containment,
+            "stem": pl.col("stem_score") >= o.min_stem_containment,
             "embedding": pl.col("embedding_score") >= o.embedding_threshold,
         }
-        tier = pl.coalesce([pl.when(fired[t].fill_null(False)).then(pl.lit(t)) for t in TIERS])
-        benchmark = pl.coalesce(
-            [pl.when(fired[t].fill_null(False)).then(pl.col(f"{t}_benchmark")) for t in TIERS])
-        item = pl.coalesce([pl.when(fired[t].fill_null(False)).then(pl.col(f"{t}_item")) for t in TIERS])
-        decided = scores.with_columns(contam_tier=tier, contam_benchmark=benchmark, contam_item=item)
+
+        def first(part: str) -> pl.Expr:
+            return pl.coalesce([pl.when(fired[t].fill_null(False)).then(
+                pl.lit(t) if part == "tier" else pl.col(f"{t}_{part}")) for t in TIERS])
+
+        decided = scores.with_columns(contam_tier=first("tier"), contam_benchmark=first("benchmark"),
+                                      contam_item=first("item"), contam_field=first("field"))
         share = pl.col("contam_tier").is_not_null().mean().over("source")
         rejected = share > o.reject_source_above
         return decided.with_columns(
@@ -120,155 +142,356 @@ class Decontaminate(RowStage[DecontamConfig]):
     @override
     def reports(self, decisions: pl.DataFrame, records: pl.LazyFrame,
                 context: StageContext) -> dict[str, pl.DataFrame]:
+        """The contamination report (per source x benchmark, with examples)."""
         return {"contamination": contamination_report(decisions, records, self.index(context))}
 
 
+def turn_texts() -> pl.Expr:
+    """Every turn's text of a record (messages, then chosen and rejected), as a list."""
+    def contents(column: str) -> pl.Expr:
+        return pl.col(column).list.eval(pl.element().struct.field("content")).fill_null([])
+
+    return pl.concat_list([contents("messages"), contents("chosen"), contents("rejected")])
+
+
 def load_items(context: StageContext, names: list[str]) -> pl.DataFrame:
-    """Benchmark items: their question (stem) and their options, one row per item."""
-    frames = [
-        context.benchmark_records(name).select(
+    """Benchmark items, one row per item: ``question``, ``context`` (empty unless every
+    stem of the benchmark holds a blank line: then the text before the last one),
+    ``options`` (one per line) and ``answer`` (the gold option's text, or empty)."""
+    schema = {"benchmark": pl.String, "item": pl.String, "question": pl.String,
+              "context": pl.String, "options": pl.String, "answer": pl.String}
+    frames = []
+    for name in names:
+        mcqa = pl.col("mcqa").struct
+        frame = context.benchmark_records(name).select(
             benchmark=pl.lit(name),
             item=pl.format("{}:{}", pl.lit(name), pl.col("row")),
-            stem=pl.coalesce(pl.col("mcqa").struct.field("question"), user_text()),
-            options=pl.col("mcqa").struct.field("options").list.join("\n").fill_null(""),
-        )
-        for name in names
-    ]
+            stem=pl.coalesce(mcqa.field("question"), user_text()),
+            options=mcqa.field("options").list.join("\n").fill_null(""),
+            answer=mcqa.field("options").list.get(mcqa.field("answer"), null_on_oob=True).fill_null(""),
+        ).collect()
+        has_context = frame.height > 0 and bool(frame.get_column("stem").str.contains(
+            _CONTEXT_SEPARATOR, literal=True).all())
+        if has_context:
+            parts = pl.col("stem").str.split(_CONTEXT_SEPARATOR)
+            frame = frame.with_columns(
+                question=parts.list.last(),
+                context=parts.list.slice(0, parts.list.len() - 1).list.join(_CONTEXT_SEPARATOR))
+        else:
+            frame = frame.with_columns(question=pl.col("stem"), context=pl.lit(""))
+        frames.append(frame.select(list(schema)))
     if not frames:
-        return pl.DataFrame(schema={"benchmark": pl.String, "item": pl.String, "stem": pl.String,
-                                    "options": pl.String})
-    return pl.concat([f.collect() for f in frames])
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames)
+
+
+def windows(texts: pl.Series, width: int) -> tuple[list[str], np.ndarray]:
+    """Texts cut into windows of ``width`` words overlapping by half (a text of up to
+    ``width`` words is one window), and the text each window belongs to. Any span of
+    ``width // 2`` words lies wholly inside one window."""
+    step = max(1, width // 2)
+    out: list[str] = []
+    owner: list[int] = []
+    for i, text in enumerate(texts.to_list()):
+        words = (text or "").split()
+        if len(words) <= width:
+            out.append(" ".join(words))
+            owner.append(i)
+            continue
+        for start in range(0, len(words) - step, step):
+            out.append(" ".join(words[start:start + width]))
+            owner.append(i)
+    return out, np.asarray(owner, np.int64)
 
 
 class BenchmarkIndex:
     """The benchmark side of every tier, built once and queried per shard of records."""
 
-    def __init__(self, items: pl.DataFrame, config: DecontamConfig):
+    def __init__(self, items: pl.DataFrame, config: DecontamConfig, *, cache: Path | None = None):
         self.items = items
         self.config = config
-        self.stems = items.get_column("stem").to_arrow()
-        full = items.select(pl.concat_str(["stem", "options"], separator="\n")).to_series()
-        self.full = full.to_arrow()
+        self.cache = cache
         self._benchmarks = np.array(items.get_column("benchmark").to_list() + [None], dtype=object)
         self._ids = np.array(items.get_column("item").to_list() + [None], dtype=object)
 
     def benchmark_of(self, item: np.ndarray) -> pa.Array:
-        """The benchmark name of each item index (the last index: no item, null)."""
+        """The benchmark of each item index (-1: null)."""
         return pa.array(self._benchmarks[item], pa.string())
 
     def item_of(self, item: np.ndarray) -> pa.Array:
-        """The item id of each item index (the last index: no item, null)."""
+        """The ``benchmark:row`` id of each item index (-1: null)."""
         return pa.array(self._ids[item], pa.string())
+
+    def match(self, texts: pl.Series, turns: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        """Per tier: for each record, the best item (or -1), its score and matched field.
+        ``texts`` are the records' whole texts, ``turns`` their turns (lists of texts)."""
+        found = {"ngram": self.ngram_matches(texts)}
+        found.update(self.containment(texts))
+        found["embedding"] = self.similarity(turns)
+        return found
+
+    @cached_property
+    def whole_stems(self) -> pl.Series:
+        """Each item's stem as the benchmark gives it: context, blank line, question."""
+        return self.items.select(pl.when(pl.col("context") != "")
+                                 .then(pl.concat_str(["context", "question"], separator=_CONTEXT_SEPARATOR))
+                                 .otherwise(pl.col("question"))).to_series()
 
     # tier 1 ---------------------------------------------------------------------------------
 
     @cached_property
+    def ngram_texts(self) -> pl.DataFrame:
+        """(item, field, text): each item's question, and its context when it has one."""
+        base = self.items.with_row_index("idx").select(pl.col("idx").cast(pl.Int64), "question", "context")
+        return pl.concat([
+            base.select(item="idx", field=pl.lit("question"), text="question"),
+            base.filter(pl.col("context") != "").select(item="idx", field=pl.lit("context"), text="context"),
+        ])
+
+    @cached_property
     def ngrams(self) -> pl.DataFrame:
-        """(hash, item) for every n-gram of the items' questions that is not boilerplate:
-        found in ``boilerplate_items`` or more items, or with fewer than
-        ``min_novel_tokens`` tokens outside boilerplate phrases (so "the" + a stock exam
-        phrase is not a match)."""
+        """(hash, item, field) for every n-gram of the items' questions and contexts that
+        is not boilerplate: found in ``boilerplate_items`` or more items, or with fewer
+        than ``min_novel_tokens`` tokens outside boilerplate phrases (so "the" + a stock
+        exam phrase is not a match)."""
         c = self.config
         width = c.boilerplate_width
-        phrases, starts, _ = shingle_novelty(self.stems, width, width=width, common=np.zeros(0, np.uint64))
-        common = _in_many_items(pl.DataFrame({"hash": phrases, "item": _owners(starts)}),
+        texts = self.ngram_texts.get_column("text").to_arrow()
+        owner = self.ngram_texts.get_column("item").to_numpy()
+        fields = self.ngram_texts.get_column("field").to_numpy()
+        phrases, starts, _ = shingle_novelty(texts, width, width=width, common=np.zeros(0, np.uint64))
+        common = _in_many_items(pl.DataFrame({"hash": phrases, "item": owner[_owners(starts)]}),
                                 c.boilerplate_items).to_numpy()
         if c.stop_phrases:
             common = np.concatenate([common, shingle_table(c.stop_phrases, width)[0]])
-        flat, starts, novel = shingle_novelty(self.stems, c.ngram, width=width, common=common)
-        table = pl.DataFrame({"hash": flat, "item": _owners(starts), "novel": novel})
+        flat, starts, novel = shingle_novelty(texts, c.ngram, width=width, common=common)
+        rows = _owners(starts)
+        table = pl.DataFrame({"hash": flat, "item": owner[rows], "field": fields[rows], "novel": novel})
         shared = _in_many_items(table, c.boilerplate_items).to_frame()
         return (table.filter(pl.col("novel") >= c.min_novel_tokens)
-                .join(shared, on="hash", how="anti").select("hash", "item").unique()
-                .sort("item", "hash"))
+                .join(shared, on="hash", how="anti").select("hash", "item", "field").unique()
+                .sort("item", "field", "hash"))
 
-    def ngram_matches(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Per text: the item sharing the most n-grams (or -1) and how many it shares."""
+    def ngram_matches(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray, list]:
+        """Per text: the item (and field) sharing the most n-grams (or -1), and how many."""
         doc, found = shingle_hits(texts.to_arrow(), self.config.ngram,
                                   self.ngrams.get_column("hash").to_numpy())
         hits = (
             pl.DataFrame({"doc": doc, "hash": found}).unique()
             .join(self.ngrams, on="hash")
-            .group_by("doc", "item").agg(pl.len().alias("matches"))
+            .group_by("doc", "item", "field").agg(pl.len().cast(pl.Float64).alias("score"))
         )
-        return _best(hits, "matches", len(texts))
+        return _best(hits, len(texts))
 
-    # tier 2 ---------------------------------------------------------------------------------
-
-    @cached_property
-    def part_shingles(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """The shingle tables of the items' questions and of their options, apart."""
-        n = self.config.minhash.ngram
-        options = self.items.get_column("options").to_arrow()
-        return shingle_table(self.stems, n), shingle_table(options, n)
+    # tiers 2 and 3 --------------------------------------------------------------------------
 
     @cached_property
-    def buckets(self) -> pl.DataFrame:
-        """(band, key, item) of the items with enough shingles for tier 2."""
-        mh = self.config.minhash
-        bands, rows = mh.banding
-        keys = band_keys(signatures(self.full, mh), bands, rows)
-        sizes = np.diff(shingle_table(self.full, mh.ngram)[1])
-        table = pl.DataFrame({
-            "band": np.tile(np.arange(bands, dtype=np.int32), len(self.items)),
-            "key": keys.reshape(-1),
-            "item": np.repeat(np.arange(len(self.items)), bands),
-        })
-        return table.filter(pl.Series(np.repeat(sizes >= self.config.min_item_shingles, bands)))
+    def keys(self) -> pl.DataFrame:
+        """What tiers 2 and 3 compare windows with: (key, item, tier, field, a, b), where a
+        window must hold part ``a`` (text) and part ``b`` (a list of options: all of them,
+        the gold one, or none) of the item."""
+        c = self.config
+        base = self.items.drop("item").with_row_index("item").with_columns(
+            pl.col("item").cast(pl.Int64), whole=self.whole_stems,
+            options=pl.col("options").str.split("\n").list.filter(pl.element() != ""),
+            gold=pl.when(pl.col("answer") != "").then(pl.concat_list("answer"))
+            .otherwise(pl.lit([], pl.List(pl.String))))
+        none = pl.lit([], pl.List(pl.String))
+        has_context = pl.col("context") != ""
+        parts = [
+            base.select("item", tier=pl.lit("containment"), field=pl.lit("whole"), a="whole", b="options"),
+            base.filter(has_context).select("item", tier=pl.lit("containment"), field=pl.lit("question"),
+                                            a="question", b="options"),
+            base.filter(has_context).select("item", tier=pl.lit("containment"), field=pl.lit("context"),
+                                            a="context", b=none),
+            base.select("item", tier=pl.lit("stem"), field=pl.lit("question"), a="question", b=none),
+            base.filter(pl.col("answer") != "").select("item", tier=pl.lit("stem"), field=pl.lit("answer"),
+                                                       a="question", b="gold"),
+        ]
+        keys = pl.concat(parts).sort("item", "tier", "field").with_row_index("key").with_columns(
+            pl.col("key").cast(pl.Int64))
+        # which stem keys are specific enough: the question alone (not shared by another item
+        # with other options), else the question with its gold answer
+        mass = self._raw_key_tokens(keys).join(self.idf, on="hash").group_by("key").agg(
+            mass=pl.col("idf").sum())
+        keys = keys.join(mass, on="key", how="left").with_columns(pl.col("mass").fill_null(0.0))
+        repeated = pl.Series("repeated", self._repeated_questions().to_list())
+        repeated_of = base.select("item").with_columns(repeated)
+        keys = keys.join(repeated_of, on="item", how="left")
+        stem_ok = keys.filter((pl.col("field") == "question") & (pl.col("tier") == "stem")
+                              & (pl.col("mass") >= c.min_stem_specificity) & ~pl.col("repeated")
+                              ).select("item", has_stem=pl.lit(True))
+        keys = keys.join(stem_ok, on="item", how="left").with_columns(pl.col("has_stem").fill_null(False))
+        keep = (pl.col("tier") == "containment") | (
+            (pl.col("field") == "question") & pl.col("has_stem")) | (
+            (pl.col("field") == "answer") & ~pl.col("has_stem") & (pl.col("mass") >= c.min_stem_specificity))
+        return keys.filter(keep).select("key", "item", "tier", "field", "a", "b", "mass").sort("key")
 
-    def containment(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Per text: the item whose shingles it contains most (or -1) and that share."""
-        mh = self.config.minhash
-        bands, rows = mh.banding
-        arrow = texts.to_arrow()
-        keys = band_keys(signatures(arrow, mh), bands, rows)
+    def _raw_key_tokens(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """(key, part, hash): the distinct shingles of part ``a`` (word pairs; a one-word
+        text is its word) and of each option of part ``b``."""
+        n = self.config.containment_ngram
+        flat, starts = shingle_table(keys.get_column("a").to_arrow(), n)
+        a = pl.DataFrame({"key": keys.get_column("key").to_numpy()[_owners(starts)], "hash": flat,
+                          "part": "a"})
+        options = keys.select("key", "b").explode("b").drop_nulls("b")
+        flat, starts = shingle_table(options.get_column("b").to_arrow(), n)
+        b = pl.DataFrame({"key": options.get_column("key").to_numpy()[_owners(starts)], "hash": flat,
+                          "part": "b"})
+        return pl.concat([a, b]).unique()
+
+    @cached_property
+    def idf(self) -> pl.DataFrame:
+        """(hash, df, idf) of every shingle of the items (question, context, each option):
+        ``df`` items hold it; ``idf`` = ln((items + 1) / (df + 1))."""
+        base = self.items.select(
+            item=pl.int_range(pl.len(), dtype=pl.Int64),
+            texts=pl.concat_list(pl.col("question"), pl.col("context"),
+                                 pl.col("options").str.split("\n"))).explode("texts")
+        flat, starts = shingle_table(base.get_column("texts").to_arrow(), self.config.containment_ngram)
+        n = max(len(self.items), 1)
+        table = pl.DataFrame({"hash": flat, "item": base.get_column("item").to_numpy()[_owners(starts)]})
+        return (table.unique().group_by("hash").agg(df=pl.len())
+                .with_columns(idf=(math.log(n + 1) - (pl.col("df") + 1).log()).clip(0.01)))
+
+    def _repeated_questions(self) -> pl.Series:
+        """Whether another item has the same question (case and punctuation aside) with
+        other options: such a question says nothing on its own."""
+        norm = self.items.select(
+            q=pl.col("question").str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars(),
+            o=pl.col("options").str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars())
+        return norm.select(pl.col("o").n_unique().over("q") > 1).to_series()
+
+    @cached_property
+    def key_tokens(self) -> pl.DataFrame:
+        """(key, part, hash, idf, df): the distinct shingles of each kept key's parts."""
+        return self._raw_key_tokens(self.keys).join(self.idf, on="hash", how="left").with_columns(
+            pl.col("idf").fill_null(math.log(len(self.items) + 1)), pl.col("df").fill_null(1))
+
+    @cached_property
+    def word_tokens(self) -> pl.DataFrame:
+        """(key, part, hash, idf): the distinct words of each kept key's parts, weighted by
+        their IDF over the items."""
+        keys = self.keys
+        frames = []
+        flat, starts = shingle_table(keys.get_column("a").to_arrow(), 1)
+        frames.append(pl.DataFrame({"key": keys.get_column("key").to_numpy()[_owners(starts)],
+                                    "hash": flat, "part": "a"}))
+        options = keys.select("key", "b").explode("b").drop_nulls("b")
+        flat, starts = shingle_table(options.get_column("b").to_arrow(), 1)
+        frames.append(pl.DataFrame({"key": options.get_column("key").to_numpy()[_owners(starts)],
+                                    "hash": flat, "part": "b"}))
+        texts = self.items.select(pl.concat_str(["context", "question", "options"],
+                                                separator="\n")).to_series()
+        flat, starts = shingle_table(texts.to_arrow(), 1)
+        n = max(len(self.items), 1)
+        idf = (pl.DataFrame({"hash": flat, "item": _owners(starts)}).group_by("hash").agg(df=pl.len())
+               .with_columns(idf=(math.log(n + 1) - (pl.col("df") + 1).log()).clip(0.01)))
+        return pl.concat(frames).unique().join(idf, on="hash", how="left").with_columns(
+            pl.col("idf").fill_null(math.log(n + 1)))
+
+    @cached_property
+    def anchors(self) -> pl.DataFrame:
+        """(hash, key, anchors) for the rare shingles of each key (found in at most
+        ``anchor_max_items`` items) and how many the key has; containment keys with fewer
+        than ``min_item_shingles`` distinct words are left to the other tiers (a stem key
+        is kept by its specificity instead)."""
+        containment = self.keys.filter(pl.col("tier") == "containment").select("key")
+        small = self.word_tokens.join(containment, on="key").group_by("key").agg(tokens=pl.len()).filter(
+            pl.col("tokens") < self.config.min_item_shingles).select("key")
+        rare = (self.key_tokens.filter(pl.col("df") <= self.config.anchor_max_items)
+                .join(small, on="key", how="anti").select("hash", "key").unique())
+        return rare.join(rare.group_by("key").agg(anchors=pl.len()), on="key").sort("hash", "key")
+
+    def containment(self, texts: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        """Tiers 2 and 3: per text, the best key of each tier over the text's windows."""
+        c = self.config
+        n = c.containment_ngram
+        units, owner = windows(texts, c.window_words)
+        arrow = pa.array(units, pa.large_string())
+        empty = {tier: _best(pl.DataFrame(schema={"doc": pl.Int64, "item": pl.Int64, "field": pl.String,
+                                                   "score": pl.Float64}), len(texts))
+                 for tier in ("containment", "stem")}
+        if not units or self.anchors.height == 0:
+            return empty
+        wanted_hashes = self.anchors.get_column("hash").unique().to_numpy()
+        hit_frames = [pl.DataFrame({"unit": u, "hash": h}) for u, h in
+                      (shingle_hits(arrow, k, wanted_hashes) for k in sorted({1, n}))]
         candidates = (
-            pl.DataFrame({
-                "doc": np.repeat(np.arange(len(texts)), bands),
-                "band": np.tile(np.arange(bands, dtype=np.int32), len(texts)),
-                "key": keys.reshape(-1),
-            })
-            .join(self.buckets, on=["band", "key"])
-            .group_by("doc", "item").agg(pl.len().alias("bands"))
-            .filter(pl.col("bands") >= self.config.min_shared_bands)
-            .select("doc", "item").sort("doc", "item")
+            pl.concat(hit_frames).unique()
+            .join(self.anchors, on="hash")
+            .group_by("unit", "key").agg(hits=pl.len(), anchors=pl.col("anchors").first())
+            .filter(pl.col("hits") >= (pl.col("anchors") * c.min_anchor_share).ceil())
+            .select("unit", "key")
         )
         if candidates.height == 0:
-            return _best(candidates.with_columns(share=pl.lit(0.0)), "share", len(texts))
-        docs = np.unique(candidates.get_column("doc").to_numpy())
-        doc_table = shingle_table(arrow.take(pa.array(docs)), mh.ngram)
-        doc = np.searchsorted(docs, candidates.get_column("doc").to_numpy())
-        item = candidates.get_column("item").to_numpy()
-        share = np.minimum(*(_contained(part, item, doc_table, doc) for part in self.part_shingles))
-        return _best(candidates.with_columns(share=pl.Series(share, dtype=pl.Float64)), "share",
-                     len(texts))
+            return empty
+        wanted = np.unique(candidates.get_column("unit").to_numpy())
+        chosen = arrow.take(pa.array(wanted))
+        unit_tokens = {}
+        for k in sorted({1, n}):
+            flat, starts = shingle_table(chosen, k)
+            unit_tokens[k] = pl.DataFrame({"unit": wanted[_owners(starts)], "hash": flat,
+                                           "present": np.ones(len(flat), np.bool_)})
+        # a one-word option is a one-word shingle: the pairs' side looks for words too
+        present = {1: unit_tokens[1], n: pl.concat(list(unit_tokens.values())).unique(["unit", "hash"])}
+        part_shares = []
+        for k, tokens in ((1, self.word_tokens), (n, self.key_tokens)):
+            part_shares.append(
+                candidates.join(tokens.select("key", "part", "hash", "idf"), on="key")
+                .join(present[k], on=["unit", "hash"], how="left")
+                .group_by("unit", "key", "part")
+                .agg(share=(pl.col("idf") * pl.col("present").fill_null(False)).sum() / pl.col("idf").sum()))
+        # each part's score: the mean of its word share and its word-pair share (an edit
+        # breaks two pairs but one word; a passage on the same topic shares words, not pairs)
+        shares = (
+            pl.concat(part_shares).group_by("unit", "key", "part").agg(share=pl.col("share").mean())
+            .group_by("unit", "key").agg(score=pl.col("share").min())
+            .join(self.keys.select("key", "item", "tier", "field"), on="key")
+        )
+        shares = shares.with_columns(doc=pl.Series(owner[shares.get_column("unit").to_numpy()]))
+        return {tier: _best(shares.filter(pl.col("tier") == tier).select("doc", "item", "field", "score"),
+                            len(texts)) for tier in ("containment", "stem")}
 
-    # tier 3 ---------------------------------------------------------------------------------
+    # tier 4 ---------------------------------------------------------------------------------
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        c = self.config
+        assert c.embedding_model is not None
+        return embed(texts, c.embedding_model, max_tokens=c.embedding_max_tokens,
+                     backend=c.embedding_backend, cache=self.cache,
+                     cache_bytes=c.embedding_cache_mb * 2**20)
 
     @cached_property
-    def stem_vectors(self) -> np.ndarray:
-        """Embeddings of the items' questions (tier 3), computed once."""
-        assert self.config.embedding_model is not None
-        return embed(self.stems.to_pylist(), self.config.embedding_model,
-                     max_tokens=self.config.embedding_max_tokens)
+    def embedding_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item, field, vectors): each item's question, and whole stem when it has a context."""
+        base = self.items.drop("item").with_row_index("item").with_columns(pl.col("item").cast(pl.Int64),
+                                                               whole=self.whole_stems)
+        table = pl.concat([
+            base.select("item", field=pl.lit("question"), text="question"),
+            base.filter(pl.col("context") != "").select("item", field=pl.lit("whole"), text="whole"),
+        ])
+        vectors = self._embed(table.get_column("text").to_list())
+        return table.get_column("item").to_numpy(), table.get_column("field").to_numpy(), vectors
 
-    def similarity(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Per text: the item whose question is most similar in meaning, and the cosine."""
+    def similarity(self, turns: pl.Series) -> tuple[np.ndarray, np.ndarray, list]:
+        """Per record: the item most similar in meaning to one of its turns, and the cosine."""
+        n = len(turns)
         if self.config.embedding_model is None or len(self.items) == 0:
-            return np.full(len(texts), -1), np.full(len(texts), np.nan)
-        vectors = embed(texts.to_list(), self.config.embedding_model,
-                        max_tokens=self.config.embedding_max_tokens)
-        item, cosine = nearest(vectors, self.stem_vectors)
-        return item, cosine.astype(np.float64)
-
-
-def _contained(part: tuple[np.ndarray, np.ndarray], item: np.ndarray,
-               docs: tuple[np.ndarray, np.ndarray], doc: np.ndarray) -> np.ndarray:
-    """Per (item, doc) pair: the share of the item part's shingles found in the doc; an
-    empty part (no options) is fully contained."""
-    sizes = np.diff(part[1])[item]
-    common = common_shingles(part, item, docs, doc)
-    return np.divide(common, sizes, out=np.ones(len(item)), where=sizes > 0)
+            return np.full(n, -1), np.full(n, np.nan), [None] * n
+        flat = turns.explode()
+        owner = np.repeat(np.arange(n), turns.list.len().fill_null(0).to_numpy())
+        words = flat.fill_null("").str.count_matches(r"\S+").to_numpy()
+        present = words >= self.config.embedding_min_words
+        texts = flat.filter(pl.Series(present)).to_list()
+        owner = owner[present] if len(owner) == len(present) else owner
+        items, fields, keys = self.embedding_keys
+        key, cosine = nearest(self._embed(texts), keys)
+        hits = pl.DataFrame({"doc": owner, "item": items[key] if len(key) else np.zeros(0, np.int64),
+                             "field": fields[key] if len(key) else np.zeros(0, str),
+                             "score": cosine.astype(np.float64)}, schema={
+            "doc": pl.Int64, "item": pl.Int64, "field": pl.String, "score": pl.Float64})
+        return _best(hits, n)
 
 
 def _owners(starts: np.ndarray) -> np.ndarray:
@@ -282,40 +505,47 @@ def _in_many_items(table: pl.DataFrame, items: int) -> pl.Series:
             .filter(pl.col("items") >= items).get_column("hash").sort())
 
 
-def _best(hits: pl.DataFrame, value: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per document: the item with the highest ``value`` (ties: lowest item), or -1."""
+def _best(hits: pl.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Per document: the (item, field) with the highest ``score`` (ties: lowest item, then
+    field), or -1 / NaN / None."""
     item = np.full(n, -1, np.int64)
     score = np.full(n, np.nan)
+    field: list[str | None] = [None] * n
     if hits.height:
-        best = hits.sort(["doc", value, "item"], descending=[False, True, False]).unique(
+        best = hits.sort(["doc", "score", "item", "field"], descending=[False, True, False, False]).unique(
             "doc", keep="first")
         docs = best.get_column("doc").to_numpy()
         item[docs] = best.get_column("item").to_numpy()
-        score[docs] = best.get_column(value).to_numpy()
-    return item, score
+        score[docs] = best.get_column("score").to_numpy()
+        for d, f in zip(docs.tolist(), best.get_column("field").to_list(), strict=True):
+            field[d] = f
+    return item, score, field
 
 
 def contamination_report(
     decisions: pl.DataFrame, records: pl.LazyFrame, index: BenchmarkIndex
 ) -> pl.DataFrame:
-    """Per source x benchmark: rows, contaminated rows and share, rows per tier, whether
-    the source was rejected, and up to three examples (record text beside the item)."""
+    """Per source x benchmark: rows, contaminated rows and share, rows per tier and per
+    matched field, whether the source was rejected, and up to three examples (record text
+    beside the item, the tier and the field that matched)."""
     totals = decisions.group_by("source").agg(
         pl.len().alias("source_rows"),
         (pl.col("reason") == "source_rejected:contamination").any().alias("source_rejected"),
     )
     hit = decisions.filter(pl.col("contam_tier").is_not_null())
+    counted = {**{t: pl.UInt32 for t in TIERS}, **{f"field_{f}": pl.UInt32 for f in FIELDS}}
     if hit.height == 0:
         return pl.DataFrame(schema={
             "source": pl.String, "benchmark": pl.String, "source_rows": pl.UInt32,
-            "contaminated": pl.UInt32, "share": pl.Float64, **{t: pl.UInt32 for t in TIERS},
+            "contaminated": pl.UInt32, "share": pl.Float64, **counted,
             "source_rejected": pl.Boolean, "examples": pl.List(pl.Struct({
                 "record": pl.String, "record_text": pl.String, "item": pl.String,
-                "item_text": pl.String, "tier": pl.String})),
+                "item_text": pl.String, "tier": pl.String, "field": pl.String})),
         })
     texts = select_rows(records, hit.select("source", "row"), "source", "row", "id",
-                        user_text().alias("record_text"))
-    item_text = index.items.select("item", item_text=pl.concat_str(["stem", "options"], separator="\n"))
+                        all_text().alias("record_text"))
+    item_text = index.items.select(
+        "item", item_text=pl.concat_str([index.whole_stems, pl.col("options")], separator="\n"))
     examples = (
         hit.join(texts, on=["source", "row", "id"])
         .join(item_text, left_on="contam_item", right_on="item")
@@ -329,18 +559,20 @@ def contamination_report(
             item=pl.col("contam_item"),
             item_text=pl.col("item_text").str.slice(0, 600),
             tier=pl.col("contam_tier"),
+            field=pl.col("contam_field"),
         ))
     )
     counts = hit.group_by("source", "contam_benchmark").agg(
         pl.len().alias("contaminated"),
         *[(pl.col("contam_tier") == t).sum().alias(t) for t in TIERS],
+        *[(pl.col("contam_field") == f).sum().alias(f"field_{f}") for f in FIELDS],
     )
     return (
         counts.join(totals, on="source")
         .join(examples, on=["source", "contam_benchmark"], how="left")
         .with_columns(share=pl.col("contaminated") / pl.col("source_rows"))
         .rename({"contam_benchmark": "benchmark"})
-        .select("source", "benchmark", "source_rows", "contaminated", "share", *TIERS,
+        .select("source", "benchmark", "source_rows", "contaminated", "share", *counted,
                 "source_rejected", "examples")
         .sort("source", "benchmark")
     )

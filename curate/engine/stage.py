@@ -43,6 +43,9 @@ class StageContext:
     cache: Path | None = None
     """A folder for caches shared across runs (synthesis completions); None: a step
     uses its own default."""
+    embedding_cache: Path | None = None
+    """The folder of the sentence-embedding cache shared across runs (``runs/_cache/embeddings``);
+    None: a stage uses ``curate.curation.embed.default_cache_dir()``."""
 
     def stage_scores(self, name: str) -> pl.LazyFrame:
         """The decisions, with score columns, of the earlier stage ``name``."""

@@ -78,7 +78,7 @@ def build_mix(
     upstream = run.input_fingerprint()
     context = StageContext(
         benchmarks={name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks},
-        cache=run.store.cache("synth"))
+        cache=run.store.cache("synth"), embedding_cache=run.store.cache("embeddings"))
     results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
                          context=context, progress=stage_progress)
     rewrite = text_rewrite(stages)

@@ -65,7 +65,7 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
                                    "reasons": finished["reasons"]})
         report = stage.report("contamination")
         if report.exists():
-            summary.contamination = pl.read_parquet(report).drop("examples").to_dicts()
+            summary.contamination = pl.read_parquet(report).to_dicts()
     summary.modalities = modality_counts(store, info)
     return summary
 

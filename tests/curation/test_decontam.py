@@ -55,10 +55,14 @@ def index_of(files, names, **options) -> BenchmarkIndex:
 
 
 def flagged(index: BenchmarkIndex, user: list[str], text: list[str] | None = None) -> np.ndarray:
+    """Tiers 1-3 on chats whose user turns are ``user`` (and whose whole texts are ``text``)."""
     config = index.config
-    ngram = index.ngram_matches(pl.Series(text or user))[1] >= config.ngram_min_matches
-    minhash = index.containment(pl.Series(user))[1] >= config.min_containment
-    return ngram | minhash
+    texts = pl.Series(text or user)
+    ngram = np.nan_to_num(index.ngram_matches(texts)[1]) >= config.ngram_min_matches
+    found = index.containment(texts)
+    containment = np.nan_to_num(found["containment"][1]) >= config.min_containment
+    stem = np.nan_to_num(found["stem"][1]) >= config.min_stem_containment
+    return ngram | containment | stem
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -168,13 +172,13 @@ def test_a_stock_exam_phrase_with_one_matching_word_is_not_a_match():
     stems = [f"{w} presents with fever cough and {last} {phrase}" for w, last in
              (("alice", "wheeze"), ("bob", "rash"), ("carol", "pain"), ("dave", "nausea"))]
     items = pl.DataFrame({"benchmark": "exam", "item": [f"exam:{i}" for i in range(4)],
-                          "stem": stems, "options": ""})
+                          "question": stems, "context": "", "options": "", "answer": ""})
     index = BenchmarkIndex(items, DecontamConfig())
     texts = pl.Series([
         f"The nurse noted a wheeze {phrase} and wrote it down.",  # "wheeze" + the phrase
         f"Case: {stems[1]}? Discuss.",                              # the whole question
     ])
-    item, matches = index.ngram_matches(texts)
+    item, matches, _ = index.ngram_matches(texts)
     assert item.tolist() == [-1, 1]
     legacy = BenchmarkIndex(items, DecontamConfig(min_novel_tokens=1))
     assert legacy.ngram_matches(texts)[0].tolist() == [0, 1]  # what plain 13-grams flag

@@ -191,15 +191,19 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(tmp_path):
     result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(tmp_path / "runs"),
                                        "--out", str(tmp_path / "releases")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("clean_v1", "decontam_v1", "near_duplicate_of", "too_similar_to", "synth_cot",
+    for text in ("clean_v1", "decontam_v2", "near_duplicate_of", "too_similar_to", "synth_cot",
                  "offline backend", "release", "(written)", "medical", "general", "synthetic",
-                 "modality: image", "Contamination", "image_v1", "answer_wrong_type"):
+                 "modality: image", "Contamination", "image_v1", "answer_wrong_type",
+                 "source_rejected:contamination", "medquad_contaminated_demo", "Contamination examples"):
         assert text in result.output
     path = tmp_path / "releases/demo/0.1.0"
     manifest = json.loads((path / "manifest.json").read_text())
     assert [s["stage"] for s in manifest["stages"]] == [
-        "clean_v1", "image_v1", "answers_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v1",
+        "clean_v1", "image_v1", "answers_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v2",
         "diversity_v1"]
+    rejected = [c for c in manifest["contamination"] if c["source"] == "medquad_contaminated_demo"]
+    assert rejected and all(c["source_rejected"] for c in rejected)
+    assert sum(c["contaminated"] for c in rejected) == 6
     assert manifest["stages"][5]["options"]["embedding_model"] == "minilm"
     # VQA-RAD's images all pass; its 8 own wrong-type answers are removed
     assert manifest["stages"][1]["reasons"] == {}

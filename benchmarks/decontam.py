@@ -1,0 +1,351 @@
+"""Decontamination on real plantings: recall per benchmark x form x tiers, false positives,
+the lm-eval-style 13-gram baseline, and the embedder's backends and cache, in one run.
+
+Real items of PubMedQA (its short question: a training row copies the question and its
+label, not the abstract), MMLU-medical and MedMCQA (from ``../shared/data``) are planted
+into real MedQuAD and Dolly rows in nine forms (``FORMS``). Every planted row and every
+clean row (MedQuAD pairs outside the 1,500 sample, and the Dolly rows) goes through
+``BenchmarkIndex.match`` with the three benchmarks indexed; a row counts as caught by a
+tier set when any tier of the set fires at the stage's default thresholds.
+
+The baseline is lm-eval's decontamination as its docs describe it (``Janitor``): the
+benchmark documents' text (question and options) lower-cased, punctuation removed, split
+on whitespace; a training row is contaminated when it shares any 13-gram with it.
+
+    .venv/bin/python benchmarks/decontam.py --items 60 --clean 3000
+    .venv/bin/python benchmarks/decontam.py --items 60 --clean 3000 --embedder
+
+``--embedder`` adds tier 4 (MiniLM) to the table and times the torch and ONNX backends
+on the demo's texts and the cache (first vs second call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import string
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from curate.catalog import Catalog, resolve_data_root  # noqa: E402
+from curate.curation.config import DecontamConfig  # noqa: E402
+from curate.curation.decontam import BenchmarkIndex, load_items, turn_texts  # noqa: E402
+from curate.curation.text import all_text  # noqa: E402
+from curate.engine.stage import StageContext  # noqa: E402
+from curate.ingest import ingest_source  # noqa: E402
+from curate.store import RunStore  # noqa: E402
+
+BENCHMARKS = ("pubmedqa", "mmlu_medical", "medmcqa")
+FORMS = ("verbatim", "template", "shuffled", "edited", "no_options", "in_answer", "in_document",
+         "case_punct", "multi_turn")
+TIER_SETS = {"1": ("ngram",), "1+2": ("ngram", "containment", "stem"),
+             "1+2+3": ("ngram", "containment", "stem", "embedding")}
+
+
+def letters(options: list[str]) -> str:
+    return "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(options))
+
+
+def edit(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
+    """Replace ``share`` of the words (at least one) by words of the host corpus."""
+    words = text.split(" ")
+    for i in rng.sample(range(len(words)), max(1, round(len(words) * share))):
+        words[i] = rng.choice(vocab)
+    return " ".join(words)
+
+
+def case_punct(text: str, rng: random.Random) -> str:
+    """Change case and punctuation: upper-case some words, strip or add punctuation."""
+    out = []
+    for word in text.split(" "):
+        roll = rng.random()
+        word = word.upper() if roll < 0.2 else word.lower() if roll < 0.5 else word
+        word = word.strip(string.punctuation) if rng.random() < 0.5 else word
+        out.append(word + (rng.choice([",", ";", " -"]) if rng.random() < 0.1 else ""))
+    return " ".join(out)
+
+
+def plant(item: dict, form: str, host: tuple[str, str], rng: random.Random,
+          vocab: list[str]) -> list[dict[str, str]]:
+    """One training conversation holding ``item`` (question, options, answer) in ``form``,
+    built around a real ``host`` row (question, answer)."""
+    question, options, gold = item["question"], item["options"], item["answer_text"]
+    hq, ha = host
+    if form == "verbatim":
+        turns = [question + "\n" + letters(options), f"{gold}"]
+    elif form == "template":
+        turns = ["Answer the following multiple choice question.\nQuestion: " + question + "\nOptions: "
+                 + " ".join(f"({chr(97 + i)}) {o}" for i, o in enumerate(options))
+                 + "\nAnswer with the letter only.", f"The answer is {gold}."]
+    elif form == "shuffled":
+        shuffled = options[:]
+        rng.shuffle(shuffled)
+        turns = [question + "\n" + "\n".join(f"{i + 1}) {o}" for i, o in enumerate(shuffled)), gold]
+    elif form == "edited":
+        turns = [edit(question + "\n" + letters(options), 0.15, rng, vocab), gold]
+    elif form == "no_options":
+        turns = [question, f"{gold}. {ha[:300]}"]
+    elif form == "in_answer":
+        words = ha.split(" ")
+        cut = len(words) // 2
+        quote = f' A classic exam question asks: "{question}" The expected answer is {gold}. '
+        turns = [hq, " ".join(words[:cut]) + quote + " ".join(words[cut:])]
+    elif form == "in_document":
+        words = ha.split(" ")
+        cut = len(words) // 2
+        inner = edit(question + " " + " ".join(options), 0.10, rng, vocab)
+        turns = [hq, " ".join(words[:cut]) + "\n\n" + inner + "\n\n" + " ".join(words[cut:])]
+    elif form == "case_punct":
+        turns = [case_punct(question + "\n" + letters(options), rng), gold]
+    elif form == "multi_turn":
+        turns = [hq, ha, "Another one: " + question + "\n" + letters(options), f"It is {gold}."]
+    else:
+        raise ValueError(form)
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+
+
+# -- the 13-gram baseline (lm-eval's Janitor: lower case, no punctuation, 13-grams) ---------
+
+_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+def janitor_ngrams(text: str, n: int = 13) -> set[int]:
+    words = _PUNCT.sub("", text.lower()).split()
+    return {hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)}
+
+
+class ThirteenGram:
+    """lm-eval-style decontamination: any shared 13-gram with a benchmark document."""
+
+    def __init__(self, documents: list[str]):
+        self.grams: set[int] = set()
+        for doc in documents:
+            self.grams |= janitor_ngrams(doc)
+
+    def flags(self, texts: list[str]) -> np.ndarray:
+        return np.array([bool(janitor_ngrams(t) & self.grams) for t in texts])
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def ingest_benchmarks(work: Path) -> dict[str, list[Path]]:
+    catalog, root = Catalog.load(), resolve_data_root()
+    store = RunStore(work)
+    files = {}
+    for name in BENCHMARKS:
+        folder = store.benchmark(name)
+        ingest_source(catalog.benchmark(name), folder, data_root=root)
+        files[name] = folder.files("records")
+    return files
+
+
+def hosts(count: int, *, skip_sample: bool = True) -> list[tuple[str, str]]:
+    """Real MedQuAD pairs outside the 1,500 sample (so the demo's rows stay clean), then
+    every Dolly row, interleaved."""
+    root = resolve_data_root()
+    sample = {json.loads(line)["id"] for line in
+              (root / "medical/medquad/medquad_sample_1500.jsonl").read_text().splitlines()}
+    medquad = [(r["question"], r["answer"]) for r in map(json.loads, (
+        root / "medical/medquad/medquad_answered.jsonl").read_text().splitlines())
+        if not (skip_sample and r["id"] in sample) and r.get("answer")]
+    dolly = [(r["instruction"] + ("\n\n" + r["context"] if r["context"] else ""), r["response"])
+             for r in map(json.loads, (root / "general/dolly/dolly_151.jsonl").read_text().splitlines())]
+    random.Random(0).shuffle(medquad)
+    return (dolly + medquad)[:count] if count > len(dolly) else dolly[:count]
+
+
+def sample_items(index: BenchmarkIndex, per_benchmark: int, seed: int = 0) -> pl.DataFrame:
+    items = index.items.with_row_index("idx")
+    return pl.concat([items.filter(pl.col("benchmark") == b).sample(
+        min(per_benchmark, items.filter(pl.col("benchmark") == b).height), seed=seed) for b in BENCHMARKS])
+
+
+def planted_rows(items: pl.DataFrame, host_rows: list[tuple[str, str]], vocab: list[str],
+                 seed: int = 0) -> pl.DataFrame:
+    """Every sampled item in every form, with its host row (one row per item x form)."""
+    rng = random.Random(seed)
+    rows = []
+    for k, item in enumerate(items.iter_rows(named=True)):
+        entry = {"question": item["question"], "options": item["options"].split("\n"),
+                 "answer_text": item["answer"] or item["options"].split("\n")[0]}
+        for j, form in enumerate(FORMS):
+            host = host_rows[(k * len(FORMS) + j) % len(host_rows)]
+            rows.append({"benchmark": item["benchmark"], "item": item["item"], "form": form,
+                         "messages": plant(entry, form, host, rng, vocab)})
+    return pl.DataFrame(rows)
+
+
+def chats(pairs: list[tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame({"messages": [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+                                      for q, a in pairs]})
+
+
+def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
+    turns = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    frame = frame.with_columns(chosen=pl.lit(None, turns), rejected=pl.lit(None, turns))
+    return frame.with_columns(text=all_text(), turns=turn_texts())
+
+
+def fired(index: BenchmarkIndex, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Per tier: whether it fired on each row (at the config's thresholds), and the item."""
+    c = index.config
+    found = index.match(frame.get_column("text"), frame.get_column("turns"))
+    limits = {"ngram": c.ngram_min_matches, "containment": c.min_containment,
+              "stem": c.min_stem_containment, "embedding": c.embedding_threshold}
+    out = {}
+    for tier, (item, score, _field) in found.items():
+        hit = np.nan_to_num(score, nan=-1) >= limits[tier]
+        out[tier] = hit
+        out[f"{tier}_item"] = index.item_of(item).to_numpy(zero_copy_only=False)
+    return out
+
+
+def demo_texts(work: Path, rows: int) -> pl.DataFrame:
+    """The first ``rows`` text records of the demo recipe's sources, as the stage sees them."""
+    catalog, root = Catalog.load(), resolve_data_root()
+    store = RunStore(work)
+    frames = []
+    for name in ("medquad_sample", "medquad_contaminated_demo", "self_instruct", "self_instruct_user",
+                 "dolly", "vqa_rad"):
+        folder = store.source(name)
+        ingest_source(catalog.source(name), folder, data_root=root)
+        frames.append(pl.read_parquet(folder.files("records")).select("messages", "chosen", "rejected"))
+    records = pl.concat(frames)
+    return records.sample(min(rows, records.height), seed=0).with_columns(
+        text=all_text(), turns=turn_texts())
+
+
+def time_embedder(files: dict[str, list[Path]], work: Path, rows: int) -> None:
+    """Decontamination of demo records, first call vs second (the cache), and the ONNX
+    backend against torch (speed, per-text cosine, identical decisions)."""
+    frame = demo_texts(work, rows)
+    items = load_items(StageContext(benchmarks=files), list(BENCHMARKS))
+    results = {}
+    for label, backend, cache in (("torch, empty cache", "torch", work / "c_torch"),
+                                  ("torch, second run", "torch", work / "c_torch"),
+                                  ("onnx, empty cache", "onnx", work / "c_onnx")):
+        index = BenchmarkIndex(items, DecontamConfig(embedding_model="minilm", embedding_backend=backend),
+                               cache=cache)
+        started = time.perf_counter()
+        found = index.match(frame.get_column("text"), frame.get_column("turns"))
+        results[label] = (time.perf_counter() - started, found)
+    turns = frame.get_column("turns").explode().drop_nulls()
+    turns = turns.filter(turns.str.count_matches(r"\S+") >= DecontamConfig().embedding_min_words)
+    texts = list(dict.fromkeys(turns.to_list()))
+    from curate.curation.embed import _encode
+
+    speed = {}
+    vectors = {}
+    for backend in ("torch", "onnx"):  # the same texts, no cache; the ONNX model exported above
+        _encode(texts[:8], "minilm", batch_size=64, max_tokens=128, backend=backend,  # type: ignore[arg-type]
+                onnx_folder=work / "c_onnx")
+        started = time.perf_counter()
+        vectors[backend] = _encode(texts, "minilm", batch_size=64, max_tokens=128,
+                                   backend=backend, onnx_folder=work / "c_onnx")  # type: ignore[arg-type]
+        speed[backend] = len(texts) / (time.perf_counter() - started)
+    cosine = (vectors["torch"] * vectors["onnx"]).sum(axis=1)
+    threshold = DecontamConfig().embedding_threshold
+    decisions = {k: np.nan_to_num(v[1]["embedding"][1], nan=-1) >= threshold for k, v in results.items()}
+    print(f"\nembedding tier on {frame.height} demo records ({len(texts)} distinct turns), "
+          f"benchmark items {len(items)}")
+    for label, (seconds, _) in results.items():
+        print(f"  decontamination ({label}): {seconds:.1f} s"
+              + (" (with the one-time ONNX export)" if label.startswith("onnx") else ""))
+    first, second = results["torch, empty cache"][0], results["torch, second run"][0]
+    print(f"  cache: second run {first / second:.1f}x faster than the first (target >= 10x)")
+    print(f"  onnx vs torch: {speed['onnx']:.1f} vs {speed['torch']:.1f} texts/s = "
+          f"{speed['onnx'] / speed['torch']:.2f}x (target >= 1.5x); per-text cosine min "
+          f"{cosine.min():.5f} (target >= 0.999); tier-4 decisions identical: "
+          f"{bool((decisions['torch, empty cache'] == decisions['onnx, empty cache']).all())} "
+          f"({int(decisions['torch, empty cache'].sum())} flagged)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=60, help="items per benchmark")
+    parser.add_argument("--clean", type=int, default=3000, help="clean host rows (MedQuAD + Dolly)")
+    parser.add_argument("--embedder", action="store_true", help="tier 4 (MiniLM) and backend timings")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--demo", type=int, default=0,
+                        help="time tier 4 on this many demo records: cache and ONNX vs torch")
+    parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="decontam-bench-") as tmp:
+        files = ingest_benchmarks(Path(tmp))
+        if args.demo:
+            time_embedder(files, Path(tmp), args.demo)
+        config = DecontamConfig(embedding_model="minilm" if args.embedder else None,
+                                embedding_backend=args.backend, min_containment=args.min_containment)
+        context = StageContext(benchmarks=files)
+        index = BenchmarkIndex(load_items(context, list(BENCHMARKS)), config,
+                               cache=Path(tmp) / "cache" if args.embedder else None)
+        pool = hosts(args.clean + 2000)
+        clean_pairs, host_rows = pool[:args.clean], pool[args.clean:]
+        vocab = " ".join(a for _, a in host_rows[:300]).split()
+        items = sample_items(index, args.items)
+        planted = with_texts(planted_rows(items, host_rows, vocab))
+        clean = with_texts(chats(clean_pairs))
+        print(f"sizes: {args.items} items per benchmark x {len(FORMS)} forms = {planted.height} "
+              "planted rows; "
+              f"{clean.height} clean rows (MedQuAD outside the demo sample, Dolly); "
+              f"{len(index.items)} benchmark items indexed")
+        started = time.perf_counter()
+        hit_planted = fired(index, planted)
+        hit_clean = fired(index, clean)
+        seconds = time.perf_counter() - started
+        documents = index.items.select(pl.concat_str([index.whole_stems, pl.col("options")],
+                                                     separator="\n")).to_series().to_list()
+        baseline = ThirteenGram(documents)
+        base_planted = baseline.flags(planted.get_column("text").to_list())
+        base_clean = baseline.flags(clean.get_column("text").to_list())
+        sets = {k: v for k, v in TIER_SETS.items() if args.embedder or "embedding" not in v}
+        table = planted.select("benchmark", "item", "form").with_columns(
+            **{f"tiers {k}": np.logical_or.reduce([hit_planted[t] for t in v]) for k, v in sets.items()},
+            baseline=base_planted)
+        # a hit counts only when the tiers name the planted item or another item of its benchmark
+        # with the same question (the benchmark repeats questions)
+        print(f"\nrecall (share of planted rows flagged), curate tiers vs the 13-gram baseline; "
+              f"scoring {planted.height + clean.height} rows took {seconds:.1f} s")
+        summary = table.group_by("benchmark", "form", maintain_order=True).agg(
+            pl.col(c).mean() for c in [*(f"tiers {k}" for k in sets), "baseline"])
+        header = f"{'benchmark':<13} {'form':<12} " + " ".join(f"{'tiers ' + k:>12}" for k in sets) + \
+            f" {'13-gram':>8} {'ahead':>6}"
+        print(header)
+        worst = {k: 1.0 for k in sets}
+        ahead_all = True
+        for row in summary.iter_rows(named=True):
+            best = row[f"tiers {list(sets)[-1]}"]
+            ahead = best > row["baseline"] or best == 1.0
+            ahead_all &= ahead
+            for k in sets:
+                worst[k] = min(worst[k], row[f"tiers {k}"])
+            print(f"{row['benchmark']:<13} {row['form']:<12} "
+                  + " ".join(f"{row[f'tiers {k}']:>12.3f}" for k in sets)
+                  + f" {row['baseline']:>8.3f} {'yes' if ahead else 'NO':>6}")
+        flagged = np.logical_or.reduce([hit_clean[t] for t in TIER_SETS[list(sets)[-1]]])
+        print("\nworst form: " + ", ".join(f"tiers {k} {v:.3f}" for k, v in worst.items()))
+        print(f"false positives on clean rows: {int(flagged.sum())} of {clean.height} "
+              f"({flagged.mean():.3%}); 13-gram baseline {int(base_clean.sum())} ({base_clean.mean():.3%})")
+        for t in TIER_SETS["1+2+3"]:
+            if t in hit_clean and hit_clean[t].any():
+                rows = np.flatnonzero(hit_clean[t])[:3]
+                for r in rows:
+                    print(f"  FP {t}: {clean_pairs[r][0][:80]!r} ~ {hit_clean[f'{t}_item'][r]}")
+        print(f"targets: all tiers >= 0.95 every form: {worst[list(sets)[-1]] >= 0.95}; "
+              f"tiers 1+2 >= 0.9: {worst['1+2'] >= 0.9}; FP <= 0.1%: {flagged.mean() <= 0.001}; "
+              f"ahead of 13-gram everywhere: {ahead_all}")
+
+
+if __name__ == "__main__":
+    main()
