@@ -222,6 +222,10 @@ class MixSpec(_Strict):
         None, description="Tokenizer (hub name or local path) that counts loss tokens; unset: a "
         "whitespace estimate (1.3 tokens per word), which the manifest says.",
     )
+    max_length: int | None = Field(
+        None, gt=0, description="Training sequence length in tokens (TRL's `max_length`): tokens "
+        "past it are not trained on, so they are not counted; needs `tokenizer`.",
+    )
     temperature: float = Field(
         1.0, gt=0, description="Sampling across sources of a category: weight ~ size**(1/T).",
     )
@@ -244,6 +248,13 @@ class MixSpec(_Strict):
         if any(v < 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
             raise ValueError(f"shares must be >= 0 and add up to 1, got {sum(shares.values()):g}")
         return shares
+
+    @model_validator(mode="after")
+    def _length_needs_tokenizer(self) -> MixSpec:
+        if self.max_length is not None and self.tokenizer is None:
+            raise ValueError("`max_length` needs a `tokenizer` (the whitespace estimate cannot cut at a "
+                             "token length): set `mix.tokenizer` or remove `mix.max_length`")
+        return self
 
 
 class Recipe(_Strict):

@@ -91,9 +91,11 @@ def rewritten(records: pl.DataFrame, rewrite: Rewrite | None) -> pl.DataFrame:
 
 
 def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
-               tokenizer: str | None, rewrite: Rewrite | None = None) -> pl.DataFrame:
+               tokenizer: str | None, rewrite: Rewrite | None = None, *,
+               max_length: int | None = None) -> pl.DataFrame:
     """Every record the stages kept: keys, category, modality, kind and loss tokens (of
-    the cleaned text), computed shard by shard (the texts are never all in memory)."""
+    the cleaned text, cut at the training ``max_length``), computed shard by shard (the
+    texts are never all in memory)."""
     drop = removed.select(KEYS)
     parts = []
     for name in sources:
@@ -102,7 +104,7 @@ def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
                                                    "messages", "chosen", "rejected"])
             shard = rewritten(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), rewrite)
             parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
-                loss_tokens=loss_tokens(shard, tokenizer)))
+                loss_tokens=loss_tokens(shard, tokenizer, max_length=max_length)))
     schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "kind": pl.String,
               "category": pl.String, "modality": pl.String, "loss_tokens": pl.UInt64}
     return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
@@ -193,8 +195,9 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     stage_names = [r.name for r in spec.stage_results]
     removed = removed_records(store, stage_names)
     tokenizer = mix.tokenizer if mix else None
+    max_length = mix.max_length if mix else None
     sources = spec.mix_sources
-    pool = candidates(store, sources, removed, tokenizer, spec.rewrite)
+    pool = candidates(store, sources, removed, tokenizer, spec.rewrite, max_length=max_length)
     allocation = select(pool, mix, recipe.seed)
     order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
@@ -217,7 +220,7 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
             if (c := _quarantine_counts(store, name))},
         "contamination": _contamination(store, stage_names),
         "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
-                   "counting": counting_method(tokenizer)},
+                   "counting": counting_method(tokenizer, max_length=max_length)},
         "composition": allocation.composition,
         "modality": _modality_shares(allocation.selected, mix),
         "sources_in_mix": _per_source(allocation.selected, described),

@@ -134,7 +134,7 @@ def plan_mix(run: Run) -> dict[str, Any]:
         off = run.recipe.switched_off
         stages = [n for n in run.recipe.stages if n not in off and run.store.stage(n).decisions.exists()]
         pool = candidates(run.store, mix_sources(run), removed_records(run.store, stages),
-                          spec.tokenizer)
+                          spec.tokenizer, max_length=spec.max_length)
         units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
         available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
         try:

@@ -80,8 +80,9 @@ def modality_counts(store: RunStore, info: dict[str, Any]) -> list[dict[str, Any
         return []
     stages = [n for n in info.get("stages", []) if store.stage(n).decisions.exists()]
     removed = removed_records(store, stages)
-    tokenizer = (info["recipe"].get("mix") or {}).get("tokenizer")
-    every = candidates(store, sources, removed.head(0), tokenizer)
+    mix = info["recipe"].get("mix") or {}
+    every = candidates(store, sources, removed.head(0), mix.get("tokenizer"),
+                       max_length=mix.get("max_length"))
     keys = ["source", "row"]
     kept = every.join(removed.select(keys), on=keys, how="anti")
     dropped = removed.join(every.select(*keys, "modality"), on=keys).group_by("modality", "stage").len()

@@ -21,7 +21,7 @@ sources: [dolly, dolly_prefs]
 mix:
   targets: {{general: 1.0}}
   tokenizer: {tokenizer}
-"""
+{length}"""
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +52,17 @@ def trl_counts(release_path, model_path, max_length):
     return labels, completions
 
 
-def test_manifest_loss_tokens_equal_what_trl_trains_on(release, bpe, tmp_path):
+@pytest.mark.parametrize("max_length", [None, 64])
+def test_manifest_loss_tokens_equal_what_trl_trains_on(release, bpe, tmp_path, max_length):
     catalog = release.parents[2] / "catalog"
-    recipe = write_yaml(tmp_path / "counted.yaml", RECIPE.format(tokenizer=bpe))
+    length = f"  max_length: {max_length}\n" if max_length else ""
+    recipe = write_yaml(tmp_path / "counted.yaml", RECIPE.format(tokenizer=bpe, length=length))
     built = build_mix(open_run(recipe, catalog_dirs=[catalog], runs_dir=tmp_path / "runs"),
                       releases_dir=tmp_path / "rel").release
     manifest = built.manifest
-    assert manifest["budget"]["counting"] == f"tokenizer:{bpe} (chat-template assistant mask)"
-    labels, completions = trl_counts(built.path, bpe, None)
+    cut = f", max_length {max_length})" if max_length else ")"
+    assert manifest["budget"]["counting"] == f"tokenizer:{bpe} (chat-template assistant mask{cut}"
+    labels, completions = trl_counts(built.path, bpe, max_length)
     (general,) = manifest["composition"]
     assert general["loss_tokens"] == sum(labels.values()) + sum(completions.values())
     assert manifest["sources_in_mix"]["dolly"]["loss_tokens"] == sum(labels.values())
@@ -75,6 +78,17 @@ def test_loss_tokens_per_record_match_trl_with_truncation(release, bpe):
     ours |= dict(zip(prefs["id"], loss_tokens(prefs, str(bpe), max_length=64), strict=True))
     assert {i: n for i, n in ours.items() if i in labels or n} == labels | completions
     assert counting_method(str(bpe), max_length=64).endswith("assistant mask, max_length 64)")
+
+
+def test_a_training_length_needs_a_tokenizer(tmp_path):
+    from curate.catalog import MixSpec
+    from curate.errors import ConfigError
+
+    with pytest.raises(ValueError, match="`max_length` needs a `tokenizer`"):
+        MixSpec(targets={"general": 1.0}, max_length=64)
+    with pytest.raises(ConfigError, match="needs a `tokenizer` to count"):
+        empty = pl.DataFrame({"messages": [None], "chosen": [None], "rejected": [None]})
+        loss_tokens(empty, None, max_length=8)
 
 
 def test_the_whitespace_estimate_is_unchanged():
