@@ -194,7 +194,7 @@ def chats(pairs: list[tuple[str, str]]) -> pl.DataFrame:
 def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
     turns = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
     frame = frame.with_columns(chosen=pl.lit(None, turns), rejected=pl.lit(None, turns))
-    return frame.with_columns(text=all_text(), turns=turn_texts())
+    return frame.with_columns(text=all_text(), turns=turn_texts(DecontamConfig().embedding_roles))
 
 
 def fired(index: BenchmarkIndex, frame: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -223,7 +223,7 @@ def demo_texts(work: Path, rows: int) -> pl.DataFrame:
         frames.append(pl.read_parquet(folder.files("records")).select("messages", "chosen", "rejected"))
     records = pl.concat(frames)
     return records.sample(min(rows, records.height), seed=0).with_columns(
-        text=all_text(), turns=turn_texts())
+        text=all_text(), turns=turn_texts(DecontamConfig().embedding_roles))
 
 
 def time_embedder(files: dict[str, list[Path]], work: Path, rows: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import annotated_types
@@ -158,9 +159,9 @@ def _option(field: str, name: str, info: FieldInfo, kind: Any, *, target: tuple[
         declarations = [f"--{flag}/--no-{flag}"]
         options["default"] = default
         options["show_default"] = default is not None
-    elif kind == "multiple":
+    elif isinstance(kind, Multiple):
         declarations = [f"--{flag}"]
-        options.update(multiple=True, type=str)
+        options.update(multiple=True, type=kind.item)
     else:
         declarations = [f"--{flag}"]
         options.update(type=kind, default=default)
@@ -170,7 +171,7 @@ def _option(field: str, name: str, info: FieldInfo, kind: Any, *, target: tuple[
 
 def _click_type(info: FieldInfo) -> Any:
     """The click type of a field: bool, a bounded int or float, a choice, str,
-    "multiple" (a list of strings), or None (no command-line form)."""
+    ``Multiple`` (a list of strings or of choices), or None (no command-line form)."""
     annotation = _without_none(info.annotation)
     origin = typing.get_origin(annotation)
     if annotation is bool:
@@ -181,9 +182,20 @@ def _click_type(info: FieldInfo) -> Any:
         return click.STRING
     if origin is Literal:
         return click.Choice([str(v) for v in _literal_values(annotation)])
-    if origin is list and typing.get_args(annotation) == (str,):
-        return "multiple"
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        if item is str:
+            return Multiple(click.STRING)
+        if typing.get_origin(item) is Literal:
+            return Multiple(click.Choice([str(v) for v in _literal_values(item)]))
     return None
+
+
+@dataclass(frozen=True)
+class Multiple:
+    """A repeatable option of a list field; ``item`` is the click type of one value."""
+
+    item: click.ParamType
 
 
 def _bounded(kind: type, metadata: Sequence[Any]) -> Any:

@@ -203,6 +203,11 @@ class DecontamConfig(StageConfig):
         4, ge=1, description="Tier 4: turns of fewer words are not embedded (a one-word answer such "
         "as \"epidural hematoma\" is near a question on its topic without copying it).",
     )
+    embedding_roles: list[Literal["user", "assistant", "system"]] = Field(
+        ["user"], min_length=1, description="Tier 4: the turns embedded (preference answers count as "
+        "assistant). User turns hold the questions a paraphrase copies; assistant turns are 3/4 of "
+        "the demo's text to embed, and an item quoted in an answer is found by tiers 1-3.",
+    )
     embedding_backend: Literal["torch", "onnx"] = Field(
         "torch", description="Tier 4: `torch` (sentence-transformers) or `onnx` (ONNX Runtime, fp32, "
         "exported once from the local weights; extra `onnx`; same vectors, about 2-3x faster).",

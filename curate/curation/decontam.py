@@ -39,6 +39,7 @@ contaminated share exceeds ``reject_source_above`` (``source_rejected:contaminat
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ class Decontaminate(RowStage[DecontamConfig]):
         index = self.index(context)
         table = pl.from_arrow(records)
         assert isinstance(table, pl.DataFrame)
-        frame = table.select(text=all_text(), turns=turn_texts())
+        frame = table.select(text=all_text(), turns=turn_texts(self.config.embedding_roles))
         found = index.match(frame.get_column("text"), frame.get_column("turns"))
         columns: dict[str, Any] = {}
         for tier in TIERS:
@@ -146,10 +147,13 @@ class Decontaminate(RowStage[DecontamConfig]):
         return {"contamination": contamination_report(decisions, records, self.index(context))}
 
 
-def turn_texts() -> pl.Expr:
-    """Every turn's text of a record (messages, then chosen and rejected), as a list."""
+def turn_texts(roles: Sequence[str]) -> pl.Expr:
+    """The texts of a record's turns in ``roles`` (messages, then the chosen and rejected
+    answers, which are assistant turns), as a list."""
     def contents(column: str) -> pl.Expr:
-        return pl.col(column).list.eval(pl.element().struct.field("content")).fill_null([])
+        turn = pl.element().struct
+        return (pl.col(column).list.eval(turn.field("content").filter(turn.field("role").is_in(roles)))
+                .fill_null([]))
 
     return pl.concat_list([contents("messages"), contents("chosen"), contents("rejected")])
 

@@ -171,3 +171,19 @@ def test_the_onnx_backend_gives_the_torch_vectors(tmp_path):
     onnx_vectors = embed(texts, max_tokens=128, backend="onnx", cache=tmp_path)
     assert (torch_vectors * onnx_vectors).sum(axis=1).min() >= 0.999
     assert list(tmp_path.glob("onnx/*/model.onnx"))
+
+
+def test_tier_four_embeds_the_turns_of_the_chosen_roles():
+    from curate.curation.decontam import turn_texts
+
+    turn = pl.Struct({"role": pl.String, "content": pl.String})
+    frame = pl.DataFrame({
+        "messages": [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "what is it"},
+                      {"role": "assistant", "content": "a cyst"}], None],
+        "chosen": [None, [{"role": "assistant", "content": "yes"}]],
+        "rejected": [None, [{"role": "assistant", "content": "no"}]],
+    }, schema={"messages": pl.List(turn), "chosen": pl.List(turn), "rejected": pl.List(turn)})
+    texts = frame.select(turns=turn_texts(DecontamConfig().embedding_roles)).get_column("turns").to_list()
+    assert texts == [["what is it"], []]
+    texts = frame.select(turns=turn_texts(["user", "assistant"])).get_column("turns").to_list()
+    assert texts == [["what is it", "a cyst"], ["yes", "no"]]
