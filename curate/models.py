@@ -81,6 +81,23 @@ def load_causal_lm(name: str, *, revision: str | None = None, dtype: Dtype = "au
     return model.to(where).eval(), tokenizer
 
 
+def load_image_text_lm(name: str, *, revision: str | None = None, dtype: Dtype = "auto",
+                       device: Device = "auto", trust_remote_code: bool = False,
+                       what: str = "vision-language model") -> tuple[PreTrainedModel, Any]:
+    """An image-text-to-text model (a vision-language model) and its processor, the model
+    on ``device``."""
+    try:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+    except ImportError:
+        raise MissingDependencyError("transformers", "ml") from None
+    location, hub = _location(name, what), _hub(revision, trust_remote_code)
+    processor = _loading(lambda: AutoProcessor.from_pretrained(location, **hub), name, revision, what)
+    where = resolve_device(device)
+    model = _loading(lambda: AutoModelForImageTextToText.from_pretrained(
+        location, dtype=resolve_dtype(dtype, where), **hub), name, revision, what)
+    return model.to(where), processor
+
+
 def _location(name: str, what: str) -> str:
     if looks_local(name) and not Path(name).expanduser().is_dir():
         raise ConfigError(f"cannot load {what} `{name}`: no such folder (a local model is a "

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate.errors import ConfigError, MissingDependencyError
-from curate.models import load_causal_lm, looks_local, resolve_device, resolve_dtype
+from curate.errors import ConfigError
+from curate.models import load_causal_lm, load_image_text_lm, resolve_device
 from curate.train.args import build_config, json_config, parse_overrides, read_config_file
 from curate.train.data import Task, TrainingData, read_training_data
 from curate.train.record import TrainResult, package_versions, training_result, write_record
@@ -51,26 +51,9 @@ def load_model(spec: ModelSpec, *, vision: bool) -> tuple[Any, Any]:
     if not vision:
         return load_causal_lm(spec.name, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
                               what="model to train")
-    try:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-    except ImportError:
-        raise MissingDependencyError("transformers", "ml") from None
-    location = str(Path(spec.name).expanduser()) if looks_local(spec.name) else spec.name
-    if looks_local(spec.name) and not Path(location).is_dir():
-        raise ConfigError(f"cannot load vision-language model `{spec.name}`: no such folder")
-    hub: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
-    if spec.revision is not None:
-        hub["revision"] = spec.revision
-    device = resolve_device()
-    try:
-        processor = AutoProcessor.from_pretrained(location, **hub)
-        model = AutoModelForImageTextToText.from_pretrained(
-            location, dtype=resolve_dtype("auto", device), **hub)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot load vision-language model `{spec.name}` (an image_text dataset needs "
-                          f"one, with a processor): {first}") from None
-    return model.to(device), processor  # type: ignore[arg-type]  # transformers types .to() oddly
+    return load_image_text_lm(spec.name, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                              what="vision-language model to train (an image_text dataset needs one, "
+                              "with a processor)")
 
 
 def chat_template_of(processing_class: Any) -> Any:
