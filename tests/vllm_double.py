@@ -155,3 +155,33 @@ def install_vllm_double(monkeypatch: Any) -> type[VllmLLMTestDouble]:
     VllmLLMTestDouble.instances.clear()
     monkeypatch.setattr(VllmLLMTestDouble, "model_max_len", 512)
     return VllmLLMTestDouble
+
+
+QUESTIONS = ["What is the capital of France?", "How do I treat a cold?", "Explain why the sky is blue.",
+             "Give me a list of fruits.", "What are the symptoms of diabetes?", "Thank you!"]
+ANSWERS = ["Paris is the capital of France.", "Rest, fluids and time.", "Sunlight scatters off air.",
+           "Apples, pears, plums.", "Thirst and tiredness.", "You are welcome."]
+
+
+def write_chat_source(store: Any, name: str, *, rows: int, shards: int) -> None:
+    """Ingested records of a small chat source ``name`` in ``store``: ``rows`` single-turn
+    question-answer records over ``shards`` shards (for runs that must stay fast)."""
+    import pyarrow as pa
+
+    from curate.records import SCHEMA, conform, record_id
+
+    folder = store.source(name)
+    folder.open(f"test-{name}-{rows}-{shards}")
+    per = -(-rows // shards)
+    for shard in range(shards):
+        records = []
+        for row in range(shard * per, min(rows, (shard + 1) * per)):
+            q, a = QUESTIONS[row % len(QUESTIONS)], ANSWERS[row % len(ANSWERS)]
+            record = {"source": name, "source_version": "1", "row": row, "kind": "chat",
+                      "messages": [{"role": "user", "content": f"{q} {'why ' * (row % 7)}"},
+                                   {"role": "assistant", "content": a}],
+                      "domain": "general", "origin": "real", "task": "qa", "license": "CC0-1.0"}
+            records.append({**record, "id": record_id(record)})
+        table = conform(pa.Table.from_pylist(records, schema=SCHEMA))
+        folder.write_shard(f"{shard:05d}", {"records": table}, {"rows": table.num_rows})
+    folder.mark_complete()

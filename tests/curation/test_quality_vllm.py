@@ -9,9 +9,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import ingest_into
 from tiny_lm import build_tiny_lm
-from vllm_double import install_vllm_double
+from vllm_double import install_vllm_double, write_chat_source
 
 from curate.curation.quality import Quality, QualityConfig, VllmScorer, complexity_prompt
 from curate.engine.local import run_stages
@@ -100,14 +99,14 @@ def test_engine_options_and_the_memory_split(vllm, scorers):
 
 
 @pytest.mark.slow
-def test_in_turn_loads_one_scorer_at_a_time_across_shards(vllm, scorers, catalog, data_root, tmp_path):
-    ingest_into(catalog.source("dolly"), tmp_path / "run", data_root, batch_rows=40)
+def test_in_turn_loads_one_scorer_at_a_time_across_shards(vllm, scorers, tmp_path):
     store = RunStore(tmp_path / "run")
+    write_chat_source(store, "toy", rows=100, shards=4)
     stage = Quality(QualityConfig(
         complexity_model=str(scorers["complexity"]), quality_model=str(scorers["quality"]),
         backend="vllm", scorer_loading="in_turn", max_length=48))
-    [result] = run_stages([stage], store, ["dolly"], input_fingerprint="in")
-    assert result.stats["rows"] == 151
+    [result] = run_stages([stage], store, ["toy"], input_fingerprint="in")
+    assert result.stats["rows"] == 100
     c, q = str(scorers["complexity"]), str(scorers["quality"])
     # Four shards; the loaded scorer goes first, so each shard costs one switch, and every
     # engine is shut down before the next one starts.
