@@ -172,29 +172,34 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[tuple[Callable[[str, int], None] | None,
-                                              Callable[[str, int, int], None] | None]]:
-    """Rich progress callbacks for ingestion (rows) and stages (shards)."""
+def _progress(enabled: bool, *, input_rows: int | None = None) -> Iterator[
+        tuple[Callable[[str, int], None] | None, Callable[[str, int, int], None] | None]]:
+    """Rich progress bars, drawn on stderr (``enabled``: stderr is a terminal), as callbacks
+    for ingestion (rows read; ``input_rows``: the expected total of a one-file command's
+    INPUT) and for steps: a stage's shards, the parts of its work reported as
+    `<stage>: <part>` (embedding batches, LSH bands, decontamination tiers), a producer's
+    rows. A total of 0 means not known yet."""
     if not enabled:
         yield None, None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=True, console=_console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def ingest(source: str, rows: int) -> None:
             if source not in tasks:
-                tasks[source] = bar.add_task(f"ingest {source}", total=None)
+                tasks[source] = bar.add_task(f"ingest {source}", total=input_rows)
             bar.advance(tasks[source], rows)
 
-        def stage(name: str, done: int, total: int) -> None:
+        def step(name: str, done: int, total: int) -> None:
             if name not in tasks:
-                tasks[name] = bar.add_task(f"stage {name}", total=total)
-            bar.update(tasks[name], completed=done)
+                stage, _, part = name.partition(": ")
+                tasks[name] = bar.add_task(f"  {part}" if part else f"stage {stage}", total=None)
+            bar.update(tasks[name], completed=done, total=total or None)
 
-        yield ingest, stage
+        yield ingest, step
 
 
 def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
@@ -432,6 +437,7 @@ def one_file_command(name: str) -> Callable[[Callable[..., None]], click.Command
 def _run_on_file(**_: Any) -> None:
     """The body of every one-file command: its stages' options, gathered from the
     generated options, over INPUT; then what it wrote and removed."""
+    from curate.ingest.files import estimate_rows
     from curate.options import given, settings
     from curate.pipeline.adhoc import run_on_file
 
@@ -439,8 +445,11 @@ def _run_on_file(**_: Any) -> None:
     stages = settings(context)
     rest = given(context)
     benchmarks = stages.get("decontam", {}).get("benchmarks", ())
-    _print_file_result(run_on_file(rest.pop("input_path"), rest.pop("out"), stages,
-                                   benchmarks=benchmarks, **rest))
+    input_path = rest.pop("input_path")
+    with _progress(sys.stderr.isatty(), input_rows=estimate_rows(Path(input_path))) as (on_rows, on_step):
+        result = run_on_file(input_path, rest.pop("out"), stages, benchmarks=benchmarks,
+                             ingest_progress=on_rows, stage_progress=on_step, **rest)
+    _print_file_result(result)
 
 
 @one_file_command("dedup")
@@ -562,7 +571,10 @@ def synth_cot(**_: Any) -> None:
     context = click.get_current_context()
     config = validate_model(SynthCotConfig, settings(context), where="options")
     rest = given(context)
-    result = enhance_file(rest.pop("input_path"), rest.pop("out"), config=config, **rest)
+    with _progress(sys.stderr.isatty()) as (_ingest, on_step):
+        rows = None if on_step is None else (lambda done, total: on_step("synth cot", done, total))
+        result = enhance_file(rest.pop("input_path"), rest.pop("out"), config=config, progress=rows,
+                              **rest)
     console = _console()
     console.print(f"wrote {result.synthetic}; rejected parents -> {result.rejected}")
     _print_synth_stats(result.stats)

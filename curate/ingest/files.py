@@ -9,7 +9,7 @@ from pathlib import Path
 from curate.catalog import Catalog, Source
 from curate.errors import ConfigError
 from curate.ingest.check import check_source
-from curate.ingest.runner import ingest
+from curate.ingest.runner import Progress, ingest
 from curate.store import RunStore
 
 
@@ -28,10 +28,11 @@ def source_for_file(path: Path, *, like: Source | None) -> Source:
 
 
 def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Catalog,
-                data_root: Path) -> Source:
+                data_root: Path, progress: Progress | None = None) -> Source:
     """Ingest the file ``path`` into ``store`` as one source, read with the mapping of the
     catalog source or benchmark named ``source``, or as a file with a `messages` column;
-    its entry. A file the mapping cannot read fails with a ConfigError that says so."""
+    its entry. A file the mapping cannot read fails with a ConfigError that says so.
+    ``progress(source, rows)`` after each batch read."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     like = None
@@ -42,7 +43,34 @@ def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Cat
     if not check.ok:
         hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
         raise ConfigError(f"{path}: {check.message}{hint}")
-    ingested = ingest([entry], store, data_root=data_root)
+    ingested = ingest([entry], store, data_root=data_root, progress=progress)
     if ingested.failed:
         raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
     return entry
+
+
+SAMPLE_BYTES = 1 << 20
+
+
+def estimate_rows(path: Path) -> int | None:
+    """How many rows the file ``path`` holds, as a progress total: exact from a parquet
+    file's metadata; for JSON Lines and CSV, the file size over the mean line length of its
+    first MiB (exact for a smaller file; a CSV's header line is not counted); None for other
+    files or an unreadable one."""
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if ".parquet" in suffixes:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if not {".jsonl", ".csv", ".ndjson"} & set(suffixes) or ".gz" in suffixes:
+            return None
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(SAMPLE_BYTES)
+    except OSError:
+        return None
+    lines = head.count(b"\n") + (1 if head and not head.endswith(b"\n") and size <= SAMPLE_BYTES else 0)
+    if size > SAMPLE_BYTES and lines:
+        lines = round(size / (len(head) / lines))
+    return max(0, lines - (1 if ".csv" in suffixes else 0))
