@@ -10,9 +10,10 @@ each as vLLM's own source sets it:
   (``vllm/sampling_params.py``, ``_verify_args`` / ``_verify_greedy_sampling``);
 - prompts: a prompt of ``max_model_len`` tokens or more is rejected, since the output needs
   at least one position (``vllm/v1/engine/input_processor.py``, ``_validate_prompt_len``);
-- GPU memory: an engine asks for ``gpu_memory_utilization`` of the device at start-up and fails
-  when the engines still alive in the process hold too much of it (vLLM's start-up check
-  raises ``ValueError: Free memory on device ...``); ``llm_engine.engine_core.shutdown()``
+- GPU memory: an engine asks for ``gpu_memory_utilization`` of the device's total memory at
+  start-up and fails when less is free because engines still alive hold it
+  (``request_memory`` in ``vllm/v1/worker/utils.py``: ``ValueError: Free memory on device ...
+  is less than desired GPU memory utilization``); ``llm_engine.engine_core.shutdown()``
   (``vllm/v1/engine/core_client.py``) gives it back.
 
 Every engine start and shutdown lands in ``VllmLLMTestDouble.events``, so a test can assert the
