@@ -23,7 +23,10 @@ wrong dtype) fails the stage instead of selecting on noise.
 
 Backends: ``transformers`` (CPU or GPU; one forward pass per batch, left padding,
 prompts sorted by length) and ``vllm`` (GPU; a one-token generation restricted to the
-six digits, with their log-probabilities).
+six digits, with their log-probabilities; prompts cut to the engine's context length - 1;
+``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``). The two scorers
+stay loaded together for the stage, or, with ``scorer_loading: in_turn``, one at a time:
+each engine is shut down before the other loads, so each may take the whole GPU.
 """
 
 from __future__ import annotations
