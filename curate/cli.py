@@ -172,25 +172,28 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
 
 
 @contextmanager
-def _progress(enabled: bool, *, input_rows: int | None = None) -> Iterator[
+def _progress(enabled: bool, *, input_rows: int | None = None,
+              totals: Callable[[], dict[str, int]] | None = None) -> Iterator[
         tuple[Callable[[str, int], None] | None, Callable[[str, int, int], None] | None]]:
     """Rich progress bars, drawn on stderr (``enabled``: stderr is a terminal), as callbacks
     for ingestion (rows read; ``input_rows``: the expected total of a one-file command's
-    INPUT) and for steps: a stage's shards, the parts of its work reported as
-    `<stage>: <part>` (embedding batches, LSH bands, decontamination tiers), a producer's
-    rows. A total of 0 means not known yet."""
+    INPUT; ``totals()``: expected rows per source) and for steps: a stage's shards, the
+    parts of its work reported as `<stage>: <part>` (embedding batches, LSH bands,
+    decontamination tiers), a producer's rows. A total of 0 means not known yet."""
     if not enabled:
         yield None, None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    expected = totals() if totals is not None else {}
     with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=True, console=_console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def ingest(source: str, rows: int) -> None:
             if source not in tasks:
-                tasks[source] = bar.add_task(f"ingest {source}", total=input_rows)
+                total = expected.get(source, input_rows)
+                tasks[source] = bar.add_task(f"ingest {source}", total=total)
             bar.advance(tasks[source], rows)
 
         def step(name: str, done: int, total: int) -> None:
@@ -223,11 +226,11 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 
     Bad rows are quarantined with their reason; an interrupted ingestion resumes.
     """
-    from curate.pipeline.run import ingest_run
+    from curate.pipeline.run import ingest_run, row_totals
     from curate.pipeline.summary import inspect_run
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
-    with _progress(sys.stderr.isatty()) as (on_rows, _):
+    with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, _):
         result = ingest_run(run, batch_rows=batch_rows, progress=on_rows)
     _print_summary(inspect_run(run.store.root))
     if result.failed:
@@ -255,12 +258,13 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
     """
     from curate.pipeline.build import build_mix as build
     from curate.pipeline.build import plan_mix
+    from curate.pipeline.run import row_totals
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     if dry_run:
         _print_plan(plan_mix(run))
         return
-    with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
+    with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
                        ingest_progress=on_rows, stage_progress=on_stage)
     _report_build(result)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from curate.catalog import Catalog, Source
+from curate.catalog import Catalog, Source, resolve_files
 from curate.errors import ConfigError
 from curate.ingest.check import check_source
 from curate.ingest.runner import Progress, ingest
@@ -52,25 +52,49 @@ def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Cat
 SAMPLE_BYTES = 1 << 20
 
 
-def estimate_rows(path: Path) -> int | None:
+def estimate_rows(path: Path, fmt: str | None = None) -> int | None:
     """How many rows the file ``path`` holds, as a progress total: exact from a parquet
-    file's metadata; for JSON Lines and CSV, the file size over the mean line length of its
-    first MiB (exact for a smaller file; a CSV's header line is not counted); None for other
-    files or an unreadable one."""
+    file's metadata; for JSON Lines and CSV, the file size times the newlines per byte of
+    four blocks spread over it, 1 MiB in all (exact for a smaller file; a CSV's header line
+    is not counted); None for other files or an unreadable one. ``fmt`` (`jsonl`, `csv`,
+    `parquet`, `json`) overrides the format the suffix says."""
     suffixes = [s.lower() for s in path.suffixes]
+    if fmt is None:
+        fmt = next((f for s, f in ((".parquet", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
+                                   (".csv", "csv")) if s in suffixes), None)
     try:
-        if ".parquet" in suffixes:
+        if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(path).metadata.num_rows)
-        if not {".jsonl", ".csv", ".ndjson"} & set(suffixes) or ".gz" in suffixes:
+        if fmt not in ("jsonl", "csv") or ".gz" in suffixes:
             return None
         size = path.stat().st_size
         with path.open("rb") as handle:
-            head = handle.read(SAMPLE_BYTES)
+            if size <= SAMPLE_BYTES:
+                data = handle.read()
+                lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+            else:  # newlines per byte in four blocks spread over the file
+                block = SAMPLE_BYTES // 4
+                newlines = 0
+                for k in range(4):
+                    handle.seek((size - block) * k // 3)
+                    newlines += handle.read(block).count(b"\n")
+                lines = round(size * newlines / (4 * block))
     except OSError:
         return None
-    lines = head.count(b"\n") + (1 if head and not head.endswith(b"\n") and size <= SAMPLE_BYTES else 0)
-    if size > SAMPLE_BYTES and lines:
-        lines = round(size / (len(head) / lines))
-    return max(0, lines - (1 if ".csv" in suffixes else 0))
+    return max(0, lines - (1 if fmt == "csv" else 0))
+
+
+def estimate_source_rows(source: Source, data_root: Path) -> int | None:
+    """The rows a catalog source's local files hold (``estimate_rows`` summed over them);
+    None for a hub source, missing files, or a format without an estimate."""
+    location = source.location
+    if location.path is None:
+        return None
+    try:
+        files = resolve_files(location, data_root)
+        counts = [estimate_rows(path, location.file_format) for path in files]
+    except (ConfigError, KeyError):
+        return None
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)

@@ -112,3 +112,12 @@ def test_the_command_lines_bars_go_to_stderr(capsys, monkeypatch):
     assert "ingest dolly" in err and "100/151" in err and "LSH bands" in err and "3/16" in err
     with _progress(False) as callbacks:
         assert callbacks == (None, None)
+
+
+def test_build_mix_bars_get_row_totals_from_the_catalog_files(catalog, data_root, tmp_path):
+    from curate.pipeline.run import open_run, row_totals
+
+    totals = row_totals(open_run("demo", runs_dir=tmp_path, data_root=data_root))
+    assert {k: totals[k] for k in ("dolly", "self_instruct", "medquad_contaminated_demo")} == {
+        "dolly": 151, "self_instruct": 175, "medquad_contaminated_demo": 126}  # exact: under 1 MiB
+    assert abs(totals["medquad_sample"] - 1500) < 1500 * 0.05  # 1.6 MB: estimated from four blocks
