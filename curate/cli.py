@@ -195,6 +195,9 @@ def _progress(enabled: bool, *, input_rows: int | None = None,
                 total = expected.get(source, input_rows)
                 tasks[source] = bar.add_task(f"ingest {source}", total=total)
             bar.advance(tasks[source], rows)
+            task = bar.tasks[tasks[source]]
+            if task.total is not None and task.completed > task.total:  # the total was an estimate
+                bar.update(tasks[source], total=task.completed)
 
         def step(name: str, done: int, total: int) -> None:
             if name not in tasks:

@@ -104,12 +104,15 @@ def test_the_command_lines_bars_go_to_stderr(capsys, monkeypatch):
     with _progress(True, input_rows=151) as (ingest, step):
         assert ingest is not None and step is not None
         ingest("dolly", 100)
+        ingest("estimated", 120)  # more rows than the estimate: the total follows
+        ingest("estimated", 40)
         step("near_dedup", 0, 1)
         step("near_dedup: LSH bands", 3, 16)
         time.sleep(0.3)  # the bars refresh ten times a second
     out, err = capsys.readouterr()
     assert out == ""
     assert "ingest dolly" in err and "100/151" in err and "LSH bands" in err and "3/16" in err
+    assert "160/160" in err and "160/151" not in err
     with _progress(False) as callbacks:
         assert callbacks == (None, None)
 
