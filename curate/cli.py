@@ -172,29 +172,40 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[tuple[Callable[[str, int], None] | None,
-                                              Callable[[str, int, int], None] | None]]:
-    """Rich progress callbacks for ingestion (rows) and stages (shards)."""
+def _progress(enabled: bool, *, input_rows: int | None = None,
+              totals: Callable[[], dict[str, int]] | None = None) -> Iterator[
+        tuple[Callable[[str, int], None] | None, Callable[[str, int, int], None] | None]]:
+    """Rich progress bars, drawn on stderr (``enabled``: stderr is a terminal), as callbacks
+    for ingestion (rows read; ``input_rows``: the expected total of a one-file command's
+    INPUT; ``totals()``: expected rows per source) and for steps: a stage's shards, the
+    parts of its work reported as `<stage>: <part>` (embedding batches, LSH bands,
+    decontamination tiers), a producer's rows. A total of 0 means not known yet."""
     if not enabled:
         yield None, None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+    expected = totals() if totals is not None else {}
+    with Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=True, console=_console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def ingest(source: str, rows: int) -> None:
             if source not in tasks:
-                tasks[source] = bar.add_task(f"ingest {source}", total=None)
+                total = expected.get(source, input_rows)
+                tasks[source] = bar.add_task(f"ingest {source}", total=total)
             bar.advance(tasks[source], rows)
+            task = bar.tasks[tasks[source]]
+            if task.total is not None and task.completed > task.total:  # the total was an estimate
+                bar.update(tasks[source], total=task.completed)
 
-        def stage(name: str, done: int, total: int) -> None:
+        def step(name: str, done: int, total: int) -> None:
             if name not in tasks:
-                tasks[name] = bar.add_task(f"stage {name}", total=total)
-            bar.update(tasks[name], completed=done)
+                stage, _, part = name.partition(": ")
+                tasks[name] = bar.add_task(f"  {part}" if part else f"stage {stage}", total=None)
+            bar.update(tasks[name], completed=done, total=total or None)
 
-        yield ingest, stage
+        yield ingest, step
 
 
 def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
@@ -218,11 +229,11 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 
     Bad rows are quarantined with their reason; an interrupted ingestion resumes.
     """
-    from curate.pipeline.run import ingest_run
+    from curate.pipeline.run import ingest_run, row_totals
     from curate.pipeline.summary import inspect_run
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
-    with _progress(sys.stderr.isatty()) as (on_rows, _):
+    with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, _):
         result = ingest_run(run, batch_rows=batch_rows, progress=on_rows)
     _print_summary(inspect_run(run.store.root))
     if result.failed:
@@ -250,12 +261,13 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
     """
     from curate.pipeline.build import build_mix as build
     from curate.pipeline.build import plan_mix
+    from curate.pipeline.run import row_totals
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     if dry_run:
         _print_plan(plan_mix(run))
         return
-    with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
+    with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
                        ingest_progress=on_rows, stage_progress=on_stage)
     _report_build(result)
@@ -432,6 +444,7 @@ def one_file_command(name: str) -> Callable[[Callable[..., None]], click.Command
 def _run_on_file(**_: Any) -> None:
     """The body of every one-file command: its stages' options, gathered from the
     generated options, over INPUT; then what it wrote and removed."""
+    from curate.ingest.files import estimate_rows
     from curate.options import given, settings
     from curate.pipeline.adhoc import run_on_file
 
@@ -439,8 +452,11 @@ def _run_on_file(**_: Any) -> None:
     stages = settings(context)
     rest = given(context)
     benchmarks = stages.get("decontam", {}).get("benchmarks", ())
-    _print_file_result(run_on_file(rest.pop("input_path"), rest.pop("out"), stages,
-                                   benchmarks=benchmarks, **rest))
+    input_path = rest.pop("input_path")
+    with _progress(sys.stderr.isatty(), input_rows=estimate_rows(Path(input_path))) as (on_rows, on_step):
+        result = run_on_file(input_path, rest.pop("out"), stages, benchmarks=benchmarks,
+                             ingest_progress=on_rows, stage_progress=on_step, **rest)
+    _print_file_result(result)
 
 
 @one_file_command("dedup")
@@ -562,7 +578,10 @@ def synth_cot(**_: Any) -> None:
     context = click.get_current_context()
     config = validate_model(SynthCotConfig, settings(context), where="options")
     rest = given(context)
-    result = enhance_file(rest.pop("input_path"), rest.pop("out"), config=config, **rest)
+    with _progress(sys.stderr.isatty()) as (_ingest, on_step):
+        rows = None if on_step is None else (lambda done, total: on_step("synth cot", done, total))
+        result = enhance_file(rest.pop("input_path"), rest.pop("out"), config=config, progress=rows,
+                              **rest)
     console = _console()
     console.print(f"wrote {result.synthetic}; rejected parents -> {result.rejected}")
     _print_synth_stats(result.stats)

@@ -256,6 +256,19 @@ class QualityConfig(StageConfig):
         "auto", description="`transformers`: where the models run; `auto`: a GPU if there is one.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Model weights; `auto`: bfloat16 on a GPU, float32 on the CPU.")
+    scorer_loading: Literal["together", "in_turn"] = Field(
+        "together", description="`together`: both scorers stay loaded for the whole stage; "
+        "`in_turn`: one at a time (load, score a shard, close, load the other), so each may take "
+        "the whole GPU: two 13B scorers do not fit side by side on one 48 GB GPU.")
+    max_model_len: int | None = Field(
+        None, ge=64, description="`vllm`: the engine's context length (vLLM's `max_model_len`); "
+        "unset: the model's own. Prompts are cut to min(`max_length`, the engine's reported "
+        "length - 1) tokens, room for the one scored token.")
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="`vllm`: GPUs each scorer model is split across.")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="`vllm`: share of each GPU's memory one scorer takes; unset: "
+        "0.9 split between the scorers loaded at once (0.45 each `together`, 0.9 `in_turn`).")
     drop_fraction: float = Field(
         0.2, ge=0, lt=1, description="Per source, drop this share of records with the lowest "
         "`deita_score` (rounded down).")

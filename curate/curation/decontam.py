@@ -53,7 +53,7 @@ from curate.curation.config import DecontamConfig
 from curate.curation.embed import default_cache_dir, embed, nearest
 from curate.curation.minhash import shingle_hits, shingle_novelty, shingle_table
 from curate.curation.text import all_text, user_text
-from curate.engine.stage import RowStage, StageContext, select_rows
+from curate.engine.stage import PartProgress, RowStage, StageContext, select_rows
 
 TIERS = ("ngram", "containment", "stem", "embedding")
 FIELDS = ("question", "context", "whole", "answer")
@@ -100,6 +100,7 @@ class Decontaminate(RowStage[DecontamConfig]):
     def score(self, records: pa.Table, context: StageContext) -> pa.Table:
         """Per record and tier: the best item, its benchmark, the field matched and the score."""
         index = self.index(context)
+        index.progress = context.progress
         table = pl.from_arrow(records)
         assert isinstance(table, pl.DataFrame)
         frame = table.select(text=all_text(), turns=turn_texts(self.config.embedding_roles))
@@ -215,6 +216,8 @@ class BenchmarkIndex:
         self.items = items
         self.config = config
         self.cache = cache
+        self.progress: PartProgress | None = None
+        """Where matching reports its tiers and embedding batches (the stage's context)."""
         self._benchmarks = np.array(items.get_column("benchmark").to_list() + [None], dtype=object)
         self._ids = np.array(items.get_column("item").to_list() + [None], dtype=object)
 
@@ -229,10 +232,18 @@ class BenchmarkIndex:
     def match(self, texts: pl.Series, turns: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
         """Per tier: for each record, the best item (or -1), its score and matched field.
         ``texts`` are the records' whole texts, ``turns`` their turns (lists of texts)."""
+        self._report("tiers of this shard", 0, 3)
         found = {"ngram": self.ngram_matches(texts)}
+        self._report("tiers of this shard", 1, 3)
         found.update(self.containment(texts))
+        self._report("tiers of this shard", 2, 3)
         found["embedding"] = self.similarity(turns)
+        self._report("tiers of this shard", 3, 3)
         return found
+
+    def _report(self, part: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(part, done, total)
 
     @cached_property
     def whole_stems(self) -> pl.Series:
@@ -459,12 +470,14 @@ class BenchmarkIndex:
 
     # tier 4 ---------------------------------------------------------------------------------
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], what: str) -> np.ndarray:
         c = self.config
         assert c.embedding_model is not None
+        progress = self.progress
         return embed(texts, c.embedding_model, max_tokens=c.embedding_max_tokens,
                      backend=c.embedding_backend, cache=self.cache,
-                     cache_bytes=c.embedding_cache_mb * 2**20)
+                     cache_bytes=c.embedding_cache_mb * 2**20,
+                     progress=None if progress is None else (lambda d, t: progress(what, d, t)))
 
     @cached_property
     def embedding_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -475,7 +488,7 @@ class BenchmarkIndex:
             base.select("item", field=pl.lit("question"), text="question"),
             base.filter(pl.col("context") != "").select("item", field=pl.lit("whole"), text="whole"),
         ])
-        vectors = self._embed(table.get_column("text").to_list())
+        vectors = self._embed(table.get_column("text").to_list(), "embedding benchmark items")
         return table.get_column("item").to_numpy(), table.get_column("field").to_numpy(), vectors
 
     def similarity(self, turns: pl.Series) -> tuple[np.ndarray, np.ndarray, list]:
@@ -490,7 +503,7 @@ class BenchmarkIndex:
         texts = flat.filter(pl.Series(present)).to_list()
         owner = owner[present] if len(owner) == len(present) else owner
         items, fields, keys = self.embedding_keys
-        key, cosine = nearest(self._embed(texts), keys)
+        key, cosine = nearest(self._embed(texts, "embedding turns"), keys)
         hits = pl.DataFrame({"doc": owner, "item": items[key] if len(key) else np.zeros(0, np.int64),
                              "field": fields[key] if len(key) else np.zeros(0, str),
                              "score": cosine.astype(np.float64)}, schema={

@@ -24,6 +24,8 @@ the stored scores for the configured ``tau`` and ``budget`` only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 from typing_extensions import override
@@ -72,8 +74,10 @@ class Diversity(DatasetStage[DiversityConfig]):
                                on=["source", "row"], how="left").sort(
                 ["_score", "id"], descending=[True, False], nulls_last=True).drop("_score")
         visited = visit.collect()
-        vectors = embed(visited.get_column("text").to_list(), o.model, max_tokens=o.max_tokens)
-        _, nearest, max_sim = select_diverse(vectors, o.tau, o.budget)
+        vectors = embed(visited.get_column("text").to_list(), o.model, max_tokens=o.max_tokens,
+                        progress=context.reporter("embedding"))
+        _, nearest, max_sim = select_diverse(vectors, o.tau, o.budget,
+                                             progress=context.reporter("selection"))
         found = nearest >= 0
         nearest_id = visited.get_column("id").gather(np.where(found, nearest, 0))
         scored = visited.select("source", "row").with_columns(
@@ -99,7 +103,8 @@ class Diversity(DatasetStage[DiversityConfig]):
 
 
 def select_diverse(
-    embeddings: np.ndarray, tau: float, budget: int | None = None
+    embeddings: np.ndarray, tau: float, budget: int | None = None, *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy diverse selection over unit rows given in visit order.
 
@@ -113,6 +118,7 @@ def select_diverse(
     compares a block with every row kept before it, then a loop over the block's
     surviving rows settles conflicts inside the block with its own similarity matrix.
     Similarities are float32 products, compared with ``tau`` in float64.
+    ``progress(rows visited, rows)`` after each block.
     """
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = len(x)
@@ -137,6 +143,8 @@ def select_diverse(
             kept[start:start + len(block)] = chosen
         nearest[start:start + len(block)] = where
         max_sim[start:start + len(block)] = best
+        if progress is not None:
+            progress(start + len(block), n)
     return kept, nearest, max_sim
 
 

@@ -30,6 +30,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -293,13 +294,21 @@ def _encode(texts: list[str], name: str, *, batch_size: int, max_tokens: int | N
     return np.asarray(vectors, np.float32)
 
 
+ENCODE_CHUNK = 4096
+"""Texts handed to the model at once (then sorted by length into batches); progress is
+reported per chunk. Fixed, so the vectors never depend on whether anyone watches."""
+
+
 def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 64,
           max_tokens: int | None = None, backend: Backend = "torch",
           cache: str | os.PathLike[str] | None = None,
-          cache_bytes: int = DEFAULT_CACHE_BYTES) -> np.ndarray:
+          cache_bytes: int = DEFAULT_CACHE_BYTES,
+          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text; ``max_tokens`` cuts long texts
     (the cost of a transformer grows with length). Equal texts are embedded once. With
-    ``cache`` (a folder), vectors found there are read back and new ones stored."""
+    ``cache`` (a folder), vectors found there are read back and new ones stored.
+    ``progress(done, total)`` is called as distinct texts are embedded (cached ones count
+    as done at once)."""
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"embedding backend `{backend}` is not one of: torch, onnx")
     model = load_embedder(name)
@@ -322,13 +331,20 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
             if k in found:
                 vectors[i] = found[k]
     try:
-        if todo:
-            fresh = _encode([unique[i] for i in todo], name, batch_size=batch_size,
+        done = len(unique) - len(todo)
+        if progress is not None:
+            progress(done, len(unique))
+        for start in range(0, len(todo), ENCODE_CHUNK):
+            chunk = todo[start:start + ENCODE_CHUNK]
+            fresh = _encode([unique[i] for i in chunk], name, batch_size=batch_size,
                             max_tokens=max_tokens, backend=backend,
                             onnx_folder=Path(cache) if cache is not None else default_cache_dir())
-            vectors[todo] = fresh
+            vectors[chunk] = fresh
             if store is not None and keys is not None:
-                store.put_many([keys[i] for i in todo], fresh)
+                store.put_many([keys[i] for i in chunk], fresh)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(unique))
     finally:
         if store is not None:
             store.close()

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -41,23 +43,30 @@ class NearDedup(DatasetStage[NearDedupConfig]):
         config: MinHashConfig = self.config.minhash
         bands, rows = config.banding
         keys, parts = [], []
+        total = records.select(pl.len()).collect().item() if context.progress is not None else 0
+        done = 0
         for batch in in_batches(records, "source", "row", "id", all_text().alias("text"), rows=_BATCH):
             keys.append(band_keys(signatures(batch.get_column("text").to_arrow(), config), bands, rows))
             parts.append(batch.select("source", "row", "id", length=pl.col("text").str.len_chars(),
                                       empty=pl.col("text").str.len_bytes() == 0))
+            done += batch.height
+            context.report("MinHash signatures", done, total)
         frame = pl.concat(parts) if parts else pl.DataFrame(
             schema={"source": pl.String, "row": pl.Int64, "id": pl.String, "length": pl.UInt32,
                     "empty": pl.Boolean})
         key_matrix = np.vstack(keys) if keys else np.zeros((0, bands), np.uint64)
         pairs = candidate_pairs(key_matrix, empty=frame.get_column("empty"),
-                                neighbours=self.config.neighbours)
+                                neighbours=self.config.neighbours,
+                                progress=context.reporter("LSH bands"))
         candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
         similarity = np.zeros(0)
         if len(candidates):
             # Both come in (source, row) order, so the texts line up with ``candidates``.
             wanted = frame[candidates].select("source", "row")
             texts = select_rows(records, wanted, all_text().alias("text")).get_column("text")
+            context.report("verify candidate pairs", 0, pairs.height)
             similarity = verify(pairs, texts.to_arrow(), config.ngram, docs=candidates)
+            context.report("verify candidate pairs", pairs.height, pairs.height)
         verified = pairs.with_columns(jaccard=pl.Series(similarity, dtype=pl.Float64)).filter(
             pl.col("jaccard") >= config.threshold
         )
@@ -79,10 +88,12 @@ class NearDedup(DatasetStage[NearDedupConfig]):
 
 
 def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None,
-                    neighbours: int = 8) -> pl.DataFrame:
+                    neighbours: int = 8,
+                    progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
     """Pairs (a, b), a < b, of rows sharing a band key: in each bucket (rows in order),
     every row with the ``neighbours`` rows before it. Rows flagged ``empty`` (no
-    tokens) never pair. One band at a time, so memory holds one column of keys."""
+    tokens) never pair. One band at a time, so memory holds one column of keys;
+    ``progress(bands done, bands)`` after each."""
     n, bands = keys.shape
     docs = np.arange(n, dtype=np.int64)
     if empty is not None and empty.any():
@@ -98,6 +109,8 @@ def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None,
             .filter("same").drop("same")
             for lag in range(1, neighbours + 1)
         ]
+        if progress is not None:
+            progress(band + 1, bands)
     if not found:
         return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
     return pl.concat(found).unique().sort("a", "b")

@@ -23,7 +23,10 @@ wrong dtype) fails the stage instead of selecting on noise.
 
 Backends: ``transformers`` (CPU or GPU; one forward pass per batch, left padding,
 prompts sorted by length) and ``vllm`` (GPU; a one-token generation restricted to the
-six digits, with their log-probabilities).
+six digits, with their log-probabilities; prompts cut to the engine's context length - 1;
+``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``). The two scorers
+stay loaded together for the stage, or, with ``scorer_loading: in_turn``, one at a time:
+each engine is shut down before the other loads, so each may take the whole GPU.
 """
 
 from __future__ import annotations
@@ -110,15 +113,21 @@ class Quality(RowStage[QualityConfig]):
         self._scorers: dict[str, Scorer] = {}
 
     def scorer(self, name: str) -> Scorer:
-        """The scorer model ``name``, loaded once per stage run (freed by ``teardown``)."""
+        """The scorer model ``name``, loaded once per stage run (freed by ``teardown``). With
+        ``scorer_loading: in_turn`` the other scorer is closed first: one model at a time."""
         if name not in self._scorers:
             o = self.config
+            if o.scorer_loading == "in_turn":
+                self.teardown()
+            loaded_at_once = (1 if o.scorer_loading == "in_turn"
+                              else len({o.complexity_model, o.quality_model}))
             revision = (o.complexity_revision if name == o.complexity_model else o.quality_revision)
             self._scorers[name] = load_scorer(
                 name, revision=revision, backend=o.backend, device=o.device, dtype=o.dtype,
                 max_length=o.max_length, batch_size=o.batch_size,
                 trust_remote_code=o.trust_remote_code,
-                share=1 / len({o.complexity_model, o.quality_model}))
+                gpu_memory_utilization=o.gpu_memory_utilization or 0.9 / loaded_at_once,
+                tensor_parallel_size=o.tensor_parallel_size, max_model_len=o.max_model_len)
         return self._scorers[name]
 
     @override
@@ -137,11 +146,17 @@ class Quality(RowStage[QualityConfig]):
         chosen = records.column("chosen").to_pylist()
         pairs = [conversation_pairs((m or []) + (c or [])) for m, c in zip(messages, chosen)]
         flat = [pair for record in pairs for pair in record]
-        complexity = self.scorer(o.complexity_model).scores([complexity_prompt(u) for u, _ in flat])
-        self.check_spread(complexity, "complexity")  # per shard too: fail before hours of scoring
-        quality = self.scorer(o.quality_model).scores([quality_prompt(u, a) for u, a in flat])
-        self.check_spread(quality, "quality")
-        return record_scores(complexity, quality, [len(p) for p in pairs])
+        prompts = {"complexity": [complexity_prompt(u) for u, _ in flat],
+                   "quality": [quality_prompt(u, a) for u, a in flat]}
+        models = {"complexity": o.complexity_model, "quality": o.quality_model}
+        kinds: list[Literal["complexity", "quality"]] = ["complexity", "quality"]
+        if o.quality_model in self._scorers and o.complexity_model not in self._scorers:
+            kinds.reverse()  # in turn: the loaded scorer first, one switch per shard
+        scores = {}
+        for kind in kinds:
+            scores[kind] = self.scorer(models[kind]).scores(prompts[kind])
+            self.check_spread(scores[kind], kind)  # per shard too: fail before hours of scoring
+        return record_scores(scores["complexity"], scores["quality"], [len(p) for p in pairs])
 
     def check_spread(self, scores: np.ndarray, kind: Literal["complexity", "quality"]) -> None:
         """Fail when the ``kind`` scorer's ``scores`` are (nearly) constant."""
@@ -283,12 +298,15 @@ def load_scorer(name: str, *, revision: str | None = None,
                 device: Literal["auto", "cpu", "cuda"] = "auto",
                 dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
                 max_length: int = 2048, batch_size: int = 16, trust_remote_code: bool = False,
-                share: float = 1.0) -> Scorer:
-    """A DEITA scorer model by hub name or local path. ``share``: vLLM only, the share
-    of the GPU memory this model may take (two scorers share one GPU)."""
+                gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
+                max_model_len: int | None = None) -> Scorer:
+    """A DEITA scorer model by hub name or local path. ``gpu_memory_utilization``,
+    ``tensor_parallel_size`` and ``max_model_len`` are vLLM's engine options (vLLM only)."""
     if backend == "vllm":
         return VllmScorer(name, revision=revision, dtype=dtype, max_length=max_length,
-                          trust_remote_code=trust_remote_code, share=share)
+                          trust_remote_code=trust_remote_code,
+                          gpu_memory_utilization=gpu_memory_utilization,
+                          tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
     return TransformersScorer(name, revision=revision, device=device, dtype=dtype,
                               max_length=max_length, batch_size=batch_size,
                               trust_remote_code=trust_remote_code)
@@ -349,23 +367,40 @@ class TransformersScorer:
 class VllmScorer:
     """A scorer on vLLM: one generated token, restricted to the six digits, with their
     log-probabilities (``logprobs_mode="processed_logprobs"``: after the restriction, so
-    exactly the six digits come back, normalised among themselves)."""
+    exactly the six digits come back, normalised among themselves).
+
+    vLLM rejects a prompt that leaves no room for the output token ("prompt plus the number
+    of requested output tokens (at least 1) is longer than the maximum model length",
+    ``InputProcessor._validate_prompt_len`` in ``vllm/v1/engine/input_processor.py``), and
+    one such prompt fails the whole batch. So prompts are cut to ``min(max_length, the
+    engine's max_model_len - 1)`` tokens, the length the engine reports once loaded
+    (DEITA's Llama-1-13B scorers have 2,048 tokens of context)."""
 
     def __init__(self, name: str, *, revision: str | None = None, dtype: str = "auto",
-                 max_length: int = 2048, trust_remote_code: bool = False, share: float = 1.0):
+                 max_length: int = 2048, trust_remote_code: bool = False,
+                 gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
+                 max_model_len: int | None = None):
         try:
             from vllm import LLM, SamplingParams
         except ImportError:
             raise MissingDependencyError("vllm", "vllm") from None
         self.name = name
-        self.llm = LLM(model=name, revision=revision, dtype=dtype,
-                       logprobs_mode="processed_logprobs", trust_remote_code=trust_remote_code,
-                       gpu_memory_utilization=0.9 * share)
+        engine: dict[str, Any] = {
+            "model": name, "revision": revision, "dtype": dtype,
+            "logprobs_mode": "processed_logprobs", "trust_remote_code": trust_remote_code,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "tensor_parallel_size": tensor_parallel_size,
+        }
+        if max_model_len is not None:
+            engine["max_model_len"] = max_model_len
+        self.llm = LLM(**engine)
         self.tokenizer = self.llm.get_tokenizer()
         self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
         self.params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(DIGITS),
                                      allowed_token_ids=self.ids)
-        self.max_length = max_length
+        self.max_model_len = engine_max_model_len(self.llm) or max_model_len
+        self.max_length = (max_length if self.max_model_len is None
+                           else min(max_length, self.max_model_len - 1))
 
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
         """The expected digit (1 to 6) for each prompt, in one vLLM batch."""
@@ -381,10 +416,19 @@ class VllmScorer:
             if missing:
                 raise ConfigError(
                     f"scorer `{self.name}`: vLLM returned no log-probability for the digits "
-                    f"{missing}; it needs vLLM >= 0.10.2 (`logprobs_mode`)")
+                    f"{missing}; it needs vLLM >= 0.12 (`logprobs_mode`): "
+                    "pip install 'curate[vllm]'")
             logits[row] = [top[i].logprob for i in self.ids]
         return expected_digit(logits)
 
     def close(self) -> None:
         """Shut the engine down and give its GPU memory back."""
         close_vllm(self.__dict__.pop("llm", None))
+
+
+def engine_max_model_len(llm: Any) -> int | None:
+    """The context length a ``vllm.LLM`` runs with (``llm.llm_engine.model_config.max_model_len``:
+    the option given, else the model's own), or None when it does not say."""
+    config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
+    value = getattr(config, "max_model_len", None)
+    return int(value) if isinstance(value, int) else None

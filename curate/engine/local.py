@@ -135,13 +135,21 @@ def run_stages(
     results: list[StageResult] = []
     for stage in stages:
         earlier = {r.name: store.stage(r.name).decisions for r in results}
-        inputs = _Input(store, sources, dropped, replace(context, decisions=earlier))
+        inputs = _Input(store, sources, dropped,
+                        replace(context, decisions=earlier, progress=_parts(stage, progress)))
         result, decisions = _run_stage(stage, inputs, upstream, progress)
         removed = decisions.filter(~pl.col("keep")).select(POSITION)
         dropped = pl.concat([dropped, removed])
         upstream = result.stats["decision_fingerprint"]
         results.append(result)
     return results
+
+
+def _parts(stage: Stage[Any], progress: Progress | None) -> Callable[[str, int, int], None] | None:
+    """The stage's progress inside its work, reported as ``<stage>: <part>``."""
+    if progress is None:
+        return None
+    return lambda part, done, total: progress(f"{stage.name}: {part}", done, total)
 
 
 def _run_stage(
@@ -198,6 +206,8 @@ def _score_rows(stage: RowStage[Any], inputs: _Input, folder: ShardedFolder,
     shards = inputs.shards()
     done = folder.done()
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
+    if progress is not None:
+        progress(stage.name, 0, len(shards))
     for i, (source, path) in enumerate(shards):
         shard = f"{source}-{path.stem.split('-')[-1]}"
         if shard not in done:
@@ -214,6 +224,8 @@ def _score_rows(stage: RowStage[Any], inputs: _Input, folder: ShardedFolder,
 def _score_dataset(stage: DatasetStage[Any], inputs: _Input, folder: ShardedFolder,
                    progress: Progress | None) -> None:
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
+    if progress is not None:
+        progress(stage.name, 0, 1)
     scores = stage.score(inputs.records().select(columns), inputs.context).sort("source", "row")
     folder.write_shard("all", {"scores": scores.to_arrow()}, {"rows": scores.height})
     if progress is not None:
@@ -257,6 +269,8 @@ def run_producer(
     folder.open(key)
     started = time.perf_counter()
     on_rows = None if progress is None else (lambda done, total: progress(step.name, done, total))
+    if progress is not None:
+        progress(step.name, 0, 0)  # the total is known once the step has read its input
     with running(step, context):
         produced = step.produce(records(), context, progress=on_rows)
     folder.write_shard("00000", {"records": produced.records, "rejected": produced.rejected},

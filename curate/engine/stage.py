@@ -32,6 +32,10 @@ ID_PARAMETER = r":[0-9a-f]{32}$"
 _ID_PARAMETER = re.compile(ID_PARAMETER)
 
 
+PartProgress = Callable[[str, int, int], None]
+"""(part of a stage's work, units done, units in all)."""
+
+
 @dataclass(frozen=True)
 class StageContext:
     """What a stage may read besides its input records."""
@@ -46,6 +50,23 @@ class StageContext:
     embedding_cache: Path | None = None
     """The folder of the sentence-embedding cache shared across runs (``runs/_cache/embeddings``);
     None: a stage uses ``curate.curation.embed.default_cache_dir()``."""
+    progress: PartProgress | None = field(default=None, compare=False)
+    """Where a stage reports progress inside its work (embedding batches, LSH bands,
+    decontamination tiers); the engine sets it per stage when someone is watching. Use
+    ``report``."""
+
+    def report(self, part: str, done: int, total: int) -> None:
+        """Say that ``done`` of ``total`` units of ``part`` (a piece of the stage's work, such
+        as `embedding` or `LSH bands`) are finished; nothing when no one is watching."""
+        if self.progress is not None:
+            self.progress(part, done, total)
+
+    def reporter(self, part: str) -> Callable[[int, int], None] | None:
+        """``report`` for ``part``, as a (done, total) callback; None when no one is watching."""
+        if self.progress is None:
+            return None
+        progress = self.progress
+        return lambda done, total: progress(part, done, total)
 
     def stage_scores(self, name: str) -> pl.LazyFrame:
         """The decisions, with score columns, of the earlier stage ``name``."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from curate.catalog import Catalog, Source
+from curate.catalog import Catalog, Source, resolve_files
 from curate.errors import ConfigError
 from curate.ingest.check import check_source
-from curate.ingest.runner import ingest
+from curate.ingest.runner import Progress, ingest
 from curate.store import RunStore
 
 
@@ -28,10 +28,11 @@ def source_for_file(path: Path, *, like: Source | None) -> Source:
 
 
 def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Catalog,
-                data_root: Path) -> Source:
+                data_root: Path, progress: Progress | None = None) -> Source:
     """Ingest the file ``path`` into ``store`` as one source, read with the mapping of the
     catalog source or benchmark named ``source``, or as a file with a `messages` column;
-    its entry. A file the mapping cannot read fails with a ConfigError that says so."""
+    its entry. A file the mapping cannot read fails with a ConfigError that says so.
+    ``progress(source, rows)`` after each batch read."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     like = None
@@ -42,7 +43,58 @@ def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Cat
     if not check.ok:
         hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
         raise ConfigError(f"{path}: {check.message}{hint}")
-    ingested = ingest([entry], store, data_root=data_root)
+    ingested = ingest([entry], store, data_root=data_root, progress=progress)
     if ingested.failed:
         raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
     return entry
+
+
+SAMPLE_BYTES = 1 << 20
+
+
+def estimate_rows(path: Path, fmt: str | None = None) -> int | None:
+    """How many rows the file ``path`` holds, as a progress total: exact from a parquet
+    file's metadata; for JSON Lines and CSV, the file size times the newlines per byte of
+    four blocks spread over it, 1 MiB in all (exact for a smaller file; a CSV's header line
+    is not counted); None for other files or an unreadable one. ``fmt`` (`jsonl`, `csv`,
+    `parquet`, `json`) overrides the format the suffix says."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if fmt is None:
+        fmt = next((f for s, f in ((".parquet", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
+                                   (".csv", "csv")) if s in suffixes), None)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if fmt not in ("jsonl", "csv") or ".gz" in suffixes:
+            return None
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            if size <= SAMPLE_BYTES:
+                data = handle.read()
+                lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+            else:  # newlines per byte in four blocks spread over the file
+                block = SAMPLE_BYTES // 4
+                newlines = 0
+                for k in range(4):
+                    handle.seek((size - block) * k // 3)
+                    newlines += handle.read(block).count(b"\n")
+                lines = round(size * newlines / (4 * block))
+    except OSError:
+        return None
+    return max(0, lines - (1 if fmt == "csv" else 0))
+
+
+def estimate_source_rows(source: Source, data_root: Path) -> int | None:
+    """The rows a catalog source's local files hold (``estimate_rows`` summed over them);
+    None for a hub source, missing files, or a format without an estimate."""
+    location = source.location
+    if location.path is None:
+        return None
+    try:
+        files = resolve_files(location, data_root)
+        counts = [estimate_rows(path, location.file_format) for path in files]
+    except (ConfigError, KeyError):
+        return None
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)

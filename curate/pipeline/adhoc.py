@@ -21,11 +21,12 @@ import polars as pl
 
 from curate.catalog import Catalog, resolve_data_root
 from curate.curation import build_stages
-from curate.engine.local import run_stages
+from curate.engine.local import Progress, run_stages
 from curate.engine.stage import ID_PARAMETER, StageContext
 from curate.errors import ConfigError
 from curate.ingest import ingest
 from curate.ingest.files import ingest_file
+from curate.ingest.runner import Progress as IngestProgress
 from curate.store import RunStore, write_parquet
 
 
@@ -48,21 +49,26 @@ def run_on_file(
     benchmarks: Sequence[str] = (),
     catalog_dirs: Iterable[str | os.PathLike[str]] = (),
     data_root: str | os.PathLike[str] | None = None,
+    ingest_progress: IngestProgress | None = None,
+    stage_progress: Progress | None = None,
 ) -> FileResult:
-    """Run ``stages`` (name -> options, in order) over the file and write ``out``."""
+    """Run ``stages`` (name -> options, in order) over the file and write ``out``;
+    ``ingest_progress`` and ``stage_progress`` as ``build_mix`` takes them."""
     catalog = Catalog.load(catalog_dirs)
     root = resolve_data_root(data_root)
     built = build_stages(stages, where="options")
     bench = [catalog.benchmark(name) for name in benchmarks]
     with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
         store = RunStore(Path(tmp))
-        entry = ingest_file(Path(input_path), store, source=source, catalog=catalog, data_root=root)
+        entry = ingest_file(Path(input_path), store, source=source, catalog=catalog, data_root=root,
+                            progress=ingest_progress)
         ingested = ingest([], store, data_root=root, benchmarks=bench)
         if ingested.failed:
             raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
         context = StageContext(benchmarks={b.name: store.benchmark(b.name).files("records")
                                            for b in bench})
-        run_stages(built, store, [entry.name], input_fingerprint="adhoc", context=context)
+        run_stages(built, store, [entry.name], input_fingerprint="adhoc", context=context,
+                   progress=stage_progress)
         table = _every_row(store, entry.name, [s.name for s in built])
         return _write(table, Path(out), store, [s.name for s in built])
 

@@ -64,6 +64,15 @@ def open_run(
     return Run(resolved, recipe_file, catalog, resolve_data_root(data_root), store)
 
 
+def row_totals(run: Run) -> dict[str, int]:
+    """Expected rows per source and benchmark of ``run`` with local files (for progress
+    bars; see ``curate.ingest.files.estimate_source_rows``)."""
+    from curate.ingest.files import estimate_source_rows
+
+    totals = {e.name: estimate_source_rows(e, run.data_root) for e in [*run.sources, *run.benchmarks]}
+    return {name: n for name, n in totals.items() if n is not None}
+
+
 def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                progress: IngestProgress | None = None) -> IngestResult:
     """Ingest the recipe's sources into the run folder and record the run's inputs."""

@@ -17,8 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from curate.errors import CurateError
-from curate.synth.config import GeneratorConfig, GeneratorOptions, generator_config
+from curate.errors import ConfigError, CurateError
+from curate.synth.config import (
+    GREEDY_BELOW,
+    MAX_TEMPERATURE,
+    GeneratorConfig,
+    GeneratorOptions,
+    generator_config,
+)
 
 
 class BackendError(CurateError):
@@ -39,6 +45,19 @@ class Request:
     stop: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
     """When set, the output is constrained to exactly one of these strings."""
+
+    def __post_init__(self) -> None:
+        # vLLM's limits (vllm/sampling_params.py, `SamplingParams._verify_args` and
+        # `_verify_greedy_sampling`), checked here so no batch reaches an engine that rejects it.
+        if not 0 <= self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"sampling `temperature` {self.temperature} is outside [0, 2], the "
+                              "range vLLM and the OpenAI API accept")
+        if self.n < 1 or self.max_tokens < 1:
+            raise ConfigError(f"a request needs `n` >= 1 and `max_tokens` >= 1 (got n={self.n}, "
+                              f"max_tokens={self.max_tokens})")
+        if self.n > 1 and self.temperature < GREEDY_BELOW:
+            raise ConfigError(f"`n`={self.n} samples need a positive `temperature`: greedy sampling "
+                              "(temperature 0) gives one answer, and vLLM rejects n > 1 with it")
 
     @classmethod
     def chat(cls, messages: Sequence[dict[str, str]], **fields: Any) -> Request:

@@ -6,12 +6,25 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from curate.engine.stage import StageConfig
 from curate.errors import ConfigError
 
 OFFLINE_MODEL = "curate-offline-template"
+MAX_TEMPERATURE = 2.0
+"""The highest sampling temperature vLLM accepts (``SamplingParams._verify_args`` in
+``vllm/sampling_params.py``: "temperature must be in [0, 2]"); the OpenAI API has the same."""
+GREEDY_BELOW = 1e-5
+"""vLLM samples greedily below this temperature (``_SAMPLING_EPS``) and then needs ``n == 1``."""
 
 
 class _Options(BaseModel):
@@ -142,8 +155,12 @@ class SynthCotConfig(StageConfig):
         "`given`: the prompt states the gold answer and asks for an explanation; `withheld`: "
         "the generator answers on its own (more rejections, no hint to leak)."))
     max_attempts: int = Field(3, ge=1, le=20, description="Generations tried per record.")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature of the first attempt.")
+    temperature: float = Field(0.7, ge=0, le=MAX_TEMPERATURE, description=(
+        "Sampling temperature of the first attempt (vLLM and OpenAI accept 0 to 2)."))
     temperature_step: float = Field(0.2, ge=0, description="Added to the temperature each retry.")
+    max_temperature: float = Field(MAX_TEMPERATURE, ge=0, le=MAX_TEMPERATURE, description=(
+        "Retries stop raising the temperature here (at most 2: vLLM rejects a higher one); "
+        "later attempts differ by their seed only."))
     max_tokens: int = Field(1024, ge=1, description="Upper bound on tokens per generation.")
     seed: int = Field(0, description="Base seed; each (record, attempt) derives its own from it.")
     copy_threshold: float = Field(0.6, gt=0, le=1, description=(
@@ -161,5 +178,19 @@ class SynthCotConfig(StageConfig):
     def _generator(cls, value: Any) -> Any:
         """Validate a mapping with the backend's own options model."""
         return validate_generator(value)
+
+    @model_validator(mode="after")
+    def _sampling(self) -> SynthCotConfig:
+        """The schedule within vLLM's limits: a first temperature over the cap is refused."""
+        if self.temperature > self.max_temperature:
+            raise ValueError(f"`temperature` {self.temperature} is above `max_temperature` "
+                             f"{self.max_temperature}: lower it or raise `max_temperature` (at most 2)")
+        return self
+
+    def attempt_temperature(self, attempt: int) -> float:
+        """The temperature of ``attempt`` (1-based): ``temperature`` raised by
+        ``temperature_step`` per retry, clamped at ``max_temperature``."""
+        raised = self.temperature + (attempt - 1) * self.temperature_step
+        return round(min(raised, self.max_temperature), 6)
 
 

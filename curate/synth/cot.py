@@ -6,7 +6,8 @@ thought: rephrase the question, reason (about each option, for multiple choice),
 conclude with ``Answer: ...``. Each output is checked (``curate.synth.verify``):
 ``copies_question``, ``no_answer``, ``wrong_answer``, ``leaks_gold_hint``. A rejected
 output is regenerated, up to ``max_attempts`` times, at a temperature raised by
-``temperature_step`` each attempt and a fresh seed. A parent whose attempts all fail
+``temperature_step`` each attempt (clamped at ``max_temperature``, at most 2: vLLM's
+limit) and a fresh seed. A parent whose attempts all fail
 lands in the rejected table with its last reason (and every attempt's reason).
 
 Each synthetic record has origin ``synthetic``, the parent's kind, domain, license
@@ -212,7 +213,7 @@ def _generate(rows: list[_Row], config: SynthCotConfig, backend: Backend,
     sent = cached = prompt_tokens = completion_tokens = 0
     pending = list(rows)
     for attempt in range(1, config.max_attempts + 1):
-        temperature = round(config.temperature + (attempt - 1) * config.temperature_step, 6)
+        temperature = config.attempt_temperature(attempt)
         for start in range(0, len(pending), config.batch_size):
             chunk = pending[start:start + config.batch_size]
             requests, keys = [], []
