@@ -90,6 +90,7 @@ class FakeOpenAI:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             kill = self.kill_pid if self.kill_at is not None and number >= self.kill_at else None
+        counted = False
         try:
             if kill is not None:
                 os.kill(kill, signal.SIGKILL)
@@ -105,10 +106,16 @@ class FakeOpenAI:
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
-            handler.wfile.write(data)
-        finally:
+            # no longer in flight before the body goes out: the client may send its next
+            # request the moment it has read this one, before this thread runs again
             with self.lock:
                 self.in_flight -= 1
+                counted = True
+            handler.wfile.write(data)
+        finally:
+            if not counted:
+                with self.lock:
+                    self.in_flight -= 1
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         request = Request.chat(body["messages"], max_tokens=body["max_tokens"], n=body.get("n", 1),
