@@ -785,6 +785,16 @@ def _print_mcqa(results: dict[str, Any]) -> None:
                       f"{row['low']:.1%} to {row['high']:.1%}", f"{row['parse_failure_rate']:.1%}",
                       f"{row['position_bias_tv']:.3f}")
     console.print(table)
+    retrieval = results.get("retrieval")
+    if retrieval:
+        check = retrieval["contamination"]
+        console.print(f"retrieval (k {retrieval['k']}, {retrieval['shuffles']} shuffles): "
+                      f"{check['excluded']} of {check['checked']} index records excluded as contaminated")
+        for name, c in retrieval["versus_zero_shot"].items():
+            d = c["difference"]
+            console.print(f"{name}: retrieval {c['accuracy_a']:.1%} vs zero-shot {c['accuracy_b']:.1%}, "
+                          f"difference {d['value']:+.1%} ({d['low']:+.1%} to {d['high']:+.1%}), "
+                          f"McNemar p {c['mcnemar_p']:.3g}")
     for name, c in results.get("comparison", {}).get("benchmarks", {}).items():
         d = c["difference"]
         console.print(f"{name}: {c['accuracy_a']:.1%} vs baseline {c['accuracy_b']:.1%}, difference "
