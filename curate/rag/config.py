@@ -10,6 +10,7 @@ from pydantic import Field
 
 from curate.curation.config import DEFAULT_EMBEDDER
 from curate.engine.stage import StageConfig
+from curate.synth.config import SynthCotConfig
 
 SearchKind = Literal["numpy", "faiss", "hnsw"]
 
@@ -36,3 +37,12 @@ class SearchConfig(StageConfig):
     hnsw_m: int = Field(32, ge=4, le=128, description="`hnsw`: neighbours per node.")
     hnsw_ef_search: int = Field(64, ge=1, description="`hnsw`: candidates kept while searching.")
     hnsw_ef_construction: int = Field(80, ge=1, description="`hnsw`: candidates kept while building.")
+
+
+class CotIndexConfig(SynthCotConfig):
+    """Options of ``curate rag cot``: ``synth_cot_v1``'s options, the gold answer withheld by
+    default (MedPrompt: the model's own chain of thought, kept when its answer is the gold)."""
+
+    gold_answer: Literal["given", "withheld"] = Field("withheld", description=(
+        "`withheld` (MedPrompt): the generator answers on its own and only chains of thought "
+        "whose answer matches the gold are kept; `given`: the prompt states the gold answer."))
