@@ -60,6 +60,11 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - started
 
 
+def overlap(found: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """The mean share of each query's exact top-k ids that ``found`` holds."""
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
+
+
 def latency(fn, queries: np.ndarray, single: int) -> float:
     times = []
     for i in range(single):
@@ -95,13 +100,14 @@ def main() -> None:
     model.max_seq_length = 256
     raw, peer_s = timed(model.encode, questions, batch_size=64, normalize_embeddings=True,
                         convert_to_numpy=True, show_progress_bar=False)
-    table = pa.Table.from_pylist([{"id": f"q{i:06d}", "source": "medmcqa", "question": q, "options": ["a", "b"],
-                                   "answer": 0} for i, q in enumerate(questions)], schema=RECORD_SCHEMA)
+    table = pa.Table.from_pylist([{"id": f"q{i:06d}", "source": "medmcqa", "question": q,
+                                   "options": ["a", "b"], "answer": 0} for i, q in enumerate(questions)],
+                                 schema=RECORD_SCHEMA)
     with tempfile.TemporaryDirectory() as tmp:
         built, ours_s = timed(build_index, table, Path(tmp) / "ix", input_name="bench")
         real = built.index.vectors
         _, append_s = timed(build_index, table, Path(tmp) / "ix", input_name="again")
-    cosine = float(np.min(np.sum(real * raw[np.argsort([f"q{i:06d}" for i in range(len(questions))])], axis=1)))
+    cosine = float(np.min(np.sum(real * raw, axis=1)))  # ids q000000... sort in input order
     print(f"{'':28}{'records/s':>12}{'seconds':>10}")
     print(f"{'sentence-transformers encode':28}{len(questions) / peer_s:>12,.1f}{peer_s:>10.2f}")
     print(f"{'curate build_index':28}{len(questions) / ours_s:>12,.1f}{ours_s:>10.2f}")
@@ -116,17 +122,20 @@ def main() -> None:
         z = rng.standard_normal((min(10_000, args.vectors - start), len(real))).astype(np.float32)
         vectors[start:start + len(z)] = mean + z @ centered
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries = np.ascontiguousarray(real[rng.choice(len(real), size=min(args.queries, len(real)), replace=False)])
+    chosen = rng.choice(len(real), size=min(args.queries, len(real)), replace=False)
+    queries = np.ascontiguousarray(real[chosen])
     ids = [f"v{i:07d}" for i in range(args.vectors)]
-    records = pl.DataFrame({"id": ids, "source": "synthetic", "question": "", "options": [["a", "b"]] * len(ids),
-                            "answer": 0, "cot": None, "meta": None},
+    records = pl.DataFrame({"id": ids, "source": "synthetic", "question": "",
+                            "options": [["a", "b"]] * len(ids), "answer": 0, "cot": None, "meta": None},
                            schema=pl.from_arrow(RECORD_SCHEMA.empty_table()).schema)
 
     def index(kind: str) -> Index:
-        return Index(path=Path("."), manifest={}, records=records, vectors=vectors, config=SearchConfig(search=kind))
+        return Index(path=Path("."), manifest={}, records=records, vectors=vectors,
+                     config=SearchConfig(search=kind))
 
     print(f"\npart 2: {args.vectors:,} synthetic vectors (Gaussian fitted to the {len(real):,} real MiniLM "
-          f"vectors, normalised; 384 dimensions), {len(queries):,} real query vectors, k = {args.k}, 2 threads")
+          f"vectors, normalised; 384 dimensions), {len(queries):,} real query vectors, k = {args.k}, "
+          "2 threads")
     exact = index("numpy")
     flat = index("faiss")
     hnsw = index("hnsw")
@@ -136,24 +145,25 @@ def main() -> None:
     peer.add(vectors)
     rows = []
     truth, exact_all = timed(exact.search_vectors, queries, args.k)
-    rows.append(("curate numpy exact", 0.0, latency(lambda q: exact.search_vectors(q, args.k), queries, args.single),
-                 exact_all, 1.0))
+    one = latency(lambda q: exact.search_vectors(q, args.k), queries, args.single)
+    rows.append(("curate numpy exact", 0.0, one, exact_all, 1.0))
     found, flat_all = timed(flat.search_vectors, queries, args.k)
     same = float(np.mean(found[0] == truth[0]))
     rows.append(("curate faiss flat", flat_build, latency(lambda q: flat.search_vectors(q, args.k), queries,
                                                            args.single), flat_all, same))
     (_, peer_ids), peer_all = timed(peer.search, queries, args.k)
-    peer_same = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(peer_ids, truth[0], strict=True)]))
+    peer_same = overlap(peer_ids, truth[0], args.k)
     rows.append(("faiss IndexFlatIP alone", flat_build, latency(lambda q: peer.search(q, args.k), queries,
                                                                  args.single), peer_all, peer_same))
     approx, hnsw_all = timed(hnsw.search_vectors, queries, args.k)
-    recall = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(approx[0], truth[0], strict=True)]))
+    recall = overlap(approx[0], truth[0], args.k)
     rows.append(("curate faiss HNSW", hnsw_build, latency(lambda q: hnsw.search_vectors(q, args.k), queries,
                                                            args.single), hnsw_all, recall))
     print(f"{'':26}{'build s':>9}{'build rec/s':>13}{'1-query ms':>12}{'queries/s':>11}{'recall@5':>10}")
     for name, build, single, total, quality in rows:
         rate = f"{args.vectors / build:>13,.0f}" if build else f"{'-':>13}"
-        print(f"{name:26}{build:>9.2f}{rate}{1000 * single:>12.3f}{len(queries) / total:>11,.0f}{quality:>10.3f}")
+        print(f"{name:26}{build:>9.2f}{rate}{1000 * single:>12.3f}{len(queries) / total:>11,.0f}"
+              f"{quality:>10.3f}")
     print("recall@5: share of the exact top-5 ids found (curate faiss flat: identical rank lists, the "
           "same order with ties by id)")
     print(f"HNSW vs numpy exact, one query: {rows[0][2] / rows[3][2]:.1f}x faster; "

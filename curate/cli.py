@@ -1035,7 +1035,8 @@ def rag_() -> None:
 
 _rag_input = click.argument("input_spec", metavar="RELEASE_OR_SOURCE")
 _rag_out = click.option("--out", required=True, type=click.Path(file_okay=False),
-                        help="The index folder: created, or appended to (records it holds are not embedded again).")
+                        help="The index folder: created, or appended to (records it holds are not "
+                             "embedded again).")
 _rag_source = click.option("--source", default=None,
                            help="A file INPUT: read it with this catalog entry's mapping.")
 
@@ -1090,7 +1091,8 @@ def rag_cot(**_: Any) -> None:
     result = index_input(rest.pop("input_spec"), rest.pop("out"), config, cot=cot, **rest)
     stats = result.part.get("stats", {}).get("synth_cot", {})
     if stats.get("offline_backend"):
-        _console().print("[bold]offline backend: template text for tests and demos; not a model's reasoning[/]")
+        _console().print("[bold]offline backend: template text for tests and demos; not a model's "
+                         "reasoning[/]")
     if stats:
         _console().print(f"synth_cot_v1: {stats['synthetic']} verified of {stats['rows']}; "
                          f"rejected {stats['rejected'] or 'none'}")

@@ -312,7 +312,8 @@ def evaluate_retrieval(items: Sequence[McqaItem], scorer: Scorer, index: Any,
     searching = time.perf_counter()
     hits = clean.search([item.question for item in items], k=config.k)
     searched_in = time.perf_counter() - searching
-    shots = {item.item: [h.example() for h in reversed(found)] for item, found in zip(items, hits, strict=True)}
+    shots = {item.item: [h.example() for h in reversed(found)]  # the most similar last
+             for item, found in zip(items, hits, strict=True)}
 
     def build(item: McqaItem) -> list[Prompt]:
         orders = permutations(len(item.options), config.shuffles, item_seed(config.seed, item.item))

@@ -124,7 +124,8 @@ def retrieval_lines(results: dict[str, Any]) -> list[str]:
     for name, d in r["versus_zero_shot"].items():
         diff = d["difference"]
         lines.append(f"| {name} | {diff['n']} | {_pct(d['accuracy_b'])} | {_pct(d['accuracy_a'])} | "
-                     f"{100 * diff['value']:+.1f} pts | {100 * diff['low']:+.1f} to {100 * diff['high']:+.1f} | "
+                     f"{100 * diff['value']:+.1f} pts | "
+                     f"{100 * diff['low']:+.1f} to {100 * diff['high']:+.1f} | "
                      f"{d['only_a']} | {d['only_b']} | {d['mcnemar_p']:.3g} |")
     return lines
 

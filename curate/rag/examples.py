@@ -184,7 +184,8 @@ def index_rows(records: pa.Table) -> tuple[pa.Table, dict[str, int]]:
         if _is_cot(record["meta"]):
             replies = [m["content"] for m in record["messages"] or [] if m["role"] == "assistant"]
             cot = replies[-1] if replies else None
-        rows.append({"id": record["id"], "source": _meta(record["meta"]).get("parent_source") or record["source"],
+        source = _meta(record["meta"]).get("parent_source") or record["source"]
+        rows.append({"id": record["id"], "source": source,
                      "question": mcqa["question"], "options": mcqa["options"], "answer": mcqa["answer"],
                      "cot": cot, "meta": record["meta"]})
     return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), dict(sorted(skipped.items()))
@@ -199,8 +200,8 @@ def self_generated_cot(records: pa.Table, config: SynthCotConfig, *, work: Path,
 
     from curate.engine.local import run_producer
     from curate.engine.stage import StageContext
-    from curate.synth.cot import SynthCot
     from curate.store import RunStore
+    from curate.synth.cot import SynthCot
 
     table = conform(records)
     step = SynthCot(config)

@@ -134,8 +134,11 @@ class Index:
             raise ConfigError(f"k = {k}: ask for at least one neighbour")
         positions, scores = self.search_vectors(self.embed(texts, cache=cache), k)
         rows = self.records.to_dicts()
-        return [[Hit(id=rows[p]["id"], score=float(s), record=rows[p])
-                 for p, s in zip(ps, ss, strict=True) if p >= 0] for ps, ss in zip(positions, scores, strict=True)]
+        out = []
+        for ps, ss in zip(positions, scores, strict=True):
+            out.append([Hit(id=rows[p]["id"], score=float(s), record=rows[p])
+                        for p, s in zip(ps, ss, strict=True) if p >= 0])
+        return out
 
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row positions (n, k) and float64 scores of the k best records per query; -1 and
@@ -292,7 +295,8 @@ def build_index(
     table = records.to_arrow() if isinstance(records, pl.DataFrame) else records
     missing = {"id", "question"} - set(table.column_names)
     if missing:
-        raise ConfigError(f"index records need columns {sorted(missing)} (see curate.rag.index.RECORD_SCHEMA)")
+        raise ConfigError(f"index records need columns {sorted(missing)} "
+                          "(see curate.rag.index.RECORD_SCHEMA)")
     table = _conform(table)
     embedder = _embedder(config)
     if (folder / MANIFEST).exists():
@@ -301,8 +305,8 @@ def build_index(
         new = {k: embedder[k] for k in old}
         if old != new:
             raise ConfigError(f"index {folder} was embedded with {old}; appending with {new} would mix "
-                              "vector spaces: use the same --embedder, --embedding-backend and --embedding-max-tokens, "
-                              "or a new --out")
+                              "vector spaces: use the same --embedder, --embedding-backend and "
+                              "--embedding-max-tokens, or a new --out")
         held = set(Index.open(folder).ids)
     else:
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "embedder": embedder,

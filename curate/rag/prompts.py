@@ -142,7 +142,8 @@ def build_prompt(item: McqaItem, template: Template | str = "letters", *,
     else:
         turns: list[dict[str, str]] = [{"role": "system", "content": COT_SYSTEM}]
         for e, gold in solved:
-            turns.append({"role": "user", "content": _cot_block(e.question, list(e.options)) + COT_INSTRUCTION})
+            asked = _cot_block(e.question, list(e.options)) + COT_INSTRUCTION
+            turns.append({"role": "user", "content": asked})
             turns.append({"role": "assistant", "content": _worked_answer(e.reasoning, gold)})
         turns.append({"role": "user", "content": _cot_block(item.question, options) + COT_INSTRUCTION})
         messages = tuple(turns)

@@ -57,7 +57,8 @@ def as_records(index: Index) -> pa.Table:
         options = list(r["options"] or [])
         listing = "\n".join(f"{letter(i)}. {o}" for i, o in enumerate(options))
         gold = r["answer"]
-        reply = r["cot"] or (f"{letter(gold)}. {options[gold]}" if gold is not None and gold < len(options) else "")
+        answered = gold is not None and gold < len(options)
+        reply = r["cot"] or (f"{letter(gold)}. {options[gold]}" if answered else "")
         rows.append({
             "id": r["id"], "source": INDEX_SOURCE, "source_version": "1", "row": position, "kind": "mcqa",
             "messages": [{"role": "user", "content": f"{r['question']}\n{listing}"},

@@ -78,7 +78,8 @@ def test_ties_are_broken_by_the_seed_not_by_order():
 def test_retry_schedule_steps_temperature_within_0_to_2_and_tokens_up():
     assert attempt_schedule(0.0, 512, 3, temperature_step=0.3, token_step=256) == [
         (0.0, 512), (0.3, 768), (0.6, 1024), (0.9, 1280)]
-    assert [t for t, _ in attempt_schedule(1.5, 8, 3, temperature_step=0.4, token_step=0)] == [1.5, 1.9, 2.0, 2.0]
+    hot = attempt_schedule(1.5, 8, 3, temperature_step=0.4, token_step=0)
+    assert [t for t, _ in hot] == [1.5, 1.9, 2.0, 2.0]
     assert item_seed(0, "medmcqa:3") == item_seed(0, "medmcqa:3") != item_seed(1, "medmcqa:3")
 
 
@@ -91,7 +92,8 @@ def test_generate_retries_an_unreadable_answer_hotter_and_longer(server, tmp_pat
                                "message": {"role": "assistant", "content": "I am not sure."}}],
                   "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}}
     server.script.append(Reply(body=json.dumps(unreadable)))
-    config = McqaConfig(model={"backend": "openai", "model": "tiny", "base_url": server.url, "concurrency": 1},
+    config = McqaConfig(model={"backend": "openai", "model": "tiny", "base_url": server.url,
+                               "concurrency": 1},
                         mode="generate", limit=3, max_tokens=300, retries=2, retry_temperature_step=0.5,
                         retry_token_step=100)
     result = evaluate_mcqa(["pubmedqa"], config, out=tmp_path)

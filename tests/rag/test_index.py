@@ -125,7 +125,8 @@ def test_build_search_and_append_without_reembedding(tmp_path, monkeypatch):
     assert index.search(["scurvy vitamin"], k=1)[0][0].id == "id4"
 
     with pytest.raises(ConfigError, match="would mix vector spaces"):
-        build_index(rows({"id9": "x"}), tmp_path / "ix", IndexConfig(embedding_max_tokens=64), input_name="third")
+        build_index(rows({"id9": "x"}), tmp_path / "ix", IndexConfig(embedding_max_tokens=64),
+                    input_name="third")
 
 
 def test_open_names_a_folder_that_is_no_index(tmp_path):

@@ -38,8 +38,8 @@ def database(tmp_path_factory, data_root):
     planted = medmcqa.filter(pa.compute.equal(medmcqa.column("row"), PLANTED_ROW))
     rows, skipped = index_rows(pa.concat_tables([synthetic, conform(planted)]))
     build_index(rows, folder / "index", input_name="test")
-    return {"folder": folder, "index": folder / "index", "stats": stats, "planted": planted.column("id")[0].as_py(),
-            "medmcqa": medmcqa, "skipped": skipped}
+    return {"folder": folder, "index": folder / "index", "stats": stats,
+            "planted": planted.column("id")[0].as_py(), "medmcqa": medmcqa, "skipped": skipped}
 
 
 def test_cot_database_keeps_only_verified_chains(database):
