@@ -133,11 +133,12 @@ class Index:
         if k < 1:
             raise ConfigError(f"k = {k}: ask for at least one neighbour")
         positions, scores = self.search_vectors(self.embed(texts, cache=cache), k)
-        rows = self.records.to_dicts()
+        wanted = np.unique(positions[positions >= 0])
+        rows = dict(zip(wanted.tolist(), self.records[wanted.tolist()].to_dicts(), strict=True))
         out = []
         for ps, ss in zip(positions, scores, strict=True):
             out.append([Hit(id=rows[p]["id"], score=float(s), record=rows[p])
-                        for p, s in zip(ps, ss, strict=True) if p >= 0])
+                        for p, s in zip(ps.tolist(), ss.tolist(), strict=True) if p >= 0])
         return out
 
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
