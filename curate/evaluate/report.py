@@ -114,8 +114,9 @@ def retrieval_lines(results: dict[str, Any]) -> list[str]:
     excluded = ", ".join(f"{n} from {b}" for b, n in c["by_benchmark"].items()) or "none"
     tiers = ", ".join(f"{t} {n}" for t, n in c["by_tier"].items())
     lines = ["", f"## Retrieval-augmented (k = {r['k']}, {r['shuffles']} shuffles, {r['search']} search)", "",
-             f"- index `{r['index']}`: {r['records']} records ({r['records_with_cot']} of those left with a "
-             f"verified chain of thought), embedder `{(r.get('embedder') or {}).get('model')}`",
+             f"- index `{r['index']}`: {r['records']} records, embedder "
+             f"`{(r.get('embedder') or {}).get('model')}`; of the records kept, {r['records_with_cot']} "
+             "have a verified chain of thought",
              f"- contamination check (decontamination stage): {c['checked']} records checked, "
              f"**{c['excluded']} excluded** ({excluded}{'; ' + tiers if tiers else ''}), {c['kept']} kept",
              f"- {r['prompts']} prompts scored", "",
