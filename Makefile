@@ -18,7 +18,7 @@ $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[ml,image,test,eval,merge,onnx]"
+	$(PIP_INSTALL) -e ".[ml,image,test,eval,merge,onnx,rag]"
 	touch $@
 
 demo: $(VENV)/.installed-demo

@@ -33,6 +33,7 @@ from curate.errors import CurateError
 from curate.evaluate.config import AuditConfig, McqaConfig
 from curate.evaluate.safety import SafetyEvalConfig
 from curate.options import config_options, union_options
+from curate.rag.config import CotIndexConfig, IndexConfig
 from curate.synth.config import GENERATORS, SynthCotConfig
 from curate.train.safety import SafetyPairsConfig
 
@@ -804,6 +805,16 @@ def _print_mcqa(results: dict[str, Any]) -> None:
                       f"{row['low']:.1%} to {row['high']:.1%}", f"{row['parse_failure_rate']:.1%}",
                       f"{row['position_bias_tv']:.3f}")
     console.print(table)
+    retrieval = results.get("retrieval")
+    if retrieval:
+        check = retrieval["contamination"]
+        console.print(f"retrieval (k {retrieval['k']}, {retrieval['shuffles']} shuffles): "
+                      f"{check['excluded']} of {check['checked']} index records excluded as contaminated")
+        for name, c in retrieval["versus_zero_shot"].items():
+            d = c["difference"]
+            console.print(f"{name}: retrieval {c['accuracy_a']:.1%} vs zero-shot {c['accuracy_b']:.1%}, "
+                          f"difference {d['value']:+.1%} ({d['low']:+.1%} to {d['high']:+.1%}), "
+                          f"McNemar p {c['mcnemar_p']:.3g}")
     for name, c in results.get("comparison", {}).get("benchmarks", {}).items():
         d = c["difference"]
         console.print(f"{name}: {c['accuracy_a']:.1%} vs baseline {c['accuracy_b']:.1%}, difference "
@@ -1029,6 +1040,138 @@ def train_merge(method: str, base_model: str | None, models: tuple[str, ...], we
         _console().print(f"mergekit config written to {write_merge_config(config, output_dir)}")
         return
     _console().print(f"[bold]merged[/] {len(models)} models ({method}) into {run_merge(config, output_dir)}")
+
+
+
+# -- rag -----------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group, name="rag")
+def rag_() -> None:
+    """Retrieval: a contamination-safe index of solved examples for MedPrompt-style few-shot
+    prompts (`curate eval mcqa --retrieval INDEX`)."""
+
+
+_rag_input = click.argument("input_spec", metavar="RELEASE_OR_SOURCE")
+_rag_out = click.option("--out", required=True, type=click.Path(file_okay=False),
+                        help="The index folder: created, or appended to (records it holds are not "
+                             "embedded again).")
+_rag_source = click.option("--source", default=None,
+                           help="A file INPUT: read it with this catalog entry's mapping.")
+
+
+@rag_.command("index")
+@_rag_input
+@_rag_out
+@_rag_source
+@catalog_option
+@data_root_option
+@config_options(IndexConfig, at=["index"])
+def rag_index(**_: Any) -> None:
+    """Index the multiple-choice records of RELEASE_OR_SOURCE (a release folder, a file, or a
+    catalog source or benchmark name) as they are: a release's synthetic chains of thought
+    are kept with their records. Questions are embedded (MiniLM by default)."""
+    from curate.catalog import validate_model
+    from curate.options import given, settings
+    from curate.rag.build import index_input
+
+    context = click.get_current_context()
+    config = validate_model(IndexConfig, settings(context).get("index", {}), where="options")
+    rest = given(context)
+    result = index_input(rest.pop("input_spec"), rest.pop("out"), config, **rest)
+    _print_rag_build(result)
+
+
+@rag_.command("cot")
+@_rag_input
+@_rag_out
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Completion cache [default: $CURATE_CACHE_DIR/synth or ~/.cache/curate/synth].")
+@_rag_source
+@catalog_option
+@data_root_option
+@union_options(GENERATORS, discriminator="backend", at=["cot", "generator"],
+               rename={"batch_size": "generator_batch_size"})
+@config_options(CotIndexConfig, at=["cot"], skip=["generator", "sources"])
+@config_options(IndexConfig, at=["index"])
+def rag_cot(**_: Any) -> None:
+    """Build the example database MedPrompt's way: each multiple-choice record of
+    RELEASE_OR_SOURCE gets a chain of thought from synth_cot_v1 (gold answer withheld by
+    default), and only those whose answer matches the gold are indexed."""
+    from curate.catalog import validate_model
+    from curate.options import given, settings
+    from curate.rag.build import index_input
+
+    context = click.get_current_context()
+    options = settings(context)
+    cot = validate_model(CotIndexConfig, options.get("cot", {}), where="options")
+    config = validate_model(IndexConfig, options.get("index", {}), where="options")
+    rest = given(context)
+    result = index_input(rest.pop("input_spec"), rest.pop("out"), config, cot=cot, **rest)
+    stats = result.part.get("stats", {}).get("synth_cot", {})
+    if stats.get("offline_backend"):
+        _console().print("[bold]offline backend: template text for tests and demos; not a model's "
+                         "reasoning[/]")
+    if stats:
+        _console().print(f"synth_cot_v1: {stats['synthetic']} verified of {stats['rows']}; "
+                         f"rejected {stats['rejected'] or 'none'}")
+    _print_rag_build(result)
+
+
+def _print_rag_build(result: Any) -> None:
+    part = result.part
+    rate = part.get("records_per_second")
+    _console().print(f"{result.index.path}: {part['added']} records added from {part['input']} "
+                     f"({part['already_indexed']} already indexed"
+                     f"{f', {rate:,.0f} records/s embedded' if rate else ''}); "
+                     f"{len(result.index)} records in the index")
+
+
+@rag_.command("search")
+@click.argument("index", type=click.Path(exists=True, file_okay=False))
+@click.argument("queries", nargs=-1, required=True)
+@click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Records per query.")
+@click.option("--search", type=click.Choice(["numpy", "faiss", "hnsw"]), default="numpy", show_default=True,
+              help="`numpy` exact, `faiss` exact (extra rag), `hnsw` approximate.")
+def rag_search(index: str, queries: tuple[str, ...], k: int, search: str) -> None:
+    """Print the K records of INDEX most similar to each query, with their cosine."""
+    from rich.table import Table
+
+    from curate.rag.index import Index
+
+    found = Index.open(index, search=search).search(list(queries), k)  # type: ignore[arg-type]
+    console = _console()
+    for query, hits in zip(queries, found, strict=True):
+        table = Table("rank", "score", "id", "source", "question", "cot", title=query, title_justify="left")
+        for rank, hit in enumerate(hits, start=1):
+            table.add_row(str(rank), f"{hit.score:.3f}", hit.id[:12], str(hit.record.get("source")),
+                          hit.record["question"][:80], "yes" if hit.record.get("cot") else "no")
+        console.print(table)
+
+
+@rag_.command("check")
+@click.argument("index", type=click.Path(exists=True, file_okay=False))
+@click.argument("benchmarks", nargs=-1, required=True)
+@catalog_option
+@data_root_option
+@config_options(DecontamConfig, at=["decontam"], skip=["benchmarks"])
+def rag_check(**_: Any) -> None:
+    """Check INDEX against BENCHMARKS (catalog names) with the decontamination stage: the
+    records `curate eval mcqa --retrieval` would exclude, per benchmark and tier."""
+    from curate.catalog import validate_model
+    from curate.options import given, settings
+    from curate.rag.build import check_benchmarks
+
+    context = click.get_current_context()
+    config = validate_model(DecontamConfig, settings(context).get("decontam", {}), where="options")
+    rest = given(context)
+    check = check_benchmarks(rest.pop("index"), list(rest.pop("benchmarks")), config, **rest)
+    summary = check.summary()
+    console = _console()
+    console.print(f"{summary['checked']} records checked: {summary['excluded']} contaminated "
+                  f"{summary['by_benchmark'] or ''} {summary['by_tier'] or ''}, {summary['kept']} kept")
+    for entry in summary["records"][:20]:
+        console.print(f"  {entry['id'][:12]} = {entry['item']} ({entry['tier']}, {entry['field']})")
 
 
 

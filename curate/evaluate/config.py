@@ -39,6 +39,23 @@ class McqaConfig(StageConfig):
     batch_size: int = Field(64, ge=1, description=(
         "Prompts handed to the scorer at once (the transformers backend splits them further "
         "into forward batches of its own `batch_size`)."))
+    retries: int = Field(2, ge=0, le=10, description=(
+        "`generate`: retries of a prompt whose answer could not be read, each at a higher "
+        "temperature and token budget (`retry_temperature_step`, `retry_token_step`)."))
+    retry_temperature_step: float = Field(0.3, ge=0, le=2, description=(
+        "`generate`: added to the temperature at each retry (kept within [0, 2])."))
+    retry_token_step: int = Field(256, ge=0, description="`generate`: added to `max_tokens` at each retry.")
+    retrieval: str | None = Field(None, description=(
+        "A retrieval index (`curate rag index`): also evaluate MedPrompt-style, with the `k` most "
+        "similar indexed examples as few-shot turns (the most similar closest to the question) "
+        "and a vote over `shuffles` option orders; reported beside the plain zero-shot run. "
+        "Index records found in the benchmarks by the decontamination stage are excluded first."))
+    k: int = Field(5, ge=1, le=64, description="With `retrieval`: few-shot examples per question.")
+    shuffles: int = Field(5, ge=1, le=120, description=(
+        "With `retrieval`: distinct option orders per question (the original first), answers "
+        "mapped back to the original letters, majority vote with a seeded tie-break."))
+    retrieval_search: Literal["numpy", "faiss", "hnsw"] = Field("numpy", description=(
+        "With `retrieval`: `numpy` exact search, `faiss` exact (same top-k), `hnsw` approximate."))
 
     @field_validator("model", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 A benchmark is read exactly as a run reads it (the same readers, mapping and quarantine),
 into a temporary run store, so an item here is the record decontamination checks and a
-release is measured on. An item's id is ``<benchmark>:<row>`` (``row``: its 0-based
+release is measured on (``McqaItem`` lives in ``curate.rag.prompts``, beside the prompt
+builder, so retrieval can use both). An item's id is ``<benchmark>:<row>`` (``row``: its 0-based
 position in the benchmark's files), the same id the decontamination report gives.
 """
 
@@ -18,28 +19,11 @@ import polars as pl
 from curate.catalog import Source
 from curate.errors import ConfigError
 from curate.ingest import ingest
+from curate.rag.prompts import McqaItem
 from curate.store import RunStore
 
 SUBJECT_KEYS = ("subject", "subject_name")
 """``meta`` keys that name an item's subject (MMLU's `subject`, MedMCQA's `subject_name`)."""
-
-
-@dataclass(frozen=True)
-class McqaItem:
-    """One multiple-choice question with its gold answer (None when hidden)."""
-
-    benchmark: str
-    row: int
-    record_id: str
-    question: str
-    options: tuple[str, ...]
-    answer: int | None
-    subject: str | None = None
-
-    @property
-    def item(self) -> str:
-        """``<benchmark>:<row>``: the id reports and predictions name the item by."""
-        return f"{self.benchmark}:{self.row}"
 
 
 @dataclass

@@ -14,6 +14,17 @@ them (``curate.evaluate.scorers``) and writes into ``out``:
   comparison on the items both evaluated;
 - ``report.md`` with ``accuracy.png`` and ``position_bias.png`` beside it.
 
+With ``config.retrieval`` (an index of ``curate rag index``) the same run also evaluates
+MedPrompt-style (``evaluate_retrieval``): the index is first checked against the
+evaluated benchmarks with the decontamination stage (``curate.rag.safety``; flagged
+records are excluded and counted), then each item gets its ``k`` nearest examples as
+few-shot turns (the most similar last, closest to the question) under ``shuffles``
+distinct option orders; the answers, mapped back to the original letters, vote (ties:
+seeded). ``predictions_retrieval.parquet`` holds those predictions (with each item's
+``votes`` and ``examples``), and ``results.json`` a ``retrieval`` section: the index,
+the contamination check, accuracy per benchmark, and the paired difference against the
+zero-shot predictions of the same run.
+
 The pieces are separate so a retrieval-augmented evaluation can reuse them: pass
 ``build`` (a function ``item -> Prompt``, e.g. ``build_prompt`` with few-shot examples
 from an index) to ``predict``.
@@ -38,18 +49,22 @@ from curate.evaluate import metrics
 from curate.evaluate.config import McqaConfig
 from curate.evaluate.items import McqaItem, read_benchmark
 from curate.evaluate.prompts import TEMPLATES, Prompt, Template, build_prompt
-from curate.evaluate.scorers import Scorer, make_scorer
+from curate.evaluate.scorers import Scored, Scorer, make_scorer
 from curate.store import read_json, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.parquet"
+RETRIEVAL_PREDICTIONS = "predictions_retrieval.parquet"
 RESULTS = "results.json"
 PREDICTION_SCHEMA: dict[str, Any] = {
     "benchmark": pl.String, "item": pl.String, "row": pl.Int64, "id": pl.String,
     "subject": pl.String, "answer": pl.Int32, "prediction": pl.Int32, "correct": pl.Boolean,
     "options": pl.Int32, "scores": pl.List(pl.Float64), "output": pl.String, "truncated": pl.Boolean,
+    "attempts": pl.Int32,
 }
+RETRIEVAL_SCHEMA: dict[str, Any] = {**PREDICTION_SCHEMA, "votes": pl.List(pl.Int32),
+                                    "examples": pl.List(pl.String), "similarities": pl.List(pl.Float64)}
 
 
 @dataclass
@@ -59,6 +74,8 @@ class McqaResult:
     out: Path
     results: dict[str, Any]
     predictions: pl.DataFrame
+    retrieval: pl.DataFrame | None = None
+    """The retrieval-augmented predictions (with ``config.retrieval``)."""
 
     @property
     def report(self) -> Path:
@@ -90,9 +107,49 @@ def predict(items: Sequence[McqaItem], scorer: Scorer, *,
                 "id": item.record_id, "subject": item.subject, "answer": item.answer,
                 "prediction": choice, "correct": choice is not None and choice == item.answer,
                 "options": len(item.options), "scores": scores, "output": scored.output,
-                "truncated": scored.truncated,
+                "truncated": scored.truncated, "attempts": scored.attempts,
             })
     return pl.DataFrame(rows, schema=PREDICTION_SCHEMA)
+
+
+def predict_ensemble(items: Sequence[McqaItem], scorer: Scorer, *,
+                     build: Callable[[McqaItem], list[Prompt]], seed: int,
+                     batch_size: int = 64) -> list[dict[str, Any]]:
+    """Score every prompt of every item (``build`` gives one per option order); per item
+    the answers mapped back to the original options and their vote (ties: seeded by the
+    item). ``scores``: each original option's log-likelihood averaged over the orders."""
+    from curate.rag.ensemble import item_seed, vote
+
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(items), max(1, batch_size // 4)):
+        chunk = items[start:start + max(1, batch_size // 4)]
+        prompts = [(n, p) for n, item in enumerate(chunk) for p in build(item)]
+        scored = []
+        for at in range(0, len(prompts), batch_size):
+            scored += scorer([p for _, p in prompts[at:at + batch_size]])
+        per_item: dict[int, list[tuple[Prompt, Scored]]] = {}
+        for (n, prompt), result in zip(prompts, scored, strict=True):
+            per_item.setdefault(n, []).append((prompt, result))
+        for n, item in enumerate(chunk):
+            pairs = per_item[n]
+            votes = [prompt.original(result.choice) for prompt, result in pairs]
+            choice = vote(votes, item_seed(seed, item.item))
+            scores = None
+            if all(result.scores is not None for _, result in pairs):
+                totals = [0.0] * len(item.options)
+                for prompt, result in pairs:
+                    for shown, value in enumerate(result.scores or ()):
+                        totals[prompt.original(shown) or 0] += value / len(pairs)
+                scores = totals
+            rows.append({
+                "benchmark": item.benchmark, "item": item.item, "row": item.row, "id": item.record_id,
+                "subject": item.subject, "answer": item.answer, "prediction": choice,
+                "correct": choice is not None and choice == item.answer, "options": len(item.options),
+                "scores": scores, "output": pairs[0][1].output,
+                "truncated": any(r.truncated for _, r in pairs),
+                "attempts": sum(r.attempts for _, r in pairs), "votes": votes,
+            })
+    return rows
 
 
 def summarize(predictions: pl.DataFrame, *, resamples: int = 1000, confidence: float = 0.95,
@@ -159,11 +216,19 @@ def evaluate_mcqa(
     template = template_for(config)
     started = time.perf_counter()
     items: list[McqaItem] = []
+    records: dict[str, pl.DataFrame] = {}
     for entry in entries:
-        found = read_benchmark(entry, data_root=root).items(limit=config.limit)
+        data = read_benchmark(entry, data_root=root)
+        found = data.items(limit=config.limit)
         if not found:
             raise ConfigError(f"benchmark `{entry.name}` has no items with a gold answer to score")
         items += found
+        records[entry.name] = data.records
+    index = None
+    if config.retrieval is not None:
+        from curate.rag.index import Index
+
+        index = Index.open(config.retrieval, search=config.retrieval_search)  # fail before loading a model
     own = scorer is None
     scorer = make_scorer(config) if scorer is None else scorer
     try:
@@ -171,6 +236,9 @@ def evaluate_mcqa(
         predictions = predict(items, scorer, build=lambda item: build_prompt(item, template),
                               batch_size=config.batch_size)
         scored_in = time.perf_counter() - scoring
+        retrieval = None
+        if index is not None:
+            retrieval = evaluate_retrieval(items, scorer, index, records, config, template)
         identity = scorer.identity()
     finally:
         if own:
@@ -191,6 +259,12 @@ def evaluate_mcqa(
         "seconds": {"total": time.perf_counter() - started, "scoring": scored_in},
         "items_per_second": len(items) / scored_in if scored_in > 0 else None,
     }
+    if retrieval is not None:
+        results["retrieval"] = {
+            **retrieval.summary,
+            "benchmarks": summarize(retrieval.predictions, **stats),
+            "versus_zero_shot": compare(retrieval.predictions, predictions, **stats),
+        }
     if prior is not None:
         results["comparison"] = {
             "baseline": {k: prior[1].get(k) for k in ("backend", "model", "revision", "mode")},
@@ -202,11 +276,69 @@ def evaluate_mcqa(
                         "prompts", prior[1].get("template"))
     folder = Path(out)
     write_parquet(predictions.to_arrow(), folder / PREDICTIONS)
+    if retrieval is not None:
+        write_parquet(retrieval.predictions.to_arrow(), folder / RETRIEVAL_PREDICTIONS)
     write_json(folder / RESULTS, results)
     from curate.evaluate.report import write_mcqa_report
 
     write_mcqa_report(results, folder)
-    return McqaResult(out=folder, results=results, predictions=predictions)
+    return McqaResult(out=folder, results=results, predictions=predictions,
+                      retrieval=None if retrieval is None else retrieval.predictions)
+
+
+@dataclass
+class RetrievalRun:
+    """The retrieval-augmented predictions and what results say about how they were made."""
+
+    predictions: pl.DataFrame
+    summary: dict[str, Any]
+
+
+def evaluate_retrieval(items: Sequence[McqaItem], scorer: Scorer, index: Any,
+                       benchmarks: dict[str, pl.DataFrame], config: McqaConfig,
+                       template: Template) -> RetrievalRun:
+    """MedPrompt over ``items``: the contamination check of ``index`` against ``benchmarks``,
+    k nearest examples, option shuffles, the vote (see the module docstring)."""
+    from curate.rag.ensemble import item_seed, permutations
+    from curate.rag.safety import check_index
+
+    started = time.perf_counter()
+    check = check_index(index, benchmarks)
+    clean = check.index
+    if len(clean) == 0:
+        raise ConfigError(f"retrieval index {config.retrieval}: no record is left after the contamination "
+                          f"check ({check.summary()['excluded']} excluded); index other training data")
+    checked_in = time.perf_counter() - started
+    searching = time.perf_counter()
+    hits = clean.search([item.question for item in items], k=config.k)
+    searched_in = time.perf_counter() - searching
+    shots = {item.item: [h.example() for h in reversed(found)]  # the most similar last
+             for item, found in zip(items, hits, strict=True)}
+
+    def build(item: McqaItem) -> list[Prompt]:
+        orders = permutations(len(item.options), config.shuffles, item_seed(config.seed, item.item))
+        return [build_prompt(item, template, examples=shots[item.item], order=order) for order in orders]
+
+    scoring = time.perf_counter()
+    rows = predict_ensemble(items, scorer, build=build, seed=config.seed, batch_size=config.batch_size)
+    for row, found in zip(rows, hits, strict=True):
+        row["examples"] = [h.id for h in found]
+        row["similarities"] = [h.score for h in found]
+    predictions = pl.DataFrame(rows, schema=RETRIEVAL_SCHEMA)
+    manifest = index.manifest
+    with_cot = int(clean.records.get_column("cot").is_not_null().sum())
+    summary = {
+        "index": str(config.retrieval), "search": config.retrieval_search, "k": config.k,
+        "shuffles": config.shuffles, "embedder": manifest.get("embedder"),
+        "records": len(index), "records_with_cot": with_cot,
+        "release_manifests": sorted({p["release_manifest_sha256"] for p in manifest.get("parts", [])
+                                     if p.get("release_manifest_sha256")}),
+        "contamination": check.summary(),
+        "prompts": int(sum(len(v) for v in predictions.get_column("votes").to_list())),
+        "seconds": {"contamination_check": checked_in, "search": searched_in,
+                    "scoring": time.perf_counter() - scoring},
+    }
+    return RetrievalRun(predictions=predictions, summary=summary)
 
 
 def _read_baseline(folder: Path) -> tuple[pl.DataFrame, dict[str, Any]]:

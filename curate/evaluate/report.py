@@ -79,6 +79,7 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
             for subject, e in b["subjects"].items():
                 lines.append(f"| {subject} | {e['n']} | {_pct(e['value'])} | "
                              f"{_pct(e['low'])} to {_pct(e['high'])} |")
+    lines += retrieval_lines(results)
     comparison = results.get("comparison")
     if comparison:
         base = comparison["baseline"]
@@ -102,6 +103,32 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def retrieval_lines(results: dict[str, Any]) -> list[str]:
+    """The markdown of the retrieval-augmented run beside the zero-shot one (none without it)."""
+    r = results.get("retrieval")
+    if not r:
+        return []
+    c = r["contamination"]
+    excluded = ", ".join(f"{n} from {b}" for b, n in c["by_benchmark"].items()) or "none"
+    tiers = ", ".join(f"{t} {n}" for t, n in c["by_tier"].items())
+    lines = ["", f"## Retrieval-augmented (k = {r['k']}, {r['shuffles']} shuffles, {r['search']} search)", "",
+             f"- index `{r['index']}`: {r['records']} records, embedder "
+             f"`{(r.get('embedder') or {}).get('model')}`; of the records kept, {r['records_with_cot']} "
+             "have a verified chain of thought",
+             f"- contamination check (decontamination stage): {c['checked']} records checked, "
+             f"**{c['excluded']} excluded** ({excluded}{'; ' + tiers if tiers else ''}), {c['kept']} kept",
+             f"- {r['prompts']} prompts scored", "",
+             "| benchmark | items | zero-shot | retrieval | difference | interval | only retrieval | "
+             "only zero-shot | McNemar p |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for name, d in r["versus_zero_shot"].items():
+        diff = d["difference"]
+        lines.append(f"| {name} | {diff['n']} | {_pct(d['accuracy_b'])} | {_pct(d['accuracy_a'])} | "
+                     f"{100 * diff['value']:+.1f} pts | "
+                     f"{100 * diff['low']:+.1f} to {100 * diff['high']:+.1f} | "
+                     f"{d['only_a']} | {d['only_b']} | {d['mcnemar_p']:.3g} |")
+    return lines
 
 
 def _accuracy_plot(plt: Any, results: dict[str, Any], path: Path) -> None:

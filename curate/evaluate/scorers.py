@@ -18,7 +18,10 @@ one runs is decided by ``make_scorer(config)``:
   ``SamplingParams`` and lm-eval's ``vllm_causallms``; no GPU here, so the tests run it
   against a test double of ``vllm.LLM`` that computes prompt logprobs with a real model.)
 - ``Generative``: any generation backend writes a chain of thought; the answer is
-  extracted with ``curate.synth.verify.extract_choice``; None is a parse failure.
+  extracted with ``curate.synth.verify.extract_choice``. A prompt whose answer cannot be
+  read is generated again, up to ``retries`` times, at a temperature raised by a step
+  (within [0, 2]) with a larger token budget and a fresh seed
+  (``curate.rag.ensemble.attempt_schedule``); None after every try is a parse failure.
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ Encode = Callable[[list[str]], list[list[int]]]
 class Scored:
     """A scorer's answer to one prompt. ``choice``: the shown option picked (None: none
     could be read); ``scores``: each option's log-likelihood (log-likelihood mode);
-    ``output``: the generated text (generation mode); ``truncated``: the context was cut."""
+    ``output``: the generated text (generation mode); ``truncated``: the context was cut;
+    ``attempts``: generations tried (1 + retries of unreadable answers)."""
 
     choice: int | None
     scores: tuple[float, ...] | None = None
     output: str | None = None
     truncated: bool = False
+    attempts: int = 1
 
 
 class Scorer(ABC):
@@ -218,7 +223,8 @@ class VllmLoglik(Scorer):
 class Generative(Scorer):
     """A chain of thought from any backend, and the letter extracted from it."""
 
-    def __init__(self, backend: Backend, *, max_tokens: int, temperature: float, seed: int):
+    def __init__(self, backend: Backend, *, max_tokens: int, temperature: float, seed: int,
+                 retries: int = 0, temperature_step: float = 0.3, token_step: int = 256):
         self.engine = backend
         self.backend = backend.name
         self.model = backend.model
@@ -226,21 +232,37 @@ class Generative(Scorer):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
+        self.retries = retries
+        self.temperature_step = temperature_step
+        self.token_step = token_step
 
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
-        """Generate for each prompt and extract the letter it concludes with."""
+        """Generate for each prompt and extract the letter it concludes with; retry the
+        unreadable ones (see the module docstring)."""
+        from curate.rag.ensemble import attempt_schedule
         from curate.synth.backend import Request
         from curate.synth.verify import extract_choice
 
-        requests = [Request.chat(list(p.messages), max_tokens=self.max_tokens,
-                                 temperature=self.temperature, seed=self.seed) for p in prompts]
-        completions = self.engine.generate(requests)
-        results = []
-        for prompt, completion in zip(prompts, completions, strict=False):
-            text = completion.texts[0]
-            shown = [prompt.item.options[i] for i in (prompt.order or range(len(prompt.letters)))]
-            results.append(Scored(choice=extract_choice(text, shown), output=text))
-        return results
+        schedule = attempt_schedule(self.temperature, self.max_tokens, self.retries,
+                                    temperature_step=self.temperature_step, token_step=self.token_step)
+        results: list[Scored | None] = [None] * len(prompts)
+        pending = list(range(len(prompts)))
+        for attempt, (temperature, max_tokens) in enumerate(schedule, start=1):
+            requests = [Request.chat(list(prompts[i].messages), max_tokens=max_tokens,
+                                     temperature=temperature, seed=self.seed + attempt - 1) for i in pending]
+            completions = self.engine.generate(requests)
+            unread = []
+            for i, completion in zip(pending, completions, strict=True):
+                prompt = prompts[i]
+                text = completion.texts[0]
+                shown = [prompt.item.options[j] for j in (prompt.order or range(len(prompt.letters)))]
+                results[i] = Scored(choice=extract_choice(text, shown), output=text, attempts=attempt)
+                if results[i].choice is None:  # type: ignore[union-attr]
+                    unread.append(i)
+            pending = unread
+            if not pending:
+                break
+        return [r for r in results if r is not None]
 
     def close(self) -> None:
         """Close the backend."""
@@ -257,7 +279,8 @@ def make_scorer(config: McqaConfig) -> Scorer:
     from curate.synth.backend import backend_from_config
 
     return Generative(backend_from_config(options), max_tokens=config.max_tokens,
-                      temperature=config.temperature, seed=config.seed)
+                      temperature=config.temperature, seed=config.seed, retries=config.retries,
+                      temperature_step=config.retry_temperature_step, token_step=config.retry_token_step)
 
 
 def _argmax(scores: Sequence[float]) -> int:

@@ -178,7 +178,7 @@ def test_generate_mode_through_an_openai_endpoint_counts_parse_failures(server, 
                   "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}}
     server.script.append(Reply(body=json.dumps(unreadable)))
     config = McqaConfig(model={"backend": "openai", "model": "tiny", "base_url": server.url,
-                               "concurrency": 1}, mode="generate", limit=5, max_tokens=300)
+                               "concurrency": 1}, mode="generate", limit=5, max_tokens=300, retries=0)
     result = evaluate_mcqa(["pubmedqa"], config, out=tmp_path)
     assert len(server.bodies) == 5 and server.bodies[0]["max_tokens"] == 300
     assert result.predictions.get_column("prediction").to_list()[0] is None

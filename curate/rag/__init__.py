@@ -1,0 +1,33 @@
+"""Retrieval: a contamination-safe index of solved examples, MedPrompt-style few-shot
+prompts and the choice-shuffle ensemble.
+
+- ``Index.open(path).search(texts, k)``: the k most similar indexed records per text
+  (``curate.rag.index``); ``build_index`` / ``Index.append`` build it;
+- ``build_prompt(question, template, examples=...)``: the one prompt builder
+  (``curate.rag.prompts``), for evaluation, serving and notebooks;
+- ``check_index``: the index's records against a benchmark with the decontamination
+  stage (``curate.rag.safety``);
+- ``permutations`` / ``vote``: the shuffle ensemble (``curate.rag.ensemble``).
+
+Names are imported lazily, so ``import curate.rag`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_NAMES = {
+    "Index": "curate.rag.index", "Hit": "curate.rag.index", "build_index": "curate.rag.index",
+    "build_prompt": "curate.rag.prompts", "McqaItem": "curate.rag.prompts", "Prompt": "curate.rag.prompts",
+    "check_index": "curate.rag.safety", "permutations": "curate.rag.ensemble", "vote": "curate.rag.ensemble",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use."""
+    if name not in _NAMES:
+        raise AttributeError(f"module 'curate.rag' has no attribute {name!r}")
+    return getattr(import_module(_NAMES[name]), name)
