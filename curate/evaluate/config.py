@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from curate.curation.config import DecontamConfig
 from curate.engine.stage import StageConfig
-from curate.synth.config import GeneratorConfig, validate_generator
+from curate.synth.config import MAX_TEMPERATURE, GeneratorConfig, validate_generator
 
 LOGLIK_BACKENDS = ("transformers", "vllm")
 """Backends that can score option letters by log-likelihood (they expose the model)."""
@@ -31,7 +31,8 @@ class McqaConfig(StageConfig):
         "`loglik`: prompt tokens kept (from the end, as lm-eval does); unset: the model's "
         "maximum positions."))
     max_tokens: int = Field(1024, ge=1, description="`generate`: upper bound on generated tokens.")
-    temperature: float = Field(0.0, ge=0, description="`generate`: sampling temperature (0: greedy).")
+    temperature: float = Field(0.0, ge=0, le=MAX_TEMPERATURE, description=(
+        "`generate`: sampling temperature (0: greedy)."))
     seed: int = Field(0, description="Seed of generation and of the bootstrap resamples.")
     resamples: int = Field(1000, ge=100, le=100_000, description=(
         "Bootstrap resamples behind every interval."))

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from curate.errors import ConfigError, MissingDependencyError
 from curate.synth.attacks import ATTACK_STYLES, STYLES
-from curate.synth.config import OFFLINE_MODEL, GeneratorConfig, validate_generator
+from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig, validate_generator
 from curate.synth.judge import JudgeConfig, read_config
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ class SafetyEvalConfig(BaseModel):
     kappa: bool = Field(True, description=(
         "Judge XSTest's prompts and compare with its human labels (Cohen's kappa)."))
     max_tokens: int = Field(512, ge=1, description="Upper bound on tokens per response.")
-    temperature: float = Field(0.0, ge=0, description="Sampling temperature of the evaluated model.")
+    temperature: float = Field(0.0, ge=0, le=MAX_TEMPERATURE, description=(
+        "Sampling temperature of the evaluated model."))
     seed: int = Field(0, description="Seed of the style draws and of the generation seeds.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     batch_size: int = Field(256, ge=1, description="Requests handed to a backend at once.")

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from curate.curation.config import MinHashConfig
 from curate.errors import ConfigError
 from curate.synth.attacks import ATTACK_STYLES, STYLES, AdversarialPrompt
-from curate.synth.config import OFFLINE_MODEL, GeneratorConfig, validate_generator
+from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig, validate_generator
 from curate.synth.judge import JudgeConfig, read_config
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class SafetyPairsConfig(BaseModel):
     judge_context: Literal["original", "attacked"] = Field("original", description=(
         "The user turn the judge sees before an answer: the plain request or the attacked one."))
     max_tokens: int = Field(512, ge=1, description="Upper bound on tokens per answer.")
-    temperature: float = Field(0.0, ge=0, description="Sampling temperature of both models.")
+    temperature: float = Field(0.0, ge=0, le=MAX_TEMPERATURE, description=(
+        "Sampling temperature of both models."))
     seed: int = Field(0, description="Seed of the splits, the style draws and the generation seeds.")
     dedup: bool = Field(True, description="Remove near-duplicate requests before attacking them.")
     minhash: MinHashConfig = Field(
