@@ -82,7 +82,7 @@ def test_exact_dedup_keeps_the_first_copy_by_source_and_row(store, catalog, data
     assert set(dropped.get_column("source")) == {"dolly_again"}
     assert result.stats["reasons"] == {"duplicate_of": 151}
     first = dropped.row(0, named=True)
-    assert first["reason"] == f"duplicate_of:{first['id']}"
+    assert (first["stage"], first["reason"], first["reason_ref"]) == ("exact_dedup", "duplicate_of", first["id"])
     kept = kept_records(store, ["dolly_again", "dolly", "self_instruct"], ["exact_dedup"]).collect()
     assert kept.height == 151 + 175 and kept.get_column("id").is_unique().all()
 
