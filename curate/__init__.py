@@ -21,6 +21,15 @@ def load_release(path):  # noqa: ANN001, ANN201 (re-exported lazily: importing c
     return load(path)
 
 
+def open_run(path, **options):  # noqa: ANN001, ANN003, ANN201 (re-exported lazily, as above)
+    """The run at ``path`` (a run folder to query, or a recipe to build) as a
+    ``curate.pipeline.run.Run``: ``open_run(folder).decisions()`` is every stage's decisions
+    as a Polars LazyFrame, ``.duckdb()`` the same as DuckDB views."""
+    from curate.pipeline.run import open_run as open_
+
+    return open_(path, **options)
+
+
 __all__ = [
     "ConfigError",
     "CurateError",
@@ -29,4 +38,5 @@ __all__ = [
     "SourceError",
     "__version__",
     "load_release",
+    "open_run",
 ]

@@ -27,6 +27,7 @@ from curate.mixes.release import (
     trl_columns,
     write_release,
 )
+from curate.mixes.report import write_report
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.records import POSITION
 from curate.store import RunStore
@@ -229,7 +230,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     }
     configs = sorted(order.get_column("config").unique().to_list())
     return write_release(Path(releases_dir) / recipe.name / recipe.version,
-                         lambda folder: write_mix(folder, store, sources, order, spec.rewrite), trail,
+                         lambda folder: [*write_mix(folder, store, sources, order, spec.rewrite),
+                                         write_report(folder, manifest, store, trail, stage_names)], trail,
                          manifest, render_card(manifest, configs))
 
 

@@ -5,7 +5,8 @@
 temporary run folder with the same machinery as ``build-mix``, and writes OUT: every
 input row with its ``row`` (0-based position in INPUT), ``id``, ``keep``, ``reason`` (the
 code), ``reason_ref`` (its parameter: a benchmark, a record id) and the stages' score
-columns. Rows that could not become records are there too, with their quarantine reason. Stage reports (the contamination report) go beside OUT.
+columns. Rows that could not become records are there too, with their quarantine reason.
+Stage reports (the contamination report) go beside OUT.
 """
 
 from __future__ import annotations
