@@ -504,8 +504,7 @@ def diversify(**options: Any) -> None:
     Records are embedded and visited in order; one is kept only if its cosine to every
     kept record is at most TAU. OUT holds every row of INPUT with `row`, `id`, `keep`,
     `reason` (`too_similar_to`, `over_budget`), `reason_ref` (the similar record's id) and
-    `diversity_max_sim`,
-    `diversity_nearest`, `diversity_rank`.
+    `diversity_max_sim`, `diversity_nearest`, `diversity_rank`.
     """
     _run_on_file(**options)
 
