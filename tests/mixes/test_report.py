@@ -36,7 +36,8 @@ stages:
 mix:
   targets: {general: 1.0}
 """
-CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def hostile_release(tmp_path_factory) -> Path:
     """A small release whose removed rows hold markup: a record copied twice (exact_dedup
     removes the copy), its question `<script>...`."""
     tmp = tmp_path_factory.mktemp("report")
-    rows = [{"q": f"{HOSTILE} question {i}?", "a": f"An answer with </pre><b>bold</b> {i}."} for i in range(3)]
+    rows = [{"q": f"{HOSTILE} question {i}?", "a": f"An answer with </pre><b>bold</b> {i}."}
+            for i in range(3)]
     rows += rows[:1]
     (tmp / "hostile.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_yaml(tmp / "catalog/sources/hostile.yaml", ENTRY.format(path=tmp / "hostile.jsonl"))
@@ -56,7 +58,8 @@ def hostile_release(tmp_path_factory) -> Path:
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium")
     if binary is None:
-        pytest.fail("Debian's `chromium` is not installed: `make test` installs it (apt-get install chromium)")
+        pytest.fail("Debian's `chromium` is not installed: `make test` installs it "
+                    "(apt-get install chromium)")
     return subprocess.run([binary, *CHROMIUM, "--enable-logging=stderr", "--v=1", *args],
                           capture_output=True, text=True, timeout=120, check=True)
 
@@ -80,7 +83,8 @@ def test_the_report_renders_in_chromium_with_no_console_error_and_markup_as_text
     manifest = json.loads((hostile_release / "manifest.json").read_text())
     assert REPORT in manifest["files"]  # hashed like every file of the release
     source = page.read_text()
-    assert "http://" not in source.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in source
+    offline = source.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in offline and "https://" not in offline
     assert "<script" not in source.lower() and "&lt;script&gt;document.title" in source
 
     dumped = chromium("--dump-dom", "--virtual-time-budget=2000", page.as_uri())
@@ -103,7 +107,8 @@ def test_the_demo_report_shows_what_the_manifest_says(demo_build):
     manifest = json.loads((demo_build.release / "manifest.json").read_text())
     page = (demo_build.release / REPORT).read_text()
     for row in manifest["composition"]:
-        assert f"<td>{row['category']}</td><td class=n>{row['target']:.1%}</td><td class=n>{row['realised']:.2%}" in page
+        cells = f"<td>{row['category']}</td><td class=n>{row['target']:.1%}</td>"
+        assert cells + f"<td class=n>{row['realised']:.2%}" in page
     for benchmark in manifest["benchmarks"]:
         assert f">{benchmark}</text>" in page
     for stage in ("clean", "image", "answers", "exact_dedup", "near_dedup", "decontam", "diversity"):

@@ -20,8 +20,10 @@ def test_the_demo_run_answers_group_by_reason_with_codes_and_duckdb_agrees(demo_
     decisions = run.decisions()
     assert decisions.collect_schema() == pl.Schema(SCHEMA)
     frame = decisions.collect()
-    stats = {name: json.loads((demo_build.run / name / "stats.json").read_text()) for name in run.stage_names()}
-    assert run.stage_names() == ["clean", "image", "answers", "exact_dedup", "near_dedup", "decontam", "diversity"]
+    stats = {name: json.loads((demo_build.run / name / "stats.json").read_text())
+             for name in run.stage_names()}
+    assert run.stage_names() == ["clean", "image", "answers", "exact_dedup", "near_dedup", "decontam",
+                                 "diversity"]
     for name, stage in stats.items():  # each stage's rows, and its counts by reason code, as in its stats
         mine = frame.filter(pl.col("stage") == name)
         assert mine.height == stage["rows"]
@@ -40,7 +42,8 @@ def test_the_demo_run_answers_group_by_reason_with_codes_and_duckdb_agrees(demo_
     by_sql = con.sql("SELECT stage, reason, count(*) AS n FROM decisions WHERE NOT keep GROUP BY ALL").pl()
     by_polars = removed.group_by("stage", "reason").agg(n=pl.len())
     assert by_sql.sort("stage", "reason").equals(by_polars.sort("stage", "reason"), null_equal=True)
-    assert con.sql("SELECT count(*) FROM records").fetchone()[0] == run.records().select(pl.len()).collect().item()
+    records = run.records().select(pl.len()).collect().item()
+    assert con.sql("SELECT count(*) FROM records").fetchone()[0] == records
     assert con.sql("SELECT count(*) FROM scores_decontam WHERE contam_tier IS NOT NULL").fetchone()[0] == 6
     assert con.sql("SELECT sum(contaminated) FROM contamination").fetchone()[0] == 6
 
@@ -51,8 +54,9 @@ def _old_run(tmp_path):
     (run / "run.json").write_text(json.dumps({
         "recipe": {"name": "r", "version": "1", "sources": ["dolly"], "stages": {"exact_dedup": {}}},
         "recipe_file": str(tmp_path / "gone.yaml"), "data_root": str(tmp_path), "stages": ["exact_dedup"]}))
-    pl.DataFrame({"source": ["dolly", "dolly"], "row": [0, 1], "id": ["a" * 32, "a" * 32], "keep": [True, False],
-                  "reason": [None, "duplicate_of:" + "a" * 32]}).write_parquet(run / "exact_dedup/decisions.parquet")
+    old = pl.DataFrame({"source": ["dolly", "dolly"], "row": [0, 1], "id": ["a" * 32, "a" * 32],
+                        "keep": [True, False], "reason": [None, "duplicate_of:" + "a" * 32]})
+    old.write_parquet(run / "exact_dedup/decisions.parquet")
     (run / "exact_dedup/stats.json").write_text("{}")
     return run
 
