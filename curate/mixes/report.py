@@ -52,6 +52,7 @@ def write_report(folder: Path, manifest: dict[str, Any], store: RunStore, remove
     reason_ref); score histograms and example texts are read from the run ``store``.
     """
     synthetic = manifest.get("synthetic") or {}
+    order = ["ingest", *stage_names, "mix"]  # where a row can leave, in the order it happens
     parts = [
         f"<h1>{esc(manifest['name'])} {esc(manifest['version'])}: release report</h1>",
         "<p class=warn>The synthetic share was written by curate's offline template backend "
@@ -62,9 +63,9 @@ def write_report(folder: Path, manifest: dict[str, Any], store: RunStore, remove
         f"{esc(manifest['budget']['unit'])}.</p>",
         _composition(manifest),
         _contamination(manifest),
-        _removals(removed),
+        _removals(removed, order),
         _histograms(store, stage_names),
-        _examples(store, removed),
+        _examples(store, removed, order),
     ]
     page = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; "
@@ -122,12 +123,12 @@ def _contamination(manifest: dict[str, Any]) -> str:
             + _heatmap(sources, benchmarks, cells) + lines)
 
 
-def _removals(removed: pl.DataFrame) -> str:
+def _removals(removed: pl.DataFrame, order: list[str]) -> str:
     counts = removed.group_by("stage", "reason").len().sort("stage", "reason")
     if counts.height == 0:
         return "<h2>Removals</h2><p>Nothing was removed.</p>"
-    order = removed.select("stage").unique(maintain_order=True).get_column("stage").to_list()
-    by_stage = sorted(counts.iter_rows(), key=lambda r: (order.index(r[0]), r[1]))
+    rank = {name: i for i, name in enumerate(order)}
+    by_stage = sorted(counts.iter_rows(), key=lambda r: (rank.get(r[0], len(rank)), r[0], r[1]))
     bars = [(f"{stage}: {reason}", [(n, "rows")]) for stage, reason, n in by_stage]
     table = _table(["stage", "reason", "rows"], [[s, r, f"{n:,}"] for s, r, n in by_stage])
     return ("<h2>Removals by stage and reason</h2><div class=charts>"
@@ -154,8 +155,9 @@ def _histograms(store: RunStore, stage_names: Sequence[str]) -> str:
     return "<h2>Score distributions</h2><div class=charts>" + "".join(charts) + "</div>"
 
 
-def _examples(store: RunStore, removed: pl.DataFrame) -> str:
-    picked = (removed.sort("stage", "reason", "source", "row")
+def _examples(store: RunStore, removed: pl.DataFrame, order: list[str]) -> str:
+    rank = pl.col("stage").replace_strict(order, list(range(len(order))), default=len(order))
+    picked = (removed.sort(rank, "stage", "reason", "source", "row")
               .group_by("stage", "reason", maintain_order=True).head(EXAMPLES_PER_REASON))
     if picked.height == 0:
         return ""
