@@ -22,8 +22,7 @@ def execute(name: str, env: dict[str, str], monkeypatch) -> dict:
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
 
-    for key, value in {**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                       "MPLBACKEND": "agg"}.items():
+    for key, value in {**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}.items():
         monkeypatch.setenv(key, value)
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "outputs are committed"

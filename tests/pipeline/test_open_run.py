@@ -43,9 +43,9 @@ def test_the_demo_run_answers_group_by_reason_with_codes_and_duckdb_agrees(demo_
     by_polars = removed.group_by("stage", "reason").agg(n=pl.len())
     assert by_sql.sort("stage", "reason").equals(by_polars.sort("stage", "reason"), null_equal=True)
     records = run.records().select(pl.len()).collect().item()
-    assert con.sql("SELECT count(*) FROM records").fetchone()[0] == records
-    assert con.sql("SELECT count(*) FROM scores_decontam WHERE contam_tier IS NOT NULL").fetchone()[0] == 6
-    assert con.sql("SELECT sum(contaminated) FROM contamination").fetchone()[0] == 6
+    assert con.execute("SELECT count(*) FROM records").fetchone() == (records,)
+    assert con.execute("SELECT count(*) FROM scores_decontam WHERE contam_tier IS NOT NULL").fetchone() == (6,)
+    assert con.execute("SELECT sum(contaminated) FROM contamination").fetchone() == (6,)
 
 
 def _old_run(tmp_path):
