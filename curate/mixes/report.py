@@ -204,9 +204,15 @@ def _clip(text: str) -> str:
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(
-        f"<td class=n>{esc(c)}</td>" if i else f"<td>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+        f"<td class=n>{esc(c)}</td>" if _numeric(c) else f"<td>{esc(c)}</td>" for c in row) + "</tr>"
         for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _numeric(cell: Any) -> bool:
+    text = str(cell)
+    digits = text.replace(",", "").replace(".", "").rstrip("%")
+    return text == "-" or (text[:1].isdigit() and digits.isdigit())
 
 
 def _bars(groups: list[tuple[str, list[tuple[float | None, str]]]], chart_id: str, axis: str,
@@ -259,10 +265,12 @@ def _heatmap(rows: list[str], columns: list[str], cells: dict[tuple[str, str], d
             count = cell["contaminated"] if cell else 0
             level = math.sqrt(share / top) if share else 0.0
             fill = f"rgb(255,{int(255 - 200 * level)},{int(255 - 220 * level)})"
+            ink = ' fill="#fff"' if level > 0.6 else ""
             out.append(f'<rect x="{label_w + cell_w * j}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
                        f'fill="{fill}" stroke="#ccc"><title>{esc(source)} x {esc(bench)}: {count:,} rows '
                        f"({share:.2%})</title></rect>"
-                       f'<text x="{label_w + cell_w * j + cell_w / 2:.0f}" y="{y + 17}" text-anchor="middle">'
+                       f'<text x="{label_w + cell_w * j + cell_w / 2:.0f}" y="{y + 17}" text-anchor="middle"'
+                       f'{ink}>'
                        f"{count:,} ({share:.1%})</text>")
     out.append("</svg>")
     return "".join(out)
@@ -274,7 +282,7 @@ def _histogram(values: list[float], title: str) -> str:
     counts = [0] * BINS
     for v in values:
         counts[min(int((v - lo) / step), BINS - 1)] += 1
-    w, h, pad = 260, 120, 28
+    w, h, pad = 260, 120, 44
     top = max(counts)
     bars = "".join(
         f'<rect x="{pad + i * w / BINS:.1f}" y="{h - h * c / top:.1f}" width="{w / BINS - 1:.1f}" '
