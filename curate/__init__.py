@@ -10,8 +10,7 @@ from curate.errors import (
     RecordError,
     SourceError,
 )
-
-__version__ = "0.1.0"
+from curate.version import __version__
 
 
 def load_release(path):  # noqa: ANN001, ANN201 (re-exported lazily: importing curate stays cheap)

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from curate import __version__
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
 from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
 from curate.store import RunStore, fingerprint
+from curate.version import __version__
 
 if TYPE_CHECKING:
     import duckdb

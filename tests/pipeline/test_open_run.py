@@ -44,7 +44,8 @@ def test_the_demo_run_answers_group_by_reason_with_codes_and_duckdb_agrees(demo_
     assert by_sql.sort("stage", "reason").equals(by_polars.sort("stage", "reason"), null_equal=True)
     records = run.records().select(pl.len()).collect().item()
     assert con.execute("SELECT count(*) FROM records").fetchone() == (records,)
-    assert con.execute("SELECT count(*) FROM scores_decontam WHERE contam_tier IS NOT NULL").fetchone() == (6,)
+    hits = "SELECT count(*) FROM scores_decontam WHERE contam_tier IS NOT NULL"
+    assert con.execute(hits).fetchone() == (6,)
     assert con.execute("SELECT sum(contaminated) FROM contamination").fetchone() == (6,)
 
 
