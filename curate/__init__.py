@@ -10,8 +10,7 @@ from curate.errors import (
     RecordError,
     SourceError,
 )
-
-__version__ = "0.1.0"
+from curate.version import __version__
 
 
 def load_release(path):  # noqa: ANN001, ANN201 (re-exported lazily: importing curate stays cheap)
@@ -19,6 +18,15 @@ def load_release(path):  # noqa: ANN001, ANN201 (re-exported lazily: importing c
     from curate.mixes.release import load_release as load
 
     return load(path)
+
+
+def open_run(path, **options):  # noqa: ANN001, ANN003, ANN201 (re-exported lazily, as above)
+    """The run at ``path`` (a run folder to query, or a recipe to build) as a
+    ``curate.pipeline.run.Run``: ``open_run(folder).decisions()`` is every stage's decisions
+    as a Polars LazyFrame, ``.duckdb()`` the same as DuckDB views."""
+    from curate.pipeline.run import open_run as open_
+
+    return open_(path, **options)
 
 
 __all__ = [
@@ -29,4 +37,5 @@ __all__ = [
     "SourceError",
     "__version__",
     "load_release",
+    "open_run",
 ]

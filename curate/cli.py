@@ -467,8 +467,8 @@ def _run_on_file(**_: Any) -> None:
 def dedup(**options: Any) -> None:
     """Exact and near-duplicate dedup of one file (MinHash LSH, verified by exact Jaccard).
 
-    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of:<id>`,
-    `near_duplicate_of:<id>`) and the score columns.
+    OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of`,
+    `near_duplicate_of`), `reason_ref` (the kept record's id) and the score columns.
     """
     _run_on_file(**options)
 
@@ -480,8 +480,8 @@ def decontaminate(**options: Any) -> None:
     """Find benchmark items inside one file: n-gram, MinHash and (optionally) embedding tiers.
 
     Give `--benchmark` once per benchmark catalog entry. OUT holds every row of INPUT with
-    `row`, `id`, `keep`, `reason` (`contaminated:<benchmark>`,
-    `source_rejected:contamination`) and each tier's best benchmark item and score; the
+    `row`, `id`, `keep`, `reason` (`contaminated`, `source_rejected`), `reason_ref` (the
+    benchmark; `contamination`) and each tier's best benchmark item and score; the
     contamination report goes beside it.
     """
     _run_on_file(**options)
@@ -520,8 +520,8 @@ def diversify(**options: Any) -> None:
 
     Records are embedded and visited in order; one is kept only if its cosine to every
     kept record is at most TAU. OUT holds every row of INPUT with `row`, `id`, `keep`,
-    `reason` (`too_similar_to:<id>`, `over_budget`) and `diversity_max_sim`,
-    `diversity_nearest`, `diversity_rank`.
+    `reason` (`too_similar_to`, `over_budget`), `reason_ref` (the similar record's id) and
+    `diversity_max_sim`, `diversity_nearest`, `diversity_rank`.
     """
     _run_on_file(**options)
 

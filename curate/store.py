@@ -11,7 +11,8 @@ runs/<recipe>/<run-id>/
   benchmarks/<name>/...               benchmarks, ingested the same way
   <stage>/_scores/scores-<shard>.parquet, _done/, _state.json
                                       source, row, id and the stage's score columns
-  <stage>/decisions.parquet           keys, score columns, keep, reason
+  <stage>/decisions.parquet           stage, keys, score columns, keep, reason (the code),
+                                      reason_ref (its parameter: a benchmark, a record id)
   <stage>/stats.json                  counts by reason, options, fingerprints, seconds
   <stage>/reports/<name>.parquet      extra tables (decontam: contamination.parquet)
 runs/_cache/                          caches shared by every run (synthesis completions)
@@ -162,7 +163,7 @@ class StageFolder:
 
     @property
     def decisions(self) -> Path:
-        """``decisions.parquet``: keys, score columns, ``keep``, ``reason``."""
+        """``decisions.parquet``: ``stage``, keys, score columns, ``keep``, ``reason``, ``reason_ref``."""
         return self.path / "decisions.parquet"
 
     @property

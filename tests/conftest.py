@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -51,3 +52,29 @@ def ingest_into(
 def _read(files: list[Path]) -> pl.DataFrame:
     frames = [pl.read_parquet(f) for f in files]
     return pl.concat(frames) if frames else pl.DataFrame()
+
+
+@dataclass(frozen=True)
+class DemoBuild:
+    """The demo recipe built once per session (`curate build-mix demo`), as `make demo` does."""
+
+    runs: Path
+    """The runs folder (``<runs>/demo/0.1.0`` is the run, ``<runs>/_cache`` its caches)."""
+    run: Path
+    release: Path
+    output: str
+    """What `curate build-mix demo` printed."""
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory) -> DemoBuild:
+    """The demo run and release, built once for every test that needs them (about 2 min)."""
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    tmp = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(tmp / "runs"),
+                                       "--out", str(tmp / "releases")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return DemoBuild(tmp / "runs", tmp / "runs/demo/0.1.0", tmp / "releases/demo/0.1.0", result.output)

@@ -112,11 +112,11 @@ def test_adhoc_decontaminate_writes_every_row_and_the_report(tmp_path, data_root
     assert result.exit_code == 0, result.output
     out = pl.read_parquet(tmp_path / "out/decisions.parquet")
     assert out.get_column("row").to_list() == list(range(302))
-    assert dict(out.group_by("reason").len().iter_rows()) == {
-        None: 300, "contaminated:mmlu_medical": 1, "invalid_json": 1}
+    assert sorted(out.group_by("reason", "reason_ref").len().iter_rows(), key=str) == sorted([
+        (None, None, 300), ("contaminated", "mmlu_medical", 1), ("invalid_json", None, 1)], key=str)
     assert out.filter(pl.col("row") == 5).item(0, "contam_item") == "mmlu_medical:0"
     assert (tmp_path / "out/contamination.parquet").exists()
-    assert "contaminated:mmlu_medical" in result.output
+    assert "contaminated" in result.output
 
 
 def test_adhoc_dedup_needs_messages_or_a_source(tmp_path, data_root):

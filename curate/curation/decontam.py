@@ -547,7 +547,7 @@ def contamination_report(
     beside the item, the tier and the field that matched)."""
     totals = decisions.group_by("source").agg(
         pl.len().alias("source_rows"),
-        (pl.col("reason") == "source_rejected:contamination").any().alias("source_rejected"),
+        (pl.col("reason") == "source_rejected").any().alias("source_rejected"),
     )
     hit = decisions.filter(pl.col("contam_tier").is_not_null())
     counted = {**{t: pl.UInt32 for t in TIERS}, **{f"field_{f}": pl.UInt32 for f in FIELDS}}

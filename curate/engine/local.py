@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from curate.engine.stage import (
     DatasetStage,
@@ -35,8 +36,9 @@ from curate.engine.stage import (
     Stage,
     StageContext,
     Step,
-    reason_code,
+    split_reasons,
 )
+from curate.errors import ConfigError
 from curate.records import KEYS, POSITION, empty_records
 from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
 
@@ -59,16 +61,38 @@ def record_files(store: RunStore, sources: Sequence[str]) -> list[Path]:
     return [path for name in sources for path in store.source(name).files("records")]
 
 
+DECISIONS_SCHEMA = {"stage": pl.String, "source": pl.String, "row": pl.Int64, "id": pl.String,
+                    "keep": pl.Boolean, "reason": pl.String, "reason_ref": pl.String}
+"""The columns every stage's decisions share (score columns differ by stage): the stage
+name, the record keys, ``keep``, the reason code and its parameter (benchmark, record id)."""
+
+
+def decisions_are_current(path: Path) -> bool:
+    """Whether the decisions file at ``path`` has every column of ``DECISIONS_SCHEMA``
+    (decisions written before ``stage`` and ``reason_ref`` existed do not)."""
+    return set(DECISIONS_SCHEMA) <= set(pq.read_schema(path).names)
+
+
+def read_decisions(store: RunStore, stage_names: Sequence[str]) -> pl.LazyFrame:
+    """Every decision of the stages ``stage_names`` (in that order), in ``DECISIONS_SCHEMA``;
+    a ConfigError naming the file when a stage's decisions predate that schema."""
+    frames = []
+    for name in stage_names:
+        path = store.stage(name).decisions
+        if not decisions_are_current(path):
+            raise ConfigError(
+                f"{path} was written by an older curate (no `stage`/`reason_ref` columns); "
+                "build the recipe again (`curate build-mix RECIPE --runs ...`): it re-decides "
+                "from the stored scores without scoring again")
+        frames.append(pl.scan_parquet(path).select(list(DECISIONS_SCHEMA)))
+    return pl.concat(frames) if frames else pl.LazyFrame(schema=DECISIONS_SCHEMA)
+
+
 def removed_records(store: RunStore, stage_names: Sequence[str]) -> pl.DataFrame:
-    """The records the stages ``stage_names`` removed: keys, ``stage`` and ``reason``."""
-    frames = [
-        pl.read_parquet(store.stage(name).decisions, columns=[*KEYS, "keep", "reason"])
-        .filter(~pl.col("keep")).select(*KEYS, stage=pl.lit(name), reason="reason")
-        for name in stage_names
-    ]
-    schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "stage": pl.String,
-              "reason": pl.String}
-    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    """The records the stages ``stage_names`` removed: keys, ``stage``, ``reason`` and
+    ``reason_ref``."""
+    return (read_decisions(store, stage_names).filter(~pl.col("keep"))
+            .select(*KEYS, "stage", "reason", "reason_ref").collect())
 
 
 def kept_records(store: RunStore, sources: Sequence[str], stage_names: Sequence[str]) -> pl.LazyFrame:
@@ -159,7 +183,8 @@ def _run_stage(
     decision_fp = fingerprint(score_fp, stage.decision_options())
     folder = inputs.store.stage(stage.name)
     stats = folder.read_stats() if folder.decisions.exists() else None
-    if stats is not None and stats.get("decision_fingerprint") == decision_fp:
+    if (stats is not None and stats.get("decision_fingerprint") == decision_fp
+            and decisions_are_current(folder.decisions)):
         return StageResult(stage.name, stats, "decisions"), pl.read_parquet(folder.decisions)
 
     started = time.perf_counter()
@@ -178,13 +203,12 @@ def _run_stage(
     scores = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed") if files else None
     if scores is None or scores.height == 0:
         scores = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String})
-    decisions = stage.decide(stage.with_score_columns(scores))
+    decided = split_reasons(stage.decide(stage.with_score_columns(scores)))
+    decisions = decided.select(pl.lit(stage.name).alias("stage"), pl.exclude("stage"))
     write_parquet(decisions.to_arrow(), folder.decisions)
     for name, table in stage.reports(decisions, inputs.records(), inputs.context).items():
         write_parquet(table.to_arrow(), folder.report(name))
-    reasons = Counter(
-        reason_code(r) for r in decisions.get_column("reason").drop_nulls().to_list()
-    )
+    reasons = Counter(decisions.get_column("reason").drop_nulls().to_list())
     stats = {
         "stage": stage.versioned_name,
         "options": stage.config.model_dump(mode="json"),

@@ -5,13 +5,14 @@ into ``keep`` and ``reason`` with vectorised Polars expressions. Scores are pers
 so changing an option listed in ``decision_fields`` re-runs ``decide`` only.
 
 Reasons are short snake_case codes, optionally with a parameter after a colon
-(``contaminated:medqa``, ``duplicate_of:<id>``); stats count them by reason, folding a
-record-id parameter into its prefix so counts stay readable.
+(``contaminated:medqa``, ``duplicate_of:<id>``). The engine splits what ``decide`` returns
+(``split_reasons``) before it writes the decisions: ``reason`` keeps the code alone
+(``contaminated``), ``reason_ref`` the parameter (``medqa``, a record id), and ``stage``
+names the stage, so every stage's decisions query alike and stats count by code.
 """
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 KEYS = ("source", "row", "id")
-ID_PARAMETER = r":[0-9a-f]{32}$"
-"""A reason's record-id parameter (``duplicate_of:<id>``), folded away when counting."""
-_ID_PARAMETER = re.compile(ID_PARAMETER)
 
 
 PartProgress = Callable[[str, int, int], None]
@@ -239,9 +237,17 @@ def select_rows(records: pl.LazyFrame, keys: pl.DataFrame, *columns: str | pl.Ex
     return pl.concat([empty, *found])
 
 
-def reason_code(reason: str) -> str:
-    """The reason as counted in stats: a record-id parameter folds into its prefix."""
-    return _ID_PARAMETER.sub("", reason)
+def split_reasons(decisions: pl.DataFrame) -> pl.DataFrame:
+    """``decisions`` with ``reason`` cut at its first colon: the code stays in ``reason``,
+    the parameter (a benchmark, a record id, a field; null when none) goes to a new
+    ``reason_ref`` column after it. Decisions already split are returned as they are."""
+    import polars as pl
+
+    if "reason_ref" in decisions.columns:
+        return decisions
+    parts = pl.col("reason").cast(pl.String).str.splitn(":", 2)
+    return decisions.with_columns(reason=parts.struct.field("field_0"),
+                                  reason_ref=parts.struct.field("field_1"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import polars as pl
 from curate.catalog import MixSpec, Recipe, Source, resolve_files
 from curate.curation.boxes import GROUNDING_PATTERN
 from curate.engine.local import Rewrite, StageResult, removed_records
+from curate.engine.stage import split_reasons
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import render_card
 from curate.mixes.release import (
@@ -26,6 +27,7 @@ from curate.mixes.release import (
     trl_columns,
     write_release,
 )
+from curate.mixes.report import write_report
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.records import POSITION
 from curate.store import RunStore
@@ -164,12 +166,13 @@ def audit_trail(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
                 pool: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
     """Every ingested row not in the mix: quarantined, removed by a stage, or not selected."""
     quarantine = [
-        pl.read_parquet(path, columns=[*KEYS, "reason"]).select(
-            *KEYS, id=pl.lit(None, pl.String), stage=pl.lit("ingest"), reason="reason")
+        split_reasons(pl.read_parquet(path, columns=[*KEYS, "reason"]).select(
+            *KEYS, id=pl.lit(None, pl.String), stage=pl.lit("ingest"), reason="reason"))
         for name in sources for path in store.source(name).files("quarantine")
     ]
     not_selected = pool.join(chosen.select(KEYS).unique(), on=KEYS, how="anti").select(
-        *KEYS, "id", stage=pl.lit("mix"), reason=pl.lit("not_selected"))
+        *KEYS, "id", stage=pl.lit("mix"), reason=pl.lit("not_selected"),
+        reason_ref=pl.lit(None, pl.String))
     return pl.concat([*quarantine, removed, not_selected]).sort(KEYS)
 
 
@@ -230,7 +233,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     }
     configs = sorted(order.get_column("config").unique().to_list())
     return write_release(Path(releases_dir) / recipe.name / recipe.version,
-                         lambda folder: write_mix(folder, store, sources, order, spec.rewrite), trail,
+                         lambda folder: [*write_mix(folder, store, sources, order, spec.rewrite),
+                                         write_report(folder, manifest, store, trail, stage_names)], trail,
                          manifest, render_card(manifest, configs))
 
 

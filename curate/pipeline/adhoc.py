@@ -3,9 +3,10 @@
 ``run_on_file`` ingests INPUT (a JSON Lines, JSON, CSV or parquet file with a
 ``messages`` column, or any file a catalog entry's mapping reads), runs the stages in a
 temporary run folder with the same machinery as ``build-mix``, and writes OUT: every
-input row with its ``row`` (0-based position in INPUT), ``id``, ``keep``, ``reason`` and
-the stages' score columns. Rows that could not become records are there too, with
-their quarantine reason. Stage reports (the contamination report) go beside OUT.
+input row with its ``row`` (0-based position in INPUT), ``id``, ``keep``, ``reason`` (the
+code), ``reason_ref`` (its parameter: a benchmark, a record id) and the stages' score
+columns. Rows that could not become records are there too, with their quarantine reason.
+Stage reports (the contamination report) go beside OUT.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import polars as pl
 from curate.catalog import Catalog, resolve_data_root
 from curate.curation import build_stages
 from curate.engine.local import Progress, run_stages
-from curate.engine.stage import ID_PARAMETER, StageContext
+from curate.engine.stage import StageContext, split_reasons
 from curate.errors import ConfigError
 from curate.ingest import ingest
 from curate.ingest.files import ingest_file
@@ -76,16 +77,20 @@ def run_on_file(
 def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataFrame:
     folder = store.source(source)
     records = pl.read_parquet(folder.files("records")).select("row", "id")
-    quarantine = pl.read_parquet(folder.files("quarantine")).select(
-        "row", keep=pl.lit(False), reason=pl.col("reason"))
-    table = records.with_columns(keep=pl.lit(True), reason=pl.lit(None, pl.String))
+    quarantine = split_reasons(pl.read_parquet(folder.files("quarantine")).select(
+        "row", keep=pl.lit(False), reason=pl.col("reason")))
+    table = records.with_columns(keep=pl.lit(True), reason=pl.lit(None, pl.String),
+                                 reason_ref=pl.lit(None, pl.String))
     for name in stage_names:
-        decisions = pl.read_parquet(store.stage(name).decisions).drop("source", "id")
-        decisions = decisions.rename({"keep": f"_keep_{name}", "reason": f"_reason_{name}"})
+        decisions = pl.read_parquet(store.stage(name).decisions).drop("stage", "source", "id")
+        mine = {c: f"_{c}_{name}" for c in ("keep", "reason", "reason_ref")}
+        decisions = decisions.rename(mine)
+        first = pl.col("reason").is_null()  # the first stage that removed a row names it
         table = table.join(decisions, on="row", how="left").with_columns(
-            reason=pl.coalesce("reason", f"_reason_{name}"),
-            keep=pl.col("keep") & pl.col(f"_keep_{name}").fill_null(True),
-        ).drop(f"_keep_{name}", f"_reason_{name}")
+            reason=pl.when(first).then(pl.col(mine["reason"])).otherwise("reason"),
+            reason_ref=pl.when(first).then(pl.col(mine["reason_ref"])).otherwise("reason_ref"),
+            keep=pl.col("keep") & pl.col(mine["keep"]).fill_null(True),
+        ).drop(*mine.values())
     return pl.concat([table, quarantine], how="diagonal_relaxed").sort("row")
 
 
@@ -101,7 +106,7 @@ def _write(table: pl.DataFrame, out: Path, store: RunStore, stage_names: list[st
             target = beside(report.stem)
             write_parquet(pl.read_parquet(report).to_arrow(), target)
             reports[report.stem] = target
-    reasons = table.get_column("reason").drop_nulls().str.replace(ID_PARAMETER, "")
+    reasons = table.get_column("reason").drop_nulls()
     return FileResult(
         out=data_path, rows=table.height, kept=int(table.get_column("keep").sum()),
         reasons=dict(sorted(reasons.value_counts().iter_rows())), reports=reports,

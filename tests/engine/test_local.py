@@ -12,7 +12,7 @@ from conftest import ingest_into
 
 from curate.catalog import switched_off
 from curate.curation import build_stages
-from curate.engine.local import kept_records, run_stages
+from curate.engine.local import kept_records, read_decisions, run_stages
 from curate.engine.stage import RowStage, StageConfig
 from curate.errors import ConfigError
 from curate.store import RunStore
@@ -82,9 +82,39 @@ def test_exact_dedup_keeps_the_first_copy_by_source_and_row(store, catalog, data
     assert set(dropped.get_column("source")) == {"dolly_again"}
     assert result.stats["reasons"] == {"duplicate_of": 151}
     first = dropped.row(0, named=True)
-    assert first["reason"] == f"duplicate_of:{first['id']}"
+    assert (first["stage"], first["reason"], first["reason_ref"]) == (
+        "exact_dedup", "duplicate_of", first["id"])
     kept = kept_records(store, ["dolly_again", "dolly", "self_instruct"], ["exact_dedup"]).collect()
     assert kept.height == 151 + 175 and kept.get_column("id").is_unique().all()
+
+
+def test_decisions_written_before_stage_and_reason_ref_are_re_decided_from_stored_scores(store):
+    stages = build_stages({"exact_dedup": {}}, where="test")
+    run(store, *stages)
+    path = store.stage("exact_dedup").decisions
+    current = pl.read_parquet(path)
+    old = current.drop("stage", "reason_ref").with_columns(  # the layout of curate before the split
+        reason=pl.when(pl.col("keep")).then(None).otherwise(pl.lit("duplicate_of:") + pl.col("id")))
+    old.write_parquet(path)
+    with pytest.raises(ConfigError, match=r"decisions.parquet was written by an older curate .*build-mix"):
+        read_decisions(store, ["exact_dedup"]).collect()
+    again = run(store, *stages)[0]
+    assert again.reused == "scores"  # re-decided, never re-scored
+    assert pl.read_parquet(path).equals(current)
+
+
+def test_reasons_split_into_code_and_ref_and_every_decision_names_its_stage(store):
+    AnswerLength.calls.clear()
+    stages = [AnswerLength(LengthConfig(min_chars=200)), *build_stages({"exact_dedup": {}}, where="test")]
+    run(store, *stages)
+    view = read_decisions(store, ["answer_length", "exact_dedup"]).collect()
+    assert view.columns == ["stage", "source", "row", "id", "keep", "reason", "reason_ref"]
+    counts = dict(view.group_by("stage").len().iter_rows())
+    assert counts["answer_length"] == 151 + 175
+    assert counts["exact_dedup"] == pl.read_parquet(store.stage("exact_dedup").decisions).height
+    assert set(view.get_column("reason").drop_nulls()) <= {"too_short", "duplicate_of"}
+    assert view.filter(pl.col("reason") == "too_short").get_column("reason_ref").null_count() == view.filter(
+        pl.col("reason") == "too_short").height
 
 
 def test_a_later_stage_sees_only_what_earlier_stages_kept(store):

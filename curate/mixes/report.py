@@ -1,0 +1,301 @@
+"""The release report (``report.html``): what a reviewer decides from, as pictures.
+
+One self-contained static HTML page: composition target against realised (by category,
+source and modality; loss tokens and rows), a contamination heatmap (source x
+benchmark), removals by stage and reason, score histograms per stage, and example rows
+per reason. Charts are inline SVG drawn here; the page loads nothing from the network
+and runs no script. Dataset text is untrusted input: every data string on the page goes
+through ``html.escape``, so a record holding ``<script>`` shows as text. The page is
+byte-reproducible (no time stamps, stable orders), so a rebuilt release stays identical.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.records import POSITION
+from curate.store import RunStore
+
+REPORT = "report.html"
+EXAMPLES_PER_REASON = 3
+EXAMPLE_CHARS = 400
+BINS = 20
+_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d")
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1.05em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.warn{background:#fff3cd;padding:.6em;border:1px solid #e0c36a}
+pre{white-space:pre-wrap;word-break:break-word;background:#f6f6f6;padding:.5em;margin:.2em 0;
+max-height:14em;overflow:auto}
+.charts{display:flex;flex-wrap:wrap;gap:1.5em}.muted{color:#777}svg text{font:11px system-ui,sans-serif}
+"""
+
+
+def esc(value: Any) -> str:
+    """``value`` as HTML text: every data string on the page goes through here."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def write_report(folder: Path, manifest: dict[str, Any], store: RunStore, removed: pl.DataFrame,
+                 stage_names: Sequence[str]) -> str:
+    """Write ``report.html`` into the release ``folder``; its path relative to the folder.
+
+    ``removed`` is the release's audit trail (``removed.parquet``: keys, stage, reason,
+    reason_ref); score histograms and example texts are read from the run ``store``.
+    """
+    synthetic = manifest.get("synthetic") or {}
+    order = ["ingest", *stage_names, "mix"]  # where a row can leave, in the order it happens
+    parts = [
+        f"<h1>{esc(manifest['name'])} {esc(manifest['version'])}: release report</h1>",
+        "<p class=warn>The synthetic share was written by curate's offline template backend "
+        "(deterministic template text for tests and demos, not a language model).</p>"
+        if synthetic.get("offline_backend") else "",
+        f"<p class=muted>Seed {esc(manifest['seed'])}; loss tokens counted with "
+        f"{esc(manifest['budget']['counting'])}; budget {manifest['budget']['amount']:,} "
+        f"{esc(manifest['budget']['unit'])}.</p>",
+        _composition(manifest),
+        _contamination(manifest),
+        _removals(removed, order),
+        _histograms(store, stage_names),
+        _examples(store, removed, order),
+    ]
+    page = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; "
+            "style-src 'unsafe-inline'; img-src data:\">"
+            f"<title>{esc(manifest['name'])} {esc(manifest['version'])}</title>"
+            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(p for p in parts if p)
+            + "\n</body></html>\n")
+    (folder / REPORT).write_text(page, "utf-8")
+    return REPORT
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _composition(manifest: dict[str, Any]) -> str:
+    categories = [(c["category"], c["target"], c["loss_tokens_share"], c["rows_share"], c["loss_tokens"],
+                   c["rows"]) for c in manifest["composition"]]
+    modality = [(name, m.get("target"), m["loss_tokens_share"], m["rows_share"], m["loss_tokens"], m["rows"])
+                for name, m in manifest.get("modality", {}).items()]
+    sources = manifest["sources_in_mix"]
+    tokens = max(sum(s["loss_tokens"] for s in sources.values()), 1)
+    rows = max(sum(s["rows"] for s in sources.values()), 1)
+    per_source = [(name, None, s["loss_tokens"] / tokens, s["rows"] / rows, s["loss_tokens"], s["rows"])
+                  for name, s in sorted(sources.items())]
+    unit = manifest["budget"]["unit"]
+    blocks = []
+    for title, entries, chart_id in (("By category", categories, "composition-chart"),
+                                     ("By modality", modality, "modality-chart"),
+                                     ("By source", per_source, "source-chart")):
+        if not entries:
+            continue
+        bars = [(name, [(target, "target"), (tokens_share if unit == "loss_tokens" else rows_share,
+                                             "realised")]) for name, target, tokens_share, rows_share, *_
+                in entries]
+        table = _table(["", "target", "realised (loss tokens)", "realised (rows)", "loss tokens", "rows"], [
+            [name, "-" if target is None else f"{target:.1%}", f"{ts:.2%}", f"{rs:.2%}", f"{t:,}", f"{r:,}"]
+            for name, target, ts, rs, t, r in entries])
+        blocks.append(f"<h3>{esc(title)}</h3><div class=charts>"
+                      f"{_bars(bars, chart_id, f'share of {unit}')}<div>{table}</div></div>")
+    return "<h2>Composition: target against realised</h2>" + "".join(blocks)
+
+
+def _contamination(manifest: dict[str, Any]) -> str:
+    rows = manifest.get("contamination") or []
+    benchmarks = sorted(manifest.get("benchmarks") or {})
+    if not benchmarks:
+        return "<h2>Contamination</h2><p>No benchmark was checked.</p>"
+    sources = sorted(set(manifest.get("inputs") or {}) | {r["source"] for r in rows})
+    cells = {(r["source"], r["benchmark"]): r for r in rows}
+    note = ("" if rows else "<p>No training row matched a benchmark item.</p>")
+    rejected = sorted({r["source"] for r in rows if r.get("source_rejected")})
+    lines = ("<p>Rejected whole (contaminated share above the recipe's threshold): "
+             + ", ".join(f"<code>{esc(s)}</code>" for s in rejected) + "</p>") if rejected else ""
+    return ("<h2>Contamination: source x benchmark</h2>" + note
+            + _heatmap(sources, benchmarks, cells) + lines)
+
+
+def _removals(removed: pl.DataFrame, order: list[str]) -> str:
+    counts = removed.group_by("stage", "reason").len().sort("stage", "reason")
+    if counts.height == 0:
+        return "<h2>Removals</h2><p>Nothing was removed.</p>"
+    rank = {name: i for i, name in enumerate(order)}
+    by_stage = sorted(counts.iter_rows(), key=lambda r: (rank.get(r[0], len(rank)), r[0], r[1]))
+    bars = [(f"{stage}: {reason}", [(n, "rows")]) for stage, reason, n in by_stage]
+    table = _table(["stage", "reason", "rows"], [[s, r, f"{n:,}"] for s, r, n in by_stage])
+    return ("<h2>Removals by stage and reason</h2><div class=charts>"
+            f"{_bars(bars, 'removals-chart', 'rows', share=False)}<div>{table}</div></div>")
+
+
+def _histograms(store: RunStore, stage_names: Sequence[str]) -> str:
+    charts = []
+    for name in stage_names:
+        path = store.stage(name).decisions
+        if not path.exists():
+            continue
+        frame = pl.read_parquet(path)
+        for column, dtype in frame.schema.items():
+            if column in (*POSITION, "id") or not (dtype.is_float() or dtype.is_integer()):
+                continue
+            values = frame.get_column(column).cast(pl.Float64).drop_nulls().drop_nans()
+            values = values.filter(values.is_finite())
+            if values.len() == 0 or values.n_unique() < 2:
+                continue
+            charts.append(_histogram(values.to_list(), f"{name}.{column}"))
+    if not charts:
+        return "<h2>Score distributions</h2><p>No stage wrote a numeric score.</p>"
+    return "<h2>Score distributions</h2><div class=charts>" + "".join(charts) + "</div>"
+
+
+def _examples(store: RunStore, removed: pl.DataFrame, order: list[str]) -> str:
+    rank = pl.col("stage").replace_strict(order, list(range(len(order))), default=len(order))
+    picked = (removed.sort(rank, "stage", "reason", "source", "row")
+              .group_by("stage", "reason", maintain_order=True).head(EXAMPLES_PER_REASON))
+    if picked.height == 0:
+        return ""
+    texts = _texts(store, picked.select(*POSITION).unique())
+    picked = picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
+    blocks = []
+    for (stage, reason), group in picked.group_by("stage", "reason", maintain_order=True):
+        items = "".join(
+            f"<li><code>{esc(r['source'])}:{esc(r['row'])}</code>"
+            + (f" (<code>{esc(r['reason_ref'])}</code>)" if r["reason_ref"] else "")
+            + f"<pre>{esc(_clip(r['text']) if r['text'] else '(no text: the row was not ingested)')}</pre>"
+            + "</li>"
+            for r in group.iter_rows(named=True))
+        blocks.append(f"<h3>{esc(stage)}: {esc(reason)}</h3><ul>{items}</ul>")
+    return "<h2>Example rows per reason</h2>" + "".join(blocks)
+
+
+def _texts(store: RunStore, keys: pl.DataFrame) -> pl.DataFrame:
+    """Each key's text: its turns (records), else the raw quarantined line."""
+    frames = [pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "text": pl.String})]
+    for name in keys.get_column("source").unique().sort().to_list():
+        folder = store.source(name)
+        mine = keys.filter(pl.col("source") == name)
+        records = folder.files("records")
+        if records:
+            frames.append(pl.scan_parquet(records).join(mine.lazy(), on=list(POSITION), how="semi").select(
+                *POSITION, text=pl.col("messages").list.eval(
+                    pl.concat_str(pl.element().struct.field("role"), pl.lit(": "),
+                                  pl.element().struct.field("content"))).list.join("\n")).collect())
+        quarantine = folder.files("quarantine")
+        if quarantine:
+            frames.append(pl.scan_parquet(quarantine).join(mine.lazy(), on=list(POSITION), how="semi")
+                          .select(*POSITION, text=pl.col("raw").cast(pl.String)).collect())
+    return pl.concat(frames).unique(list(POSITION), keep="first", maintain_order=True)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " ..."
+
+
+# -- drawing ----------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f"<td class=n>{esc(c)}</td>" if _numeric(c) else f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+        for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _numeric(cell: Any) -> bool:
+    text = str(cell)
+    digits = text.replace(",", "").replace(".", "").rstrip("%")
+    return text == "-" or (text[:1].isdigit() and digits.isdigit())
+
+
+def _bars(groups: list[tuple[str, list[tuple[float | None, str]]]], chart_id: str, axis: str,
+          *, share: bool = True) -> str:
+    """Horizontal bars: per group (label) one bar per series (value, series name)."""
+    series = list(dict.fromkeys(s for _, bars in groups for _, s in bars))
+    top = max([1e-9, *[v or 0 for _, bars in groups for v, _ in bars]])
+    label_w, bar_w, bar_h = 190, 300, 12
+    height = 24 + sum(len(bars) * bar_h + 8 for _, bars in groups) + 16
+    out = [f'<svg id="{esc(chart_id)}" role=img xmlns="http://www.w3.org/2000/svg" '
+           f'width="{label_w + bar_w + 70}" height="{height}"><title>{esc(axis)}</title>']
+    for i, name in enumerate(series):
+        out.append(f'<rect x="{label_w + 90 * i}" y="4" width="10" height="10" fill="{_COLOURS[i % 8]}"/>'
+                   f'<text x="{label_w + 90 * i + 14}" y="13">{esc(name)}</text>')
+    y = 24
+    for label, bars in groups:
+        out.append(f'<text x="{label_w - 6}" y="{y + len(bars) * bar_h / 2 + 4:.0f}" text-anchor="end">'
+                   f"{esc(_short(label, 30))}</text>")
+        for value, name in bars:
+            colour = _COLOURS[series.index(name) % 8]
+            if value is not None:
+                w = bar_w * value / top
+                shown = f"{value:.1%}" if share else f"{value:,.0f}"
+                out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" '
+                           f'fill="{colour}">'
+                           f"<title>{esc(label)} {esc(name)}: {esc(shown)}</title></rect>"
+                           f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}">{esc(shown)}</text>')
+            y += bar_h
+        y += 8
+    out.append(f'<text x="{label_w}" y="{height - 4}" class=muted>{esc(axis)}</text></svg>')
+    return "".join(out)
+
+
+def _heatmap(rows: list[str], columns: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> str:
+    label_w, cell_w, cell_h, head_h = 220, 110, 26, 40
+    width, height = label_w + cell_w * len(columns) + 10, head_h + cell_h * len(rows) + 10
+    top = max([c["share"] for c in cells.values()] + [1e-9])
+    out = [f'<svg id="contamination-heatmap" role=img xmlns="http://www.w3.org/2000/svg" width="{width}" '
+           f'height="{height}"><title>contaminated share, source x benchmark</title>']
+    for j, bench in enumerate(columns):
+        out.append(f'<text x="{label_w + cell_w * j + cell_w / 2:.0f}" y="{head_h - 10}" '
+                   f'text-anchor="middle">{esc(_short(bench, 18))}</text>')
+    for i, source in enumerate(rows):
+        y = head_h + cell_h * i
+        out.append(f'<text x="{label_w - 6}" y="{y + 17}" text-anchor="end">'
+                   f"{esc(_short(source, 32))}</text>")
+        for j, bench in enumerate(columns):
+            cell = cells.get((source, bench))
+            share = cell["share"] if cell else 0.0
+            count = cell["contaminated"] if cell else 0
+            level = math.sqrt(share / top) if share else 0.0
+            fill = f"rgb(255,{int(255 - 200 * level)},{int(255 - 220 * level)})"
+            ink = ' fill="#fff"' if level > 0.6 else ""
+            out.append(f'<rect x="{label_w + cell_w * j}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                       f'fill="{fill}" stroke="#ccc"><title>{esc(source)} x {esc(bench)}: {count:,} rows '
+                       f"({share:.2%})</title></rect>"
+                       f'<text x="{label_w + cell_w * j + cell_w / 2:.0f}" y="{y + 17}" text-anchor="middle"'
+                       f'{ink}>'
+                       f"{count:,} ({share:.1%})</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _histogram(values: list[float], title: str) -> str:
+    lo, hi = min(values), max(values)
+    step = (hi - lo) / BINS
+    counts = [0] * BINS
+    for v in values:
+        counts[min(int((v - lo) / step), BINS - 1)] += 1
+    w, h, pad = 260, 120, 44
+    top = max(counts)
+    bars = "".join(
+        f'<rect x="{pad + i * w / BINS:.1f}" y="{h - h * c / top:.1f}" width="{w / BINS - 1:.1f}" '
+        f'height="{h * c / top:.1f}" fill="{_COLOURS[0]}"><title>{lo + i * step:.4g} to '
+        f"{lo + (i + 1) * step:.4g}: {c:,}</title></rect>" for i, c in enumerate(counts))
+    return (f'<figure><svg role=img xmlns="http://www.w3.org/2000/svg" width="{w + pad + 10}" '
+            f'height="{h + 36}">'
+            f"<title>{esc(title)}</title>{bars}"
+            f'<text x="{pad}" y="{h + 14}">{lo:.4g}</text>'
+            f'<text x="{pad + w}" y="{h + 14}" text-anchor="end">{hi:.4g}</text>'
+            f'<text x="{pad - 4}" y="10" text-anchor="end">{top:,}</text></svg>'
+            f"<figcaption><code>{esc(title)}</code> ({len(values):,} rows)</figcaption></figure>")
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
