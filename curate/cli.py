@@ -408,8 +408,17 @@ def release_push(path: str, repo: str, dry_run: bool) -> None:
 input_argument = click.argument("input_path", metavar="INPUT",
                                 type=click.Path(exists=True, dir_okay=False))
 out_option = click.option(
-    "--out", required=True, type=click.Path(),
-    help="A .parquet file, or a folder (decisions.parquet inside); reports go beside it.",
+    "--out", default=None, type=click.Path(),
+    help="Every row's decision: a .parquet file, or a folder (decisions.parquet inside); "
+         "reports go beside it.",
+)
+kept_option = click.option(
+    "--kept", default=None, type=click.Path(dir_okay=False),
+    help="Write the kept rows here, in INPUT's format and columns, with repaired text.",
+)
+removed_option = click.option(
+    "--removed", default=None, type=click.Path(dir_okay=False),
+    help="Write the removed rows here, in INPUT's format and columns, plus `reason`.",
 )
 source_option = click.option(
     "--source", default=None,
@@ -418,29 +427,35 @@ source_option = click.option(
 
 
 def one_file_command(name: str) -> Callable[[Callable[..., None]], click.Command]:
-    """A command that runs stages over one file: INPUT, --out, --source, --catalog,
-    --data-root, then the stages' options (generated from their configs below it)."""
+    """A command that runs stages over one file: INPUT, --kept, --removed, --out, --source,
+    --catalog, --data-root, then the stages' options (generated from their configs below it)."""
     def decorate(function: Callable[..., None]) -> click.Command:
-        for decorator in reversed((input_argument, out_option, source_option, catalog_option,
-                                   data_root_option)):
+        for decorator in reversed((input_argument, kept_option, removed_option, out_option,
+                                   source_option, catalog_option, data_root_option)):
             function = decorator(function)
         return main.command(name)(function)
 
     return decorate
 
 
-def _run_on_file(**_: Any) -> None:
-    """The body of every one-file command: its stages' options, gathered from the
-    generated options, over INPUT; then what it wrote and removed."""
+def _run_on_file(*names: str) -> None:
+    """The body of every one-file command: its stages (``names``, in order) with their
+    options, gathered from the generated options, over INPUT; then what it wrote and removed."""
+    from click.core import ParameterSource
+
     from curate.options import given, settings
     from curate.pipeline.adhoc import run_on_file
 
     context = click.get_current_context()
-    stages = settings(context)
+    options = settings(context)
+    stages = {name: options.get(name, {}) for name in names}
+    if "decontam" in stages and context.get_parameter_source("reject_source_above") in (
+            ParameterSource.DEFAULT, None):  # one file is judged row by row unless asked
+        stages["decontam"].pop("reject_source_above", None)
     rest = given(context)
     benchmarks = stages.get("decontam", {}).get("benchmarks", ())
     _print_file_result(run_on_file(rest.pop("input_path"), rest.pop("out"), stages,
-                                   benchmarks=benchmarks, **rest))
+                                   benchmarks=benchmarks, source_rejection=False, **rest))
 
 
 @one_file_command("dedup")
@@ -453,7 +468,7 @@ def dedup(**options: Any) -> None:
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of:<id>`,
     `near_duplicate_of:<id>`) and the score columns.
     """
-    _run_on_file(**options)
+    _run_on_file("exact_dedup", "near_dedup")
 
 
 @one_file_command("decontaminate")
@@ -467,7 +482,7 @@ def decontaminate(**options: Any) -> None:
     `source_rejected:contamination`) and each tier's best benchmark item and score; the
     contamination report goes beside it.
     """
-    _run_on_file(**options)
+    _run_on_file("decontam")
 
 
 @one_file_command("clean")
@@ -480,7 +495,7 @@ def clean(**options: Any) -> None:
     the score columns; `clean_changed` says whether repair changed the text (a release
     built with the stage carries the repaired turns).
     """
-    _run_on_file(**options)
+    _run_on_file("clean")
 
 
 @one_file_command("score")
@@ -493,7 +508,7 @@ def score(**options: Any) -> None:
     the per-turn scores. A scorer whose scores collapse to a constant fails with the
     spread it measured.
     """
-    _run_on_file(**options)
+    _run_on_file("quality")
 
 
 @one_file_command("diversify")
@@ -506,7 +521,7 @@ def diversify(**options: Any) -> None:
     `reason` (`too_similar_to:<id>`, `over_budget`) and `diversity_max_sim`,
     `diversity_nearest`, `diversity_rank`.
     """
-    _run_on_file(**options)
+    _run_on_file("diversity")
 
 
 def _print_file_result(result: Any) -> None:
@@ -514,7 +529,25 @@ def _print_file_result(result: Any) -> None:
     from rich.table import Table
 
     console = _console()
-    console.print(f"wrote {result.out}: {result.rows:,} rows, {result.kept:,} kept")
+    if result.out is not None:
+        console.print(f"wrote {result.out}: {result.rows:,} rows, {result.kept:,} kept")
+    else:
+        console.print(f"{result.rows:,} rows, {result.kept:,} kept")
+    if result.kept_path is not None:
+        repaired = result.written["repaired"]
+        console.print(f"kept rows -> {result.kept_path} ({result.written['kept']:,} rows"
+                      + (f", {repaired:,} with repaired text)" if repaired else ")"))
+    if result.removed_path is not None:
+        console.print(f"removed rows -> {result.removed_path} ({result.written['removed']:,} rows, "
+                      "with `reason`)")
+    if result.contamination is not None:
+        c = result.contamination
+        rule = (f"rows judged one by one, no source rejection (a recipe's {c['recipe_rule']:.1%} rule "
+                + ("would have rejected the whole file; --reject-source-above applies it)"
+                   if c["recipe_would_reject"] else "would have kept the file)")
+                if c["reject_source_above"] is None else
+                f"--reject-source-above {c['reject_source_above']:g}")
+        console.print(f"contaminated: {c['contaminated']:,} of {c['rows']:,} rows ({c['share']:.2%}); {rule}")
     if result.reasons:
         table = Table("reason", "rows", title="Removed by reason", title_justify="left")
         for reason, count in result.reasons.items():
@@ -857,7 +890,7 @@ def check_images(**options: Any) -> None:
     `image_too_small`, `bad_aspect_ratio`, `duplicate_image:<id>`) and the image scores
     (size, format, mode, perceptual hash, whether a release would normalise it).
     """
-    _run_on_file(**options)
+    _run_on_file("image")
 
 
 @one_file_command("check-answers")
@@ -869,7 +902,7 @@ def check_answers(**options: Any) -> None:
     `answer_wrong_type`, `answer_unrelated`) and the question and answer forms, the
     images a long answer is found with, and the question-answer cosine.
     """
-    _run_on_file(**options)
+    _run_on_file("answers")
 
 
 @one_file_command("check-relevance")
@@ -880,7 +913,7 @@ def check_relevance(**options: Any) -> None:
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`image_irrelevant`)
     and `relevance_clip`, the image-text cosine; the threshold is the model's.
     """
-    _run_on_file(**options)
+    _run_on_file("relevance")
 
 
 @one_file_command("check-boxes")
@@ -891,7 +924,7 @@ def check_boxes(**options: Any) -> None:
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason`
     (`bbox_out_of_bounds`, `bbox_degenerate`), the number of boxes and the image size.
     """
-    _run_on_file(**options)
+    _run_on_file("bbox")
 
 
 # -- train ---------------------------------------------------------------------------------
