@@ -234,7 +234,8 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 @click.option("--out", "releases_dir", type=click.Path(file_okay=False), default="releases",
               show_default=True, help="Folder of releases (<out>/<recipe>/<version>).")
 @click.option("--dry-run", is_flag=True,
-              help="Print the resolved plan and the feasibility check; build nothing.")
+              help="Print the resolved plan and the feasibility check (exit 1 when infeasible); "
+                   "build nothing.")
 @catalog_option
 @data_root_option
 @runs_option
@@ -253,7 +254,10 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     if dry_run:
-        _print_plan(plan_mix(run))
+        plan = plan_mix(run)
+        _print_plan(plan)
+        if plan["feasible"] is False:
+            sys.exit(1)
         return
     with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,

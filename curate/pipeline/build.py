@@ -21,12 +21,11 @@ from curate.engine.local import (
     run_stages,
     text_rewrite,
 )
-from curate.engine.stage import StageContext
-from curate.errors import ConfigError
+from curate.engine.stage import ID_PARAMETER, StageContext
 from curate.ingest import IngestResult
 from curate.ingest.runner import DEFAULT_BATCH_ROWS
 from curate.ingest.runner import Progress as IngestProgress
-from curate.mixes.allocate import cell_budgets
+from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
 from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
 from curate.pipeline.run import Run, ingest_run
@@ -91,8 +90,39 @@ def build_mix(
             return rewrite(table) if rewrite is not None and table.num_rows else table
         synth = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
                              context=context, progress=stage_progress).stats
-    release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
+    try:
+        release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
+    except InfeasibleMix as exc:
+        raise explained(exc, run, [r.name for r in results]) from None
     return BuildResult(run, ingested, results, synth, release)
+
+
+def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> InfeasibleMix:
+    """``exc`` with, for each empty category, where its sources' records went."""
+    if not exc.empty:
+        return exc
+    removed = removed_records(run.store, stage_names)
+    parts = []
+    for category in exc.empty:
+        names = [e.name for e in run.sources
+                 if ("synthetic" if e.origin == "synthetic" else e.domain) == category]
+        if not names:
+            parts.append(f"`{category}`: no source of the recipe provides it")
+            continue
+        lost = []
+        for name in names:
+            mine = removed.filter(pl.col("source") == name)
+            by_stage = mine.group_by("stage", maintain_order=True).len()
+            if by_stage.height == 0:
+                lost.append(f"{name} has no record")
+                continue
+            for stage, count in by_stage.iter_rows():
+                reasons = (mine.filter(pl.col("stage") == stage).get_column("reason")
+                           .str.replace(ID_PARAMETER, "").value_counts(sort=True))
+                detail = ", ".join(f"{r} {n:,}" for r, n in reasons.iter_rows())
+                lost.append(f"{name}: {count:,} removed by {stage} ({detail})")
+        parts.append(f"`{category}`: 0 kept rows; " + "; ".join(lost))
+    return InfeasibleMix(f"{exc}. Where the records went: " + ". ".join(parts), exc.empty)
 
 
 def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | None,
@@ -107,10 +137,12 @@ def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | N
 
 def plan_mix(run: Run) -> dict[str, Any]:
     """The resolved recipe and whether its mix is feasible, without heavy work: the
-    check uses what the run folder already holds (ingested sources, finished stages)."""
+    check uses what the run folder already holds (ingested sources, finished stages).
+    ``feasible`` is True, False, or None when it could not be checked yet."""
     build_stages(run.recipe.stages, where=str(run.recipe_file))  # options are checked here
     steps = producers(run)
-    plan = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True), "feasibility": ""}
+    plan: dict[str, Any] = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True),
+                            "feasibility": "", "feasible": None}
     spec = run.recipe.mix
     missing = [n for n in run.recipe.sources if not (run.store.source(n).state() or {}).get("complete")]
     provided = {"synthetic" if e.origin == "synthetic" else e.domain for e in run.sources}
@@ -124,6 +156,7 @@ def plan_mix(run: Run) -> dict[str, Any]:
             f"no source of the recipe provides `{c}`"
             + (" (no source has origin synthetic and the recipe has no `synth`)" if c == "synthetic" else "")
             for c in unprovided) + "[/]"
+        plan["feasible"] = False
     elif missing:
         plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
                                "yet (run `curate ingest` first, or build)")
@@ -141,6 +174,8 @@ def plan_mix(run: Run) -> dict[str, Any]:
             budget, _ = cell_budgets(available.sort("category", "modality"), spec)
             plan["feasibility"] = (f"feasible: budget {budget:,} {spec.unit.replace('_', ' ')} "
                                    f"(after {', '.join(stages) or 'ingestion only'})")
-        except ConfigError as exc:
-            plan["feasibility"] = f"[red]{exc}[/]"
+            plan["feasible"] = True
+        except InfeasibleMix as exc:
+            plan["feasibility"] = f"[red]{explained(exc, run, stages)}[/]"
+            plan["feasible"] = False
     return plan

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from curate import __version__
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
+from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
@@ -43,6 +44,9 @@ class Run:
                             for e in [*self.sources, *self.benchmarks]])
 
 
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".arrow")
+
+
 def open_run(
     recipe: str | os.PathLike[str],
     *,
@@ -56,9 +60,14 @@ def open_run(
     The run folder is ``runs_dir/<recipe name>/<run_id>``; the run id defaults to the
     recipe's version, so building the same recipe again resumes the same run.
     """
+    path = Path(recipe)
+    if path.suffix.lower() in DATA_SUFFIXES:
+        raise ConfigError(
+            f"{path} is a data file, and this command takes a recipe: a YAML file naming "
+            "`sources`, `stages` and a `mix` (see catalogs/mixes/demo.yaml), or a mix name from "
+            "`curate catalog ls`; for one file use `curate clean|dedup|decontaminate FILE --kept OUT`")
     catalog = Catalog.load(catalog_dirs)
     resolved = catalog.recipe(recipe)
-    path = Path(recipe)
     recipe_file = path.resolve() if path.exists() else catalog.files[("mixes", resolved.name)]
     store = RunStore.for_recipe(Path(runs_dir), resolved.name, run_id or resolved.version)
     return Run(resolved, recipe_file, catalog, resolve_data_root(data_root), store)
