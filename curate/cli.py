@@ -78,6 +78,18 @@ runs_option = click.option(
 run_id_option = click.option(
     "--run-id", default=None, help="Run folder name [default: the recipe's version]."
 )
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print one JSON document on stdout (stable keys) and nothing else.",
+)
+
+
+def _emit_json(value: Any) -> None:
+    import json
+
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
 batch_option = click.option(
     "--batch-rows", type=click.IntRange(min=1), default=20_000, show_default=True,
     help="Source rows per ingested shard (bounds memory).",
@@ -125,8 +137,9 @@ def catalog_ls(catalog_dirs: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @catalog_option
 @data_root_option
+@json_option
 def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
-                     data_root: str | None) -> None:
+                     data_root: str | None, as_json: bool) -> None:
     """Check catalog entries: the schema (unknown keys are errors), that the licence is
     set, that local files exist, and that every mapped column exists in the first rows.
 
@@ -150,6 +163,7 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
         entries += [(e, cat.files[("mixes", n)]) for n, e in cat.mixes.items()]
     console = _console()
     failures = 0
+    checked = []
     for entry, path in entries:
         if isinstance(entry, Recipe):
             try:
@@ -161,9 +175,15 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
             check = check_source(entry, path, root)
             ok, message = check.ok, check.message
         failures += not ok
-        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {entry.name:<24} {message}")
-    console.print(f"{len(entries) - failures} of {len(entries)} entries valid")
+        checked.append({"name": entry.name, "kind": "mix" if isinstance(entry, Recipe) else "source",
+                        "path": str(path), "ok": ok, "message": message})
+        if not as_json:
+            mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+            console.print(f"{mark} {entry.name:<24} {message}")
+    if as_json:
+        _emit_json({"entries": checked, "valid": len(entries) - failures, "total": len(entries)})
+    else:
+        console.print(f"{len(entries) - failures} of {len(entries)} entries valid")
     if failures:
         sys.exit(1)
 
@@ -241,8 +261,10 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 @runs_option
 @run_id_option
 @batch_option
+@json_option
 def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple[str, ...],
-              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int) -> None:
+              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int,
+              as_json: bool) -> None:
     """Build RECIPE (a YAML path or a mix name) end to end: ingest every source, run every
     stage, allocate the mix to its target shares and write the release.
 
@@ -255,14 +277,23 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     if dry_run:
         plan = plan_mix(run)
-        _print_plan(plan)
+        if as_json:
+            _emit_json(plan)
+        else:
+            _print_plan(plan)
         if plan["feasible"] is False:
             sys.exit(1)
         return
     with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
                        ingest_progress=on_rows, stage_progress=on_stage)
-    _report_build(result)
+    if as_json:
+        from curate.pipeline.summary import inspect_run
+
+        _emit_json({**inspect_run(run.store.root).to_json(), "reused": result.reused(),
+                    "failed": [s.name for s in result.ingest.failed]})
+    else:
+        _report_build(result)
     if result.ingest.failed:
         sys.exit(1)
 
@@ -270,17 +301,35 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
 def _report_build(result: BuildResult) -> None:
     from curate.pipeline.summary import inspect_run
 
-    _print_summary(inspect_run(result.run.store.root))
-    if result.synth is not None:
-        _print_synth_stats(result.synth)
+    _print_run(inspect_run(result.run.store.root), reused=result.reused())
     if result.ingest.failed:
         _console().print("[red]stages did not run: a source failed to ingest[/]")
-    if result.release is not None:
-        manifest = result.release.manifest
-        if not manifest["contamination"] and manifest["benchmarks"]:
+
+
+def _print_run(summary: Any, reused: dict[str, Any] | None = None) -> None:
+    """What a run holds, as `build-mix` and `inspect` both print it: sources, quarantine,
+    stages, contamination, modality (``_print_summary``), then synthesis and the release;
+    after a build, what it reused."""
+    _print_summary(summary)
+    if summary.synth is not None:
+        _print_synth_stats(summary.synth, reused=bool(reused and reused["synthetic_records"]))
+    release = summary.release
+    if release is not None:
+        if not release["contamination"] and release["benchmarks"]:
             _console().print(f"Contamination: no training row matched an item of "
-                             f"{', '.join(manifest['benchmarks'])}")
-        _print_release(manifest, f"release {result.release.path} ({result.release.status})")
+                             f"{', '.join(release['benchmarks'])}")
+        _print_release(release, f"release {release['path']} ({release['status']})")
+    if reused:
+        parts = []
+        if reused["ingest_shards"]:
+            parts.append(f"{reused['ingest_shards']:,} ingested shards")
+        parts += [f"{name} ({what})" for name, what in reused["stages"].items()]
+        if reused["synthetic_records"]:
+            parts.append("the synthetic records (no request sent)")
+        if reused["release_unchanged"]:
+            parts.append("the release (unchanged)")
+        _console().print(f"reused from the run: {', '.join(parts)}" if parts
+                         else "reused nothing: all computed now")
 
 
 def _print_release(manifest: dict[str, Any], title: str) -> None:
@@ -307,7 +356,8 @@ def _print_plan(plan: dict[str, Any]) -> None:
 
     console = _console()
     console.print(yaml.safe_dump(plan["recipe"], sort_keys=False).rstrip())
-    console.print(f"[bold]feasibility:[/] {plan['feasibility']}")
+    colour = "red" if plan["feasible"] is False else "default"
+    console.print(f"[bold]feasibility:[/] [{colour}]{plan['feasibility']}[/]")
 
 
 # -- releases ----------------------------------------------------------------------------------
@@ -321,12 +371,16 @@ def release() -> None:
 @release.command("ls")
 @click.option("--root", type=click.Path(file_okay=False), default="releases", show_default=True,
               help="Folder of releases.")
-def release_ls(root: str) -> None:
+@json_option
+def release_ls(root: str, as_json: bool) -> None:
     """List the releases under ROOT (name, version, rows, loss tokens)."""
     from rich.table import Table
 
     from curate.mixes.release import list_releases
 
+    if as_json:
+        _emit_json(list_releases(root))
+        return
     table = Table("name", "version", "rows", "loss tokens", "path")
     for r in list_releases(root):
         table.add_row(r["name"], r["version"], f"{r['rows']:,}", f"{r['loss_tokens']:,}", r["path"])
@@ -335,11 +389,16 @@ def release_ls(root: str) -> None:
 
 @release.command("show")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-def release_show(path: str) -> None:
+@json_option
+def release_show(path: str, as_json: bool) -> None:
     """Print a release's composition, curation counts and contamination."""
     from curate.mixes.release import read_manifest
 
     manifest = read_manifest(path)
+    if as_json:
+        _emit_json({"path": path, **{k: manifest.get(k) for k in (
+            "name", "version", "budget", "composition", "modality", "stages", "contamination")}})
+        return
     _print_release(manifest, f"{manifest['name']} {manifest['version']}")
     for stage in manifest["stages"]:
         reasons = ", ".join(f"{r} {n:,}" for r, n in stage["reasons"].items()) or "nothing removed"
@@ -351,7 +410,8 @@ def release_show(path: str) -> None:
 @release.command("diff")
 @click.argument("a", type=click.Path(exists=True, file_okay=False))
 @click.argument("b", type=click.Path(exists=True, file_okay=False))
-def release_diff(a: str, b: str) -> None:
+@json_option
+def release_diff(a: str, b: str, as_json: bool) -> None:
     """What changed from release A to release B: rows added and removed by source (with
     B's reason for each removal) and the composition side by side."""
     from rich.table import Table
@@ -359,6 +419,9 @@ def release_diff(a: str, b: str) -> None:
     from curate.mixes.release import diff_releases
 
     diff = diff_releases(a, b)
+    if as_json:
+        _emit_json({"a": a, "b": b, **diff})
+        return
     console = _console()
     added = Table("source", "rows added", title="Added in B", title_justify="left")
     for row in diff["added"]:
@@ -605,7 +668,7 @@ def synth_cot(**_: Any) -> None:
     _print_synth_stats(result.stats)
 
 
-def _print_synth_stats(stats: dict[str, Any]) -> None:
+def _print_synth_stats(stats: dict[str, Any], *, reused: bool = False) -> None:
     console = _console()
     generator = stats["generator"]
     console.print(f"synth_cot: {stats['synthetic']:,} synthetic of {stats['rows']:,} rows; "
@@ -614,17 +677,24 @@ def _print_synth_stats(stats: dict[str, Any]) -> None:
         console.print("[bold]offline backend: template text for tests and demos, not training data[/]")
     console.print(f"rejected {dict(stats['rejected'])}; attempts {stats['attempts']}; "
                   f"requests sent {stats['requests']['sent']:,}, cached {stats['requests']['cached']:,}; "
-                  f"{stats['completion_tokens_per_row']:.1f} completion tokens per row")
+                  f"{stats['completion_tokens_per_row']:.1f} completion tokens per row"
+                  + ("; reused from the run: no request sent now" if reused else ""))
 
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-def inspect(run: str) -> None:
-    """Print what RUN (a folder runs/<recipe>/<run-id>) holds: rows per source,
-    quarantined rows by reason, and each stage's decisions by reason."""
+@json_option
+def inspect(run: str, as_json: bool) -> None:
+    """Print what RUN (a folder runs/<recipe>/<run-id>) holds, as build-mix printed it:
+    rows per source, quarantined rows by reason, each stage's decisions by reason, the
+    contamination, the synthesis, rows per modality and the release's composition."""
     from curate.pipeline.summary import inspect_run
 
-    _print_summary(inspect_run(run))
+    summary = inspect_run(run)
+    if as_json:
+        _emit_json(summary.to_json())
+    else:
+        _print_run(summary)
 
 
 def _print_summary(summary: Any) -> None:

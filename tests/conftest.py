@@ -51,3 +51,24 @@ def ingest_into(
 def _read(files: list[Path]) -> pl.DataFrame:
     frames = [pl.read_parquet(f) for f in files]
     return pl.concat(frames) if frames else pl.DataFrame()
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory) -> Path:
+    """`make demo`, once per session: `curate build-mix demo` (every offline stage, MiniLM
+    included, synthesis with the offline backend) into ``<folder>/runs`` and
+    ``<folder>/releases``, its printed output in ``<folder>/output.txt``. About two minutes;
+    tests read it or copy it, and never write into it."""
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    folder = tmp_path_factory.getbasetemp() / "demo-build"
+    if not (folder / ".done").exists():
+        folder.mkdir(exist_ok=True)
+        result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(folder / "runs"),
+                                           "--out", str(folder / "releases")], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        (folder / "output.txt").write_text(result.output, encoding="utf-8")
+        (folder / ".done").touch()
+    return folder

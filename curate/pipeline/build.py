@@ -43,6 +43,17 @@ class BuildResult:
     synth: dict[str, Any] | None = None
     """The stats of synth_cot_v1 when the recipe has ``synth: {cot: ...}``."""
     release: WrittenRelease | None = None
+    synth_reused: bool = False
+    """Whether the synthetic records were reused from the run (no request was sent now)."""
+
+    def reused(self) -> dict[str, Any]:
+        """What this build took from the run folder instead of computing it again."""
+        return {
+            "ingest_shards": sum(s.resumed_shards for s in self.ingest.sources + self.ingest.benchmarks),
+            "stages": {r.name: r.reused for r in self.stages if r.reused != "nothing"},
+            "synthetic_records": self.synth_reused,
+            "release_unchanged": self.release is not None and self.release.status == "unchanged",
+        }
 
 
 def producers(run: Run) -> list[SynthCot]:
@@ -82,19 +93,31 @@ def build_mix(
                          context=context, progress=stage_progress)
     rewrite = text_rewrite(stages)
     kept_fp = results[-1].stats["decision_fingerprint"] if results else upstream
-    synth = None
+    synth, synth_reused = None, False
     for step in steps:
         def parents() -> Any:  # the kept records, as the release has them
             kept = kept_records(run.store, run.recipe.sources, [r.name for r in results])
             table = kept.collect().to_arrow()
             return rewrite(table) if rewrite is not None and table.num_rows else table
-        synth = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
-                             context=context, progress=stage_progress).stats
+        made = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
+                            context=context, progress=stage_progress)
+        synth, synth_reused = made.stats, made.reused == "records"
     try:
         release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
     except InfeasibleMix as exc:
         raise explained(exc, run, [r.name for r in results]) from None
-    return BuildResult(run, ingested, results, synth, release)
+    run.store.write_release_record(release_record(release))
+    return BuildResult(run, ingested, results, synth, release, synth_reused)
+
+
+RECORDED = ("name", "version", "budget", "composition", "modality", "benchmarks", "contamination")
+"""The manifest fields a run records of its release (``release.json``)."""
+
+
+def release_record(release: WrittenRelease) -> dict[str, Any]:
+    """What ``curate inspect`` shows of a run's release: where, its status, its composition."""
+    return {"path": str(release.path), "status": release.status,
+            **{key: release.manifest.get(key) for key in RECORDED}}
 
 
 def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> InfeasibleMix:
@@ -152,10 +175,10 @@ def plan_mix(run: Run) -> dict[str, Any]:
     if spec is None:
         plan["feasibility"] = "no `mix`: every kept record goes to the release"
     elif unprovided:
-        plan["feasibility"] = "[red]infeasible: " + "; ".join(
+        plan["feasibility"] = "infeasible: " + "; ".join(
             f"no source of the recipe provides `{c}`"
             + (" (no source has origin synthetic and the recipe has no `synth`)" if c == "synthetic" else "")
-            for c in unprovided) + "[/]"
+            for c in unprovided)
         plan["feasible"] = False
     elif missing:
         plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
@@ -176,6 +199,6 @@ def plan_mix(run: Run) -> dict[str, Any]:
                                    f"(after {', '.join(stages) or 'ingestion only'})")
             plan["feasible"] = True
         except InfeasibleMix as exc:
-            plan["feasibility"] = f"[red]{explained(exc, run, stages)}[/]"
+            plan["feasibility"] = str(explained(exc, run, stages))
             plan["feasible"] = False
     return plan

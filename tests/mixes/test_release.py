@@ -184,19 +184,18 @@ def test_trl_sft_trains_on_the_release_as_it_is(first, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_demo_recipe_builds_a_release_datasets_reads(tmp_path):
-    """`make demo` end to end: every offline stage, MiniLM included, then the release."""
+def test_the_demo_recipe_builds_a_release_datasets_reads(demo_build):
+    """`make demo` end to end: every offline stage, MiniLM included, then the release
+    (the session's demo build, conftest.demo_build)."""
     import datasets
 
-    result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(tmp_path / "runs"),
-                                       "--out", str(tmp_path / "releases")], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
+    output = (demo_build / "output.txt").read_text(encoding="utf-8")
     for text in ("clean_v1", "decontam_v2", "near_duplicate_of", "too_similar_to", "synth_cot",
                  "offline backend", "release", "(written)", "medical", "general", "synthetic",
                  "modality: image", "Contamination", "image_v1", "answer_wrong_type",
                  "source_rejected:contamination", "medquad_contaminated_demo", "Contamination examples"):
-        assert text in result.output
-    path = tmp_path / "releases/demo/0.1.0"
+        assert text in output
+    path = demo_build / "releases/demo/0.1.0"
     manifest = json.loads((path / "manifest.json").read_text())
     assert [s["stage"] for s in manifest["stages"]] == [
         "clean_v1", "image_v1", "answers_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v2",
