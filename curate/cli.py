@@ -345,6 +345,9 @@ def _print_release(manifest: dict[str, Any], title: str) -> None:
         target = "-" if c["target"] is None else f"{c['target']:.1%}"
         table.add_row(c["category"], target, f"{c['realised']:.2%}", f"{c['loss_tokens']:,}",
                       f"{c['rows']:,}")
+    # The release holds whole records: its total (what `release ls` lists) is near the budget.
+    table.add_row("total", "", "", f"{sum(c['loss_tokens'] for c in manifest['composition']):,}",
+                  f"{sum(c['rows'] for c in manifest['composition']):,}", style="bold")
     console.print(table)
     modality = ", ".join(f"{m} {v['loss_tokens_share']:.1%} of loss tokens ({v['rows']:,} rows)"
                          for m, v in manifest["modality"].items())

@@ -86,6 +86,10 @@ def test_json_documents_with_stable_keys(built):
     assert list(plan) == ["recipe", "feasibility", "feasible"] and plan["feasible"] is True
     listed = json.loads(curate("release", "ls", "--root", tmp / "releases", "--json")[0])
     assert [(r["name"], r["version"]) for r in listed] == [("summary", "1")]
+    # `release ls` and `release show` give the same total.
+    total = listed[0]["loss_tokens"]
+    assert f"total {total:,} {listed[0]['rows']:,}" in " ".join(curate("release", "show", release)[0].replace(
+        "│", " ").split())
     shown = json.loads(curate("release", "show", release, "--json")[0])
     assert list(shown) == ["path", "name", "version", "budget", "composition", "modality", "stages",
                            "contamination"]
