@@ -112,7 +112,8 @@ class _Row:
         return _Row(fields={**fields, **values}, key=self.key, changed=True)
 
 
-def _read(path: Path, fmt: str) -> tuple[list[_Row], list[str] | None]:
+def _read(path: Path, fmt: str) -> tuple[list[_Row], Any]:
+    """The rows, and what writing needs: a CSV's header, a parquet file's schema."""
     if fmt == "jsonl":
         lines = path.read_bytes().split(b"\n")
         if lines and lines[-1].strip() == b"":
@@ -131,10 +132,11 @@ def _read(path: Path, fmt: str) -> tuple[list[_Row], list[str] | None]:
                 for r in records[1:]], header
     import pyarrow.parquet as pq
 
-    return [_Row(fields=r) for r in pq.read_table(path).to_pylist()], None
+    table = pq.read_table(path)
+    return [_Row(fields=r) for r in table.to_pylist()], table.schema
 
 
-def _write(target: Path, fmt: str, chosen: list[_Row], header: list[str] | None) -> None:
+def _write(target: Path, fmt: str, chosen: list[_Row], header: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
         with target.open("wb") as handle:
@@ -161,7 +163,16 @@ def _write(target: Path, fmt: str, chosen: list[_Row], header: list[str] | None)
 
         from curate.store import write_parquet
 
-        write_parquet(pa.Table.from_pylist([row.object() or {} for row in chosen]), target)
+        values = [row.object() or {} for row in chosen]
+        schema = header
+        for name in dict.fromkeys(k for v in values for k in v if k not in header.names):
+            added = pa.Table.from_pylist([{name: v.get(name)} for v in values]).schema.field(0)
+            schema = schema.append(pa.field(name, pa.string()) if name == "reason" else added)
+        try:  # the input's own column types (a list of turns stays a list of structs)
+            table = pa.Table.from_pylist(values, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = pa.Table.from_pylist(values)
+        write_parquet(table, target)
 
 
 def _cell(value: Any) -> str:

@@ -78,6 +78,7 @@ def test_parquet_in_parquet_out_with_original_columns(tmp_path):
     kept = pl.read_parquet(tmp_path / "kept.parquet")
     removed = pl.read_parquet(tmp_path / "removed.parquet")
     assert kept.columns == ["messages", "origin", "n"]
+    assert kept.schema == pl.read_parquet(mine).schema  # the input's own column types
     assert removed.columns == ["messages", "origin", "n", "reason"]
     assert sorted(removed.get_column("n")) == sorted([planted["empty"], planted["refusal"]])
     url = kept.filter(pl.col("n") == planted["url"]).get_column("messages")[0]
