@@ -323,7 +323,12 @@ def _print_run(summary: Any, reused: dict[str, Any] | None = None) -> None:
         parts = []
         if reused["ingest_shards"]:
             parts.append(f"{reused['ingest_shards']:,} ingested shards")
-        parts += [f"{name} ({what})" for name, what in reused["stages"].items()]
+        finished = [name for name, what in reused["stages"].items() if what == "decisions"]
+        redecided = [name for name, what in reused["stages"].items() if what == "scores"]
+        if finished:
+            parts.append(f"finished stages {', '.join(finished)}")
+        if redecided:
+            parts.append(f"the scores of {', '.join(redecided)} (decisions made again)")
         if reused["synthetic_records"]:
             parts.append("the synthetic records (no request sent)")
         if reused["release_unchanged"]:

@@ -63,7 +63,7 @@ def test_inspect_prints_what_build_mix_printed(built):
 def test_a_resumed_build_says_what_it_reused(built):
     *_, again = built
     last = again.rstrip("\n").split("\n")[-1]
-    assert last == ("reused from the run: 2 ingested shards, exact_dedup (decisions), "
+    assert last == ("reused from the run: 2 ingested shards, finished stages exact_dedup, "
                     "the synthetic records (no request sent), the release (unchanged)")
     assert "; reused from the run: no request sent now" in again
     assert "(unchanged)" in again
