@@ -62,6 +62,7 @@ TOUR: list[tuple[str, str, str]] = [
     (r"curate train (sft|dpo|merge) ", HELP, "hub models (and GPUs)"),
     (r"\.venv/bin/pip install ", SKIP, "installs packages"),
     (r"\.venv/bin/python benchmarks/", SKIP, "benchmarks run for minutes; `make bench` runs them"),
+    (r"make bench\b", SKIP, "benchmarks run for minutes"),
 ]
 
 HOW_TO = ("add a row to TOUR in tests/test_readme_tour.py: (r\"<regex for the start of the command>\", "
