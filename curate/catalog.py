@@ -470,6 +470,7 @@ def resolve_files(location: Location, data_root: Path) -> list[Path]:
 
 _SECTIONS: dict[str, type[Source] | type[Recipe]] = {
     "sources": Source, "benchmarks": Source, "mixes": Recipe}
+_SINGULAR = {"sources": "source", "benchmarks": "benchmark", "mixes": "mix"}
 
 
 @dataclass
@@ -499,7 +500,7 @@ class Catalog:
         table: dict[str, Any] = getattr(self, section)
         if entry.name in table:
             raise ConfigError(
-                f"{path}: {section[:-1]} `{entry.name}` is already defined in "
+                f"{path}: {_SINGULAR[section]} `{entry.name}` is already defined in "
                 f"{self.files[(section, entry.name)]}; rename one of them"
             )
         table[entry.name] = entry
@@ -511,7 +512,7 @@ class Catalog:
             close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
             hint = f"; did you mean `{close[0]}`?" if close else ""
             where = ", ".join(str(d) for d in self.dirs)
-            raise ConfigError(f"unknown {section[:-1]} `{name}` in catalogs {where}{hint}")
+            raise ConfigError(f"unknown {_SINGULAR[section]} `{name}` in catalogs {where}{hint}")
         return table[name]
 
     def source(self, name: str) -> Source:

@@ -79,6 +79,18 @@ runs_option = click.option(
 run_id_option = click.option(
     "--run-id", default=None, help="Run folder name [default: the recipe's version]."
 )
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print one JSON document on stdout (stable keys) and nothing else.",
+)
+
+
+def _emit_json(value: Any) -> None:
+    import json
+
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
 batch_option = click.option(
     "--batch-rows", type=click.IntRange(min=1), default=20_000, show_default=True,
     help="Source rows per ingested shard (bounds memory).",
@@ -126,8 +138,9 @@ def catalog_ls(catalog_dirs: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @catalog_option
 @data_root_option
+@json_option
 def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
-                     data_root: str | None) -> None:
+                     data_root: str | None, as_json: bool) -> None:
     """Check catalog entries: the schema (unknown keys are errors), that the licence is
     set, that local files exist, and that every mapped column exists in the first rows.
 
@@ -151,6 +164,7 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
         entries += [(e, cat.files[("mixes", n)]) for n, e in cat.mixes.items()]
     console = _console()
     failures = 0
+    checked = []
     for entry, path in entries:
         if isinstance(entry, Recipe):
             try:
@@ -162,9 +176,15 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
             check = check_source(entry, path, root)
             ok, message = check.ok, check.message
         failures += not ok
-        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {entry.name:<24} {message}")
-    console.print(f"{len(entries) - failures} of {len(entries)} entries valid")
+        checked.append({"name": entry.name, "kind": "mix" if isinstance(entry, Recipe) else "source",
+                        "path": str(path), "ok": ok, "message": message})
+        if not as_json:
+            mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+            console.print(f"{mark} {entry.name:<24} {message}")
+    if as_json:
+        _emit_json({"entries": checked, "valid": len(entries) - failures, "total": len(entries)})
+    else:
+        console.print(f"{len(entries) - failures} of {len(entries)} entries valid")
     if failures:
         sys.exit(1)
 
@@ -246,14 +266,17 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 @click.option("--out", "releases_dir", type=click.Path(file_okay=False), default="releases",
               show_default=True, help="Folder of releases (<out>/<recipe>/<version>).")
 @click.option("--dry-run", is_flag=True,
-              help="Print the resolved plan and the feasibility check; build nothing.")
+              help="Print the resolved plan and the feasibility check (exit 1 when infeasible); "
+                   "build nothing.")
 @catalog_option
 @data_root_option
 @runs_option
 @run_id_option
 @batch_option
+@json_option
 def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple[str, ...],
-              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int) -> None:
+              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int,
+              as_json: bool) -> None:
     """Build RECIPE (a YAML path or a mix name) end to end: ingest every source, run every
     stage, allocate the mix to its target shares and write the release.
 
@@ -266,12 +289,24 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
 
     run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
     if dry_run:
-        _print_plan(plan_mix(run))
+        plan = plan_mix(run)
+        if as_json:
+            _emit_json(plan)
+        else:
+            _print_plan(plan)
+        if plan["feasible"] is False:
+            sys.exit(1)
         return
     with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
                        ingest_progress=on_rows, stage_progress=on_stage)
-    _report_build(result)
+    if as_json:
+        from curate.pipeline.summary import inspect_run
+
+        _emit_json({**inspect_run(run.store.root).to_json(), "reused": result.reused(),
+                    "failed": [s.name for s in result.ingest.failed]})
+    else:
+        _report_build(result)
     if result.ingest.failed:
         sys.exit(1)
 
@@ -279,17 +314,40 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
 def _report_build(result: BuildResult) -> None:
     from curate.pipeline.summary import inspect_run
 
-    _print_summary(inspect_run(result.run.store.root))
-    if result.synth is not None:
-        _print_synth_stats(result.synth)
+    _print_run(inspect_run(result.run.store.root), reused=result.reused())
     if result.ingest.failed:
         _console().print("[red]stages did not run: a source failed to ingest[/]")
-    if result.release is not None:
-        manifest = result.release.manifest
-        if not manifest["contamination"] and manifest["benchmarks"]:
+
+
+def _print_run(summary: Any, reused: dict[str, Any] | None = None) -> None:
+    """What a run holds, as `build-mix` and `inspect` both print it: sources, quarantine,
+    stages, contamination, modality (``_print_summary``), then synthesis and the release;
+    after a build, what it reused."""
+    _print_summary(summary)
+    if summary.synth is not None:
+        _print_synth_stats(summary.synth, reused=bool(reused and reused["synthetic_records"]))
+    release = summary.release
+    if release is not None:
+        if not release["contamination"] and release["benchmarks"]:
             _console().print(f"Contamination: no training row matched an item of "
-                             f"{', '.join(manifest['benchmarks'])}")
-        _print_release(manifest, f"release {result.release.path} ({result.release.status})")
+                             f"{', '.join(release['benchmarks'])}")
+        _print_release(release, f"release {release['path']} ({release['status']})")
+    if reused:
+        parts = []
+        if reused["ingest_shards"]:
+            parts.append(f"{reused['ingest_shards']:,} ingested shards")
+        finished = [name for name, what in reused["stages"].items() if what == "decisions"]
+        redecided = [name for name, what in reused["stages"].items() if what == "scores"]
+        if finished:
+            parts.append(f"finished stages {', '.join(finished)}")
+        if redecided:
+            parts.append(f"the scores of {', '.join(redecided)} (decisions made again)")
+        if reused["synthetic_records"]:
+            parts.append("the synthetic records (no request sent)")
+        if reused["release_unchanged"]:
+            parts.append("the release (unchanged)")
+        _console().print(f"reused from the run: {', '.join(parts)}" if parts
+                         else "reused nothing: all computed now")
 
 
 def _print_release(manifest: dict[str, Any], title: str) -> None:
@@ -305,6 +363,9 @@ def _print_release(manifest: dict[str, Any], title: str) -> None:
         target = "-" if c["target"] is None else f"{c['target']:.1%}"
         table.add_row(c["category"], target, f"{c['realised']:.2%}", f"{c['loss_tokens']:,}",
                       f"{c['rows']:,}")
+    # The release holds whole records: its total (what `release ls` lists) is near the budget.
+    table.add_row("total", "", "", f"{sum(c['loss_tokens'] for c in manifest['composition']):,}",
+                  f"{sum(c['rows'] for c in manifest['composition']):,}", style="bold")
     console.print(table)
     modality = ", ".join(f"{m} {v['loss_tokens_share']:.1%} of loss tokens ({v['rows']:,} rows)"
                          for m, v in manifest["modality"].items())
@@ -316,7 +377,8 @@ def _print_plan(plan: dict[str, Any]) -> None:
 
     console = _console()
     console.print(yaml.safe_dump(plan["recipe"], sort_keys=False).rstrip())
-    console.print(f"[bold]feasibility:[/] {plan['feasibility']}")
+    colour = "red" if plan["feasible"] is False else "default"
+    console.print(f"[bold]feasibility:[/] [{colour}]{plan['feasibility']}[/]")
 
 
 # -- releases ----------------------------------------------------------------------------------
@@ -330,12 +392,16 @@ def release() -> None:
 @release.command("ls")
 @click.option("--root", type=click.Path(file_okay=False), default="releases", show_default=True,
               help="Folder of releases.")
-def release_ls(root: str) -> None:
+@json_option
+def release_ls(root: str, as_json: bool) -> None:
     """List the releases under ROOT (name, version, rows, loss tokens)."""
     from rich.table import Table
 
     from curate.mixes.release import list_releases
 
+    if as_json:
+        _emit_json(list_releases(root))
+        return
     table = Table("name", "version", "rows", "loss tokens", "path")
     for r in list_releases(root):
         table.add_row(r["name"], r["version"], f"{r['rows']:,}", f"{r['loss_tokens']:,}", r["path"])
@@ -344,11 +410,16 @@ def release_ls(root: str) -> None:
 
 @release.command("show")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-def release_show(path: str) -> None:
+@json_option
+def release_show(path: str, as_json: bool) -> None:
     """Print a release's composition, curation counts and contamination."""
     from curate.mixes.release import read_manifest
 
     manifest = read_manifest(path)
+    if as_json:
+        _emit_json({"path": path, **{k: manifest.get(k) for k in (
+            "name", "version", "budget", "composition", "modality", "stages", "contamination")}})
+        return
     _print_release(manifest, f"{manifest['name']} {manifest['version']}")
     for stage in manifest["stages"]:
         reasons = ", ".join(f"{r} {n:,}" for r, n in stage["reasons"].items()) or "nothing removed"
@@ -360,7 +431,8 @@ def release_show(path: str) -> None:
 @release.command("diff")
 @click.argument("a", type=click.Path(exists=True, file_okay=False))
 @click.argument("b", type=click.Path(exists=True, file_okay=False))
-def release_diff(a: str, b: str) -> None:
+@json_option
+def release_diff(a: str, b: str, as_json: bool) -> None:
     """What changed from release A to release B: rows added and removed by source (with
     B's reason for each removal) and the composition side by side."""
     from rich.table import Table
@@ -368,6 +440,9 @@ def release_diff(a: str, b: str) -> None:
     from curate.mixes.release import diff_releases
 
     diff = diff_releases(a, b)
+    if as_json:
+        _emit_json({"a": a, "b": b, **diff})
+        return
     console = _console()
     added = Table("source", "rows added", title="Added in B", title_justify="left")
     for row in diff["added"]:
@@ -421,8 +496,17 @@ def release_push(path: str, repo: str, dry_run: bool) -> None:
 input_argument = click.argument("input_path", metavar="INPUT",
                                 type=click.Path(exists=True, dir_okay=False))
 out_option = click.option(
-    "--out", required=True, type=click.Path(),
-    help="A .parquet file, or a folder (decisions.parquet inside); reports go beside it.",
+    "--out", default=None, type=click.Path(),
+    help="Every row's decision: a .parquet file, or a folder (decisions.parquet inside); "
+         "reports go beside it.",
+)
+kept_option = click.option(
+    "--kept", default=None, type=click.Path(dir_okay=False),
+    help="Write the kept rows here, in INPUT's format and columns, with repaired text.",
+)
+removed_option = click.option(
+    "--removed", default=None, type=click.Path(dir_okay=False),
+    help="Write the removed rows here, in INPUT's format and columns, plus `reason`.",
 )
 source_option = click.option(
     "--source", default=None,
@@ -431,32 +515,39 @@ source_option = click.option(
 
 
 def one_file_command(name: str) -> Callable[[Callable[..., None]], click.Command]:
-    """A command that runs stages over one file: INPUT, --out, --source, --catalog,
-    --data-root, then the stages' options (generated from their configs below it)."""
+    """A command that runs stages over one file: INPUT, --kept, --removed, --out, --source,
+    --catalog, --data-root, then the stages' options (generated from their configs below it)."""
     def decorate(function: Callable[..., None]) -> click.Command:
-        for decorator in reversed((input_argument, out_option, source_option, catalog_option,
-                                   data_root_option)):
+        for decorator in reversed((input_argument, kept_option, removed_option, out_option,
+                                   source_option, catalog_option, data_root_option)):
             function = decorator(function)
         return main.command(name)(function)
 
     return decorate
 
 
-def _run_on_file(**_: Any) -> None:
-    """The body of every one-file command: its stages' options, gathered from the
-    generated options, over INPUT; then what it wrote and removed."""
+def _run_on_file(*names: str) -> None:
+    """The body of every one-file command: its stages (``names``, in order) with their
+    options, gathered from the generated options, over INPUT; then what it wrote and removed."""
+    from click.core import ParameterSource
+
     from curate.ingest.files import estimate_rows
     from curate.options import given, settings
     from curate.pipeline.adhoc import run_on_file
 
     context = click.get_current_context()
-    stages = settings(context)
+    options = settings(context)
+    stages = {name: options.get(name, {}) for name in names}
+    if "decontam" in stages and context.get_parameter_source("reject_source_above") in (
+            ParameterSource.DEFAULT, None):  # one file is judged row by row unless asked
+        stages["decontam"].pop("reject_source_above", None)
     rest = given(context)
     benchmarks = stages.get("decontam", {}).get("benchmarks", ())
     input_path = rest.pop("input_path")
     with _progress(sys.stderr.isatty(), input_rows=estimate_rows(Path(input_path))) as (on_rows, on_step):
         result = run_on_file(input_path, rest.pop("out"), stages, benchmarks=benchmarks,
-                             ingest_progress=on_rows, stage_progress=on_step, **rest)
+                             source_rejection=False, ingest_progress=on_rows, stage_progress=on_step,
+                             **rest)
     _print_file_result(result)
 
 
@@ -470,7 +561,7 @@ def dedup(**options: Any) -> None:
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`duplicate_of`,
     `near_duplicate_of`), `reason_ref` (the kept record's id) and the score columns.
     """
-    _run_on_file(**options)
+    _run_on_file("exact_dedup", "near_dedup")
 
 
 @one_file_command("decontaminate")
@@ -484,7 +575,7 @@ def decontaminate(**options: Any) -> None:
     benchmark; `contamination`) and each tier's best benchmark item and score; the
     contamination report goes beside it.
     """
-    _run_on_file(**options)
+    _run_on_file("decontam")
 
 
 @one_file_command("clean")
@@ -497,7 +588,7 @@ def clean(**options: Any) -> None:
     the score columns; `clean_changed` says whether repair changed the text (a release
     built with the stage carries the repaired turns).
     """
-    _run_on_file(**options)
+    _run_on_file("clean")
 
 
 @one_file_command("score")
@@ -510,7 +601,7 @@ def score(**options: Any) -> None:
     the per-turn scores. A scorer whose scores collapse to a constant fails with the
     spread it measured.
     """
-    _run_on_file(**options)
+    _run_on_file("quality")
 
 
 @one_file_command("diversify")
@@ -523,7 +614,7 @@ def diversify(**options: Any) -> None:
     `reason` (`too_similar_to`, `over_budget`), `reason_ref` (the similar record's id) and
     `diversity_max_sim`, `diversity_nearest`, `diversity_rank`.
     """
-    _run_on_file(**options)
+    _run_on_file("diversity")
 
 
 def _print_file_result(result: Any) -> None:
@@ -531,7 +622,25 @@ def _print_file_result(result: Any) -> None:
     from rich.table import Table
 
     console = _console()
-    console.print(f"wrote {result.out}: {result.rows:,} rows, {result.kept:,} kept")
+    if result.out is not None:
+        console.print(f"wrote {result.out}: {result.rows:,} rows, {result.kept:,} kept")
+    else:
+        console.print(f"{result.rows:,} rows, {result.kept:,} kept")
+    if result.kept_path is not None:
+        repaired = result.written["repaired"]
+        console.print(f"kept rows -> {result.kept_path} ({result.written['kept']:,} rows"
+                      + (f", {repaired:,} with repaired text)" if repaired else ")"))
+    if result.removed_path is not None:
+        console.print(f"removed rows -> {result.removed_path} ({result.written['removed']:,} rows, "
+                      "with `reason`)")
+    if result.contamination is not None:
+        c = result.contamination
+        rule = (f"rows judged one by one, no source rejection (a recipe's {c['recipe_rule']:.1%} rule "
+                + ("would have rejected the whole file; --reject-source-above applies it)"
+                   if c["recipe_would_reject"] else "would have kept the file)")
+                if c["reject_source_above"] is None else
+                f"--reject-source-above {c['reject_source_above']:g}")
+        console.print(f"contaminated: {c['contaminated']:,} of {c['rows']:,} rows ({c['share']:.2%}); {rule}")
     if result.reasons:
         table = Table("reason", "rows", title="Removed by reason", title_justify="left")
         for reason, count in result.reasons.items():
@@ -588,7 +697,7 @@ def synth_cot(**_: Any) -> None:
     _print_synth_stats(result.stats)
 
 
-def _print_synth_stats(stats: dict[str, Any]) -> None:
+def _print_synth_stats(stats: dict[str, Any], *, reused: bool = False) -> None:
     console = _console()
     generator = stats["generator"]
     console.print(f"synth_cot: {stats['synthetic']:,} synthetic of {stats['rows']:,} rows; "
@@ -597,17 +706,24 @@ def _print_synth_stats(stats: dict[str, Any]) -> None:
         console.print("[bold]offline backend: template text for tests and demos, not training data[/]")
     console.print(f"rejected {dict(stats['rejected'])}; attempts {stats['attempts']}; "
                   f"requests sent {stats['requests']['sent']:,}, cached {stats['requests']['cached']:,}; "
-                  f"{stats['completion_tokens_per_row']:.1f} completion tokens per row")
+                  f"{stats['completion_tokens_per_row']:.1f} completion tokens per row"
+                  + ("; reused from the run: no request sent now" if reused else ""))
 
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-def inspect(run: str) -> None:
-    """Print what RUN (a folder runs/<recipe>/<run-id>) holds: rows per source,
-    quarantined rows by reason, and each stage's decisions by reason."""
+@json_option
+def inspect(run: str, as_json: bool) -> None:
+    """Print what RUN (a folder runs/<recipe>/<run-id>) holds, as build-mix printed it:
+    rows per source, quarantined rows by reason, each stage's decisions by reason, the
+    contamination, the synthesis, rows per modality and the release's composition."""
     from curate.pipeline.summary import inspect_run
 
-    _print_summary(inspect_run(run))
+    summary = inspect_run(run)
+    if as_json:
+        _emit_json(summary.to_json())
+    else:
+        _print_run(summary)
 
 
 def _print_summary(summary: Any) -> None:
@@ -887,7 +1003,7 @@ def check_images(**options: Any) -> None:
     `image_too_small`, `bad_aspect_ratio`, `duplicate_image:<id>`) and the image scores
     (size, format, mode, perceptual hash, whether a release would normalise it).
     """
-    _run_on_file(**options)
+    _run_on_file("image")
 
 
 @one_file_command("check-answers")
@@ -899,7 +1015,7 @@ def check_answers(**options: Any) -> None:
     `answer_wrong_type`, `answer_unrelated`) and the question and answer forms, the
     images a long answer is found with, and the question-answer cosine.
     """
-    _run_on_file(**options)
+    _run_on_file("answers")
 
 
 @one_file_command("check-relevance")
@@ -910,7 +1026,7 @@ def check_relevance(**options: Any) -> None:
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason` (`image_irrelevant`)
     and `relevance_clip`, the image-text cosine; the threshold is the model's.
     """
-    _run_on_file(**options)
+    _run_on_file("relevance")
 
 
 @one_file_command("check-boxes")
@@ -921,7 +1037,7 @@ def check_boxes(**options: Any) -> None:
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason`
     (`bbox_out_of_bounds`, `bbox_degenerate`), the number of boxes and the image size.
     """
-    _run_on_file(**options)
+    _run_on_file("bbox")
 
 
 # -- train ---------------------------------------------------------------------------------

@@ -7,11 +7,17 @@ float32 on the CPU: the checkpoint's own dtype is often float16, which is slow o
 broken on a CPU), and ``trust_remote_code`` off unless a recipe turns it on.
 
 A failure says which of two things went wrong: a local folder that does not exist, or
-a model the hub (or the local cache, offline) could not give.
+a model the hub (or the local cache, offline) could not give. Before a hub name loads,
+one quick request (``hub_reachable``, at most ``HUB_PROBE_SECONDS``, once per process)
+asks whether the hub answers; when it does not, the model loads from the local cache
+only, so an unreachable hub costs seconds rather than a minute of huggingface_hub's
+retries, and its warnings are not printed.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +26,11 @@ from curate.errors import ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+HUB_PROBE_SECONDS = 5.0
+"""How long ``hub_reachable`` waits for the hub's answer."""
 
 Device = str
 """`auto` (a GPU when there is one), `cpu`, `cuda`, `cuda:1`, ..."""
@@ -61,7 +72,7 @@ def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code:
     except ImportError:
         raise MissingDependencyError("transformers", "ml") from None
     return _loading(lambda: AutoTokenizer.from_pretrained(
-        _location(name, what), **_hub(revision, trust_remote_code)), name, revision, what)
+        _location(name, what), **_hub(name, revision, trust_remote_code)), name, revision, what)
 
 
 def load_causal_lm(name: str, *, revision: str | None = None, dtype: Dtype = "auto",
@@ -77,7 +88,7 @@ def load_causal_lm(name: str, *, revision: str | None = None, dtype: Dtype = "au
     where = resolve_device(device)
     model = _loading(lambda: AutoModelForCausalLM.from_pretrained(
         _location(name, what), dtype=resolve_dtype(dtype, where),
-        **_hub(revision, trust_remote_code)), name, revision, what)
+        **_hub(name, revision, trust_remote_code)), name, revision, what)
     return model.to(where).eval(), tokenizer
 
 
@@ -90,12 +101,40 @@ def load_image_text_lm(name: str, *, revision: str | None = None, dtype: Dtype =
         from transformers import AutoModelForImageTextToText, AutoProcessor
     except ImportError:
         raise MissingDependencyError("transformers", "ml") from None
-    location, hub = _location(name, what), _hub(revision, trust_remote_code)
+    location, hub = _location(name, what), _hub(name, revision, trust_remote_code)
     processor = _loading(lambda: AutoProcessor.from_pretrained(location, **hub), name, revision, what)
     where = resolve_device(device)
     model = _loading(lambda: AutoModelForImageTextToText.from_pretrained(
         location, dtype=resolve_dtype(dtype, where), **hub), name, revision, what)
     return model.to(where), processor
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub answers (one request without retries, bounded by
+    ``HUB_PROBE_SECONDS``); False in offline mode (``HF_HUB_OFFLINE=1``)."""
+    try:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import get_session
+    except ImportError:
+        return False
+    if constants.is_offline_mode():
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_SECONDS)
+    except Exception as exc:  # any transport failure means: not reachable from here
+        log.info("the hub at %s is unreachable: %s", constants.ENDPOINT, _first_line(exc))
+        return False
+    return True
+
+
+def hub_options(name: str, revision: str | None = None) -> dict[str, Any]:
+    """``from_pretrained`` options for ``name``: its revision, and ``local_files_only``
+    when it is a hub name and the hub is unreachable (the cache answers, or it fails at once)."""
+    options: dict[str, Any] = {} if revision is None else {"revision": revision}
+    if not looks_local(name) and not hub_reachable():
+        options["local_files_only"] = True
+    return options
 
 
 def _location(name: str, what: str) -> str:
@@ -105,11 +144,8 @@ def _location(name: str, what: str) -> str:
     return str(Path(name).expanduser()) if looks_local(name) else name
 
 
-def _hub(revision: str | None, trust_remote_code: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if revision is not None:
-        options["revision"] = revision
-    return options
+def _hub(name: str, revision: str | None, trust_remote_code: bool) -> dict[str, Any]:
+    return {"trust_remote_code": trust_remote_code, **hub_options(name, revision)}
 
 
 def _loading(load: Any, name: str, revision: str | None, what: str) -> Any:
@@ -120,6 +156,11 @@ def _loading(load: Any, name: str, revision: str | None, what: str) -> Any:
         if looks_local(name):
             raise ConfigError(f"cannot load {what} `{name}`: {_first_line(exc)}") from None
         at = f" at revision `{revision}`" if revision else ""
+        if not hub_reachable():
+            raise ConfigError(
+                f"cannot load {what} `{name}`{at}: the hub is unreachable from here (offline, or "
+                "no network) and the model is not in the local cache. Go online (and log in with "
+                "`hf auth login` for a gated model), or pass a local folder") from None
         raise ConfigError(
             f"cannot load {what} `{name}`{at} from the hub or the local cache: "
             f"{_first_line(exc)}. Log in (`hf auth login`) or go online, or pass a local "

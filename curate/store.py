@@ -3,6 +3,7 @@
 ```
 runs/<recipe>/<run-id>/
   run.json                            the recipe, its sources and benchmarks, the data root
+  release.json                        the release the run last wrote (path, status, composition)
   ingest/<source>/records-00000.parquet, quarantine-00000.parquet, ...
   ingest/<source>/_done/00000.json    one marker per finished shard (its stats)
   ingest/<source>/_state.json         the fingerprint the shards belong to; `complete` when done
@@ -233,3 +234,12 @@ class RunStore:
     def write_run_info(self, info: Mapping[str, Any]) -> None:
         """Write the run's ``run.json``."""
         write_json(self.root / "run.json", dict(info))
+
+    def release_record(self) -> dict[str, Any] | None:
+        """What ``build-mix`` recorded of the release this run last wrote, or None."""
+        path = self.root / "release.json"
+        return read_json(path) if path.exists() else None
+
+    def write_release_record(self, record: Mapping[str, Any]) -> None:
+        """Record the release this run wrote (``release.json``): for ``curate inspect``."""
+        write_json(self.root / "release.json", dict(record))

@@ -112,13 +112,13 @@ def load_clip(name: str, *, revision: str | None = None, device: str = "auto") -
         from transformers import CLIPModel, CLIPProcessor
     except ImportError:
         raise MissingDependencyError("transformers", "ml") from None
-    from curate.models import looks_local, resolve_device
+    from curate.models import hub_options, looks_local, resolve_device
 
     if not looks_local(name) and revision is None:
         log.warning("CLIP model `%s` has no pinned `revision`: results may change upstream", name)
     where = resolve_device(device)
     try:
-        hub: dict[str, Any] = {} if revision is None else {"revision": revision}
+        hub = hub_options(name, revision)  # the cache only when the hub is unreachable
         model: Any = CLIPModel.from_pretrained(name, **hub)
         model = model.to(where).eval()
         processor = CLIPProcessor.from_pretrained(name, **hub)

@@ -48,8 +48,17 @@ def _fmt(units: float, unit: str) -> str:
     return f"{units:,.0f} {unit.replace('_', ' ')}"
 
 
+class InfeasibleMix(ConfigError):
+    """A mix the kept records cannot meet. ``empty`` names the target categories that have
+    no kept record at all (the caller can say where their records went)."""
+
+    def __init__(self, message: str, empty: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.empty = list(empty or [])
+
+
 def cell_budgets(available: pl.DataFrame, spec: MixSpec) -> tuple[int, dict[tuple[str, str], float]]:
-    """The budget and its split over (category, modality) cells; ConfigError if infeasible."""
+    """The budget and its split over (category, modality) cells; InfeasibleMix if infeasible."""
     have = {(c, m): float(u) for c, m, u in available.iter_rows()}
     per_category = {c: sum(u for (cc, _), u in have.items() if cc == c) for c in spec.targets}
     per_modality = {m: sum(u for (_, mm), u in have.items() if mm == m) for m in (spec.modality or {})}
@@ -58,6 +67,15 @@ def cell_budgets(available: pl.DataFrame, spec: MixSpec) -> tuple[int, dict[tupl
     limits += [per_modality[m] / t for m, t in (spec.modality or {}).items() if t > 0]
     largest = min(limits) if limits else 0.0
     budget = spec.budget if spec.budget is not None else int(largest)
+    empty = [c for c, t in spec.targets.items() if t > 0 and per_category[c] <= 0]
+    if empty and spec.budget is None:  # (with a budget, the deficits below name them)
+        others = [f"`{c}` has {_fmt(per_category[c], spec.unit)}" for c in spec.targets if c not in empty]
+        raise InfeasibleMix(
+            "the mix is infeasible: " + "; ".join(
+                f"`{c}` (target {spec.targets[c]:.0%}) has no kept record" for c in empty)
+            + (f" ({', '.join(others)})" if others else "")
+            + ". Add sources for it, loosen the stage that removed its records, or take it out "
+            "of `mix.targets`", empty)
     if not spec.allow_repeats and budget > largest + 1e-9:
         short = [
             f"`{c}` needs {_fmt(t * budget, spec.unit)} but has {_fmt(per_category[c], spec.unit)}"
@@ -66,11 +84,11 @@ def cell_budgets(available: pl.DataFrame, spec: MixSpec) -> tuple[int, dict[tupl
             f"modality `{m}` needs {_fmt(t * budget, spec.unit)} but has {_fmt(per_modality[m], spec.unit)}"
             for m, t in (spec.modality or {}).items() if t * budget > per_modality[m]
         ]
-        raise ConfigError(
+        raise InfeasibleMix(
             "the mix is infeasible: " + "; ".join(short) + f". Lower `mix.budget` to at most "
             f"{int(largest):,}, change the shares, add sources, or set `allow_repeats: true`"
-            + (f" (categories not in `targets` are left out: {', '.join(unknown)})" if unknown else "")
-        )
+            + (f" (categories not in `targets` are left out: {', '.join(unknown)})" if unknown else ""),
+            empty)
     if budget <= 0:
         raise ConfigError("the mix is empty: no kept record falls in a category of `mix.targets`")
     if spec.modality is None:
@@ -99,7 +117,7 @@ def _solve_cells(have: dict[tuple[str, str], float], spec: MixSpec, budget: int
     result = linprog(np.zeros(len(cells)), A_eq=np.array(rows), b_eq=np.array(rhs),
                      bounds=[(0, u) for u in upper] if upper else (0, None), method="highs")
     if not result.success:
-        raise ConfigError(
+        raise InfeasibleMix(
             "the mix is infeasible: no split of the budget meets both the category and the "
             "modality shares with the records each (category, modality) pair has; "
             "relax `mix.modality` or `mix.targets`, or lower `mix.budget`")

@@ -7,6 +7,15 @@ input row with its ``row`` (0-based position in INPUT), ``id``, ``keep``, ``reas
 code), ``reason_ref`` (its parameter: a benchmark, a record id) and the stages' score
 columns. Rows that could not become records are there too, with their quarantine reason.
 Stage reports (the contamination report) go beside OUT.
+
+KEPT and REMOVED (``kept=``, ``removed=``) are the rows themselves, in INPUT's own format
+(see ``curate.pipeline.rows``): the kept rows with the stages' repaired text, and the
+removed rows with their ``reason``, so one command's KEPT is the next one's INPUT.
+
+The one-file commands judge rows (``source_rejection=False``): decontamination rejects
+no whole source unless ``reject_source_above`` is given (a recipe's 0.5% rule applied to one file would remove
+every row of it for three contaminated ones); ``FileResult.contamination`` says what
+share was contaminated and what the rule would have done.
 """
 
 from __future__ import annotations
@@ -22,30 +31,46 @@ import polars as pl
 
 from curate.catalog import Catalog, resolve_data_root
 from curate.curation import build_stages
-from curate.engine.local import Progress, run_stages
-from curate.engine.stage import StageContext, split_reasons
+from curate.engine.local import Progress, run_stages, text_rewrite
+from curate.engine.stage import Stage, StageContext, split_reasons
 from curate.errors import ConfigError
 from curate.ingest import ingest
 from curate.ingest.files import ingest_file
 from curate.ingest.runner import Progress as IngestProgress
+from curate.pipeline.rows import Repairs, check_target, write_rows
 from curate.store import RunStore, write_parquet
+
+RECIPE_REJECT_ABOVE = 0.005
+"""A recipe's default ``decontam.reject_source_above``: what the summary compares with."""
 
 
 @dataclass
 class FileResult:
-    """What a one-file command wrote: OUT, its rows, how many were kept, removals by reason."""
-    out: Path
+    """What a one-file command wrote: OUT (None when not asked for), its rows, how many
+    were kept, removals by reason, the reports, and the KEPT / REMOVED files with their
+    row counts (``written``: kept, removed, repaired)."""
+    out: Path | None
     rows: int
     kept: int
     reasons: dict[str, int]
     reports: dict[str, Path] = field(default_factory=dict)
+    kept_path: Path | None = None
+    removed_path: Path | None = None
+    written: dict[str, int] = field(default_factory=dict)
+    contamination: dict[str, Any] | None = None
+    """For decontamination: contaminated rows and share of the file, the threshold the
+    decision used (None: no source rejection) and whether a recipe's 0.5% rule would
+    have rejected the whole file."""
 
 
 def run_on_file(
     input_path: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
     stages: dict[str, dict[str, Any]],
     *,
+    kept: str | os.PathLike[str] | None = None,
+    removed: str | os.PathLike[str] | None = None,
+    source_rejection: bool = True,
     source: str | None = None,
     benchmarks: Sequence[str] = (),
     catalog_dirs: Iterable[str | os.PathLike[str]] = (),
@@ -53,8 +78,23 @@ def run_on_file(
     ingest_progress: IngestProgress | None = None,
     stage_progress: Progress | None = None,
 ) -> FileResult:
-    """Run ``stages`` (name -> options, in order) over the file and write ``out``;
-    ``ingest_progress`` and ``stage_progress`` as ``build_mix`` takes them."""
+    """Run ``stages`` (name -> options, in order) over the file; write the decisions to
+    ``out``, the kept rows to ``kept`` and the removed rows to ``removed`` (at least one);
+    ``ingest_progress`` and ``stage_progress`` as ``build_mix`` takes them.
+
+    ``source_rejection=False`` (the one-file commands) judges rows only: decontamination
+    rejects the file as a whole only when its options set ``reject_source_above``."""
+    if out is None and kept is None and removed is None:
+        raise ConfigError("nothing to write: give --kept PATH (the kept rows), --removed PATH "
+                          "or --out PATH (every row's decision)")
+    input_file = Path(input_path)
+    for option, target in (("--kept", kept), ("--removed", removed)):
+        if target is not None:
+            check_target(input_file, Path(target), option)
+    stages = {name: dict(options) for name, options in stages.items()}
+    reject_given = "reject_source_above" in stages.get("decontam", {})
+    if "decontam" in stages and not reject_given and not source_rejection:
+        stages["decontam"]["reject_source_above"] = 1.0  # a share is never above 1: off
     catalog = Catalog.load(catalog_dirs)
     root = resolve_data_root(data_root)
     built = build_stages(stages, where="options")
@@ -71,7 +111,59 @@ def run_on_file(
         run_stages(built, store, [entry.name], input_fingerprint="adhoc", context=context,
                    progress=stage_progress)
         table = _every_row(store, entry.name, [s.name for s in built])
-        return _write(table, Path(out), store, [s.name for s in built])
+        result = _write(table, None if out is None else Path(out), store, [s.name for s in built])
+        if kept is not None or removed is not None:
+            removed_rows = table.filter(~pl.col("keep"))
+            decisions: dict[int, tuple[str, str | None] | None] = dict.fromkeys(
+                table.filter("keep").get_column("row").to_list())
+            decisions |= {row: (reason or "removed", ref) for row, reason, ref in removed_rows.select(
+                "row", "reason", "reason_ref").iter_rows()}
+            result.written = write_rows(input_file, entry, decisions, _repairs(store, entry.name, built),
+                                        kept=None if kept is None else Path(kept),
+                                        removed=None if removed is None else Path(removed))
+            result.kept_path = None if kept is None else Path(kept)
+            result.removed_path = None if removed is None else Path(removed)
+        if "decontam" in stages:
+            result.contamination = _contamination(table, stages["decontam"],
+                                                  reject_given or source_rejection)
+        return result
+
+
+TURNS = ("messages", "chosen", "rejected")
+
+
+def _repairs(store: RunStore, source: str, built: Sequence[Stage[Any]]) -> Repairs:
+    """The rows whose turns the stages' rewrites change: row -> {column: (before, after)}."""
+    rewrite = text_rewrite(built)
+    files = store.source(source).files("records")
+    if rewrite is None or not files:
+        return Repairs({})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = pa.concat_tables([pq.read_table(f) for f in files]).select(["row", *TURNS])
+    after = rewrite(records)
+    rows: dict[int, dict[str, tuple[Any, Any]]] = {}
+    for name in TURNS:
+        old, new = records.column(name).to_pylist(), after.column(name).to_pylist()
+        for row, a, b in zip(records.column("row").to_pylist(), old, new):
+            if a != b:
+                rows.setdefault(row, {})[name] = (a, b)
+    return Repairs(rows)
+
+
+def _contamination(table: pl.DataFrame, options: dict[str, Any], reject_given: bool) -> dict[str, Any]:
+    reasons = table.get_column("reason").fill_null("")
+    contaminated = int((reasons == "contaminated").sum())
+    read = int(table.height - table.get_column("id").null_count())
+    share = contaminated / read if read else 0.0
+    return {
+        "contaminated": contaminated, "rows": read, "share": share,
+        "reject_source_above": options.get("reject_source_above", RECIPE_REJECT_ABOVE)
+        if reject_given else None,
+        "recipe_rule": RECIPE_REJECT_ABOVE,
+        "recipe_would_reject": share > RECIPE_REJECT_ABOVE,
+    }
 
 
 def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataFrame:
@@ -94,7 +186,9 @@ def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataF
     return pl.concat([table, quarantine], how="diagonal_relaxed").sort("row")
 
 
-def _write(table: pl.DataFrame, out: Path, store: RunStore, stage_names: list[str]) -> FileResult:
+def _write(table: pl.DataFrame, out: Path | None, store: RunStore, stage_names: list[str]) -> FileResult:
+    if out is None:
+        return _result(table, None, {})
     if out.suffix == ".parquet":
         data_path, beside = out, lambda name: out.with_name(f"{out.stem}.{name}.parquet")
     else:
@@ -106,6 +200,10 @@ def _write(table: pl.DataFrame, out: Path, store: RunStore, stage_names: list[st
             target = beside(report.stem)
             write_parquet(pl.read_parquet(report).to_arrow(), target)
             reports[report.stem] = target
+    return _result(table, data_path, reports)
+
+
+def _result(table: pl.DataFrame, data_path: Path | None, reports: dict[str, Path]) -> FileResult:
     reasons = table.get_column("reason").drop_nulls()
     return FileResult(
         out=data_path, rows=table.height, kept=int(table.get_column("keep").sum()),

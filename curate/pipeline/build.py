@@ -22,11 +22,10 @@ from curate.engine.local import (
     text_rewrite,
 )
 from curate.engine.stage import StageContext
-from curate.errors import ConfigError
 from curate.ingest import IngestResult
 from curate.ingest.runner import DEFAULT_BATCH_ROWS
 from curate.ingest.runner import Progress as IngestProgress
-from curate.mixes.allocate import cell_budgets
+from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
 from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
 from curate.pipeline.run import Run, ingest_run
@@ -44,6 +43,17 @@ class BuildResult:
     synth: dict[str, Any] | None = None
     """The stats of synth_cot_v1 when the recipe has ``synth: {cot: ...}``."""
     release: WrittenRelease | None = None
+    synth_reused: bool = False
+    """Whether the synthetic records were reused from the run (no request was sent now)."""
+
+    def reused(self) -> dict[str, Any]:
+        """What this build took from the run folder instead of computing it again."""
+        return {
+            "ingest_shards": sum(s.resumed_shards for s in self.ingest.sources + self.ingest.benchmarks),
+            "stages": {r.name: r.reused for r in self.stages if r.reused != "nothing"},
+            "synthetic_records": self.synth_reused,
+            "release_unchanged": self.release is not None and self.release.status == "unchanged",
+        }
 
 
 def producers(run: Run) -> list[SynthCot]:
@@ -83,16 +93,59 @@ def build_mix(
                          context=context, progress=stage_progress)
     rewrite = text_rewrite(stages)
     kept_fp = results[-1].stats["decision_fingerprint"] if results else upstream
-    synth = None
+    synth, synth_reused = None, False
     for step in steps:
         def parents() -> Any:  # the kept records, as the release has them
             kept = kept_records(run.store, run.recipe.sources, [r.name for r in results])
             table = kept.collect().to_arrow()
             return rewrite(table) if rewrite is not None and table.num_rows else table
-        synth = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
-                             context=context, progress=stage_progress).stats
-    release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
-    return BuildResult(run, ingested, results, synth, release)
+        made = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
+                            context=context, progress=stage_progress)
+        synth, synth_reused = made.stats, made.reused == "records"
+    try:
+        release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
+    except InfeasibleMix as exc:
+        raise explained(exc, run, [r.name for r in results]) from None
+    run.store.write_release_record(release_record(release))
+    return BuildResult(run, ingested, results, synth, release, synth_reused)
+
+
+RECORDED = ("name", "version", "budget", "composition", "modality", "benchmarks", "contamination")
+"""The manifest fields a run records of its release (``release.json``)."""
+
+
+def release_record(release: WrittenRelease) -> dict[str, Any]:
+    """What ``curate inspect`` shows of a run's release: where, its status, its composition."""
+    return {"path": str(release.path), "status": release.status,
+            **{key: release.manifest.get(key) for key in RECORDED}}
+
+
+def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> InfeasibleMix:
+    """``exc`` with, for each empty category, where its sources' records went."""
+    if not exc.empty:
+        return exc
+    removed = removed_records(run.store, stage_names)
+    parts = []
+    for category in exc.empty:
+        names = [e.name for e in run.sources
+                 if ("synthetic" if e.origin == "synthetic" else e.domain) == category]
+        if not names:
+            parts.append(f"`{category}`: no source of the recipe provides it")
+            continue
+        lost = []
+        for name in names:
+            mine = removed.filter(pl.col("source") == name)
+            by_stage = mine.group_by("stage", maintain_order=True).len()
+            if by_stage.height == 0:
+                lost.append(f"{name} has no record")
+                continue
+            for stage, count in by_stage.iter_rows():
+                reasons = (mine.filter(pl.col("stage") == stage).get_column("reason")
+                           .value_counts(sort=True))
+                detail = ", ".join(f"{r} {n:,}" for r, n in reasons.iter_rows())
+                lost.append(f"{name}: {count:,} removed by {stage} ({detail})")
+        parts.append(f"`{category}`: 0 kept rows; " + "; ".join(lost))
+    return InfeasibleMix(f"{exc}. Where the records went: " + ". ".join(parts), exc.empty)
 
 
 def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | None,
@@ -107,10 +160,12 @@ def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | N
 
 def plan_mix(run: Run) -> dict[str, Any]:
     """The resolved recipe and whether its mix is feasible, without heavy work: the
-    check uses what the run folder already holds (ingested sources, finished stages)."""
+    check uses what the run folder already holds (ingested sources, finished stages).
+    ``feasible`` is True, False, or None when it could not be checked yet."""
     build_stages(run.recipe.stages, where=str(run.recipe_file))  # options are checked here
     steps = producers(run)
-    plan = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True), "feasibility": ""}
+    plan: dict[str, Any] = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True),
+                            "feasibility": "", "feasible": None}
     spec = run.recipe.mix
     missing = [n for n in run.recipe.sources if not (run.store.source(n).state() or {}).get("complete")]
     provided = {"synthetic" if e.origin == "synthetic" else e.domain for e in run.sources}
@@ -120,10 +175,11 @@ def plan_mix(run: Run) -> dict[str, Any]:
     if spec is None:
         plan["feasibility"] = "no `mix`: every kept record goes to the release"
     elif unprovided:
-        plan["feasibility"] = "[red]infeasible: " + "; ".join(
+        plan["feasibility"] = "infeasible: " + "; ".join(
             f"no source of the recipe provides `{c}`"
             + (" (no source has origin synthetic and the recipe has no `synth`)" if c == "synthetic" else "")
-            for c in unprovided) + "[/]"
+            for c in unprovided)
+        plan["feasible"] = False
     elif missing:
         plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
                                "yet (run `curate ingest` first, or build)")
@@ -141,6 +197,8 @@ def plan_mix(run: Run) -> dict[str, Any]:
             budget, _ = cell_budgets(available.sort("category", "modality"), spec)
             plan["feasibility"] = (f"feasible: budget {budget:,} {spec.unit.replace('_', ' ')} "
                                    f"(after {', '.join(stages) or 'ingestion only'})")
-        except ConfigError as exc:
-            plan["feasibility"] = f"[red]{exc}[/]"
+            plan["feasible"] = True
+        except InfeasibleMix as exc:
+            plan["feasibility"] = str(explained(exc, run, stages))
+            plan["feasible"] = False
     return plan

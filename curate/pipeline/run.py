@@ -135,6 +135,9 @@ class Run:
         return con
 
 
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".arrow")
+
+
 def open_run(
     recipe: str | os.PathLike[str],
     *,
@@ -149,6 +152,12 @@ def open_run(
     The run folder is ``runs_dir/<recipe name>/<run_id>``; the run id defaults to the
     recipe's version, so building the same recipe again resumes the same run.
     """
+    path = Path(recipe)
+    if path.suffix.lower() in DATA_SUFFIXES:
+        raise ConfigError(
+            f"{path} is a data file, and this command takes a recipe: a YAML file naming "
+            "`sources`, `stages` and a `mix` (see catalogs/mixes/demo.yaml), or a mix name from "
+            "`curate catalog ls`; for one file use `curate clean|dedup|decontaminate FILE --kept OUT`")
     catalog = Catalog.load(catalog_dirs)
     if (Path(recipe) / "run.json").is_file():
         store = RunStore(Path(recipe).resolve())
@@ -160,7 +169,6 @@ def open_run(
         raise ConfigError(f"{recipe} is a folder but not a run folder (no run.json); a run lives in "
                           "runs/<recipe>/<run-id>, a recipe is a YAML file or a catalog name")
     resolved = catalog.recipe(recipe)
-    path = Path(recipe)
     recipe_file = path.resolve() if path.exists() else catalog.files[("mixes", resolved.name)]
     store = RunStore.for_recipe(Path(runs_dir), resolved.name, run_id or resolved.version)
     return Run(resolved, recipe_file, catalog, resolve_data_root(data_root), store)

@@ -25,6 +25,19 @@ class RunSummary:
     """Per modality (text, image, grounding): rows ingested, rows every stage kept, their
     loss tokens (the mix's tokenizer, else the whitespace estimate; text as ingested),
     and the rows each stage removed."""
+    synth: dict[str, Any] | None = None
+    """The synthesis step's stats (recipes with ``synth``), as the step recorded them."""
+    release: dict[str, Any] | None = None
+    """The release the run last wrote: path, status, name, version, budget, composition,
+    modality, benchmarks, contamination (``RunStore.release_record``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (``curate inspect --json``); keys are stable."""
+        return {"run": str(self.run_dir), "recipe": self.recipe, "sources": self.sources,
+                "quarantine": self.quarantine, "stages": self.stages,
+                "contamination": [{k: v for k, v in c.items() if k != "examples"} | {
+                    "examples": c.get("examples") or []} for c in self.contamination],
+                "modalities": self.modalities, "synth": self.synth, "release": self.release}
 
 
 def inspect_run(run_dir: str | Path) -> RunSummary:
@@ -67,6 +80,9 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
         if report.exists():
             summary.contamination = pl.read_parquet(report).to_dicts()
     summary.modalities = modality_counts(store, info)
+    if info["recipe"].get("synth", {}).get("cot") is not None:
+        summary.synth = (store.source("synth_cot").state() or {}).get("stats")
+    summary.release = store.release_record()
     return summary
 
 
