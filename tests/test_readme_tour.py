@@ -60,7 +60,11 @@ TOUR: list[tuple[str, str, str]] = [
     (r"curate build-mix safety-dpo\.yaml ", HELP, "needs the pairs `curate safety pairs` makes"),
     (r"curate eval (safety|mcqa) ", HELP, "a model to evaluate and a judge"),
     (r"curate train (sft|dpo|merge) ", HELP, "hub models (and GPUs)"),
-    (r"\.venv/bin/pip install ", SKIP, "installs packages"),
+    (r"curate rag cot ", HELP, "a served model writes the chains of thought"),
+    (r"curate rag (index|search|check) (releases/demo/0\.1\.0|index/demo)\b", RUN, "the copied demo release"),
+    (r"(\.venv/bin/)?pip install ", SKIP, "installs packages"),
+    (r"(CURATE_\w+=\S+ )*jupyter lab ", SKIP, "opens a browser; tests/notebooks runs both notebooks"),
+    (r"python benchmarks/gpu_smoke\.py", SKIP, "a GPU and vLLM; tests/test_gpu_smoke.py runs its --dry-run"),
     (r"\.venv/bin/python benchmarks/", SKIP, "benchmarks run for minutes; `make bench` runs them"),
     (r"make bench\b", SKIP, "benchmarks run for minutes"),
 ]
