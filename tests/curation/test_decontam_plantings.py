@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from curate.curation.config import DecontamConfig
-from curate.curation.decontam import BenchmarkIndex, load_items
+from curate.curation.decontam import BenchmarkIndex, Decontaminate, load_items
 from curate.curation.embed import EmbeddingCache, embed
 from curate.engine.stage import StageContext
 from curate.pipeline.adhoc import run_on_file
@@ -38,21 +38,34 @@ def world(tmp_path_factory):
     items = bench.sample_items(index, ITEMS, seed=3)
     planted = bench.with_texts(bench.planted_rows(items, host_rows, vocab, seed=3))
     clean = bench.with_texts(bench.chats(clean_pairs))
-    return files, index, planted, bench.fired(index, planted), clean
+    return files, index, planted, clean
 
 
-def caught(hits: dict[str, np.ndarray], tiers=("ngram", "containment", "stem")) -> np.ndarray:
-    return np.logical_or.reduce([hits[t] for t in tiers])
+def decided(files: dict, frame: pl.DataFrame) -> pl.DataFrame:
+    """The real stage on ``frame`` (score, then ``Decontaminate.decide``): one source per row, so
+    the 0.5% source rule never fires and ``keep`` is the per-row verdict."""
+    stage = Decontaminate(DecontamConfig(embedding_cache=False))
+    records = frame.select("messages", "chosen", "rejected").to_arrow()
+    scores = pl.from_arrow(stage.score(records, StageContext(benchmarks=files)))
+    assert isinstance(scores, pl.DataFrame)
+    return stage.decide(scores.with_columns(source=pl.int_range(pl.len()).cast(pl.String)))
+
+
+def flagged_by_stage(files: dict, frame: pl.DataFrame) -> np.ndarray:
+    out = decided(files, frame)
+    assert out.filter(~pl.col("keep")).get_column("reason").str.starts_with("contaminated:").all()
+    return (~out.get_column("keep")).to_numpy()
 
 
 def test_every_benchmark_in_every_form_is_caught_naming_its_item(world):
-    _, index, planted, hits, _ = world
-    flagged = caught(hits)
-    named = np.full(planted.height, None, dtype=object)
-    for tier in ("stem", "containment", "ngram"):  # the item decide reports: the first tier that fired
-        named = np.where(hits[tier], hits[f"{tier}_item"], named)
+    files, index, planted, _ = world
+    out = decided(files, planted)
+    flagged = (~out.get_column("keep")).to_numpy()
+    benchmarks = planted.filter(pl.Series(flagged)).get_column("benchmark").to_list()
+    reasons = out.filter(~pl.col("keep")).get_column("reason").to_list()
+    assert reasons == [f"contaminated:{b}" for b in benchmarks]
     table = planted.select("benchmark", "item", "form").with_columns(
-        flagged=pl.Series(flagged), named=pl.Series(named.tolist(), dtype=pl.String))
+        flagged=pl.Series(flagged), named=out.get_column("contam_item"))
     # the exact rows: every flagged row names the very item planted in it (or one with the
     # same question and options elsewhere in the benchmark)
     questions = index.items.select("item", key=pl.concat_str(["question", "options"]))
@@ -69,11 +82,9 @@ def test_every_benchmark_in_every_form_is_caught_naming_its_item(world):
 
 
 def test_clean_real_rows_raise_no_flag(world):
-    *_, clean = world
-    _, index, *_ = world
-    hits = bench.fired(index, clean)
+    files, *_, clean = world
     assert clean.height == 1500
-    assert not caught(hits).any()
+    assert not flagged_by_stage(files, clean).any()
 
 
 def test_a_copied_pubmedqa_question_with_its_label_is_contamination_without_the_abstract(world):
@@ -115,8 +126,7 @@ def test_a_generic_repeated_stem_alone_is_not_contamination(world):
     assert index.items.filter(pl.col("question").str.starts_with("Which of the following statements is false"
                                                                  )).height >= 2
     frame = bench.with_texts(bench.chats([(stem, "The third one.")]))
-    hits = bench.fired(index, frame)
-    assert not caught(hits).any()
+    assert not flagged_by_stage(world[0], frame).any()
     generic = (index.items.with_row_index("i").select(pl.col("i").cast(pl.Int64), "question")
                .filter(pl.col("question").str.to_lowercase().str.strip_chars(" ?:.")
                        == "which of the following statements is false"))
