@@ -17,14 +17,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
+_STARTED: list[float] = []
+
+
 def announce(script: str, expected_seconds: float, size: str) -> float:
-    """Print the expected run time (measured on an idle 2-core machine) and the load; return
-    the start time for :func:`finish`."""
+    """Print the expected run time (an estimate from runs on a 2-core machine) and the load;
+    return the start time for :func:`finish`."""
     load = os.getloadavg()[0]
-    print(f"{script}: {size}; expected run time about {_duration(expected_seconds)} on an idle "
-          f"2-core machine (load average now {load:.2f} on {os.cpu_count()} cores: a loaded "
-          "machine takes longer)", flush=True)
-    return time.perf_counter()
+    print(f"{script}: {size}; expected run time about {_duration(expected_seconds)} on 2 cores "
+          f"(load average now {load:.2f} on {os.cpu_count()} cores; a loaded machine takes longer)",
+          flush=True)
+    _STARTED.append(time.perf_counter())
+    return _STARTED[-1]
 
 
 def folder_size(folder: Path) -> int:
@@ -42,16 +46,23 @@ def human(size: int) -> str:
     return f"{size} B"
 
 
-def finish(started: float, scratch: list[Path], clean: bool) -> None:
-    """Print the wall time; remove the scratch folders (``clean``) or say where they are and
-    how big."""
+def finish(started: float | None, scratch: list[Path], clean: bool) -> None:
+    """Print the wall time (since ``started``, or the last :func:`announce`); remove the
+    scratch folders or files (``clean``) or say where they are and how big."""
+    if started is None:
+        started = _STARTED[-1] if _STARTED else time.perf_counter()
     print(f"wall time {time.perf_counter() - started:.0f} s")
+    if not scratch:
+        print("scratch: none left behind (temporary folders only, removed as it went)")
     for folder in scratch:
-        size = folder_size(folder)
         if not folder.exists():
             continue
+        size = folder.stat().st_size if folder.is_file() else folder_size(folder)
         if clean:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_file():
+                folder.unlink()
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
             print(f"scratch: removed {folder} ({human(size)})")
         else:
             print(f"scratch: {folder} holds {human(size)} (reused by the next run; "
