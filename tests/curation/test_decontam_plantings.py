@@ -41,31 +41,36 @@ def world(tmp_path_factory):
     return files, index, planted, clean
 
 
-def decided(files: dict, frame: pl.DataFrame) -> pl.DataFrame:
-    """The real stage on ``frame`` (score, then ``Decontaminate.decide``): one source per row, so
-    the 0.5% source rule never fires and ``keep`` is the per-row verdict."""
+@pytest.fixture(scope="module")
+def decided(world):
+    """The real stage (score, then ``Decontaminate.decide``; its index built once): one source
+    per row, so the 0.5% source rule never fires and ``keep`` is the per-row verdict."""
     stage = Decontaminate(DecontamConfig(embedding_cache=False))
-    records = frame.select("messages", "chosen", "rejected").to_arrow()
-    scores = pl.from_arrow(stage.score(records, StageContext(benchmarks=files)))
-    assert isinstance(scores, pl.DataFrame)
-    return stage.decide(scores.with_columns(source=pl.int_range(pl.len()).cast(pl.String)))
+    context = StageContext(benchmarks=world[0])
+
+    def run(frame: pl.DataFrame) -> pl.DataFrame:
+        records = frame.select("messages", "chosen", "rejected").to_arrow()
+        scores = pl.from_arrow(stage.score(records, context))
+        assert isinstance(scores, pl.DataFrame)
+        return stage.decide(scores.with_columns(source=pl.int_range(pl.len()).cast(pl.String)))
+
+    return run
 
 
-def flagged_by_stage(files: dict, frame: pl.DataFrame) -> np.ndarray:
-    out = decided(files, frame)
+def flagged(out: pl.DataFrame) -> np.ndarray:
     assert out.filter(~pl.col("keep")).get_column("reason").str.starts_with("contaminated:").all()
     return (~out.get_column("keep")).to_numpy()
 
 
-def test_every_benchmark_in_every_form_is_caught_naming_its_item(world):
-    files, index, planted, _ = world
-    out = decided(files, planted)
-    flagged = (~out.get_column("keep")).to_numpy()
-    benchmarks = planted.filter(pl.Series(flagged)).get_column("benchmark").to_list()
+def test_every_benchmark_in_every_form_is_caught_naming_its_item(world, decided):
+    _, index, planted, _ = world
+    out = decided(planted)
+    hit = (~out.get_column("keep")).to_numpy()
+    benchmarks = planted.filter(pl.Series(hit)).get_column("benchmark").to_list()
     reasons = out.filter(~pl.col("keep")).get_column("reason").to_list()
     assert reasons == [f"contaminated:{b}" for b in benchmarks]
     table = planted.select("benchmark", "item", "form").with_columns(
-        flagged=pl.Series(flagged), named=out.get_column("contam_item"))
+        flagged=pl.Series(hit), named=out.get_column("contam_item"))
     # the exact rows: every flagged row names the very item planted in it (or one with the
     # same question and options elsewhere in the benchmark)
     questions = index.items.select("item", key=pl.concat_str(["question", "options"]))
@@ -81,10 +86,10 @@ def test_every_benchmark_in_every_form_is_caught_naming_its_item(world):
     assert missed.height <= 12, missed  # 540 rows: 15 at most slip through (measured: see the note)
 
 
-def test_clean_real_rows_raise_no_flag(world):
-    files, *_, clean = world
+def test_clean_real_rows_raise_no_flag(world, decided):
+    *_, clean = world
     assert clean.height == 1500
-    assert not flagged_by_stage(files, clean).any()
+    assert not flagged(decided(clean)).any()
 
 
 def test_a_copied_pubmedqa_question_with_its_label_is_contamination_without_the_abstract(world):
@@ -120,13 +125,13 @@ def test_an_item_in_a_later_assistant_turn_is_found(world):
     assert found["containment"][1][0] >= index.config.min_containment
 
 
-def test_a_generic_repeated_stem_alone_is_not_contamination(world):
+def test_a_generic_repeated_stem_alone_is_not_contamination(world, decided):
     _, index, *_ = world
     stem = "Which of the following statements is false?"
     assert index.items.filter(pl.col("question").str.starts_with("Which of the following statements is false"
                                                                  )).height >= 2
     frame = bench.with_texts(bench.chats([(stem, "The third one.")]))
-    assert not flagged_by_stage(world[0], frame).any()
+    assert not flagged(decided(frame)).any()
     generic = (index.items.with_row_index("i").select(pl.col("i").cast(pl.Int64), "question")
                .filter(pl.col("question").str.to_lowercase().str.strip_chars(" ?:.")
                        == "which of the following statements is false"))
