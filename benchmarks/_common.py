@@ -21,12 +21,14 @@ _STARTED: list[float] = []
 
 
 def announce(script: str, expected_seconds: float, size: str) -> float:
-    """Print the expected run time (an estimate from runs on a 2-core machine) and the load;
-    return the start time for :func:`finish`."""
+    """Print the expected run time and the load; return the start time for :func:`finish`.
+
+    The estimates come from runs on the project's 2-core machine while it was shared (load
+    average 10-25): an idle machine is faster."""
     load = os.getloadavg()[0]
-    print(f"{script}: {size}; expected run time about {_duration(expected_seconds)} on 2 cores "
-          f"(load average now {load:.2f} on {os.cpu_count()} cores; a loaded machine takes longer)",
-          flush=True)
+    print(f"{script}: {size}; expected run time about {_duration(expected_seconds)} (estimated from "
+          f"runs on a shared 2-core machine; idle is faster; load average now {load:.2f} on "
+          f"{os.cpu_count()} cores)", flush=True)
     _STARTED.append(time.perf_counter())
     return _STARTED[-1]
 
