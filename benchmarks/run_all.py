@@ -19,6 +19,7 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -56,8 +57,8 @@ SCRIPTS: dict[str, tuple[list[str], str, str]] = {
         "comparison: the baseline is a recall/precision reference only.",
     ),
     "quality": (
-        ["--rows", "20000", "--peer-rows", "1500", "--records", "16", "--texts", "300",
-         "--base-texts", "4000", "--clean"],
+        ["--rows", "20000", "--peer-rows", "1000", "--records", "4", "--texts", "100",
+         "--base-texts", "1000", "--clean"],
         "DEITA's own code paths restated (`deita` is not on PyPI): its `IterativeFilter.filter` repr "
         "loop, and `Scorer.infer_score` (generate 2 tokens per prompt)",
         "Comparable: the same embeddings, order and tau (both must keep the same records); the same "
@@ -145,6 +146,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="the file to write")
     parser.add_argument("--only", nargs="+", choices=list(SCRIPTS), help="run only these scripts")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the sections of --out for the scripts not run this time")
     parser.add_argument("--label", default="",
                         help="a line put at the top of the file (say how the machine was loaded)")
     args = parser.parse_args()
@@ -156,6 +159,11 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     sections, total = [], time.perf_counter()
+    planned = len(names)
+    if args.keep and args.out.exists():  # earlier sections of scripts not run now, in order
+        earlier = re.split(r"(?m)^(?=## \w+\.py$)", args.out.read_text())[1:]
+        sections = [part.rstrip() + "\n" for part in earlier if part.split("\n", 1)[0][3:-3] not in names]
+    planned = len(sections) + len(names)
 
     def write(done: bool) -> None:
         end_load = os.getloadavg()[0]
@@ -165,7 +173,7 @@ def main() -> None:
             "# Benchmarks",
             "",
             *([f"**{args.label}**", ""] if args.label else []),
-            *([] if done else [f"**Incomplete: {len(sections)} of {len(names)} scripts so far.**", ""]),
+            *([] if done else [f"**Incomplete: {len(sections)} of {planned} scripts so far.**", ""]),
             f"Written by `make bench` (`benchmarks/run_all.py`), started {started_at}, "
             f"{(time.perf_counter() - total) / 60:.0f} minutes for {len(sections)} scripts. Each script "
             "runs curate and its named peer in one run and prints the ratio; every figure below is the "
