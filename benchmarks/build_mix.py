@@ -12,7 +12,7 @@ from the same corpus, so copies are neither exact nor near duplicates of each ot
 - peer, `datasets` as its documentation shows: ``load_dataset("json")`` per source,
   ``map(batched=True)`` to chat messages and loss tokens (the same whitespace estimate
   curate uses without a tokenizer: 1.3 per word + 1 per turn), ``filter`` of exact
-  duplicates (a hash of the text, seen-set), ``interleave_datasets`` with
+  duplicates (a hash of the text, seen-set), ``shuffle(seed=0)``, ``interleave_datasets`` with
   ``probabilities`` (``stopping_strategy="first_exhausted"``) twice: the targets as a
   user writes them, [0.6, 0.4] (row probabilities), and token-weighted (each target
   divided by its source's mean loss tokens per row, what a user who knows would write);
@@ -149,7 +149,8 @@ def run_peer(rows: int, budget: int) -> dict:
         ds = datasets.load_dataset("json", data_files=str(corpus / f"{category}.jsonl"), split="train",
                                    cache_dir=str(cache))
         ds = ds.map(to_chat, batched=True, fn_kwargs={"category": category}, remove_columns=["q", "a"])
-        parts.append(ds.filter(first_time, input_columns="hash"))
+        # shuffled, as the datasets docs do before sampling: files in source order are not random
+        parts.append(ds.filter(first_time, input_columns="hash").shuffle(seed=0))
     prepared = time.perf_counter() - started
     means = [float(np.mean(ds["loss_tokens"])) for ds in parts]
     weighted = [t / m for t, m in zip((0.6, 0.4), means)]

@@ -75,12 +75,14 @@ SCRIPTS: dict[str, tuple[list[str], str, str]] = {
     ),
     "build_mix": (
         ["--rows", "20000", "--clean"],
-        "Hugging Face `datasets`: `load_dataset`, `map`, `filter`, `interleave_datasets` with "
-        "probabilities",
+        "Hugging Face `datasets`: `load_dataset`, `map`, `filter`, `shuffle`, `interleave_datasets` "
+        "with probabilities",
         "Comparable: curate's same-scope run (exact dedup + 60/40 mix + release) against the "
         "peer doing those steps; realised shares for both. Not: the peer has no near-dup or "
         "decontamination step (curate's full recipe is shown beside, without a ratio), and "
-        "`interleave_datasets` takes row probabilities where curate targets loss-token shares.",
+        "`interleave_datasets` takes row probabilities where curate targets loss-token shares: the "
+        "peer runs with the targets as written and token-weighted (each divided by its source's "
+        "mean loss tokens), after `shuffle(seed=0)`.",
     ),
     "evaluate": (
         ["--items", "30"],
@@ -154,7 +156,8 @@ def main() -> None:
     names = [n for n in ORDER if n in (args.only or ORDER)]
     started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     start_load = os.getloadavg()[0]
-    print(f"make bench: {len(names)} scripts, about 15 minutes on an idle 2-core machine; "
+    print(f"make bench: {len(names)} scripts, sized for about 15 minutes on 2 cores (longer on a "
+          "loaded machine); "
           f"{load_line('start')}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
