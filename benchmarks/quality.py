@@ -10,9 +10,12 @@
     per record a torch tensor, the kept embeddings gathered again with numpy fancy
     indexing, cosine to them chunk by chunk with ``torch.mm``, keep when none exceeds
     tau; its defaults batch_size=1, normalize_emb=True; chunk_size as its example
-    pipeline, 100,000). Both visit the records in the same order (DEITA sorts by score
-    first; the sort is left out of both) and must keep the same records. DEITA's loop is
-    quadratic, so it runs on the first --peer-rows records; curate on those and on all.
+    pipeline, 100,000), timed with torch's default thread count and with one thread (its
+    per-record operations are tiny: on a loaded machine extra threads spin, measured 33x
+    slower), the faster of the two used for the ratio. Both visit the records in the same
+    order (DEITA sorts by score first; the sort is left out of both) and must keep the
+    same records. DEITA's loop is quadratic, so it runs on the first --peer-rows records;
+    curate on those and on all.
 (b) DEITA scoring (complexity and quality) on the CPU with a ~20M-parameter Llama built
     from a config (random weights, the word-level tokenizer of tests/tiny_lm.py): the
     Quality stage (batched forward passes, last position only) at batch 1 and 16 against
@@ -136,13 +139,23 @@ def bench_diversity(rows: int, peer_rows: int, tau: float, base_texts: int | Non
         ours = time.perf_counter() - started
         line = f"    {n:>8,} records: select_diverse {ours:8.2f}s, kept {int(kept.sum()):,}"
         if n <= peer_rows:
-            started = time.perf_counter()
-            expected = deita_filter(sample, tau)
-            theirs = time.perf_counter() - started
-            differ = int((kept != expected).sum())
-            line += (f"; DEITA filter loop {theirs:8.2f}s, kept {int(expected.sum()):,}; "
-                     f"ratio {theirs / ours:.1f}x (DEITA / curate), {differ} records decided differently")
-            assert differ == 0, f"{differ} records selected differently from DEITA's loop"
+            import torch
+
+            threads = torch.get_num_threads()
+            timings = {}
+            for count in sorted({threads, 1}, reverse=True):  # torch's default, then one thread
+                torch.set_num_threads(count)
+                started = time.perf_counter()
+                expected = deita_filter(sample, tau)
+                timings[count] = time.perf_counter() - started
+                differ = int((kept != expected).sum())
+                assert differ == 0, f"{differ} records selected differently from DEITA's loop"
+            torch.set_num_threads(threads)
+            best = min(timings.values())
+            line += "; DEITA filter loop " + ", ".join(
+                f"{t:.2f}s with {c} torch thread(s)" for c, t in timings.items())
+            line += (f", kept {int(expected.sum()):,} (the same records); ratio DEITA (its faster "
+                     f"setting) / curate {best / ours:.1f}x")
         print(line)
         dropped = np.flatnonzero(~kept)
         linked = (sample[dropped] * sample[nearest[dropped]]).sum(axis=1)
