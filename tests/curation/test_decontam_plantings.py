@@ -43,16 +43,18 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def decided(world):
-    """The real stage (score, then ``Decontaminate.decide``; its index built once): one source
-    per row, so the 0.5% source rule never fires and ``keep`` is the per-row verdict."""
-    stage = Decontaminate(DecontamConfig(embedding_cache=False))
+    """The real stage (score, then ``Decontaminate.decide``; its index built once), the source
+    rule off (``reject_source_above=1``), so ``keep`` is the per-row verdict."""
+    stage = Decontaminate(DecontamConfig(embedding_cache=False, reject_source_above=1.0))
     context = StageContext(benchmarks=world[0])
 
     def run(frame: pl.DataFrame) -> pl.DataFrame:
         records = frame.select("messages", "chosen", "rejected").to_arrow()
         scores = pl.from_arrow(stage.score(records, context))
         assert isinstance(scores, pl.DataFrame)
-        return stage.decide(scores.with_columns(source=pl.int_range(pl.len()).cast(pl.String)))
+        decided = stage.decide(scores.with_columns(source=pl.lit("planted")))
+        assert not (decided.get_column("reason") == "source_rejected:contamination").any()
+        return decided
 
     return run
 
