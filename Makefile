@@ -1,5 +1,6 @@
 # `make demo`: set up .venv and run the demo recipe. `make test`: set up .venv, then lint,
-# type-check, check the import layers, and run the tests.
+# type-check, check the import layers, and run the tests. `make bench`: every benchmark
+# script against its named peer (about 15 minutes on 2 cores), written to BENCHMARKS.md.
 # A second run reuses .venv; it is reinstalled only when pyproject.toml or constraints.txt change.
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 # constraints.txt pins the CPU wheel of torch for every install below.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[ml,image,test,eval,merge,onnx,rag]"
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e ".[ml,image,eval,rag,bench]"
 	touch $@
 
 demo: $(VENV)/.installed-demo
@@ -33,5 +38,8 @@ test: lint
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest
 
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run_all.py --out BENCHMARKS.md
+
 clean:
-	rm -rf runs releases .pytest_cache
+	rm -rf runs releases .pytest_cache benchmarks/_work

@@ -272,7 +272,8 @@ def time_embedder(files: dict[str, list[Path]], work: Path, rows: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=60, help="items per benchmark")
     parser.add_argument("--clean", type=int, default=3000, help="clean host rows (MedQuAD + Dolly)")
     parser.add_argument("--embedder", action="store_true", help="tier 4 (MiniLM) and backend timings")
@@ -281,6 +282,12 @@ def main() -> None:
                         help="time tier 4 on this many demo records: cache and ONNX vs torch")
     parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
     args = parser.parse_args()
+    from _common import announce, finish  # here: tests load this file without benchmarks/ on the path
+
+    # measured on this machine: about 60 s at the defaults, +90 s with --embedder
+    announce("decontam.py", 20 + 0.005 * args.clean + 0.2 * args.items + 90 * args.embedder + 0.1 * args.demo,
+             f"{args.items} items per benchmark, {args.clean} clean rows"
+             + (", tier 4 (MiniLM)" if args.embedder else ""))
     with tempfile.TemporaryDirectory(prefix="decontam-bench-") as tmp:
         files = ingest_benchmarks(Path(tmp))
         if args.demo:
@@ -345,6 +352,7 @@ def main() -> None:
         print(f"targets: all tiers >= 0.95 every form: {worst[list(sets)[-1]] >= 0.95}; "
               f"tiers 1+2 >= 0.9: {worst['1+2'] >= 0.9}; FP <= 0.1%: {flagged.mean() <= 0.001}; "
               f"ahead of 13-gram everywhere: {ahead_all}")
+    finish(None, [], False)
 
 
 if __name__ == "__main__":

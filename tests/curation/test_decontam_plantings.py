@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from curate.curation.config import DecontamConfig
-from curate.curation.decontam import BenchmarkIndex, load_items
+from curate.curation.decontam import BenchmarkIndex, Decontaminate, load_items
 from curate.curation.embed import EmbeddingCache, embed
 from curate.engine.stage import StageContext
 from curate.pipeline.adhoc import run_on_file
@@ -38,21 +38,41 @@ def world(tmp_path_factory):
     items = bench.sample_items(index, ITEMS, seed=3)
     planted = bench.with_texts(bench.planted_rows(items, host_rows, vocab, seed=3))
     clean = bench.with_texts(bench.chats(clean_pairs))
-    return files, index, planted, bench.fired(index, planted), clean
+    return files, index, planted, clean
 
 
-def caught(hits: dict[str, np.ndarray], tiers=("ngram", "containment", "stem")) -> np.ndarray:
-    return np.logical_or.reduce([hits[t] for t in tiers])
+@pytest.fixture(scope="module")
+def decided(world):
+    """The real stage (score, then ``Decontaminate.decide``; its index built once), the source
+    rule off (``reject_source_above=1``), so ``keep`` is the per-row verdict."""
+    stage = Decontaminate(DecontamConfig(embedding_cache=False, reject_source_above=1.0))
+    context = StageContext(benchmarks=world[0])
+
+    def run(frame: pl.DataFrame) -> pl.DataFrame:
+        records = frame.select("messages", "chosen", "rejected").to_arrow()
+        scores = pl.from_arrow(stage.score(records, context))
+        assert isinstance(scores, pl.DataFrame)
+        decided = stage.decide(scores.with_columns(source=pl.lit("planted")))
+        assert not (decided.get_column("reason") == "source_rejected:contamination").any()
+        return decided
+
+    return run
 
 
-def test_every_benchmark_in_every_form_is_caught_naming_its_item(world):
-    _, index, planted, hits, _ = world
-    flagged = caught(hits)
-    named = np.full(planted.height, None, dtype=object)
-    for tier in ("stem", "containment", "ngram"):  # the item decide reports: the first tier that fired
-        named = np.where(hits[tier], hits[f"{tier}_item"], named)
+def flagged(out: pl.DataFrame) -> np.ndarray:
+    assert out.filter(~pl.col("keep")).get_column("reason").str.starts_with("contaminated:").all()
+    return (~out.get_column("keep")).to_numpy()
+
+
+def test_every_benchmark_in_every_form_is_caught_naming_its_item(world, decided):
+    _, index, planted, _ = world
+    out = decided(planted)
+    hit = (~out.get_column("keep")).to_numpy()
+    benchmarks = planted.filter(pl.Series(hit)).get_column("benchmark").to_list()
+    reasons = out.filter(~pl.col("keep")).get_column("reason").to_list()
+    assert reasons == [f"contaminated:{b}" for b in benchmarks]
     table = planted.select("benchmark", "item", "form").with_columns(
-        flagged=pl.Series(flagged), named=pl.Series(named.tolist(), dtype=pl.String))
+        flagged=pl.Series(hit), named=out.get_column("contam_item"))
     # the exact rows: every flagged row names the very item planted in it (or one with the
     # same question and options elsewhere in the benchmark)
     questions = index.items.select("item", key=pl.concat_str(["question", "options"]))
@@ -68,12 +88,10 @@ def test_every_benchmark_in_every_form_is_caught_naming_its_item(world):
     assert missed.height <= 12, missed  # 540 rows: 15 at most slip through (measured: see the note)
 
 
-def test_clean_real_rows_raise_no_flag(world):
+def test_clean_real_rows_raise_no_flag(world, decided):
     *_, clean = world
-    _, index, *_ = world
-    hits = bench.fired(index, clean)
     assert clean.height == 1500
-    assert not caught(hits).any()
+    assert not flagged(decided(clean)).any()
 
 
 def test_a_copied_pubmedqa_question_with_its_label_is_contamination_without_the_abstract(world):
@@ -109,14 +127,13 @@ def test_an_item_in_a_later_assistant_turn_is_found(world):
     assert found["containment"][1][0] >= index.config.min_containment
 
 
-def test_a_generic_repeated_stem_alone_is_not_contamination(world):
+def test_a_generic_repeated_stem_alone_is_not_contamination(world, decided):
     _, index, *_ = world
     stem = "Which of the following statements is false?"
     assert index.items.filter(pl.col("question").str.starts_with("Which of the following statements is false"
                                                                  )).height >= 2
     frame = bench.with_texts(bench.chats([(stem, "The third one.")]))
-    hits = bench.fired(index, frame)
-    assert not caught(hits).any()
+    assert not flagged(decided(frame)).any()
     generic = (index.items.with_row_index("i").select(pl.col("i").cast(pl.Int64), "question")
                .filter(pl.col("question").str.to_lowercase().str.strip_chars(" ?:.")
                        == "which of the following statements is false"))

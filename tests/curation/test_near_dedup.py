@@ -63,12 +63,20 @@ def test_planted_copies_are_found_and_verified(planted, tmp_path):
         assert lengths[rep[0]] == max(lengths[m] for m in members.get_column("id"))
 
 
-def test_dedup_is_idempotent(planted, tmp_path):
-    path, _ = planted
-    first = pl.read_parquet(run_on_file(path, tmp_path / "a.parquet", {"near_dedup": {}}).out)
-    kept_rows = set(first.filter(pl.col("keep")).get_column("row").to_list())
+def test_dedup_removes_the_planted_copies_first_and_nothing_on_a_second_pass(planted, tmp_path):
+    path, truth = planted
+    first = run_on_file(path, tmp_path / "a.parquet", {"near_dedup": {}})
+    decisions = pl.read_parquet(first.out).sort("row")
+    keep = decisions.get_column("keep").to_list()
+    similar = [i for i, j in truth.items() if j >= 0.85]  # well above the threshold: all must go
+    assert len(similar) >= 20
+    # one side of every such planted pair is removed on the first pass ...
+    assert [i for i in similar if keep[i] == keep[300 + i]] == []
+    assert first.reasons["near_duplicate_of"] == keep.count(False) >= len(similar)
+    kept_rows = {i for i, k in enumerate(keep) if k}
     lines = path.read_text().splitlines(keepends=True)
     again = tmp_path / "kept.jsonl"
     again.write_text("".join(line for i, line in enumerate(lines) if i in kept_rows))
     second = run_on_file(again, tmp_path / "b.parquet", {"near_dedup": {}})
-    assert second.kept == second.rows == len(kept_rows)
+    assert second.rows == len(kept_rows) == 450 - keep.count(False)
+    assert second.kept == second.rows and "near_duplicate_of" not in second.reasons

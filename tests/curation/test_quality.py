@@ -220,9 +220,9 @@ def test_thresholds_and_source_rejection(models):
 
 
 def test_options_are_validated():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"backend\n  Input should be 'transformers' or 'vllm'"):
         QualityConfig(backend="onnx")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"source_fractions\.a\n  Input should be less than 1"):
         QualityConfig(source_fractions={"a": 1.5})
     assert {"drop_fraction", "source_fractions", "min_score", "min_complexity", "min_quality",
             "reject_source_above"} <= Quality.decision_fields

@@ -19,7 +19,7 @@ def stop_after(shards: int):
     def progress(source: str, rows: int) -> None:
         seen.append(rows)
         if len(seen) == shards:
-            raise Interrupted
+            raise Interrupted(f"stopped after shard {len(seen)}")
 
     return progress
 
@@ -28,7 +28,7 @@ def test_interrupted_ingestion_resumes_exactly(catalog, data_root, tmp_path):
     source = catalog.source("medquad_sample")
     _, reference, _ = ingest_into(source, tmp_path / "whole", data_root, batch_rows=100)
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted, match="stopped after shard 5"):
         ingest_into(source, tmp_path / "cut", data_root, batch_rows=100, progress=stop_after(5))
     folder = tmp_path / "cut/ingest/medquad_sample"
     assert len(list((folder / "_done").glob("*.json"))) == 5

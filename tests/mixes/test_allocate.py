@@ -110,10 +110,24 @@ def test_modality_and_category_targets_together():
     assert abs(image - 0.2) <= spec.tolerance
 
 
-def test_caps_and_weights_steer_sources_inside_a_category():
+def test_weights_steer_sources_inside_a_category():
     candidates = pool({("medical", "a"): 600, ("medical", "b"): 600, ("general", "g"): 600})
-    spec = MixSpec(targets={"medical": 0.5, "general": 0.5}, budget=40_000, caps={"a": 30},
-                   weights={"b": 2.0})
-    result = allocate(candidates, spec, 0)
-    rows = dict(result.selected.group_by("source").len().iter_rows())
-    assert rows["a"] <= 30 and rows["b"] > rows["a"]
+
+    def rows(**options) -> dict[str, int]:
+        spec = MixSpec(targets={"medical": 0.5, "general": 0.5}, budget=40_000, **options)
+        return dict(allocate(candidates, spec, 0).selected.group_by("source").len().iter_rows())
+
+    even, to_b, to_a = rows(), rows(weights={"b": 3.0}), rows(weights={"a": 3.0})
+    assert abs(even["a"] - even["b"]) <= 0.15 * even["a"]  # equal sizes, no weights: an even split
+    assert to_b["b"] >= 2.5 * to_b["a"] and to_a["a"] >= 2.5 * to_a["b"]  # weight 3: about 3x
+    assert to_b["a"] + to_b["b"] == pytest.approx(even["a"] + even["b"], rel=0.05)  # same category total
+
+
+def test_caps_bound_a_source_and_the_rest_of_its_category_fills_in():
+    candidates = pool({("medical", "a"): 600, ("medical", "b"): 600, ("general", "g"): 600})
+    spec = MixSpec(targets={"medical": 0.5, "general": 0.5}, budget=40_000, caps={"a": 30})
+    rows = dict(allocate(candidates, spec, 0).selected.group_by("source").len().iter_rows())
+    free = dict(allocate(candidates, spec.model_copy(update={"caps": {}}), 0).selected
+                .group_by("source").len().iter_rows())
+    assert rows["a"] <= 30 < free["a"]
+    assert rows["b"] > free["b"]

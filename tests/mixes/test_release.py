@@ -109,9 +109,9 @@ def test_an_interrupted_build_resumes_to_the_identical_release(first, tmp_path):
 
     def stop(name: str, done: int, total: int) -> None:
         if name == "near_dedup":
-            raise Interrupted
+            raise Interrupted(f"stopped in {name}")
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted, match="stopped in near_dedup"):
         build(tmp_path, name="d", stage_progress=stop)
     assert not (tmp_path / "releases-d").exists() or not any((tmp_path / "releases-d").iterdir())
     resumed = build(tmp_path, name="d")

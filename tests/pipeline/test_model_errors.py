@@ -29,7 +29,7 @@ def unreachable_hub(monkeypatch):
 def test_an_unreachable_hub_is_said_at_once_without_retries(unreachable_hub, caplog, tmp_path):
     caplog.set_level(logging.WARNING)
     started = time.perf_counter()
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(ConfigError, match="the hub is unreachable from here") as error:
         models.load_causal_lm("no-such-owner/no-such-model", what="scorer model")
     assert time.perf_counter() - started < 10
     message = str(error.value)

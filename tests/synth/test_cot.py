@@ -120,7 +120,7 @@ def test_sources_and_max_rows_select_parents(tmp_path, make_mcqa):
 def test_config_is_strict():
     with pytest.raises(ConfigError, match="max_attempt"):
         validate_model(SynthCotConfig, {"generator": OFFLINE, "max_attempt": 2}, where="recipe")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="recipe: `generator`: backend `openai`: `base_url`: Field req"):
         validate_model(SynthCotConfig, {"generator": {"backend": "openai", "model": "m"}},
                        where="recipe")
     config = validate_model(SynthCotConfig, {"generator": {"backend": "vllm", "model": "m",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -55,7 +56,7 @@ def test_429_then_success_honours_retry_after(server):
 def test_500_is_retried_then_fails_naming_the_request(server):
     for _ in range(3):
         server.script.append(Reply(status=500, body="internal error"))
-    with backend(server, max_retries=2) as b, pytest.raises(BackendError) as error:
+    with backend(server, max_retries=2) as b, pytest.raises(BackendError, match="gave up after 3") as error:
         b.generate([ask("Which nerve supplies the diaphragm?", seed=3)])
     message = str(error.value)
     assert server.count == 3 and b.retries == 2
@@ -72,7 +73,8 @@ def test_a_5xx_then_success_is_invisible(server):
 
 def test_timeout_is_a_clear_error(server):
     server.script.append(Reply(sleep=2.0))
-    with backend(server, timeout=0.2, max_retries=0) as b, pytest.raises(BackendError) as error:
+    with backend(server, timeout=0.2, max_retries=0) as b, \
+            pytest.raises(BackendError, match=r"no reply within 0\.2 s") as error:
         started = time.monotonic()
         b.generate([ask()])
     assert time.monotonic() - started < 1.5
@@ -88,7 +90,7 @@ def test_timeout_is_a_clear_error(server):
 ])
 def test_malformed_body_is_a_clear_error_without_retry(server, body, says):
     server.script.append(Reply(body=body))
-    with backend(server) as b, pytest.raises(BackendError) as error:
+    with backend(server) as b, pytest.raises(BackendError, match=re.escape(says)) as error:
         b.generate([ask()])
     assert says in str(error.value) and "request 1 of 1" in str(error.value)
     assert server.count == 1
@@ -127,14 +129,15 @@ def test_the_api_key_is_sent_and_never_written(server, monkeypatch, tmp_path, ma
     assert "sk-very-secret" not in json.dumps(stats) + str(synthetic.to_pylist())
     server.script.extend([Reply(status=500, body="boom")] * 2)
     with backend(server, api_key_env="CURATE_TEST_KEY", max_retries=1) as b, \
-            pytest.raises(BackendError) as error:
+            pytest.raises(BackendError, match="gave up after 2") as error:
         b.generate([ask()])
     assert "sk-very-secret" not in str(error.value)
 
 
 def test_a_refused_key_names_the_variable(server):
     server.script.append(Reply(status=401, body='{"error": "bad key"}'))
-    with backend(server, api_key_env="MY_ENDPOINT_KEY") as b, pytest.raises(BackendError) as error:
+    with backend(server, api_key_env="MY_ENDPOINT_KEY") as b, \
+            pytest.raises(BackendError, match="`MY_ENDPOINT_KEY`") as error:
         b.generate([ask()])
     assert "`MY_ENDPOINT_KEY`" in str(error.value) and server.count == 1
 

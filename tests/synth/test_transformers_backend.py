@@ -63,6 +63,11 @@ def test_enhance_runs_on_it_and_rejects_the_noise(tiny, tmp_path, make_mcqa):
     config = SynthCotConfig(generator={"backend": "transformers", "model": tiny.model},
                             max_attempts=2, max_tokens=8)
     synthetic, rejected, stats = enhance(make_mcqa(3), config, tmp_path / "cache", backend=tiny)
-    assert synthetic.num_rows + rejected.num_rows == 3
+    # a random model writes no "Answer: X" line: every row is rejected, each attempt spent, with its reason
+    assert synthetic.num_rows == 0 and stats["synthetic"] == 0
+    assert rejected.column("reason").to_pylist() == ["no_answer"] * 3
+    assert rejected.column("attempts").to_pylist() == [2, 2, 2]
+    assert stats["rejected"] == {"no_answer": 3} and stats["failed_attempts"] == {"no_answer": 6}
+    assert stats["requests"]["sent"] == 6
     assert stats["generator"]["backend"] == "transformers"
     assert 0 < stats["tokens"]["completion"] <= 3 * 2 * 8
