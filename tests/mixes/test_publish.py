@@ -145,7 +145,8 @@ def test_image_data_is_written_in_row_groups_of_100_rows(tiny):
 
 
 def test_a_card_without_dataset_info_or_default_is_refused():
-    card = "---\nlicense: mit\npretty_name: x\nconfigs:\n- config_name: text\n  data_files: data/*.parquet\n---\n"
+    card = ("---\nlicense: mit\npretty_name: x\nconfigs:\n- config_name: text\n"
+            "  data_files: data/*.parquet\n---\n")
     with pytest.raises(ConfigError, match=r"exactly one `default: true`.*no `dataset_info`"):
         validate_card(card, where="x/README.md")
     with pytest.raises(ConfigError, match="unknown `language` 'english'"):
@@ -319,9 +320,11 @@ def test_push_command_prints_the_repository_url(tiny, monkeypatch):
         return made[-1]
 
     monkeypatch.setattr("huggingface_hub.HfApi", factory)
-    result = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny", "--token", "hf_test"])
+    result = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny",
+                                       "--token", "hf_test"])
     assert result.exit_code == 0, result.output
-    assert "uploaded 5 files to https://huggingface.co/datasets/me/tiny at abc123, tagged v1.0.0" in result.output
+    assert ("uploaded 5 files to https://huggingface.co/datasets/me/tiny at abc123, tagged v1.0.0"
+            in result.output)
     assert made[0].token == "hf_test" and made[0].calls[0][2]["private"] is True
     public = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny", "--public",
                                        "--token", "t", "--create-pr"])
@@ -362,8 +365,8 @@ def test_push_offline_is_one_line_that_says_to_log_in_or_go_online(tiny, tmp_pat
                PYTHONPATH=str(Path(__file__).parents[2]))
     if token:
         env["HF_TOKEN"] = token
-    done = subprocess.run([sys.executable, "-m", "curate.cli", "release", "push", str(path), "--repo", "me/demo"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "curate.cli", "release", "push", str(path),
+                           "--repo", "me/demo"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
