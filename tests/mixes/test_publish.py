@@ -376,3 +376,21 @@ def test_push_offline_is_one_line_that_says_to_log_in_or_go_online(tiny, tmp_pat
         assert "go online" in lines[0]
     else:
         assert lines[0].startswith("error: no Hugging Face token")
+
+
+def test_a_catalog_language_must_be_a_code(tmp_path):
+    from conftest import source_from_yaml
+
+    entry = """
+        name: x
+        version: 1
+        license: MIT
+        domain: general
+        task: qa
+        language: {language}
+        location: {{path: x.jsonl}}
+        mapping: {{kind: chat, question: q, answer: a}}
+        """
+    assert source_from_yaml(tmp_path, entry.format(language="[fr, en]")).language == ["fr", "en"]
+    with pytest.raises(ConfigError, match="language"):
+        source_from_yaml(tmp_path, entry.format(language="[English]"))
