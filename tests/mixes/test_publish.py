@@ -255,33 +255,42 @@ def test_a_killed_builds_folder_is_never_listed_and_is_removed_by_the_next_build
 
 
 class RecordingHfApi:
-    """A test double of ``huggingface_hub.HfApi``: records each call, answers as the Hub
-    would (a RepoUrl, a CommitInfo), sends nothing."""
+    """A test double of ``huggingface_hub.HfApi``: records each call (after binding its
+    arguments to the real method's signature, so the double cannot drift from the API),
+    answers as the Hub would (a RepoUrl, a CommitInfo), sends nothing."""
 
     def __init__(self, token=None):
         self.token = token
         self.calls = []
 
+    def _record(self, method, repo_id, kwargs):
+        import inspect
+
+        from huggingface_hub.hf_api import HfApi  # the real class, even when the CLI test patches it
+
+        inspect.signature(getattr(HfApi, method)).bind(self, repo_id=repo_id, **kwargs)
+        self.calls.append((method, repo_id, kwargs))
+
     def create_repo(self, repo_id, **kwargs):
         from huggingface_hub import RepoUrl
 
-        self.calls.append(("create_repo", repo_id, kwargs))
+        self._record("create_repo", repo_id, kwargs)
         return RepoUrl(f"https://huggingface.co/datasets/{repo_id}")
 
     def create_branch(self, repo_id, **kwargs):
-        self.calls.append(("create_branch", repo_id, kwargs))
+        self._record("create_branch", repo_id, kwargs)
 
     def upload_folder(self, **kwargs):
         from huggingface_hub import CommitInfo
 
-        self.calls.append(("upload_folder", kwargs.pop("repo_id"), kwargs))
+        self._record("upload_folder", kwargs.pop("repo_id"), kwargs)
         pr = "https://huggingface.co/datasets/me/tiny/discussions/1" if kwargs["create_pr"] else None
         return CommitInfo(commit_url="https://huggingface.co/datasets/me/tiny/commit/abc123",
                           commit_message=kwargs["commit_message"], commit_description="", oid="abc123",
                           pr_url=pr)
 
     def create_tag(self, repo_id, **kwargs):
-        self.calls.append(("create_tag", repo_id, kwargs))
+        self._record("create_tag", repo_id, kwargs)
 
 
 def test_push_creates_a_private_repo_uploads_and_tags(tiny):
