@@ -191,7 +191,7 @@ def test_an_intact_release_verifies_and_every_kind_of_damage_is_named(tiny, tmp_
     assert verify_release(path) == []
     runner = CliRunner()
     ok = runner.invoke(main, ["release", "verify", str(path)])
-    assert ok.exit_code == 0 and "all 4 files match their sha256 in manifest.json" in ok.output
+    assert ok.exit_code == 0 and "all 5 files match their sha256 in manifest.json" in ok.output
 
     copy = _copy(path, tmp_path)
     data = copy / "data/text/train-00000.parquet"
@@ -306,7 +306,7 @@ def test_push_creates_a_private_repo_uploads_and_tags(tiny):
     ]
     assert result["url"] == "https://huggingface.co/datasets/me/tiny" and result["uploaded"]
     assert result["files"] == ["README.md", "data/image_text/train-00000.parquet",
-                               "data/text/train-00000.parquet", "manifest.json", "removed.parquet"]
+                               "data/text/train-00000.parquet", "manifest.json", "removed.parquet", "report.html"]
 
 
 def test_push_to_a_branch_as_a_pull_request_in_public(tiny):
@@ -332,7 +332,7 @@ def test_push_command_prints_the_repository_url(tiny, monkeypatch):
     result = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny",
                                        "--token", "hf_test"])
     assert result.exit_code == 0, result.output
-    assert ("uploaded 5 files to https://huggingface.co/datasets/me/tiny at abc123, tagged v1.0.0"
+    assert ("uploaded 6 files to https://huggingface.co/datasets/me/tiny at abc123, tagged v1.0.0"
             in result.output)
     assert made[0].token == "hf_test" and made[0].calls[0][2]["private"] is True
     public = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny", "--public",
