@@ -191,6 +191,11 @@ class Source(_Strict):
     task: str = Field(description="Task, e.g. `qa`, `mcqa`, `dialogue`, `vqa`.")
     description: str | None = Field(None, description="One or two sentences for the dataset card.")
     homepage: str | None = Field(None, description="Where the data comes from.")
+    language: list[Annotated[str, Field(pattern=r"^([a-z]{2,3}|code)$")]] = Field(
+        default_factory=lambda: ["en"], min_length=1,
+        description="Languages of the text, for the dataset card: ISO 639 codes (`en`, `fr`, "
+        "`fil`) or `code`.",
+    )
     tags: list[str] = Field(default_factory=list, description="Free tags usable in mix targets.")
     location: Location
     mapping: Mapping

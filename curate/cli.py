@@ -474,23 +474,40 @@ def release_export(path: str, out: str) -> None:
 @release.command("push")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("--repo", required=True, help="Hugging Face dataset repository (owner/name).")
-@click.option("--dry-run", is_flag=True, help="List what would be uploaded; send nothing.")
-def release_push(path: str, repo: str, dry_run: bool) -> None:
+@click.option("--private/--public", default=True, show_default=True,
+              help="Visibility of the repository when it is created (an existing one keeps its own).")
+@click.option("--token", default=None,
+              help="Hugging Face token with write access [default: the login's, or $HF_TOKEN].")
+@click.option("--revision", default=None, help="Branch to upload to (created when missing) [default: main].")
+@click.option("--create-pr", is_flag=True,
+              help="Open a pull request with the release instead of committing (no tag is made).")
+@click.option("--dry-run", is_flag=True,
+              help="Check the release and list what would be uploaded; send nothing.")
+def release_push(path: str, repo: str, private: bool, token: str | None, revision: str | None,
+                 create_pr: bool, dry_run: bool) -> None:
     """Upload the release to a Hugging Face dataset repo and tag it v<version>.
 
-    Offline (HF_HUB_OFFLINE=1) it stops at a dry run listing what would be uploaded.
+    The release must verify against its manifest and carry a valid Hub dataset card
+    (with `dataset_info`). Offline (HF_HUB_OFFLINE=1) it stops at a dry run listing what
+    would be uploaded; an unreachable Hub or a missing login is a one-line error.
     """
     from curate.mixes.release import push_release
 
-    result = push_release(path, repo, dry_run=dry_run)
+    result = push_release(path, repo, private=private, token=token, revision=revision,
+                          create_pr=create_pr, dry_run=dry_run)
     console = _console()
     if not result["uploaded"]:
         console.print(f"{result['reason']}: would upload {len(result['files'])} files to "
-                      f"datasets/{repo} and tag {result['tag']}")
+                      f"datasets/{repo} ({'private' if private else 'public'} when created)"
+                      + ("" if create_pr else f" and tag {result['tag']}"))
         for name in result["files"]:
             console.print(f"  {name}")
+    elif result["pr_url"]:
+        console.print(f"opened pull request {result['pr_url']} on {result['url']} "
+                      f"({len(result['files'])} files); tag {result['tag']} after merging")
     else:
-        console.print(f"uploaded to datasets/{repo} at {result['commit']}, tagged {result['tag']}")
+        console.print(f"uploaded {len(result['files'])} files to {result['url']} at {result['commit']}, "
+                      f"tagged {result['tag']}")
 
 
 input_argument = click.argument("input_path", metavar="INPUT",
@@ -1289,6 +1306,26 @@ def rag_check(**_: Any) -> None:
     for entry in summary["records"][:20]:
         console.print(f"  {entry['id'][:12]} = {entry['item']} ({entry['tier']}, {entry['field']})")
 
+# -- publish ---------------------------------------------------------------------------------
+
+
+@release.command("verify")
+@click.argument("path", type=click.Path(exists=True))
+def release_verify(path: str) -> None:
+    """Check the release at PATH file by file against its manifest's sha256 hashes; list
+    every changed, cut, missing or extra file and folder (exit 1), or say it is intact."""
+    from curate.mixes.release import read_manifest, verify_release
+
+    problems = verify_release(path)
+    if problems:
+        click.echo(f"release {path} does not match its manifest ({len(problems)} differences):", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    manifest = read_manifest(path)
+    _console().print(f"release {manifest['name']} {manifest['version']} at {path}: all "
+                     f"{len(manifest['files'])} files match their sha256 in manifest.json, "
+                     "nothing else is there")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ TOUR: list[tuple[str, str, str]] = [
     (r"curate check-(images|answers) data\.jsonl ", RUN, "on VQA-RAD rows (data.jsonl)"),
     (r"curate check-relevance ", HELP, "needs a CLIP model folder (./my-clip)"),
     (r"curate check-boxes ", HELP, "`my_boxes` is the reader's own catalog entry"),
-    (r"curate release (ls|show|export)\b", RUN, "the copied demo release"),
+    (r"curate release (ls|show|export|verify)\b", RUN, "the copied demo release"),
     (r"sed -e .* catalogs/mixes/demo\.yaml > demo-0\.2\.0\.yaml$", RUN, "a second version of the demo"),
     (r"curate build-mix demo-0\.2\.0\.yaml --run-id 0\.1\.0$", RUN, "reuses the demo run's stages"),
     (r"curate release diff releases/demo/0\.1\.0 releases/demo/0\.2\.0", RUN, "the two versions"),

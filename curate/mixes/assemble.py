@@ -17,8 +17,9 @@ from curate.curation.boxes import GROUNDING_PATTERN
 from curate.engine.local import Rewrite, StageResult, removed_records
 from curate.engine.stage import split_reasons
 from curate.mixes.allocate import Allocation, allocate, composition
-from curate.mixes.card import render_card
+from curate.mixes.card import dataset_info, hub_dataset, render_card
 from curate.mixes.release import (
+    IMAGE_ROW_GROUP,
     ROWS_PER_FILE,
     WrittenRelease,
     config_of,
@@ -156,7 +157,11 @@ def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.D
         rows = pl.read_parquet(sorted((parts / config / f"{file:05d}").glob("*.parquet"))).sort("_order")
         relative = f"data/{config}/train-{file:05d}.parquet"
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        trl_columns(rows, config).write_parquet(folder / relative, compression="zstd", statistics=True)
+        # `datasets` reads a row group at a time: image rows go in groups of about 100 rows
+        # (as `datasets` writes image data), so a group never holds hundreds of MB of images.
+        trl_columns(rows, config).write_parquet(folder / relative, compression="zstd", statistics=True,
+                                                row_group_size=IMAGE_ROW_GROUP if config == "image_text"
+                                                else None)
         written.append(relative)
     shutil.rmtree(parts, ignore_errors=True)
     return written
@@ -204,10 +209,12 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     allocation = select(pool, mix, recipe.seed)
     order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
-    described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin}
-                 for e in spec.sources}
+    described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin,
+                          "language": e.language, "hub": _hub_of(e)} for e in spec.sources}
     if spec.produced is not None and spec.synth is not None:
-        described[spec.produced] = _synthetic_source(store, spec.produced, spec.synth)
+        described[spec.produced] = {
+            **_synthetic_source(store, spec.produced, spec.synth),
+            "language": sorted({code for e in spec.sources for code in e.language}), "hub": None}
     manifest = {
         "name": recipe.name,
         "version": recipe.version,
@@ -235,7 +242,13 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     return write_release(Path(releases_dir) / recipe.name / recipe.version,
                          lambda folder: [*write_mix(folder, store, sources, order, spec.rewrite),
                                          write_report(folder, manifest, store, trail, stage_names)], trail,
-                         manifest, render_card(manifest, configs))
+                         manifest,
+                         lambda folder: render_card(manifest, configs, dataset_info(folder, configs)))
+
+
+def _hub_of(entry: Source) -> str | None:
+    """The Hub dataset ``entry`` comes from (the card's ``source_datasets``)."""
+    return hub_dataset(entry.location.hf.repo if entry.location.hf else None, entry.homepage)
 
 
 def _quarantine_counts(store: RunStore, name: str) -> dict[str, int]:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import write_yaml
@@ -213,6 +214,15 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(demo_build):
         assert abs(row["realised"] - row["target"]) <= 0.005
     text = datasets.load_dataset("parquet", data_files=str(path / "data/text/*.parquet"), split="train")
     assert set(text.column_names) == {"messages", "id", "source", "category", "meta"}
+    # The folder itself is a Hub dataset: the default config, images decoded, a valid card.
+    from curate.mixes.card import validate_card
+
+    card = validate_card((path / "README.md").read_text("utf-8"))
+    assert card.data.source_datasets == ["databricks/databricks-dolly-15k"]
+    assert datasets.load_dataset(str(path), split="train").num_rows == text.num_rows
+    images = datasets.load_dataset(str(path), "image_text", split="train")
+    assert images[0]["images"][0].size[0] > 0
+    assert pq.ParquetFile(path / "data/image_text/train-00000.parquet").metadata.row_group(0).num_rows == 100
 
 
 SYNTH_RECIPE = """

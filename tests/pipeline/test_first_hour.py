@@ -34,7 +34,7 @@ def test_an_infeasible_mix_names_each_empty_category_and_where_its_rows_went(tmp
     assert out.startswith("error: the mix is infeasible: `medical` (target 50%) has no kept record "
                           "(`general` has 12,056 loss tokens).")
     assert ("`medical`: 0 kept rows; medquad_contaminated_demo: 126 removed by decontam "
-            "(source_rejected:contamination 124, contaminated:mmlu_medical 2)") in out
+            "(source_rejected 124, contaminated 2)") in out
     assert "mix is empty" not in out and len(out.strip().splitlines()) == 1
     assert not (tmp_path / "releases").exists()
     # The dry run says the same from the run folder, and fails.
