@@ -82,6 +82,14 @@ batch_option = click.option(
     "--batch-rows", type=click.IntRange(min=1), default=20_000, show_default=True,
     help="Source rows per ingested shard (bounds memory).",
 )
+outside_option = click.option(
+    "--allow-outside-data-root", is_flag=True,
+    help="Let catalog paths (and image paths in rows) lie outside the data root.",
+)
+record_size_option = click.option(
+    "--max-record-bytes", type=click.IntRange(min=1), default=16 << 20, show_default=True,
+    help="Largest raw row read; a larger one is quarantined as record_too_large.",
+)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -198,11 +206,11 @@ def _progress(enabled: bool) -> Iterator[tuple[Callable[[str, int], None] | None
 
 
 def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
-          run_id: str | None) -> Run:
+          run_id: str | None, allow_outside: bool = False) -> Run:
     from curate.pipeline.run import open_run
 
     return open_run(recipe, catalog_dirs=catalog_dirs, data_root=data_root, runs_dir=runs_dir,
-                    run_id=run_id)
+                    run_id=run_id, allow_outside_data_root=allow_outside)
 
 
 @main.command()
@@ -212,8 +220,11 @@ def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, run
 @runs_option
 @run_id_option
 @batch_option
+@outside_option
+@record_size_option
 def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
-           run_id: str | None, batch_rows: int) -> None:
+           run_id: str | None, batch_rows: int, allow_outside_data_root: bool,
+           max_record_bytes: int) -> None:
     """Read every source of RECIPE (a YAML path or a mix name) into the run store.
 
     Bad rows are quarantined with their reason; an interrupted ingestion resumes.
@@ -221,9 +232,10 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
     from curate.pipeline.run import ingest_run
     from curate.pipeline.summary import inspect_run
 
-    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id, allow_outside_data_root)
     with _progress(sys.stderr.isatty()) as (on_rows, _):
-        result = ingest_run(run, batch_rows=batch_rows, progress=on_rows)
+        result = ingest_run(run, batch_rows=batch_rows, progress=on_rows,
+                            max_record_bytes=max_record_bytes)
     _print_summary(inspect_run(run.store.root))
     if result.failed:
         sys.exit(1)
@@ -240,8 +252,11 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 @runs_option
 @run_id_option
 @batch_option
+@outside_option
+@record_size_option
 def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple[str, ...],
-              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int) -> None:
+              data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int,
+              allow_outside_data_root: bool, max_record_bytes: int) -> None:
     """Build RECIPE (a YAML path or a mix name) end to end: ingest every source, run every
     stage, allocate the mix to its target shares and write the release.
 
@@ -251,13 +266,14 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
     from curate.pipeline.build import build_mix as build
     from curate.pipeline.build import plan_mix
 
-    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id, allow_outside_data_root)
     if dry_run:
         _print_plan(plan_mix(run))
         return
     with _progress(sys.stderr.isatty()) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
-                       ingest_progress=on_rows, stage_progress=on_stage)
+                       ingest_progress=on_rows, stage_progress=on_stage,
+                       max_record_bytes=max_record_bytes)
     _report_build(result)
     if result.ingest.failed:
         sys.exit(1)

@@ -10,7 +10,7 @@ from pathlib import Path
 from curate import __version__
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
 from curate.ingest import IngestResult, ingest
-from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
+from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
 from curate.store import RunStore, fingerprint
 
@@ -37,10 +37,15 @@ class Run:
         """The catalog entries of the recipe's benchmarks, in recipe order."""
         return [self.catalog.benchmark(name) for name in self.recipe.benchmarks]
 
-    def input_fingerprint(self) -> str:
-        """What every stage reads: each source's and benchmark's entry and files."""
-        return fingerprint([source_fingerprint(e, self.data_root)
-                            for e in [*self.sources, *self.benchmarks]])
+    def input_fingerprint(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> str:
+        """What every stage reads: each source's and benchmark's entry, shard size and
+        file contents (hashes cached in the ingested folders' state)."""
+        parts = []
+        for entry, folder in [*((s, self.store.source(s.name)) for s in self.sources),
+                              *((b, self.store.benchmark(b.name)) for b in self.benchmarks)]:
+            known = (folder.state() or {}).get("files")
+            parts.append(source_fingerprint(entry, self.data_root, batch_rows=batch_rows, known=known))
+        return fingerprint(parts)
 
 
 def open_run(
@@ -50,13 +55,15 @@ def open_run(
     data_root: str | os.PathLike[str] | None = None,
     runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR,
     run_id: str | None = None,
+    allow_outside_data_root: bool = False,
 ) -> Run:
     """Resolve ``recipe`` (a YAML path or a catalog name) and its run folder.
 
     The run folder is ``runs_dir/<recipe name>/<run_id>``; the run id defaults to the
     recipe's version, so building the same recipe again resumes the same run.
+    ``allow_outside_data_root`` lets every entry read files outside the data root.
     """
-    catalog = Catalog.load(catalog_dirs)
+    catalog = Catalog.load(catalog_dirs, allow_outside_data_root=allow_outside_data_root)
     resolved = catalog.recipe(recipe)
     path = Path(recipe)
     recipe_file = path.resolve() if path.exists() else catalog.files[("mixes", resolved.name)]
@@ -65,7 +72,8 @@ def open_run(
 
 
 def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
-               progress: IngestProgress | None = None) -> IngestResult:
+               progress: IngestProgress | None = None,
+               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> IngestResult:
     """Ingest the recipe's sources into the run folder and record the run's inputs."""
     sources, benchmarks = run.sources, run.benchmarks
     run.store.write_run_info(
@@ -80,4 +88,4 @@ def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
         }
     )
     return ingest(sources, run.store, data_root=run.data_root, benchmarks=benchmarks,
-                  batch_rows=batch_rows, progress=progress)
+                  batch_rows=batch_rows, progress=progress, max_record_bytes=max_record_bytes)
