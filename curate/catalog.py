@@ -517,6 +517,12 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
                     "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root)")
     if not pattern.is_absolute():
         pattern = root / pattern
+        lexical = Path(os.path.normpath(pattern))
+        if not location.allow_outside_data_root and not lexical.is_relative_to(os.path.normpath(root)):
+            raise ConfigError(
+                f"{who}`location.path: {location.path}` leads to {lexical}, outside {where}; "
+                "refused: keep the data under the root, or opt in with "
+                "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root)")
     if any(ch in str(pattern) for ch in "*?["):
         anchor = Path(pattern.anchor)
         files = sorted(p for p in anchor.glob(str(pattern.relative_to(anchor))) if p.is_file())

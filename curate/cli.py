@@ -39,6 +39,7 @@ from curate.train.safety import SafetyPairsConfig
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from curate.ingest import IngestResult
     from curate.pipeline.build import BuildResult
     from curate.pipeline.run import Run
 
@@ -236,6 +237,7 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
     with _progress(sys.stderr.isatty()) as (on_rows, _):
         result = ingest_run(run, batch_rows=batch_rows, progress=on_rows,
                             max_record_bytes=max_record_bytes)
+    _print_ingest_notes(result)
     _print_summary(inspect_run(run.store.root))
     if result.failed:
         sys.exit(1)
@@ -279,9 +281,19 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
         sys.exit(1)
 
 
+def _print_ingest_notes(result: IngestResult) -> None:
+    """One line per source that started over or read no rows (to stderr)."""
+    for source in [*result.sources, *result.benchmarks]:
+        if source.restarted:
+            click.echo(f"note: source {source.name} starts over: {source.restarted}", err=True)
+        if source.warning:
+            click.echo(f"warning: source {source.name}: {source.warning}", err=True)
+
+
 def _report_build(result: BuildResult) -> None:
     from curate.pipeline.summary import inspect_run
 
+    _print_ingest_notes(result.ingest)
     _print_summary(inspect_run(result.run.store.root))
     if result.synth is not None:
         _print_synth_stats(result.synth)

@@ -212,9 +212,11 @@ def _chat(q: _Query, m: ChatMapping) -> dict[str, str]:
             # JSON text (a file whose rows mix types is read as text): a JSON array of
             # {role, content} objects is the list, anything else is the wrong type
             q.checks.append((f"{col.sql} IS NULL", f"missing_field:{m.messages}"))
-            ok = (f"coalesce(json_valid({col.sql}) AND json_type({col.sql}::JSON) = 'ARRAY' AND "
-                  f"list_bool_and(list_transform(CAST(({col.sql})::JSON AS JSON[]), "
-                  f"lambda t: coalesce(json_type(t) = 'OBJECT', false))), false)")
+            # nested CASEs: DuckDB evaluates a branch only for the rows that reach it
+            ok = (f"coalesce(CASE WHEN json_valid({col.sql}) THEN (CASE WHEN json_type({col.sql}::JSON) "
+                  f"= 'ARRAY' THEN list_bool_and(list_transform(CAST(({col.sql})::JSON AS JSON[]), "
+                  f"lambda t: coalesce(json_type(t) = 'OBJECT', false))) ELSE false END) "
+                  f"ELSE false END, false)")
             q.checks.append((f"NOT {ok}", f"wrong_type:{m.messages}"))
             listed = f"(CASE WHEN {ok} THEN from_json({col.sql}, {_TURNS_JSON}) END)"
         elif not _is_turns(col.type):

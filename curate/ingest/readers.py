@@ -351,7 +351,8 @@ def _csv_chunks(
     path: Path, offset: int, batch_rows: int, columns: set[str] | None, limit: int = 1 << 62,
 ) -> Generator[_Chunk, None, int]:
     """CSV with a header row; every value is read as text. Row ``n`` is the n-th record."""
-    csv.field_size_limit(max(min(2 * limit + 1, (1 << 31) - 1), 131_072))
+    # a field past 4x the record limit is a one-line error naming the line (csv cannot skip it)
+    csv.field_size_limit(max(min(4 * limit + 1, (1 << 31) - 1), 131_072))
     with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.reader(handle)
         try:
