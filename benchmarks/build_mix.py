@@ -66,7 +66,7 @@ def write_catalog(corpus: Path) -> tuple[Path, Path]:
         (catalog / "sources" / f"bench_{name}.yaml").write_text(
             f"name: bench_{name}\nversion: 1\nlicense: CC-BY-4.0\ndomain: {name}\ntask: qa\n"
             f"location: {{path: {corpus / (name + '.jsonl')}}}\n"
-            "mapping: {kind: chat, question: q, answer: a}\n")
+            "allow_outside_data_root: true\nmapping: {kind: chat, question: q, answer: a}\n")
     recipe = corpus / "recipe.yaml"
     recipe.write_text(
         "name: bench\nversion: '1'\nseed: 0\nsources: [bench_medical, bench_general]\n"

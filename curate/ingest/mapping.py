@@ -168,8 +168,10 @@ def _is_textual(tp: pa.DataType | None) -> bool:
     """Whether a column type can stand for text: a string, a list of them, or absent."""
     if tp is None or pa.types.is_null(tp):
         return True
-    if pa.types.is_list(tp) or pa.types.is_large_list(tp):
-        return _is_textual(tp.value_type)
+    if pa.types.is_list(tp) or pa.types.is_large_list(tp):  # one level: lines of text
+        tp = tp.value_type
+        if pa.types.is_null(tp):
+            return True
     return pa.types.is_string(tp) or pa.types.is_large_string(tp) or pa.types.is_dictionary(tp)
 
 

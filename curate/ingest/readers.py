@@ -179,7 +179,8 @@ def _jsonl_chunks(
             if first + count <= skip:
                 continue  # before the resume point: counted, not parsed
             plain = (b"\n\n" not in block and not block.startswith(b"\n") and b"\n\r\n" not in block
-                     and b"\x00" not in block and (len(block) <= limit or _longest_line(block) <= limit))
+                     and b"\x00" not in block and (len(block) <= limit or _longest_line(block) <= limit)
+                     and _objects_only(block))
             if plain:
                 try:
                     block.decode("utf-8")  # pyarrow would take bad bytes into the strings
@@ -196,6 +197,22 @@ def _jsonl_chunks(
                 yield _jsonl_fallback(path, [line for _, line in numbered],
                                       [row for row, _ in numbered], columns, limit)
     return line_no
+
+
+def _objects_only(block: bytes) -> bool:
+    """Whether every line of ``block`` (newline-terminated, no blank line) starts with
+    ``{`` and ends with ``}``: only then does the vectorised reader see it, since pyarrow
+    crashes (SIGSEGV, pyarrow 26.0.1) on a first line of ``null`` and reads a ``null`` line
+    as a row of nulls."""
+    import numpy as np
+
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if not len(ends):
+        return False
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    last = ends - 1 - (data[np.maximum(ends - 1, 0)] == 13)
+    return bool((data[starts] == ord("{")).all() and (data[np.maximum(last, 0)] == ord("}")).all())
 
 
 def _longest_line(block: bytes) -> int:
@@ -410,16 +427,28 @@ def _parquet_chunks(
 
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"{path}: not a readable parquet file ({exc})") from None
-    wanted = None if columns is None else [c for c in parquet.schema_arrow.names if c in columns]
+        wanted = None if columns is None else [c for c in parquet.schema_arrow.names if c in columns]
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise SourceError(f"{path}: not a readable parquet file ({one_line(exc)})") from None
     row = offset
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise SourceError(
+                f"{path}: row {row - offset}: unreadable parquet data ({one_line(exc)})") from None
+        if batch is None:
+            return row - offset
         table = pa.Table.from_batches([batch])
         rows = pa.array(range(row, row + table.num_rows), pa.int64())
         row += table.num_rows
         yield _Chunk(table.append_column(ROW, rows), [])
-    return row - offset
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs folded), at most 300 characters."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 # -- the hub ------------------------------------------------------------------------------

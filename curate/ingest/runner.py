@@ -20,7 +20,7 @@ import pyarrow as pa
 from curate.catalog import Source, confined, resolve_files
 from curate.errors import ConfigError, SourceError
 from curate.ingest.mapping import QUARANTINE_SCHEMA, columns_used, map_batch
-from curate.ingest.readers import BadRow, read_batches
+from curate.ingest.readers import BadRow, one_line, read_batches
 from curate.records import id_connection
 from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats
 
@@ -145,7 +145,7 @@ def ingest_source(
     try:
         files = source_files(source, data_root, state.get("files"))
     except (ConfigError, OSError) as exc:
-        result.error = str(exc)
+        result.error = one_line(exc)
         if folder.path.exists():
             folder.mark_failed(result.error)
         log.error("source %s failed: %s", source.name, exc)
@@ -163,7 +163,7 @@ def ingest_source(
     try:
         image_root = _image_root(source, data_root)
     except ConfigError as exc:
-        result.error = str(exc)
+        result.error = one_line(exc)
         folder.mark_failed(result.error)
         return _summarise(result, folder, started)
     roots = _allowed_roots(source, data_root, image_root)
@@ -198,14 +198,14 @@ def ingest_source(
         if pending is not None:
             pending.result()
     except (SourceError, ConfigError) as exc:
-        result.error = str(exc)
+        result.error = one_line(exc)
         folder.mark_failed(result.error)
         log.error("source %s failed: %s", source.name, exc)
         return _summarise(result, folder, started)
     except (pa.ArrowException, duckdb.Error, OSError, ValueError, TypeError, LookupError,
-            ArithmeticError, RecursionError, RuntimeError) as exc:  # a last resort: one bad source never stops the others
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        result.error = f"unreadable data ({type(exc).__name__}: {first})"
+            ArithmeticError, RecursionError, RuntimeError) as exc:
+        # a last resort: one bad source never stops the others
+        result.error = f"unreadable data ({type(exc).__name__}: {one_line(exc)})"
         folder.mark_failed(result.error)
         log.error("source %s failed: %s", source.name, result.error)
         return _summarise(result, folder, started)

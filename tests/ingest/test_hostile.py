@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import ingest_into, source_from_yaml, write_yaml
+from conftest import ingest_into, write_yaml
 
 from curate.catalog import Catalog, Recipe, Source, confined, load_model, resolve_files
 from curate.cli import main

@@ -28,8 +28,12 @@ def main() -> None:
     log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
     count = 0
 
+    skip = os.environ.get("NUMBA_CACHE_DIR") or "\0"
+
     def event(kind: str, path: object) -> None:
         nonlocal count
+        if str(path).startswith(skip):  # numba's own cache files: only the first build writes them
+            return
         count += 1
         if log is not None:
             log.write(f"{count}\t{kind}\t{path}\n")

@@ -167,7 +167,8 @@ def test_killed_builds_resume_to_the_identical_release(tmp_path):
               "release", *(f"stage:{s}" for s in STAGES)}
     assert wanted <= set(by_phase), sorted(by_phase)
     rng = random.Random(SEED)
-    points = {n for phase in sorted(by_phase) for n in rng.sample(by_phase[phase], min(2, len(by_phase[phase])))}
+    points = {n for phase in sorted(by_phase)
+              for n in rng.sample(by_phase[phase], min(2, len(by_phase[phase])))}
     rest = sorted({int(e[0]) for e in events} - points)
     points |= set(rng.sample(rest, max(0, MIN_KILLS - len(points))))
     phase_of = {int(n): _phase(k, p) for n, k, p in events}
