@@ -373,3 +373,20 @@ def test_a_copied_source_folder_keeps_its_file_hashes(catalog, data_root, tmp_pa
     assert path.endswith("dolly_151.jsonl") and len(info["sha256"]) == 64
     assert state["batch_rows"] == 20_000
     shutil.rmtree(tmp_path / "run")
+
+
+def test_a_value_that_breaks_the_mapping_query_quarantines_only_its_row():
+    """The last line of defence: a DuckDB error on one value maps the batch again in halves."""
+    from curate.ingest.mapping import _query
+    from curate.records import id_connection
+
+    raw = pa.table({"x": ["1", "2", "oops", "4", "5"], "__row": pa.array(range(5), pa.int64())})
+    con = id_connection()
+    con.register("raw", raw)
+    mapped = _query(con, raw, 'SELECT r."__row" AS row, NULL::VARCHAR AS __reason, '
+                              'CAST(r.x AS INTEGER) AS v FROM raw r')
+    rows = sorted(mapped.select(["row", "__reason", "v"]).to_pylist(), key=lambda r: r["row"])
+    assert [(r["row"], r["__reason"], r["v"]) for r in rows] == [
+        (0, None, 1), (1, None, 2), (2, "unmappable", None), (3, None, 4), (4, None, 5)]
+    detail = mapped.filter(pa.compute.equal(mapped.column("row"), 2)).column("__detail")[0].as_py()
+    assert "oops" in detail and "\n" not in detail
