@@ -10,6 +10,7 @@ import shutil
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -388,5 +389,5 @@ def test_a_value_that_breaks_the_mapping_query_quarantines_only_its_row():
     rows = sorted(mapped.select(["row", "__reason", "v"]).to_pylist(), key=lambda r: r["row"])
     assert [(r["row"], r["__reason"], r["v"]) for r in rows] == [
         (0, None, 1), (1, None, 2), (2, "unmappable", None), (3, None, 4), (4, None, 5)]
-    detail = mapped.filter(pa.compute.equal(mapped.column("row"), 2)).column("__detail")[0].as_py()
+    detail = mapped.filter(pc.equal(mapped.column("row"), 2)).column("__detail")[0].as_py()
     assert "oops" in detail and "\n" not in detail
