@@ -87,7 +87,7 @@ def write_catalog(corpus: Path, stages: str = FULL) -> tuple[Path, Path]:
         (catalog / "sources" / f"bench_{name}.yaml").write_text(
             f"name: bench_{name}\nversion: 1\nlicense: CC-BY-4.0\ndomain: {name}\ntask: qa\n"
             f"location: {{path: {corpus / (name + '.jsonl')}}}\n"
-            "mapping: {kind: chat, question: q, answer: a}\n")
+            "allow_outside_data_root: true\nmapping: {kind: chat, question: q, answer: a}\n")
     recipe = corpus / ("recipe.yaml" if stages == FULL else "recipe_scope.yaml")
     recipe.write_text(
         f"name: bench{'' if stages == FULL else '_scope'}\nversion: '1'\nseed: 0\n"

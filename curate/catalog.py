@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from curate.errors import ConfigError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$"
+"""Versions (and run ids) become folder names: no separator, no `..`, never absolute."""
 FORMATS = ("jsonl", "json", "csv", "parquet")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
                    ".parquet": "parquet"}
@@ -60,6 +63,10 @@ class Location(_Strict):
     key_field: str | None = Field(
         None,
         description="For a JSON object of records (keys are ids): the column that receives the key.",
+    )
+    allow_outside_data_root: bool = Field(
+        False, description="Let `path` (absolute, or with `..`) and the image paths of its rows "
+        "lie outside the data root; off, such a path is an error. Also settable on the entry.",
     )
 
     @model_validator(mode="after")
@@ -200,10 +207,36 @@ class Source(_Strict):
     location: Location
     mapping: Mapping
 
+    @model_validator(mode="before")
+    @classmethod
+    def _entry_opt_in(cls, data: Any) -> Any:
+        """``allow_outside_data_root: true`` at the top of the entry is the location's."""
+        if isinstance(data, dict) and "allow_outside_data_root" in data:
+            data = dict(data)
+            flag = data.pop("allow_outside_data_root")
+            if isinstance(data.get("location"), dict):
+                data["location"] = {**data["location"], "allow_outside_data_root": flag}
+        return data
+
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("version")
+    @classmethod
+    def _version_safe(cls, value: str) -> str:
+        return check_path_part(value, "version")
+
+    @property
+    def allow_outside_data_root(self) -> bool:
+        """Whether this entry may read files outside the data root (an explicit opt-in)."""
+        return self.location.allow_outside_data_root
+
+    def allowing_outside(self) -> Source:
+        """This entry with the opt-in to read outside the data root set (a CLI flag)."""
+        return self.model_copy(update={"location": self.location.model_copy(
+            update={"allow_outside_data_root": True})})
 
 
 class MixSpec(_Strict):
@@ -291,6 +324,11 @@ class Recipe(_Strict):
     def _version_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
 
+    @field_validator("version")
+    @classmethod
+    def _version_safe(cls, value: str) -> str:
+        return check_path_part(value, "version")
+
     @field_validator("stages", mode="before")
     @classmethod
     def _empty_options(cls, value: Any) -> Any:
@@ -302,6 +340,25 @@ class Recipe(_Strict):
     def switched_off(self) -> list[str]:
         """The stages the recipe shows with ``enabled: false`` (checked, not run)."""
         return switched_off(self.stages)
+
+
+def check_path_part(value: str, what: str) -> str:
+    """``value`` when it is safe as one folder name (a name, version or run id): letters,
+    digits and ``_ . + -``, starting with a letter or digit, no ``..``; else a ValueError."""
+    if not re.fullmatch(VERSION_PATTERN, value) or ".." in value:
+        raise ValueError(
+            f"{what} `{value}` is not a safe folder name: use letters, digits and `_ . + -` "
+            "(starting with a letter or digit, no `..`, no `/`)")
+    return value
+
+
+def confined(path: str | os.PathLike[str], root: str | os.PathLike[str], *, what: str) -> Path:
+    """``path`` resolved (symlinks followed), checked to lie under ``root`` (resolved too);
+    a ConfigError naming ``what`` and both folders otherwise."""
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    if not resolved.is_relative_to(base):
+        raise ConfigError(f"{what} {path} resolves to {resolved}, outside {base}; refused")
+    return resolved
 
 
 def switched_off(stages: dict[str, dict[str, Any]]) -> list[str]:
@@ -341,10 +398,16 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: byte {exc.start}: not UTF-8 ({exc.reason}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
 
 
 def validate_model(model: type[M], data: Any, *, where: str) -> M:
@@ -449,15 +512,39 @@ CATALOG_PREFIX = "catalog:"
 (``catalog:data/x.jsonl``): for small derived files that ship with the catalogs."""
 
 
-def resolve_files(location: Location, data_root: Path) -> list[Path]:
-    """The local files a location names, sorted; a ConfigError when there are none."""
+def resolve_files(location: Location, data_root: Path, *, entry: str | None = None) -> list[Path]:
+    """The local files a location names, sorted; a ConfigError when there are none.
+
+    Each file is resolved (symlinks followed) and must lie under the data root (under the
+    shipped catalogs folder for a ``catalog:`` path), unless the location opts in with
+    ``allow_outside_data_root``: an absolute path or a ``..`` that leaves the root, and a
+    symlink that points out of it, are refused with an error naming ``entry`` and the path.
+    """
     assert location.path is not None
+    who = f"`{entry}`: " if entry else ""
     if location.path.startswith(CATALOG_PREFIX):  # small derived files that ship with the catalogs
-        pattern = shipped_catalog_dir() / location.path.removeprefix(CATALOG_PREFIX)
+        root = shipped_catalog_dir()
+        pattern = root / location.path.removeprefix(CATALOG_PREFIX)
+        where = f"the shipped catalogs folder {root}"
     else:
+        root = data_root
         pattern = Path(location.path).expanduser()
+        where = f"the data root {data_root}"
+        if pattern.is_absolute() and not location.allow_outside_data_root:
+            base = Path(data_root).resolve()
+            if not (pattern.resolve().is_relative_to(base) or pattern.is_relative_to(data_root)):
+                raise ConfigError(
+                    f"{who}`location.path: {location.path}` is absolute and outside {where}; "
+                    "give a path relative to the data root, or opt in with "
+                    "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root)")
     if not pattern.is_absolute():
-        pattern = data_root / pattern
+        pattern = root / pattern
+        lexical = Path(os.path.normpath(pattern))
+        if not location.allow_outside_data_root and not lexical.is_relative_to(os.path.normpath(root)):
+            raise ConfigError(
+                f"{who}`location.path: {location.path}` leads to {lexical}, outside {where}; "
+                "refused: keep the data under the root, or opt in with "
+                "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root)")
     if any(ch in str(pattern) for ch in "*?["):
         anchor = Path(pattern.anchor)
         files = sorted(p for p in anchor.glob(str(pattern.relative_to(anchor))) if p.is_file())
@@ -465,9 +552,18 @@ def resolve_files(location: Location, data_root: Path) -> list[Path]:
         files = [pattern] if pattern.is_file() else []
     if not files:
         raise ConfigError(
-            f"no file matches `{location.path}` under the data root {data_root}; "
+            f"{who}no file matches `{location.path}` under the data root {data_root}; "
             f"check the path, or set --data-root / ${DATA_ROOT_ENV}"
         )
+    if not location.allow_outside_data_root:
+        base = Path(root).resolve()
+        for file in files:
+            if not file.resolve().is_relative_to(base):
+                raise ConfigError(
+                    f"{who}`location.path: {location.path}` reaches {file} -> {file.resolve()}, "
+                    f"outside {where} (a `..` or a symlink that leaves it); refused: keep the "
+                    "data under the root, or opt in with `allow_outside_data_root: true` on "
+                    "the entry (or --allow-outside-data-root)")
     return files
 
 
@@ -489,8 +585,13 @@ class Catalog:
     files: dict[tuple[str, str], Path] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> Catalog:
-        """Load the shipped catalogs plus ``extra_dirs``; any invalid entry is an error."""
+    def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = (), *,
+             allow_outside_data_root: bool = False) -> Catalog:
+        """Load the shipped catalogs plus ``extra_dirs``; any invalid entry is an error.
+
+        ``allow_outside_data_root`` (the CLI's ``--allow-outside-data-root``) sets that
+        opt-in on every source and benchmark entry.
+        """
         dirs = [shipped_catalog_dir(), *(Path(d).expanduser().resolve() for d in extra_dirs)]
         catalog = cls(dirs=dirs)
         for folder in dirs:
@@ -498,7 +599,10 @@ class Catalog:
                 raise ConfigError(f"catalog folder {folder} does not exist")
             for section, model in _SECTIONS.items():
                 for path in sorted((folder / section).glob("*.y*ml")):
-                    catalog._add(section, load_model(model, path), path)
+                    entry = load_model(model, path)
+                    if allow_outside_data_root and isinstance(entry, Source):
+                        entry = entry.allowing_outside()
+                    catalog._add(section, entry, path)
         return catalog
 
     def _add(self, section: str, entry: Source | Recipe, path: Path) -> None:

@@ -40,6 +40,7 @@ from curate.train.safety import SafetyPairsConfig
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from curate.ingest import IngestResult
     from curate.pipeline.build import BuildResult
     from curate.pipeline.run import Run
 
@@ -94,6 +95,14 @@ def _emit_json(value: Any) -> None:
 batch_option = click.option(
     "--batch-rows", type=click.IntRange(min=1), default=20_000, show_default=True,
     help="Source rows per ingested shard (bounds memory).",
+)
+outside_option = click.option(
+    "--allow-outside-data-root", is_flag=True,
+    help="Let catalog paths (and image paths in rows) lie outside the data root.",
+)
+record_size_option = click.option(
+    "--max-record-bytes", type=click.IntRange(min=1), default=16 << 20, show_default=True,
+    help="Largest raw row read; a larger one is quarantined as record_too_large.",
 )
 
 
@@ -230,11 +239,11 @@ def _progress(enabled: bool, *, input_rows: int | None = None,
 
 
 def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
-          run_id: str | None) -> Run:
+          run_id: str | None, allow_outside: bool = False) -> Run:
     from curate.pipeline.run import open_run
 
     return open_run(recipe, catalog_dirs=catalog_dirs, data_root=data_root, runs_dir=runs_dir,
-                    run_id=run_id)
+                    run_id=run_id, allow_outside_data_root=allow_outside)
 
 
 @main.command()
@@ -244,8 +253,11 @@ def _open(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, run
 @runs_option
 @run_id_option
 @batch_option
+@outside_option
+@record_size_option
 def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, runs_dir: str,
-           run_id: str | None, batch_rows: int) -> None:
+           run_id: str | None, batch_rows: int, allow_outside_data_root: bool,
+           max_record_bytes: int) -> None:
     """Read every source of RECIPE (a YAML path or a mix name) into the run store.
 
     Bad rows are quarantined with their reason; an interrupted ingestion resumes.
@@ -253,9 +265,11 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
     from curate.pipeline.run import ingest_run, row_totals
     from curate.pipeline.summary import inspect_run
 
-    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id, allow_outside_data_root)
     with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, _):
-        result = ingest_run(run, batch_rows=batch_rows, progress=on_rows)
+        result = ingest_run(run, batch_rows=batch_rows, progress=on_rows,
+                            max_record_bytes=max_record_bytes)
+    _print_ingest_notes(result)
     _print_summary(inspect_run(run.store.root))
     if result.failed:
         sys.exit(1)
@@ -274,9 +288,11 @@ def ingest(recipe: str, catalog_dirs: tuple[str, ...], data_root: str | None, ru
 @run_id_option
 @batch_option
 @json_option
+@outside_option
+@record_size_option
 def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple[str, ...],
               data_root: str | None, runs_dir: str, run_id: str | None, batch_rows: int,
-              as_json: bool) -> None:
+              as_json: bool, allow_outside_data_root: bool, max_record_bytes: int) -> None:
     """Build RECIPE (a YAML path or a mix name) end to end: ingest every source, run every
     stage, allocate the mix to its target shares and write the release.
 
@@ -287,7 +303,7 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
     from curate.pipeline.build import plan_mix
     from curate.pipeline.run import row_totals
 
-    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id)
+    run = _open(recipe, catalog_dirs, data_root, runs_dir, run_id, allow_outside_data_root)
     if dry_run:
         plan = plan_mix(run)
         if as_json:
@@ -299,7 +315,8 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
         return
     with _progress(sys.stderr.isatty(), totals=lambda: row_totals(run)) as (on_rows, on_stage):
         result = build(run, releases_dir=releases_dir, batch_rows=batch_rows,
-                       ingest_progress=on_rows, stage_progress=on_stage)
+                       ingest_progress=on_rows, stage_progress=on_stage,
+                       max_record_bytes=max_record_bytes)
     if as_json:
         from curate.pipeline.summary import inspect_run
 
@@ -311,9 +328,19 @@ def build_mix(recipe: str, releases_dir: str, dry_run: bool, catalog_dirs: tuple
         sys.exit(1)
 
 
+def _print_ingest_notes(result: IngestResult) -> None:
+    """One line per source that started over or read no rows (to stderr)."""
+    for source in [*result.sources, *result.benchmarks]:
+        if source.restarted:
+            click.echo(f"note: source {source.name} starts over: {source.restarted}", err=True)
+        if source.warning:
+            click.echo(f"warning: source {source.name}: {source.warning}", err=True)
+
+
 def _report_build(result: BuildResult) -> None:
     from curate.pipeline.summary import inspect_run
 
+    _print_ingest_notes(result.ingest)
     _print_run(inspect_run(result.run.store.root), reused=result.reused())
     if result.ingest.failed:
         _console().print("[red]stages did not run: a source failed to ingest[/]")

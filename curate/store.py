@@ -38,6 +38,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.catalog import check_path_part, confined
+from curate.errors import ConfigError
+
 DONE = "_done"
 STATE = "_state.json"
 
@@ -83,26 +86,45 @@ def merge_stats(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def folder_name(value: str, what: str) -> str:
+    """``value`` when it is safe as one folder name; a ConfigError naming ``what`` else."""
+    try:
+        return check_path_part(value, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class ShardedFolder:
-    """A folder of shards that belong to one fingerprint, with per-shard markers."""
+    """A folder of shards that belong to one fingerprint, with per-shard markers.
 
-    def __init__(self, path: Path):
+    ``root`` (the run folder) is where the folder must lie: it is checked, symlinks
+    resolved, before anything in it is created or deleted.
+    """
+
+    def __init__(self, path: Path, root: Path | None = None):
         self.path = path
+        self.root = root
 
-    def open(self, fingerprint: str) -> bool:
+    def _checked(self) -> None:
+        if self.root is not None:
+            confined(self.path, self.root, what="run-store folder")
+
+    def open(self, fingerprint: str, **info: Any) -> bool:
         """Make the folder hold shards of ``fingerprint``; wipe it when it held another.
+        ``info`` goes into the state beside the fingerprint (what it was made from).
 
         Returns True when shards already there are kept (a resume).
         """
+        self._checked()
         state = self.state()
         if state is not None and state.get("fingerprint") == fingerprint:
             self._drop_unmarked()
             state.pop("error", None)
-            write_json(self.path / STATE, state)
+            write_json(self.path / STATE, {**state, **info})
             return True
         if self.path.exists():
             shutil.rmtree(self.path)
-        write_json(self.path / STATE, {"fingerprint": fingerprint, "complete": False})
+        write_json(self.path / STATE, {**info, "fingerprint": fingerprint, "complete": False})
         return False
 
     def state(self) -> dict[str, Any] | None:
@@ -197,20 +219,23 @@ class RunStore:
 
     @classmethod
     def for_recipe(cls, runs_dir: Path, recipe: str, run_id: str) -> RunStore:
-        """The run folder ``runs_dir/<recipe>/<run_id>``."""
-        return cls(Path(runs_dir) / recipe / run_id)
+        """The run folder ``runs_dir/<recipe>/<run_id>``; the recipe name and the run id
+        must be safe folder names, and the folder must lie under ``runs_dir``."""
+        folder = Path(runs_dir) / folder_name(recipe, "recipe name") / folder_name(run_id, "run id")
+        confined(folder, runs_dir, what="run folder")
+        return cls(folder)
 
     def source(self, name: str) -> ShardedFolder:
         """The folder of the ingested source ``name``."""
-        return ShardedFolder(self.root / "ingest" / name)
+        return ShardedFolder(self.root / "ingest" / folder_name(name, "source name"), self.root)
 
     def benchmark(self, name: str) -> ShardedFolder:
         """The folder of the ingested benchmark ``name``."""
-        return ShardedFolder(self.root / "benchmarks" / name)
+        return ShardedFolder(self.root / "benchmarks" / folder_name(name, "benchmark name"), self.root)
 
     def stage(self, name: str) -> StageFolder:
         """The folder of the stage ``name``."""
-        return StageFolder(self.root / name)
+        return StageFolder(self.root / folder_name(name, "stage name"))
 
     def cache(self, name: str) -> Path:
         """A cache folder shared by every run beside this one (``runs/_cache/<name>``)."""

@@ -35,8 +35,9 @@ def check_source(source: Source, file: Path, data_root: Path) -> Check:
         return Check(source.name, file, True,
                      f"hub dataset {hub.repo}@{hub.revision[:12]}: schema only (offline)")
     try:
-        files = resolve_files(source.location, data_root)
-        batch = next(read_batches(source.location, data_root, batch_rows=SAMPLE_ROWS), None)
+        files = resolve_files(source.location, data_root, entry=source.name)
+        batch = next(read_batches(source.location, data_root, batch_rows=SAMPLE_ROWS,
+                                  entry=source.name), None)
     except (ConfigError, SourceError) as exc:
         return Check(source.name, file, False, str(exc))
     if batch is None or batch.table.num_rows == 0:

@@ -15,10 +15,11 @@ from curate.store import RunStore
 
 def source_for_file(path: Path, *, like: Source | None) -> Source:
     """A source entry reading ``path``: with ``like``'s mapping, or a `messages` column."""
-    location = {"path": str(path.resolve())}
+    # the user named this file on the command line: reading it is no escape from the data root
+    location = {"path": str(path.resolve()), "allow_outside_data_root": True}
     if like is not None:
         return like.model_copy(update={"location": like.location.model_copy(
-            update={"path": location["path"], "hf": None})})
+            update={**location, "hf": None})})
     name = re.sub(r"[^a-z0-9_.-]+", "_", path.stem.lower()).strip("_.-") or "input"
     return Source.model_validate({
         "name": name, "version": "adhoc", "license": "unknown", "domain": "unknown",

@@ -10,7 +10,12 @@ first problem as a reason code; rows with a reason go to quarantine, not to reco
 - ``too_few_options``, ``empty_option``: an MCQA row with fewer than two options or a blank one;
 - ``unknown_answer``: the gold answer names no option (a letter or text that matches none);
 - ``answer_out_of_range``: the gold index (or letter) is past the last option;
-- ``unreadable_image``: the image file is missing or is not an image.
+- ``unreadable_image``: the image file is missing or is not an image;
+- ``image_outside_root``: the image path leaves the data root and the image root;
+- ``wrong_type:<column>``: the column holds a number where text is expected, or a
+  ``messages`` value that is not a list of {role, content} objects;
+- ``non_integer_answer``: an ``index`` answer that is not a whole number (``2.5``);
+- ``unmappable``: the row's values break the mapping query in another way (detail says how).
 """
 
 from __future__ import annotations
@@ -132,17 +137,24 @@ class _Query:
     def col(self, ref: str) -> _Col:
         return resolve_column(ref, self.schema)
 
-    def required_text(self, ref: str) -> str:
-        """Text of a required column, with its missing/empty checks registered."""
-        text = self.col(ref).text
+    def required_text(self, ref: str, *, textual: bool = False) -> str:
+        """Text of a required column, with its missing/empty checks registered.
+        ``textual``: a number or boolean there is ``wrong_type`` (a question is text)."""
+        col = self.col(ref)
+        text = col.text
         self.checks.append((f"({text}) IS NULL", f"missing_field:{ref}"))
+        if textual and not _is_textual(col.type):
+            self.checks.append(("TRUE", f"wrong_type:{ref}"))
         self.checks.append((_blank(text), f"empty_field:{ref}"))
         return text
 
     def optional_text(self, ref: str | None) -> str:
         if ref is None:
             return "NULL::VARCHAR"
-        text = self.col(ref).text
+        col = self.col(ref)
+        text = col.text
+        if not _is_textual(col.type):
+            self.checks.append((f"({text}) IS NOT NULL", f"wrong_type:{ref}"))
         return f"CASE WHEN {_blank(text)} THEN NULL ELSE {text} END"
 
     def reason(self) -> str:
@@ -150,6 +162,29 @@ class _Query:
             return "NULL::VARCHAR"
         cases = ", ".join(f"CASE WHEN {cond} THEN {_literal(reason)} END" for cond, reason in self.checks)
         return f"coalesce({cases})"
+
+
+def _is_textual(tp: pa.DataType | None) -> bool:
+    """Whether a column type can stand for text: a string, a list of them, or absent."""
+    if tp is None or pa.types.is_null(tp):
+        return True
+    if pa.types.is_list(tp) or pa.types.is_large_list(tp):  # one level: lines of text
+        tp = tp.value_type
+        if pa.types.is_null(tp):
+            return True
+    return pa.types.is_string(tp) or pa.types.is_large_string(tp) or pa.types.is_dictionary(tp)
+
+
+def _is_turns(tp: pa.DataType) -> bool:
+    """Whether a column type is a list of structs with ``role`` and ``content`` fields."""
+    if not (pa.types.is_list(tp) or pa.types.is_large_list(tp)):
+        return False
+    item = tp.value_type
+    return (pa.types.is_struct(item) and item.get_field_index("role") >= 0
+            and item.get_field_index("content") >= 0)
+
+
+_TURNS_JSON = "'[{\"role\": \"VARCHAR\", \"content\": \"VARCHAR\"}]'"
 
 
 def _blank(text: str) -> str:
@@ -174,6 +209,23 @@ def _chat(q: _Query, m: ChatMapping) -> dict[str, str]:
         if col.type is None:
             q.checks.append(("TRUE", f"missing_field:{m.messages}"))
             return {"messages": "NULL"}
+        listed = col.sql
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            # JSON text (a file whose rows mix types is read as text): a JSON array of
+            # {role, content} objects is the list, anything else is the wrong type
+            q.checks.append((f"{col.sql} IS NULL", f"missing_field:{m.messages}"))
+            # nested CASEs: DuckDB evaluates a branch only for the rows that reach it
+            ok = (f"coalesce(CASE WHEN json_valid({col.sql}) THEN (CASE WHEN json_type({col.sql}::JSON) "
+                  f"= 'ARRAY' THEN list_bool_and(list_transform(CAST(({col.sql})::JSON AS JSON[]), "
+                  f"lambda t: coalesce(json_type(t) = 'OBJECT', false))) ELSE false END) "
+                  f"ELSE false END, false)")
+            q.checks.append((f"NOT {ok}", f"wrong_type:{m.messages}"))
+            listed = f"(CASE WHEN {ok} THEN from_json({col.sql}, {_TURNS_JSON}) END)"
+        elif not _is_turns(col.type):
+            q.checks.append((f"{col.sql} IS NULL", f"missing_field:{m.messages}"))
+            q.checks.append(("TRUE", f"wrong_type:{m.messages}"))
+            return {"messages": "NULL"}
+        col = _Col(listed, col.type)
         msgs = (
             f"list_transform({col.sql}, lambda t: {{'role': lower(trim(CAST(t.role AS VARCHAR))), "
             f"'content': CAST(t.content AS VARCHAR)}})"
@@ -187,7 +239,7 @@ def _chat(q: _Query, m: ChatMapping) -> dict[str, str]:
         )
         return {"messages": msgs}
     assert m.question is not None
-    question = q.required_text(m.question)
+    question = q.required_text(m.question, textual=True)
     user = _joined(q.optional_text(m.context), question, q.optional_text(m.input))
     turns = [_turn("user", user)]
     if m.answer is not None:
@@ -226,7 +278,7 @@ def _options(q: _Query, m: McqaMapping) -> tuple[str, str | None]:
 
 
 def _mcqa(q: _Query, m: McqaMapping) -> dict[str, str]:
-    question = q.required_text(m.question)
+    question = q.required_text(m.question, textual=True)
     stem = _joined(q.optional_text(m.context), question)
     options, labels = _options(q, m)
     if m.strip_labels:
@@ -257,8 +309,12 @@ def _answer_index(q: _Query, m: McqaMapping, options: str, labels: str | None) -
     """SQL for the 0-based gold index (NULL when the answer names no option)."""
     assert m.answer is not None
     answer = q.required_text(m.answer)
-    if m.answer_format == "index":
-        return f"TRY_CAST({answer} AS INTEGER)"
+    if m.answer_format == "index":  # a whole number only (2 or 2.0; 2.5 is not an index)
+        whole = f"regexp_full_match(trim({answer}), '[+-]?[0-9]{{1,9}}(\\.0+)?')"
+        number = f"regexp_full_match(trim({answer}), '[+-]?[0-9]*\\.?[0-9]+([eE][+-]?[0-9]+)?')"
+        q.checks.append((f"coalesce({number} AND NOT {whole}, false)", "non_integer_answer"))
+        return (f"CASE WHEN {whole} THEN CAST(regexp_extract(trim({answer}), '^([+-]?[0-9]+)', 1) "
+                f"AS INTEGER) END")
     if m.answer_format == "text":
         return f"list_position(list_transform({options}, lambda o: lower(o)), lower({answer})) - 1"
     if labels is not None:
@@ -270,14 +326,14 @@ def _answer_index(q: _Query, m: McqaMapping, options: str, labels: str | None) -
 
 def _preference(q: _Query, m: PreferenceMapping) -> dict[str, str]:
     return {
-        "messages": f"[{_turn('user', q.required_text(m.prompt))}]",
+        "messages": f"[{_turn('user', q.required_text(m.prompt, textual=True))}]",
         "chosen": f"[{_turn('assistant', q.required_text(m.chosen))}]",
         "rejected": f"[{_turn('assistant', q.required_text(m.rejected))}]",
     }
 
 
 def _image_text(q: _Query, m: ImageTextMapping) -> dict[str, str]:
-    user = q.required_text(m.question)
+    user = q.required_text(m.question, textual=True)
     assistant = q.required_text(m.answer)
     image = q.col(m.image)
     q.checks.append((f"{image.sql} IS NULL", f"missing_field:{m.image}"))
@@ -308,8 +364,14 @@ def map_batch(
     image_root: Path | None,
     con: duckdb.DuckDBPyConnection,
     file: str | None = None,
+    image_roots: list[Path] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
-    """Map a raw batch (with ``__row``) to (records, quarantined rows)."""
+    """Map a raw batch (with ``__row``) to (records, quarantined rows).
+
+    ``image_roots``: the folders an image file a row names must lie in (resolved,
+    symlinks followed); None for anywhere. A batch whose values break the query is
+    mapped again in halves, so only the rows that break it are quarantined.
+    """
     m = source.mapping
     q = _Query(raw.schema)
     exprs = _BUILDERS[m.kind](q, m)  # type: ignore[operator]
@@ -320,8 +382,12 @@ def map_batch(
     select += [f"{sql} AS {_quote(name)}" for name, sql in exprs.items()]
     con.register("raw", raw)
     try:
-        mapped = con.sql(f"SELECT {', '.join(select)} FROM raw r").to_arrow_table()
-        mapped = _with_images(mapped, image_root) if m.kind == "image_text" else mapped
+        mapped = _query(con, raw, f"SELECT {', '.join(select)} FROM raw r")
+        for name in exprs:  # rows the query could not map leave these out
+            if name not in mapped.column_names:
+                mapped = mapped.append_column(name, pa.nulls(mapped.num_rows))
+        if m.kind == "image_text":
+            mapped = _with_images(mapped, image_root, image_roots)
         reasons = mapped.column("__reason")
         bad_mask = reasons.is_valid()
         if "__detail" not in mapped.column_names:
@@ -343,6 +409,31 @@ def map_batch(
         schema=QUARANTINE_SCHEMA,
     )
     return _records(good, source, con), quarantine
+
+
+def _query(con: duckdb.DuckDBPyConnection, raw: pa.Table, sql: str) -> pa.Table:
+    """Run the mapping query over ``raw`` (registered as ``raw``); when a value breaks it,
+    run it on halves of the batch, down to single rows, each failing row becoming a row
+    with reason ``unmappable`` and the error's first line as its detail."""
+    import duckdb
+
+    try:
+        return con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        schema_level = isinstance(exc, duckdb.BinderException | duckdb.CatalogException)
+        if raw.num_rows > 1 and not schema_level:
+            half = raw.num_rows // 2
+            parts = []
+            for part in (raw.slice(0, half), raw.slice(half)):
+                con.register("raw", part)
+                parts.append(_query(con, part, sql))
+            con.register("raw", raw)
+            parts = [p for p in parts if p.num_rows] or parts[:1]
+            return pa.concat_tables(parts, promote_options="permissive")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        n = raw.num_rows
+        return pa.table({"row": raw.column(ROW), "__reason": pa.array(["unmappable"] * n, pa.string()),
+                         "__detail": pa.array([first] * n, pa.string())})
 
 
 def _raw_json(con: duckdb.DuckDBPyConnection, rows: pa.ChunkedArray) -> dict[int, str]:
@@ -383,50 +474,83 @@ def _records(mapped: pa.Table, source: Source, con: duckdb.DuckDBPyConnection) -
     return table.set_column(0, "id", content_ids(table, con=con))
 
 
-def _with_images(mapped: pa.Table, image_root: Path | None) -> pa.Table:
-    """Load and verify each image once; mark rows whose image cannot be read."""
+def _with_images(mapped: pa.Table, image_root: Path | None,
+                 roots: list[Path] | None = None) -> pa.Table:
+    """Load and verify each image once; mark rows whose image cannot be read, or whose
+    path leaves ``roots`` (resolved, symlinks followed; None: anywhere)."""
     from PIL import Image, UnidentifiedImageError
 
-    cache: dict[str, tuple[bytes | None, str | None]] = {}
+    cache: dict[str, tuple[bytes | None, str | None, str | None]] = {}
 
-    def load(path: str | None, data: bytes | None) -> tuple[bytes | None, str | None]:
+    def load(path: str | None, data: bytes | None) -> tuple[bytes | None, str | None, str | None]:
+        """(bytes, reason, detail) of one row's image."""
         if data is None:
             if path is None:
-                return None, None
+                return None, None, None
             if path in cache:
                 return cache[path]
             file = Path(path) if Path(path).is_absolute() or image_root is None else image_root / path
             try:
-                data = file.read_bytes()
-            except OSError as exc:
-                cache[path] = (None, f"{file}: {exc.strerror or exc}")
+                resolved = file.resolve()
+            except (OSError, RuntimeError, ValueError) as exc:
+                cache[path] = (None, "unreadable_image", f"{path}: {_problem(exc)}")
                 return cache[path]
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            result: tuple[bytes | None, str | None] = (None, f"{path or 'image bytes'}: {exc}")
+            if roots is not None and not any(resolved.is_relative_to(r) for r in roots):
+                cache[path] = (None, "image_outside_root",
+                               f"{path} resolves to {resolved}, outside "
+                               f"{' and '.join(str(r) for r in roots)}; refused")
+                return cache[path]
+            try:
+                data = resolved.read_bytes()
+            except (OSError, ValueError) as exc:
+                cache[path] = (None, "unreadable_image", f"{file}: {_problem(exc)}")
+                return cache[path]
+        result: tuple[bytes | None, str | None, str | None]
+        if not data:
+            result = (None, "unreadable_image", f"{path or 'image bytes'}: empty (0 bytes)")
         else:
-            result = (data, None)
+            try:
+                with Image.open(io.BytesIO(data)) as image:
+                    image.verify()
+            except UnidentifiedImageError:
+                result = (None, "unreadable_image", f"{path or 'image bytes'}: not an image "
+                          "(no known image format)")
+            except Exception as exc:  # PIL raises many types for damaged files
+                result = (None, "unreadable_image", f"{path or 'image bytes'}: {_problem(exc)}")
+            else:
+                result = (data, None, None)
         if path is not None:
             cache[path] = result
         return result
 
     images, reasons, details = [], [], []
-    for path, data, reason in zip(
+    old_details = (mapped.column("__detail").to_pylist() if "__detail" in mapped.column_names
+                   else [None] * mapped.num_rows)
+    for path, data, reason, detail in zip(
         mapped.column("__image_path").to_pylist(),
         mapped.column("__image_bytes").to_pylist(),
         mapped.column("__reason").to_pylist(),
+        old_details,
     ):
-        loaded, problem = (None, None) if reason is not None else load(path, data)
+        loaded, problem, why = (None, None, detail) if reason is not None else load(path, data)
         if reason is None and problem is not None:
-            reason = "unreadable_image"
+            reason = problem
         reasons.append(reason)
-        details.append(problem)
+        details.append(why)
         images.append([{"bytes": loaded, "path": path}] if loaded is not None else None)
-    mapped = mapped.drop_columns(["__image_path", "__image_bytes", "__reason"])
+    drop = [c for c in ("__image_path", "__image_bytes", "__reason", "__detail") if c in mapped.column_names]
+    mapped = mapped.drop_columns(drop)
     return (
         mapped.append_column("__reason", pa.array(reasons, pa.string()))
         .append_column("__detail", pa.array(details, pa.string()))
         .append_column("images", pa.array(images, SCHEMA.field("images").type))
     )
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _problem(exc: BaseException) -> str:
+    """An exception as a stable one-line detail: no object addresses, no second line."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return _ADDRESS.sub("", str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__)

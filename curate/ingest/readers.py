@@ -62,17 +62,23 @@ def read_batches(
     batch_rows: int,
     columns: set[str] | None = None,
     start_batch: int = 0,
+    entry: str | None = None,
+    max_record_bytes: int | None = None,
 ) -> Iterator[RawBatch]:
     """Yield the raw rows of ``location`` in batches of ``batch_rows`` source rows.
 
     ``columns`` limits the columns read (top-level names); ``start_batch`` skips the
     batches before it (for resuming). A batch range with no rows at all is not yielded.
+    ``entry`` names the catalog entry in errors. A row of more than ``max_record_bytes``
+    (its line in a JSON Lines or CSV file, its JSON text in a JSON document) is not
+    parsed: it becomes a bad row with reason ``record_too_large``.
     """
     skip = start_batch * batch_rows
     if location.hf is not None:
         chunks = _hub_chunks(location, batch_rows, columns)
     else:
-        chunks = _file_chunks(location, data_root, batch_rows, columns, skip)
+        chunks = _file_chunks(location, data_root, batch_rows, columns, skip, entry,
+                              max_record_bytes or (1 << 62))
     kept = (rest for chunk in chunks if (rest := _rows_from(chunk, skip)) is not None)
     yield from _rebatch(kept, batch_rows)
 
@@ -98,7 +104,14 @@ def _rebatch(chunks: Iterator[_Chunk], batch_rows: int) -> Iterator[RawBatch]:
 
 
 def _batch(index: int, tables: list[pa.Table], bad: list[BadRow]) -> RawBatch:
-    table = pa.concat_tables(tables, promote_options="permissive")
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # parts of the batch (two files of a glob) typed a column differently: rebuild it
+        # from the values, a column whose values mix types becoming text
+        rows = [row for t in tables for row in t.to_pylist()]
+        table = _table_from_objects([{k: v for k, v in r.items() if k != ROW} for r in rows])
+        table = table.append_column(ROW, pa.array([r[ROW] for r in rows], pa.int64()))
     return RawBatch(index=index, table=table, bad=sorted(bad, key=lambda b: b.row))
 
 
@@ -106,18 +119,19 @@ def _batch(index: int, tables: list[pa.Table], bad: list[BadRow]) -> RawBatch:
 
 
 def _file_chunks(
-    location: Location, data_root: Path, batch_rows: int, columns: set[str] | None, skip: int
+    location: Location, data_root: Path, batch_rows: int, columns: set[str] | None, skip: int,
+    entry: str | None = None, limit: int = 1 << 62,
 ) -> Iterator[_Chunk]:
     """Chunks of every file in turn; each file's reader returns how many rows it had."""
     fmt = location.file_format
     offset = 0
-    for path in resolve_files(location, data_root):
+    for path in resolve_files(location, data_root, entry=entry):
         if fmt == "jsonl":
-            chunks = _jsonl_chunks(path, offset, batch_rows, columns, skip)
+            chunks = _jsonl_chunks(path, offset, batch_rows, columns, skip, limit)
         elif fmt == "json":
-            chunks = _json_chunks(path, offset, columns, location.key_field)
+            chunks = _json_chunks(path, offset, columns, location.key_field, limit)
         elif fmt == "csv":
-            chunks = _csv_chunks(path, offset, batch_rows, columns)
+            chunks = _csv_chunks(path, offset, batch_rows, columns, limit)
         else:
             chunks = _parquet_chunks(path, offset, batch_rows, columns)
         offset += yield from chunks
@@ -145,7 +159,8 @@ def _preview(raw: bytes | str) -> str:
 
 
 def _jsonl_chunks(
-    path: Path, offset: int, batch_rows: int, columns: set[str] | None, skip: int
+    path: Path, offset: int, batch_rows: int, columns: set[str] | None, skip: int,
+    limit: int = 1 << 62,
 ) -> Generator[_Chunk, None, int]:
     """JSON Lines: one object per line; line ``n`` (0-based) is row ``offset + n``.
 
@@ -163,10 +178,14 @@ def _jsonl_chunks(
             line_no += count
             if first + count <= skip:
                 continue  # before the resume point: counted, not parsed
-            if b"\n\n" not in block and not block.startswith(b"\n") and b"\n\r\n" not in block:
+            plain = (b"\n\n" not in block and not block.startswith(b"\n") and b"\n\r\n" not in block
+                     and b"\x00" not in block and (len(block) <= limit or _longest_line(block) <= limit)
+                     and _objects_only(block))
+            if plain:
                 try:
+                    block.decode("utf-8")  # pyarrow would take bad bytes into the strings
                     table = pajson.read_json(io.BytesIO(block), read_options=options)
-                except pa.ArrowInvalid:
+                except (UnicodeDecodeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     table = None
                 if table is not None and table.num_rows == count:
                     rows = pa.array(range(first, first + count), pa.int64())
@@ -176,8 +195,38 @@ def _jsonl_chunks(
             numbered = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
             if numbered:
                 yield _jsonl_fallback(path, [line for _, line in numbered],
-                                      [row for row, _ in numbered], columns)
+                                      [row for row, _ in numbered], columns, limit)
     return line_no
+
+
+def _objects_only(block: bytes) -> bool:
+    """Whether every line of ``block`` (newline-terminated, no blank line) starts with
+    ``{`` and ends with ``}``: only then does the vectorised reader see it, since pyarrow
+    crashes (SIGSEGV, pyarrow 26.0.1) on a first line of ``null`` and reads a ``null`` line
+    as a row of nulls."""
+    import numpy as np
+
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if not len(ends):
+        return False
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    last = ends - 1 - (data[np.maximum(ends - 1, 0)] == 13)
+    return bool((data[starts] == ord("{")).all() and (data[np.maximum(last, 0)] == ord("}")).all())
+
+
+def _longest_line(block: bytes) -> int:
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    if not len(ends):
+        return len(block)
+    return int(max(ends[0] + 1, np.diff(ends).max(initial=0), len(block) - ends[-1] - 1))
+
+
+def _too_large(row: int, size: int, limit: int, path: Path, where: str = "") -> BadRow:
+    return BadRow(row, "record_too_large", f"{where}{size:,} bytes, more than the limit of {limit:,}",
+                  None, str(path))
 
 
 def _line_blocks(handle: BinaryIO, lines: int) -> Iterator[tuple[bytes, int]]:
@@ -207,12 +256,20 @@ def _line_blocks(handle: BinaryIO, lines: int) -> Iterator[tuple[bytes, int]]:
 
 
 def _jsonl_fallback(
-    path: Path, lines: list[bytes], rows: list[int], columns: set[str] | None
+    path: Path, lines: list[bytes], rows: list[int], columns: set[str] | None,
+    limit: int = 1 << 62,
 ) -> _Chunk:
     good: list[dict] = []
     good_rows: list[int] = []
     bad: list[BadRow] = []
     for line, row in zip(lines, rows):
+        if len(line) > limit:
+            bad.append(_too_large(row, len(line), limit, path))
+            continue
+        if b"\x00" in line:
+            bad.append(BadRow(row, "invalid_json", f"byte {line.index(0)}: a NUL byte", _preview(line),
+                              str(path)))
+            continue
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -225,6 +282,9 @@ def _jsonl_fallback(
             bad.append(BadRow(row, "invalid_json", f"column {exc.colno}: {exc.msg}", _preview(text),
                               str(path)))
             continue
+        except RecursionError:
+            bad.append(BadRow(row, "invalid_json", "nested too deeply", _preview(text), str(path)))
+            continue
         if not isinstance(value, dict):
             bad.append(BadRow(row, "not_an_object", f"a JSON {type(value).__name__}, not an object",
                               _preview(text), str(path)))
@@ -236,7 +296,8 @@ def _jsonl_fallback(
 
 
 def _json_chunks(
-    path: Path, offset: int, columns: set[str] | None, key_field: str | None
+    path: Path, offset: int, columns: set[str] | None, key_field: str | None,
+    limit: int = 1 << 62,
 ) -> Generator[_Chunk, None, int]:
     """A JSON document: a list of objects, or an object of objects keyed by id.
 
@@ -251,6 +312,9 @@ def _json_chunks(
         ) from None
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: byte {exc.start}: not UTF-8 ({exc.reason})") from None
+    except RecursionError:
+        raise SourceError(f"{path}: JSON nested too deeply to read") from None
+    big = path.stat().st_size > limit
     if isinstance(document, dict):
         if key_field is None:
             raise SourceError(
@@ -267,7 +331,10 @@ def _json_chunks(
         raise SourceError(f"{path}: expected a JSON list or object of records, got a scalar")
     good, good_rows, bad = [], [], []
     for i, item in enumerate(items):
-        if isinstance(item, dict):
+        size = len(json.dumps(item)) if big else 0
+        if size > limit:
+            bad.append(_too_large(offset + i, size, limit, path))
+        elif isinstance(item, dict):
             good.append(item if columns is None else {k: v for k, v in item.items() if k in columns})
             good_rows.append(offset + i)
         else:
@@ -286,7 +353,7 @@ def _table_from_objects(objects: list[dict]) -> pa.Table:
         values = [obj.get(name) for obj in objects]
         try:
             columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowException, OverflowError, TypeError, ValueError, RecursionError):
             columns[name] = pa.array(
                 [v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, dict | list)
                  else str(v) for v in values],
@@ -298,9 +365,11 @@ def _table_from_objects(objects: list[dict]) -> pa.Table:
 
 
 def _csv_chunks(
-    path: Path, offset: int, batch_rows: int, columns: set[str] | None
+    path: Path, offset: int, batch_rows: int, columns: set[str] | None, limit: int = 1 << 62,
 ) -> Generator[_Chunk, None, int]:
     """CSV with a header row; every value is read as text. Row ``n`` is the n-th record."""
+    # a field past 4x the record limit is a one-line error naming the line (csv cannot skip it)
+    csv.field_size_limit(max(min(4 * limit + 1, (1 << 31) - 1), 131_072))
     with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.reader(handle)
         try:
@@ -319,7 +388,10 @@ def _csv_chunks(
             try:
                 for record in itertools.islice(reader, batch_rows):
                     line = f"line {reader.line_num}"
-                    if len(record) != len(header):
+                    size = sum(len(v) for v in record)
+                    if size > limit:
+                        bad.append(_too_large(row, size, limit, path, f"{line}: "))
+                    elif len(record) != len(header):
                         bad.append(BadRow(row, "invalid_csv_row",
                                           f"{line}: {len(record)} fields, header has {len(header)}",
                                           _preview(",".join(record)), str(path)))
@@ -355,16 +427,28 @@ def _parquet_chunks(
 
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"{path}: not a readable parquet file ({exc})") from None
-    wanted = None if columns is None else [c for c in parquet.schema_arrow.names if c in columns]
+        wanted = None if columns is None else [c for c in parquet.schema_arrow.names if c in columns]
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise SourceError(f"{path}: not a readable parquet file ({one_line(exc)})") from None
     row = offset
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise SourceError(
+                f"{path}: row {row - offset}: unreadable parquet data ({one_line(exc)})") from None
+        if batch is None:
+            return row - offset
         table = pa.Table.from_batches([batch])
         rows = pa.array(range(row, row + table.num_rows), pa.int64())
         row += table.num_rows
         yield _Chunk(table.append_column(ROW, rows), [])
-    return row - offset
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs folded), at most 300 characters."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 # -- the hub ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -11,20 +12,24 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import duckdb
 import pyarrow as pa
 
-from curate.catalog import Source, resolve_files
+from curate.catalog import Source, confined, resolve_files
 from curate.errors import ConfigError, SourceError
 from curate.ingest.mapping import QUARANTINE_SCHEMA, columns_used, map_batch
-from curate.ingest.readers import BadRow, read_batches
+from curate.ingest.readers import BadRow, one_line, read_batches
 from curate.records import id_connection
 from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 20_000
+DEFAULT_MAX_RECORD_BYTES = 16 << 20
+"""Largest raw row read (16 MiB of JSON or text); a larger one is quarantined as
+``record_too_large``."""
 Progress = Callable[[str, int], None]  # (source name, rows read so far)
 
 
@@ -39,6 +44,10 @@ class SourceResult:
     seconds: float = 0.0
     resumed_shards: int = 0
     error: str | None = None
+    restarted: str | None = None
+    """Why shards kept from an earlier run were dropped (settings or inputs changed)."""
+    warning: str | None = None
+    """Something the user should know though nothing failed (an empty input file)."""
 
 
 @dataclass
@@ -54,17 +63,70 @@ class IngestResult:
         return [s for s in self.sources + self.benchmarks if s.error is not None]
 
 
-def source_fingerprint(source: Source, data_root: Path) -> str:
-    """Identity of what ingesting ``source`` reads: its entry and its files (size, mtime)."""
-    if source.location.hf is not None:
-        files: list[object] = []
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int, int]:
+    """What says a file is unchanged without reading it: path, size, mtime, ctime, inode.
+    (ctime moves on any write or ``touch``, so a file rewritten and given its old mtime
+    back is read again.)"""
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def file_digest(path: Path, known: dict[str, Any] | None = None) -> str:
+    """The SHA-256 of a file's bytes, computed once per identity (``_stat_key``): cached in
+    the process, and taken from ``known`` (``{path: {"key": [...], "sha256": ...}}``, as a
+    source folder's state records it) when the identity matches."""
+    key = _stat_key(path)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    seen = (known or {}).get(str(path))
+    if isinstance(seen, dict) and seen.get("key") == list(key[1:]) and isinstance(seen.get("sha256"), str):
+        digest: str = seen["sha256"]
     else:
-        try:
-            files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
-                     for p in resolve_files(source.location, data_root)]
-        except ConfigError as exc:
-            files = [str(exc)]
-    return fingerprint("ingest_v1", source.model_dump(mode="json"), files)
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    _DIGESTS[key] = digest
+    return digest
+
+
+def source_files(source: Source, data_root: Path, known: dict[str, Any] | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """Each local file of ``source``: its identity and the SHA-256 of its bytes."""
+    if source.location.hf is not None:
+        return {}
+    return {str(p): {"key": list(_stat_key(p)[1:]), "sha256": file_digest(p, known)}
+            for p in resolve_files(source.location, data_root, entry=source.name)}
+
+
+def source_fingerprint(source: Source, data_root: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+                       known: dict[str, Any] | None = None) -> str:
+    """Identity of what ingesting ``source`` makes: its entry, the shard size and the
+    bytes of its files (a content hash; a file's size and mtime alone are not trusted)."""
+    try:
+        files: object = sorted((path, info["sha256"]) for path, info in
+                               source_files(source, data_root, known).items())
+    except (ConfigError, OSError) as exc:
+        files = str(exc)
+    return fingerprint("ingest_v2", source.model_dump(mode="json"), batch_rows, files)
+
+
+def _restart_reason(source: Source, state: dict[str, Any], batch_rows: int,
+                    files: dict[str, dict[str, Any]]) -> str:
+    """One line saying why the shards in a source folder cannot be resumed."""
+    before = state.get("batch_rows")
+    if before is not None and before != batch_rows:
+        return f"--batch-rows is {batch_rows}, the kept shards were cut at {before} rows"
+    old = state.get("files")
+    if isinstance(old, dict):
+        changed = sorted(p for p in files.keys() | old.keys()
+                         if (files.get(p) or {}).get("sha256") != (old.get(p) or {}).get("sha256"))
+        if changed:
+            return f"the content of {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed"
+    if state.get("entry") not in (None, source.model_dump(mode="json")):
+        return "its catalog entry changed"
+    return "its inputs changed"
 
 
 def ingest_source(
@@ -74,18 +136,37 @@ def ingest_source(
     data_root: Path,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> SourceResult:
     """Ingest one source into ``folder``; resume from its finished shards."""
     started = time.perf_counter()
     result = SourceResult(name=source.name)
-    fp = source_fingerprint(source, data_root)
+    state = folder.state() or {}
+    try:
+        files = source_files(source, data_root, state.get("files"))
+    except (ConfigError, OSError) as exc:
+        result.error = one_line(exc)
+        if folder.path.exists():
+            folder.mark_failed(result.error)
+        log.error("source %s failed: %s", source.name, exc)
+        return _summarise(result, folder, started)
+    fp = source_fingerprint(source, data_root, batch_rows=batch_rows, known=files)
     if folder.is_complete(fp):
         return _summarise(result, folder, started, resumed=True)
-    folder.open(fp)
+    if state.get("fingerprint") not in (None, fp) and folder.done():
+        result.restarted = _restart_reason(source, state, batch_rows, files)
+        log.warning("source %s starts over: %s", source.name, result.restarted)
+    folder.open(fp, batch_rows=batch_rows, files=files, entry=source.model_dump(mode="json"))
     done = folder.done()
     result.resumed_shards = len(done)
     start = max((int(name) for name in done), default=-1) + 1
-    image_root = _image_root(source, data_root)
+    try:
+        image_root = _image_root(source, data_root)
+    except ConfigError as exc:
+        result.error = one_line(exc)
+        folder.mark_failed(result.error)
+        return _summarise(result, folder, started)
+    roots = _allowed_roots(source, data_root, image_root)
     con = id_connection()
     # Three steps overlap: a thread parses the next batch and another writes the last
     # one while this thread maps the current one (pyarrow and DuckDB release the GIL).
@@ -93,9 +174,11 @@ def ingest_source(
     pending: Future[None] | None = None
     try:
         batches = read_batches(source.location, data_root, batch_rows=batch_rows,
-                               columns=columns_used(source.mapping), start_batch=start)
+                               columns=columns_used(source.mapping), start_batch=start,
+                               entry=source.name, max_record_bytes=max_record_bytes)
         for batch in prefetch(batches):
-            records, quarantine = map_batch(batch.table, source, image_root=image_root, con=con)
+            records, quarantine = map_batch(batch.table, source, image_root=image_root, con=con,
+                                            image_roots=roots)
             quarantine = pa.concat_tables([_bad_rows(source.name, batch.bad), quarantine])
             quarantine = quarantine.sort_by("row")
             reasons = Counter(quarantine.column("reason").to_pylist())
@@ -115,15 +198,26 @@ def ingest_source(
         if pending is not None:
             pending.result()
     except (SourceError, ConfigError) as exc:
-        result.error = str(exc)
+        result.error = one_line(exc)
         folder.mark_failed(result.error)
         log.error("source %s failed: %s", source.name, exc)
+        return _summarise(result, folder, started)
+    except (pa.ArrowException, duckdb.Error, OSError, ValueError, TypeError, LookupError,
+            ArithmeticError, RecursionError, RuntimeError) as exc:
+        # a last resort: one bad source never stops the others
+        result.error = f"unreadable data ({type(exc).__name__}: {one_line(exc)})"
+        folder.mark_failed(result.error)
+        log.error("source %s failed: %s", source.name, result.error)
         return _summarise(result, folder, started)
     finally:
         writer.shutdown(wait=True)
         con.close()
     folder.mark_complete()
-    return _summarise(result, folder, started)
+    result = _summarise(result, folder, started)
+    if result.rows == 0:
+        result.warning = f"no rows: {', '.join(files) or 'the source'} is empty"
+        log.warning("source %s: %s", source.name, result.warning)
+    return result
 
 
 T = TypeVar("T")
@@ -175,18 +269,31 @@ def _summarise(result: SourceResult, folder: ShardedFolder, started: float,
 
 
 def _image_root(source: Source, data_root: Path) -> Path | None:
+    """The folder the image paths of ``source``'s rows are relative to (resolved); an
+    ``image_root`` outside the data root needs the entry's opt-in."""
     mapping = source.mapping
     if mapping.kind != "image_text":
         return None
     if mapping.image_root is not None:
         root = Path(mapping.image_root).expanduser()
-        return root if root.is_absolute() else data_root / root
+        root = root if root.is_absolute() else data_root / root
+        if not source.allow_outside_data_root:
+            confined(root, data_root, what=f"`{source.name}`: `mapping.image_root`")
+        return root.resolve()
     if source.location.path is not None:
         try:
-            return resolve_files(source.location, data_root)[0].parent
+            return resolve_files(source.location, data_root, entry=source.name)[0].parent.resolve()
         except ConfigError:
             return None
     return None
+
+
+def _allowed_roots(source: Source, data_root: Path, image_root: Path | None) -> list[Path] | None:
+    """Where the image files a row names may lie: the data root and the image root;
+    None (anywhere) when the entry opted in to reading outside the data root."""
+    if source.allow_outside_data_root:
+        return None
+    return [Path(data_root).resolve(), *([image_root] if image_root is not None else [])]
 
 
 def _bad_rows(source: str, bad: list[BadRow]) -> pa.Table:
@@ -211,11 +318,12 @@ def ingest(
     benchmarks: list[Source] = (),  # type: ignore[assignment]
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> IngestResult:
     """Ingest every source (and benchmark) into ``store``; a failure does not stop the others."""
     def run(entry: Source, folder: ShardedFolder) -> SourceResult:
         return ingest_source(entry, folder, data_root=data_root, batch_rows=batch_rows,
-                             progress=progress)
+                             progress=progress, max_record_bytes=max_record_bytes)
 
     return IngestResult(
         run_dir=store.root,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.catalog import MixSpec, Recipe, Source, resolve_files
+from curate.catalog import MixSpec, Recipe, Source, confined, resolve_files
 from curate.curation.boxes import GROUNDING_PATTERN
 from curate.engine.local import Rewrite, StageResult, removed_records
 from curate.engine.stage import split_reasons
@@ -31,7 +31,7 @@ from curate.mixes.release import (
 from curate.mixes.report import write_report
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.records import POSITION
-from curate.store import RunStore
+from curate.store import RunStore, folder_name
 
 KEYS = list(POSITION)
 
@@ -191,7 +191,7 @@ def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
             info["files"] = [
                 {"path": str(p.relative_to(data_root)) if p.is_relative_to(data_root) else str(p),
                  "sha256": sha256_file(p)}
-                for p in resolve_files(entry.location, data_root)]
+                for p in resolve_files(entry.location, data_root, entry=entry.name)]
         described[entry.name] = info
     return described
 
@@ -239,7 +239,10 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
         "packages": package_versions(),
     }
     configs = sorted(order.get_column("config").unique().to_list())
-    return write_release(Path(releases_dir) / recipe.name / recipe.version,
+    target = Path(releases_dir) / folder_name(recipe.name, "recipe name") / folder_name(
+        recipe.version, "version")
+    confined(target, releases_dir, what="release folder")
+    return write_release(target,
                          lambda folder: [*write_mix(folder, store, sources, order, spec.rewrite),
                                          write_report(folder, manifest, store, trail, stage_names)], trail,
                          manifest,

@@ -23,7 +23,7 @@ from curate.engine.local import (
 )
 from curate.engine.stage import StageContext
 from curate.ingest import IngestResult
-from curate.ingest.runner import DEFAULT_BATCH_ROWS
+from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES
 from curate.ingest.runner import Progress as IngestProgress
 from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
@@ -76,16 +76,18 @@ def build_mix(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     ingest_progress: IngestProgress | None = None,
     stage_progress: Progress | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> BuildResult:
     """Ingest, run every stage and producer, allocate the mix and write the release.
     Stages run only when every source ingested; finished work is reused; the release is
     immutable."""
     stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
     steps = producers(run)
-    ingested = ingest_run(run, batch_rows=batch_rows, progress=ingest_progress)
+    ingested = ingest_run(run, batch_rows=batch_rows, progress=ingest_progress,
+                          max_record_bytes=max_record_bytes)
     if ingested.failed:
         return BuildResult(run, ingested, [])
-    upstream = run.input_fingerprint()
+    upstream = run.input_fingerprint(batch_rows)
     context = StageContext(
         benchmarks={name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks},
         cache=run.store.cache("synth"), embedding_cache=run.store.cache("embeddings"))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
 from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
-from curate.ingest.runner import DEFAULT_BATCH_ROWS, source_fingerprint
+from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
 from curate.store import RunStore, fingerprint
 from curate.version import __version__
@@ -57,10 +57,15 @@ class Run:
         """The catalog entries of the recipe's benchmarks, in recipe order."""
         return [self.catalog.benchmark(name) for name in self.recipe.benchmarks]
 
-    def input_fingerprint(self) -> str:
-        """What every stage reads: each source's and benchmark's entry and files."""
-        return fingerprint([source_fingerprint(e, self.data_root)
-                            for e in [*self.sources, *self.benchmarks]])
+    def input_fingerprint(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> str:
+        """What every stage reads: each source's and benchmark's entry, shard size and
+        file contents (hashes cached in the ingested folders' state)."""
+        parts = []
+        for entry, folder in [*((s, self.store.source(s.name)) for s in self.sources),
+                              *((b, self.store.benchmark(b.name)) for b in self.benchmarks)]:
+            known = (folder.state() or {}).get("files")
+            parts.append(source_fingerprint(entry, self.data_root, batch_rows=batch_rows, known=known))
+        return fingerprint(parts)
 
     def stage_names(self) -> list[str]:
         """The stages that wrote decisions in this run, in the order they ran."""
@@ -145,12 +150,14 @@ def open_run(
     data_root: str | os.PathLike[str] | None = None,
     runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR,
     run_id: str | None = None,
+    allow_outside_data_root: bool = False,
 ) -> Run:
     """Resolve ``recipe`` (a YAML path or a catalog name) and its run folder, or open the
     run folder ``recipe`` (one with a ``run.json``) to query it.
 
     The run folder is ``runs_dir/<recipe name>/<run_id>``; the run id defaults to the
     recipe's version, so building the same recipe again resumes the same run.
+    ``allow_outside_data_root`` lets every entry read files outside the data root.
     """
     path = Path(recipe)
     if path.suffix.lower() in DATA_SUFFIXES:
@@ -158,7 +165,7 @@ def open_run(
             f"{path} is a data file, and this command takes a recipe: a YAML file naming "
             "`sources`, `stages` and a `mix` (see catalogs/mixes/demo.yaml), or a mix name from "
             "`curate catalog ls`; for one file use `curate clean|dedup|decontaminate FILE --kept OUT`")
-    catalog = Catalog.load(catalog_dirs)
+    catalog = Catalog.load(catalog_dirs, allow_outside_data_root=allow_outside_data_root)
     if (Path(recipe) / "run.json").is_file():
         store = RunStore(Path(recipe).resolve())
         info = store.run_info() or {}
@@ -184,7 +191,8 @@ def row_totals(run: Run) -> dict[str, int]:
 
 
 def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
-               progress: IngestProgress | None = None) -> IngestResult:
+               progress: IngestProgress | None = None,
+               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> IngestResult:
     """Ingest the recipe's sources into the run folder and record the run's inputs."""
     sources, benchmarks = run.sources, run.benchmarks
     run.store.write_run_info(
@@ -199,4 +207,4 @@ def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
         }
     )
     return ingest(sources, run.store, data_root=run.data_root, benchmarks=benchmarks,
-                  batch_rows=batch_rows, progress=progress)
+                  batch_rows=batch_rows, progress=progress, max_record_bytes=max_record_bytes)

@@ -153,7 +153,7 @@ def test_a_shard_emptied_by_an_earlier_stage_does_not_break_the_next(tmp_path, c
         (tmp_path / f"{name}.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
     sources = [Source.model_validate({
         "name": name, "version": "1", "license": "MIT", "domain": "general", "task": "qa",
-        "location": {"path": str(tmp_path / f"{name}.jsonl")},
+        "location": {"path": str(tmp_path / f"{name}.jsonl"), "allow_outside_data_root": True},
         "mapping": {"kind": "chat", "question": "question", "answer": "answer"}}) for name in ("a", "b")]
     store = RunStore(tmp_path / "run")
     from curate.ingest import ingest

@@ -77,6 +77,7 @@ def test_crafted_flaws_are_found_by_row(tmp_path, data_root):
         domain: medical
         task: mcqa
         location: {{path: {data}}}
+        allow_outside_data_root: true
         mapping: {{kind: mcqa, question: q, options: opts, answer: a, answer_format: letter}}
     """)
     result = audit(["crafted"], AuditConfig(unfit_above=0.5), catalog_dirs=[tmp_path / "cat"],

@@ -26,6 +26,6 @@ def test_hub_location_streams_through_datasets(tmp_path, data_root, monkeypatch)
     assert (result.error, result.records) == (None, 151)
     assert records.get_column("row").to_list() == list(range(151))
     local = source.model_copy(update={"location": source.location.model_copy(
-        update={"hf": None, "path": str(repo / "train.jsonl")})})
+        update={"hf": None, "path": str(repo / "train.jsonl"), "allow_outside_data_root": True})})
     _, from_file, _ = ingest_into(local, tmp_path / "run2", data_root)
     assert records.get_column("id").to_list() == from_file.get_column("id").to_list()

@@ -306,7 +306,8 @@ def test_push_creates_a_private_repo_uploads_and_tags(tiny):
     ]
     assert result["url"] == "https://huggingface.co/datasets/me/tiny" and result["uploaded"]
     assert result["files"] == ["README.md", "data/image_text/train-00000.parquet",
-                               "data/text/train-00000.parquet", "manifest.json", "removed.parquet", "report.html"]
+                               "data/text/train-00000.parquet", "manifest.json", "removed.parquet",
+                               "report.html"]
 
 
 def test_push_to_a_branch_as_a_pull_request_in_public(tiny):

@@ -27,6 +27,7 @@ license: CC-BY-SA-3.0
 domain: general
 task: preference
 location: {{path: {path}}}
+allow_outside_data_root: true
 mapping: {{kind: preference, prompt: prompt, chosen: chosen, rejected: rejected}}
 """
 RECIPE = """
@@ -75,7 +76,7 @@ def release_fixture(tmp_path_factory) -> Path:
     write_yaml(tmp / "catalog/sources/dolly_prefs.yaml", PREFS_ENTRY.format(path=tmp / "prefs.jsonl"))
     vqa_entry = (Path(__file__).parents[2] / "catalogs/sources/vqa_rad.yaml").read_text()
     vqa_entry = vqa_entry.replace("multimodal/vqa_rad/vqa_rad_pairs.jsonl", str(tmp / "vqa.jsonl")).replace(
-        "name: vqa_rad", "name: vqa_rad_24")
+        "name: vqa_rad", "name: vqa_rad_24") + "allow_outside_data_root: true\n"
     write_yaml(tmp / "catalog/sources/vqa_rad_24.yaml", vqa_entry)
     recipe = write_yaml(tmp / "train-tiny.yaml", RECIPE)
     run = open_run(recipe, catalog_dirs=[tmp / "catalog"], runs_dir=tmp / "runs")
