@@ -397,7 +397,8 @@ def _write_catalog(config: SafetyPairsConfig, out: Path, paths: dict[str, Path],
                             "chosen = reference answers judged safe, rejected = target answers "
                             "judged unsafe." + note),
             "tags": ["safety", f"split_{split}", *(["offline_backend"] if offline else [])],
-            "location": {"path": str(paths[split].resolve())},
+            # this command's own output, named by absolute path wherever --out is
+            "location": {"path": str(paths[split].resolve()), "allow_outside_data_root": True},
             "mapping": {"kind": "preference", "prompt": "prompt", "chosen": "chosen",
                         "rejected": "rejected",
                         "meta": ["split", "topic", "style", "source", "source_row", "prompt_id",

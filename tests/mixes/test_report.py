@@ -22,7 +22,7 @@ license: CC-BY-4.0
 domain: general
 origin: real
 task: qa
-location: {{path: {path}}}
+location: {{path: {path}, allow_outside_data_root: true}}
 mapping: {{kind: chat, question: q, answer: a}}
 """
 RECIPE = """

@@ -129,7 +129,7 @@ def test_index_a_release_with_synthetic_cot(database, tmp_path):
 
     release = tmp_path / "releases" / "demo" / "0.1.0"
     write_release(release, write, pl.DataFrame({"id": []}, schema={"id": pl.String}),
-                  {"name": "demo", "version": "0.1.0"}, "card")
+                  {"name": "demo", "version": "0.1.0"}, lambda _: "card")
     result = index_input(str(release), tmp_path / "ix")
     rebuilt = Index.open(tmp_path / "ix")
     assert rebuilt.ids == index.ids

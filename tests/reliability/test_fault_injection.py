@@ -200,3 +200,4 @@ def test_killed_builds_resume_to_the_identical_release(tmp_path):
           f"by killed builds; planted API keys found in 0 of the files the runs wrote")
     print("kill points:", " ".join(tried))
     assert identical == len(points) >= MIN_KILLS
+    assert leftovers == 0  # the next build removes what a killed one left (release.py)
