@@ -67,41 +67,17 @@ DEITA_WORDS = (
     "corresponding to the Question. #Question#: #Response#: ##Quality: Answer: Question: "
     "Options: Explain step by step, then conclude with"
 )
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} "
-    "{% if m['role'] == 'assistant' %}</s> {% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
-)
 
 
 def build_tiny_llama(folder: Path, texts: list[str], *, max_positions: int) -> Path:
-    """A random Llama and a word-level tokenizer (every word of ``texts`` and each digit one
-    token; Llama's ``<s>`` in front), saved with ``save_pretrained``."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """A random Llama (hidden 256, 4 heads of 64, bfloat16) and the word-level tokenizer of
+    tests/tiny_lm.py (every word of ``texts`` and of DEITA's prompts, each digit one token),
+    saved with ``save_pretrained``."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from tiny_lm import build_tiny_lm
 
-    splitter = pre_tokenizers.Whitespace()
-    words = {w for text in (DEITA_WORDS, *texts) for w, _ in splitter.pre_tokenize_str(text)}
-    special = ["<unk>", "<pad>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
-    vocab = {t: i for i, t in enumerate([*special, *sorted(words | set("0123456789"))])}
-    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = splitter
-    raw.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-        eos_token="</s>", additional_special_tokens=special[4:], model_max_length=max_positions)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=max_positions,
-        initializer_range=0.5, tie_word_embeddings=False, torch_dtype="bfloat16",
-        bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"])
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_lm(folder, texts=[DEITA_WORDS, *texts], hidden_size=256, heads=4,
+                         max_positions=max_positions, dtype="bfloat16")
 
 
 # -- the catalog entry and the recipe -------------------------------------------------------------

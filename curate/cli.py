@@ -881,6 +881,7 @@ def safety_pairs(**_: Any) -> None:
         console.print("[bold]offline or test-double backends: not training data[/]")
     console.print(f"wrote {result.train}, {result.test}; mix them with --catalog {result.catalog}")
 
+
 # -- evaluate -------------------------------------------------------------------------------
 
 
@@ -914,6 +915,7 @@ def eval_safety(**_: Any) -> None:
                              data_root=rest["data_root"])
     click.echo(report.files["report"].read_text(encoding="utf-8"))
     click.echo(f"wrote {', '.join(str(p) for p in report.files.values())}")
+
 
 @eval_.command("mcqa")
 @click.argument("benchmarks", nargs=-1, required=True)
@@ -1034,6 +1036,7 @@ def audit_benchmarks(**_: Any) -> None:
     _console().print(table)
     if result.out is not None:
         _console().print(f"wrote {result.out}: audit.json, audit.md")
+
 
 # -- multimodal ---------------------------------------------------------------------------
 

@@ -59,13 +59,17 @@ def build_tiny_lm(
     hidden_size: int = 32,
     layers: int = 2,
     heads: int = 4,
+    max_positions: int = 512,
+    dtype: str | None = None,
 ) -> Path:
     """Save a tiny Llama model and its tokenizer in ``folder``; return ``folder``.
 
     ``texts``: extra text whose words join the vocabulary. ``seed``: the weights.
     ``vocab_seed``: shuffle the vocabulary's ids (a different vocabulary order).
     ``constant_logits``: zero the output layer, so every next-token distribution is
-    uniform (a collapsed scorer). ``hidden_size``, ``layers``, ``heads``: the size.
+    uniform (a collapsed scorer). ``hidden_size``, ``layers``, ``heads``: the size;
+    ``max_positions``: the context length; ``dtype``: the dtype the config names (e.g.
+    ``"bfloat16"`` for vLLM), None for the default.
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -83,15 +87,16 @@ def build_tiny_lm(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-        eos_token="</s>", additional_special_tokens=ROLES, model_max_length=512)
+        eos_token="</s>", additional_special_tokens=ROLES, model_max_length=max_positions)
     tokenizer.chat_template = CHAT_TEMPLATE
 
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(vocab), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=512, initializer_range=0.5, tie_word_embeddings=False,
-        bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"])
+        max_position_embeddings=max_positions, initializer_range=0.5, tie_word_embeddings=False,
+        bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"],
+        **({"torch_dtype": dtype} if dtype else {}))
     model = LlamaForCausalLM(config)
     if constant_logits:
         with torch.no_grad():

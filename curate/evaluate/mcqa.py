@@ -37,7 +37,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from curate.evaluate.items import McqaItem, read_benchmark
 from curate.evaluate.prompts import TEMPLATES, Prompt, Template, build_prompt
 from curate.evaluate.scorers import Scored, Scorer, make_scorer
 from curate.store import read_json, write_json, write_parquet
+from curate.version import installed_versions
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def evaluate_mcqa(
         "catalog": {e.name: {"version": e.version, "location": e.location.model_dump(mode="json",
                                                                                       exclude_none=True)}
                     for e in entries},
-        "versions": _versions(),
+        "versions": installed_versions(("curate", "torch", "transformers", "vllm")),
         "seconds": {"total": time.perf_counter() - started, "scoring": scored_in},
         "items_per_second": len(items) / scored_in if scored_in > 0 else None,
     }
@@ -348,11 +348,3 @@ def _read_baseline(folder: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     return pl.read_parquet(folder / PREDICTIONS), read_json(folder / RESULTS)
 
 
-def _versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for package in ("curate", "torch", "transformers", "vllm"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = None
-    return found

@@ -86,11 +86,8 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
         lines += ["", f"## Paired comparison with `{base['model']}` ({base['backend']})", "",
                   "| benchmark | items | this | baseline | difference | interval | only this | "
                   "only baseline | McNemar p |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
-        for name, c in comparison["benchmarks"].items():
-            d = c["difference"]
-            lines.append(f"| {name} | {d['n']} | {_pct(c['accuracy_a'])} | {_pct(c['accuracy_b'])} | "
-                         f"{100 * d['value']:+.1f} pts | {100 * d['low']:+.1f} to {100 * d['high']:+.1f} | "
-                         f"{c['only_a']} | {c['only_b']} | {c['mcnemar_p']:.3g} |")
+        lines += [_paired_row(name, c, c["accuracy_a"], c["accuracy_b"])
+                  for name, c in comparison["benchmarks"].items()]
     try:
         plt = _pyplot()
     except MissingDependencyError as exc:
@@ -103,6 +100,15 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _paired_row(name: str, c: dict[str, Any], first: float, second: float) -> str:
+    """One row of a paired comparison table: the two accuracies in column order, then the
+    difference (a minus b), its interval, the discordant counts and McNemar's p."""
+    d = c["difference"]
+    return (f"| {name} | {d['n']} | {_pct(first)} | {_pct(second)} | {100 * d['value']:+.1f} pts | "
+            f"{100 * d['low']:+.1f} to {100 * d['high']:+.1f} | {c['only_a']} | {c['only_b']} | "
+            f"{c['mcnemar_p']:.3g} |")
 
 
 def retrieval_lines(results: dict[str, Any]) -> list[str]:
@@ -122,12 +128,8 @@ def retrieval_lines(results: dict[str, Any]) -> list[str]:
              f"- {r['prompts']} prompts scored", "",
              "| benchmark | items | zero-shot | retrieval | difference | interval | only retrieval | "
              "only zero-shot | McNemar p |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
-    for name, d in r["versus_zero_shot"].items():
-        diff = d["difference"]
-        lines.append(f"| {name} | {diff['n']} | {_pct(d['accuracy_b'])} | {_pct(d['accuracy_a'])} | "
-                     f"{100 * diff['value']:+.1f} pts | "
-                     f"{100 * diff['low']:+.1f} to {100 * diff['high']:+.1f} | "
-                     f"{d['only_a']} | {d['only_b']} | {d['mcnemar_p']:.3g} |")
+    lines += [_paired_row(name, d, d["accuracy_b"], d["accuracy_a"])  # zero-shot is the baseline (b)
+              for name, d in r["versus_zero_shot"].items()]
     return lines
 
 

@@ -31,13 +31,13 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from curate.errors import ConfigError
+from curate.version import installed_versions
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +67,7 @@ def sha256_file(path: Path) -> str:
 
 def package_versions() -> dict[str, str]:
     """The installed versions of the packages a release's bytes depend on."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: v for name, v in installed_versions(PACKAGES).items() if v is not None}
 
 
 def config_of(kind: str) -> str:

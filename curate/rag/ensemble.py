@@ -23,7 +23,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-MAX_TEMPERATURE = 2.0
+from curate.synth.config import raised_temperature
 
 
 def permutations(n: int, shuffles: int, seed: int) -> list[tuple[int, ...]]:
@@ -67,8 +67,8 @@ def vote(choices: Sequence[int | None], seed: int) -> int | None:
 def attempt_schedule(temperature: float, max_tokens: int, retries: int, *, temperature_step: float,
                      token_step: int) -> list[tuple[float, int]]:
     """(temperature, max tokens) of the first try and of each retry."""
-    return [(round(min(MAX_TEMPERATURE, max(0.0, temperature + i * temperature_step)), 6),
-             max_tokens + i * token_step) for i in range(retries + 1)]
+    return [(raised_temperature(temperature, i, temperature_step), max_tokens + i * token_step)
+            for i in range(retries + 1)]
 
 
 def item_seed(seed: int, key: str) -> int:

@@ -27,6 +27,13 @@ GREEDY_BELOW = 1e-5
 """vLLM samples greedily below this temperature (``_SAMPLING_EPS``) and then needs ``n == 1``."""
 
 
+def raised_temperature(temperature: float, retry: int, step: float, *,
+                       cap: float = MAX_TEMPERATURE) -> float:
+    """The sampling temperature of the ``retry``-th retry (0: the first try): raised by
+    ``step`` each time, kept within [0, ``cap``] (vLLM and the OpenAI API reject more than 2)."""
+    return round(min(cap, max(0.0, temperature + retry * step)), 6)
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -190,7 +197,7 @@ class SynthCotConfig(StageConfig):
     def attempt_temperature(self, attempt: int) -> float:
         """The temperature of ``attempt`` (1-based): ``temperature`` raised by
         ``temperature_step`` per retry, clamped at ``max_temperature``."""
-        raised = self.temperature + (attempt - 1) * self.temperature_step
-        return round(min(raised, self.max_temperature), 6)
+        return raised_temperature(self.temperature, attempt - 1, self.temperature_step,
+                                  cap=self.max_temperature)
 
 

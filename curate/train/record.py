@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from curate.version import installed_versions
 
 RECORD = "curate-train.json"
 PACKAGES = ("curate", "trl", "transformers", "torch", "datasets", "accelerate", "tokenizers", "peft",
@@ -34,13 +35,7 @@ class TrainResult:
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages a run depends on (missing ones left out)."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: v for name, v in installed_versions(PACKAGES).items() if v is not None}
 
 
 def write_record(output_dir: str | Path, record: dict[str, Any]) -> Path:

@@ -20,7 +20,7 @@ from curate.synth.config import TransformersOptions, VllmOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "synth"))
-from fake_openai import Reply, server  # noqa: E402, F401 (fixture)
+from fake_openai import Reply, chat_completion, server  # noqa: E402, F401 (fixture)
 from helpers import tiny_model  # noqa: E402
 
 BENCHMARKS = ["pubmedqa", "mmlu_medical", "medmcqa"]
@@ -172,10 +172,7 @@ def test_generate_mode_with_the_offline_backend_is_labelled(tmp_path):
 
 
 def test_generate_mode_through_an_openai_endpoint_counts_parse_failures(server, tmp_path):  # noqa: F811
-    unreadable = {"id": "x", "object": "chat.completion", "model": "tiny",
-                  "choices": [{"index": 0, "finish_reason": "stop",
-                               "message": {"role": "assistant", "content": "I am not sure."}}],
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}}
+    unreadable = chat_completion(["I am not sure."], model="tiny", completion_tokens=4)
     server.script.append(Reply(body=json.dumps(unreadable)))
     config = McqaConfig(model={"backend": "openai", "model": "tiny", "base_url": server.url,
                                "concurrency": 1}, mode="generate", limit=5, max_tokens=300, retries=0)

@@ -16,7 +16,7 @@ from curate.rag.prompts import McqaItem, build_prompt
 from curate.synth.verify import extract_choice
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "synth"))
-from fake_openai import Reply, server  # noqa: E402, F401 (fixture)
+from fake_openai import Reply, chat_completion, server  # noqa: E402, F401 (fixture)
 
 
 @settings(max_examples=200, deadline=None)
@@ -87,10 +87,7 @@ def test_generate_retries_an_unreadable_answer_hotter_and_longer(server, tmp_pat
     from curate.evaluate.config import McqaConfig
     from curate.evaluate.mcqa import evaluate_mcqa
 
-    unreadable = {"id": "x", "object": "chat.completion", "model": "tiny",
-                  "choices": [{"index": 0, "finish_reason": "stop",
-                               "message": {"role": "assistant", "content": "I am not sure."}}],
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}}
+    unreadable = chat_completion(["I am not sure."], model="tiny", completion_tokens=4)
     server.script.append(Reply(body=json.dumps(unreadable)))
     config = McqaConfig(model={"backend": "openai", "model": "tiny", "base_url": server.url,
                                "concurrency": 1},

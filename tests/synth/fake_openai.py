@@ -122,19 +122,24 @@ class FakeOpenAI:
                                temperature=body.get("temperature", 0.0), seed=body.get("seed"),
                                choices=tuple(body.get("structured_outputs", {}).get("choice", ())))
         completion = self.offline.generate([request])[0]
-        return {
-            "id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": i, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}
-                        for i, text in enumerate(completion.texts)],
-            "usage": {"prompt_tokens": completion.prompt_tokens,
-                      "completion_tokens": completion.completion_tokens,
-                      "total_tokens": completion.prompt_tokens + completion.completion_tokens},
-        }
+        return chat_completion(completion.texts, model=body["model"], prompt_tokens=completion.prompt_tokens,
+                               completion_tokens=completion.completion_tokens, id="chatcmpl-test")
 
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def chat_completion(texts: list[str], *, model: str, prompt_tokens: int = 1, completion_tokens: int = 1,
+                    id: str = "x") -> dict[str, Any]:
+    """An OpenAI chat-completion body with one choice per text."""
+    return {
+        "id": id, "object": "chat.completion", "model": model,
+        "choices": [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                    for i, text in enumerate(texts)],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
 
 
 @pytest.fixture

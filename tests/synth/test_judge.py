@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_openai import FakeOpenAI, Reply
+from fake_openai import FakeOpenAI, Reply, chat_completion
 
 from curate.catalog import validate_model
 from curate.errors import ConfigError
@@ -197,7 +197,4 @@ def test_transformers_backend_reads_exactly_the_llama_guard_prompt(tmp_path):
 
 
 def _chat(text: str) -> str:
-    return json.dumps({"id": "x", "object": "chat.completion", "model": "guard",
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": text}}],
-                       "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+    return json.dumps(chat_completion([text], model="guard"))
