@@ -48,8 +48,10 @@ from curate.store import RunStore  # noqa: E402
 BENCHMARKS = ("pubmedqa", "mmlu_medical", "medmcqa")
 FORMS = ("verbatim", "template", "shuffled", "edited", "no_options", "in_answer", "in_document",
          "case_punct", "multi_turn")
-TIER_SETS = {"1": ("ngram",), "1+2": ("ngram", "containment", "stem"),
-             "1+2+3": ("ngram", "containment", "stem", "embedding")}
+TIER_SETS = {"1 ngram": ("ngram",), "1-3 lexical": ("ngram", "containment", "stem"),
+             "1-4 all": ("ngram", "containment", "stem", "embedding")}
+"""Tier sets in the table: the stage's tiers 1-3 are lexical (the issue's "tiers 1+2"),
+tier 4 the embedding (the issue's "tier 3")."""
 
 
 def letters(options: list[str]) -> str:
@@ -197,17 +199,33 @@ def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(text=all_text(), turns=turn_texts(DecontamConfig().embedding_roles))
 
 
-def fired(index: BenchmarkIndex, frame: pl.DataFrame) -> dict[str, np.ndarray]:
-    """Per tier: whether it fired on each row (at the config's thresholds), and the item."""
+def same_question(index: BenchmarkIndex) -> dict[str, str]:
+    """Each item id's question, lower-cased with punctuation and spaces folded: a tier that
+    names another item with the same question (benchmarks repeat some) found the copy."""
+    norm = index.items.select("item", q=pl.col("question").str.to_lowercase()
+                              .str.replace_all(r"[\W_]+", " ").str.strip_chars())
+    return dict(norm.iter_rows())
+
+
+def fired(index: BenchmarkIndex, frame: pl.DataFrame,
+          expected: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per tier: whether it fired on each row (at the config's thresholds), and the item.
+    With ``expected`` (the planted item of each row), a tier counts only when the item it
+    names is the planted one or has the same question."""
     c = index.config
+    question = same_question(index)
     found = index.match(frame.get_column("text"), frame.get_column("turns"))
     limits = {"ngram": c.ngram_min_matches, "containment": c.min_containment,
               "stem": c.min_stem_containment, "embedding": c.embedding_threshold}
     out = {}
     for tier, (item, score, _field) in found.items():
         hit = np.nan_to_num(score, nan=-1) >= limits[tier]
+        named = index.item_of(item).to_pylist()
+        if expected is not None:
+            hit &= np.array([n is not None and question[n] == question[e] for n, e in zip(named, expected,
+                                                                                       strict=True)])
         out[tier] = hit
-        out[f"{tier}_item"] = index.item_of(item).to_numpy(zero_copy_only=False)
+        out[f"{tier}_item"] = np.array(named, dtype=object)
     return out
 
 
@@ -281,6 +299,8 @@ def main() -> None:
     parser.add_argument("--demo", type=int, default=0,
                         help="time tier 4 on this many demo records: cache and ONNX vs torch")
     parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="which items are planted, and how they are edited and placed")
     args = parser.parse_args()
     from _common import announce, finish  # here: tests load this file without benchmarks/ on the path
 
@@ -300,15 +320,15 @@ def main() -> None:
         pool = hosts(args.clean + 2000)
         clean_pairs, host_rows = pool[:args.clean], pool[args.clean:]
         vocab = " ".join(a for _, a in host_rows[:300]).split()
-        items = sample_items(index, args.items)
-        planted = with_texts(planted_rows(items, host_rows, vocab))
+        items = sample_items(index, args.items, args.seed)
+        planted = with_texts(planted_rows(items, host_rows, vocab, args.seed))
         clean = with_texts(chats(clean_pairs))
         print(f"sizes: {args.items} items per benchmark x {len(FORMS)} forms = {planted.height} "
               "planted rows; "
               f"{clean.height} clean rows (MedQuAD outside the demo sample, Dolly); "
               f"{len(index.items)} benchmark items indexed")
         started = time.perf_counter()
-        hit_planted = fired(index, planted)
+        hit_planted = fired(index, planted, planted.get_column("item").to_list())
         hit_clean = fired(index, clean)
         seconds = time.perf_counter() - started
         documents = index.items.select(pl.concat_str([index.whole_stems, pl.col("options")],
@@ -320,13 +340,11 @@ def main() -> None:
         table = planted.select("benchmark", "item", "form").with_columns(
             **{f"tiers {k}": np.logical_or.reduce([hit_planted[t] for t in v]) for k, v in sets.items()},
             baseline=base_planted)
-        # a hit counts only when the tiers name the planted item or another item of its benchmark
-        # with the same question (the benchmark repeats questions)
         print(f"\nrecall (share of planted rows flagged), curate tiers vs the 13-gram baseline; "
               f"scoring {planted.height + clean.height} rows took {seconds:.1f} s")
         summary = table.group_by("benchmark", "form", maintain_order=True).agg(
             pl.col(c).mean() for c in [*(f"tiers {k}" for k in sets), "baseline"])
-        header = f"{'benchmark':<13} {'form':<12} " + " ".join(f"{'tiers ' + k:>12}" for k in sets) + \
+        header = f"{'benchmark':<13} {'form':<12} " + " ".join(f"{'tiers ' + k:>17}" for k in sets) + \
             f" {'13-gram':>8} {'ahead':>6}"
         print(header)
         worst = {k: 1.0 for k in sets}
@@ -338,19 +356,19 @@ def main() -> None:
             for k in sets:
                 worst[k] = min(worst[k], row[f"tiers {k}"])
             print(f"{row['benchmark']:<13} {row['form']:<12} "
-                  + " ".join(f"{row[f'tiers {k}']:>12.3f}" for k in sets)
+                  + " ".join(f"{row[f'tiers {k}']:>17.3f}" for k in sets)
                   + f" {row['baseline']:>8.3f} {'yes' if ahead else 'NO':>6}")
         flagged = np.logical_or.reduce([hit_clean[t] for t in TIER_SETS[list(sets)[-1]]])
         print("\nworst form: " + ", ".join(f"tiers {k} {v:.3f}" for k, v in worst.items()))
         print(f"false positives on clean rows: {int(flagged.sum())} of {clean.height} "
               f"({flagged.mean():.3%}); 13-gram baseline {int(base_clean.sum())} ({base_clean.mean():.3%})")
-        for t in TIER_SETS["1+2+3"]:
+        for t in TIER_SETS["1-4 all"]:
             if t in hit_clean and hit_clean[t].any():
                 rows = np.flatnonzero(hit_clean[t])[:3]
                 for r in rows:
                     print(f"  FP {t}: {clean_pairs[r][0][:80]!r} ~ {hit_clean[f'{t}_item'][r]}")
         print(f"targets: all tiers >= 0.95 every form: {worst[list(sets)[-1]] >= 0.95}; "
-              f"tiers 1+2 >= 0.9: {worst['1+2'] >= 0.9}; FP <= 0.1%: {flagged.mean() <= 0.001}; "
+              f"tiers 1-3 >= 0.9: {worst['1-3 lexical'] >= 0.9}; FP <= 0.1%: {flagged.mean() <= 0.001}; "
               f"ahead of 13-gram everywhere: {ahead_all}")
     finish(None, [], False)
 

@@ -161,6 +161,12 @@ class DecontamConfig(StageConfig):
         description="Tiers 2 and 3: records are cut into windows of this many words, overlapping "
         "by half, so an item inside a long answer is compared with a passage its size.",
     )
+    short_window_words: int = Field(
+        48, ge=8, le=4096,
+        description="Tiers 2 and 3: an item whose copy spans at most half this many words (its "
+        "question and options, with their labels) is compared with windows of this many words "
+        "instead: its few words spread over a long passage on its topic are not a copy.",
+    )
     anchor_max_items: int = Field(
         60, ge=1,
         description="Tiers 2 and 3: tokens found in at most this many benchmark items find the "
@@ -172,24 +178,26 @@ class DecontamConfig(StageConfig):
         "with it.",
     )
     min_containment: float = Field(
-        0.55, gt=0, le=1,
-        description="Tier 2: IDF-weighted share (the mean over words and word pairs) of the "
-        "question's tokens (or the context's), and of the options' tokens, that a window must hold.",
+        0.6, gt=0, le=1,
+        description="Tier 2: what a window must hold of an item: the geometric mean of two "
+        "IDF-weighted shares (each the mean over words and word pairs), of the question's tokens "
+        "(or the context's) and of the options' tokens.",
     )
     min_item_shingles: int = Field(
         6, ge=1, description="Tiers 2 and 3: items with fewer distinct tokens are left to tiers 1 and 4."
     )
     min_stem_specificity: float = Field(
-        32.0, ge=0,
+        24.0, ge=0,
         description="Tier 3: a question without options counts only when the IDF of its distinct "
-        "tokens (over the benchmark items) sums to this (about five rare words); else only with "
-        "its gold answer, when the two reach it together.",
+        "word pairs (over the benchmark items) sums to this (about three rare pairs); else only "
+        "with its gold answer, when the two reach it together.",
     )
     min_stem_containment: float = Field(
         0.95, gt=0, le=1,
         description="Tier 3: IDF-weighted share of a specific question's words and word pairs "
-        "(and its gold answer's) that a window must hold: near all of them, since an exam stem such "
-        "as \"myasthenia gravis is a disorder of\" also occurs in clean text with a word changed.",
+        "(with its gold answer: the geometric mean of the two shares) that a window must hold: near "
+        "all of them, since an exam stem such as \"myasthenia gravis is a disorder of\" also occurs "
+        "in clean text with a word changed.",
     )
     embedding_model: str | None = Field(
         None, description="Tier 4: sentence-transformers model (`minilm`, a hub name or a path); "

@@ -11,16 +11,21 @@ match says which field it was (``question``, ``context``, ``whole``, ``answer``)
    count, so exam phrases alone do not make a match. Catches items embedded in long text;
    misses short items and copies whose every 13-gram was broken by edits.
 2. **containment**: every record's text (all turns: user, assistant, later turns, chosen
-   and rejected) is cut into overlapping windows of ``window_words`` words; a window
-   matches an item's question (or whole stem) plus its options, or its context alone,
-   when it holds ``min_containment`` of each part's tokens, weighted by inverse document
+   and rejected) is cut into overlapping windows of ``window_words`` words (and of
+   ``short_window_words`` for items whose copy spans at most half that: a short item's
+   few words spread over a long passage on its topic are not a copy); a window matches
+   an item's question (or whole stem) plus its options, or its context alone, when the
+   geometric mean of the two parts' shares reaches ``min_containment``. A part's share is
+   the share of its words and word pairs the window holds, weighted by inverse document
    frequency over the benchmark items (so "the", "patient" or "following" weigh little).
-   Candidates come from an inverted index of the items' rare tokens (found in at most
-   ``anchor_max_items`` items), so an item inside a long answer is found as surely as a
-   copied user turn. Option order, labels, case and punctuation do not matter.
+   Both parts must be there, but an edit that wiped a short question's rare words is
+   carried by the options. Candidates come from an inverted index of the items' rare
+   tokens (found in at most ``anchor_max_items`` items), so an item inside a long answer
+   is found as surely as a copied user turn. Option order, labels, case and punctuation
+   do not matter.
 3. **stem**: the question alone (no options), or the question with its gold answer,
    counts when the window holds ``min_stem_containment`` of it and the question is
-   *specific*: its IDF mass (the sum of its distinct tokens' IDF) reaches
+   *specific*: its IDF mass (the sum of its distinct word pairs' IDF) reaches
    ``min_stem_specificity``, and no other item has the same question with other options
    (MMLU-medical repeats 79 generic stems such as "Which of the following statements is
    false"). A question that is not specific counts only with its gold answer, when the
@@ -190,23 +195,29 @@ def load_items(context: StageContext, names: list[str]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def windows(texts: pl.Series, width: int) -> tuple[list[str], np.ndarray]:
-    """Texts cut into windows of ``width`` words overlapping by half (a text of up to
-    ``width`` words is one window), and the text each window belongs to. Any span of
-    ``width // 2`` words lies wholly inside one window."""
-    step = max(1, width // 2)
+def windows(texts: pl.Series, widths: Sequence[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts cut into windows of each width in ``widths`` (ascending; words, overlapping by
+    half), the text each window belongs to, and the first and last position in ``widths``
+    each window serves. Any span of ``width // 2`` words lies wholly inside one window of
+    that width. A text of up to ``width`` words is one window, which serves that width and
+    every larger one."""
     out: list[str] = []
     owner: list[int] = []
+    serves: list[tuple[int, int]] = []
     for i, text in enumerate(texts.to_list()):
         words = (text or "").split()
-        if len(words) <= width:
-            out.append(" ".join(words))
-            owner.append(i)
-            continue
-        for start in range(0, len(words) - step, step):
-            out.append(" ".join(words[start:start + width]))
-            owner.append(i)
-    return out, np.asarray(owner, np.int64)
+        for w, width in enumerate(widths):
+            if len(words) <= width:
+                out.append(" ".join(words))
+                owner.append(i)
+                serves.append((w, len(widths) - 1))
+                break
+            step = max(1, width // 2)
+            for start in range(0, len(words) - step, step):
+                out.append(" ".join(words[start:start + width]))
+                owner.append(i)
+                serves.append((w, w))
+    return out, np.asarray(owner, np.int64), np.asarray(serves, np.int64).reshape(-1, 2)
 
 
 class BenchmarkIndex:
@@ -340,7 +351,13 @@ class BenchmarkIndex:
         keep = (pl.col("tier") == "containment") | (
             (pl.col("field") == "question") & pl.col("has_stem")) | (
             (pl.col("field") == "answer") & ~pl.col("has_stem") & (pl.col("mass") >= c.min_stem_specificity))
-        return keys.filter(keep).select("key", "item", "tier", "field", "a", "b", "mass").sort("key")
+        # the words a copy of the key spans (an option's label counts): a key that fits in half
+        # a short window is compared with short windows (width 0), others with long ones (1)
+        span = (pl.col("a").str.count_matches(r"\S+") + pl.col("b").list.eval(
+            pl.element().str.count_matches(r"\S+") + 1).list.sum().fill_null(0))
+        width = pl.when(span <= c.short_window_words // 2).then(0).otherwise(1)
+        return (keys.filter(keep).with_columns(width=width)
+                .select("key", "item", "tier", "field", "a", "b", "mass", "width").sort("key"))
 
     def _raw_key_tokens(self, keys: pl.DataFrame) -> pl.DataFrame:
         """(key, part, hash): the distinct shingles of part ``a`` (word pairs; a one-word
@@ -416,31 +433,39 @@ class BenchmarkIndex:
             pl.col("tokens") < self.config.min_item_shingles).select("key")
         rare = (self.key_tokens.filter(pl.col("df") <= self.config.anchor_max_items)
                 .join(small, on="key", how="anti").select("hash", "key").unique())
-        return rare.join(rare.group_by("key").agg(anchors=pl.len()), on="key").sort("hash", "key")
+        return (rare.join(rare.group_by("key").agg(anchors=pl.len()), on="key")
+                .join(self.keys.select("key", "width"), on="key").sort("hash", "key"))
 
-    def containment(self, texts: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
-        """Tiers 2 and 3: per text, the best key of each tier over the text's windows."""
+    def part_shares(self, texts: pl.Series) -> pl.DataFrame:
+        """(unit, doc, key, part, share) for every window (``unit``) of a text (``doc``) and
+        key compared: the IDF-weighted share of the part's words, and of its word pairs, that
+        the window holds (the mean of the two: an edit breaks two pairs but one word; a
+        passage on the same topic shares words, not pairs)."""
         c = self.config
         n = c.containment_ngram
-        units, owner = windows(texts, c.window_words)
+        schema = {"unit": pl.Int64, "doc": pl.Int64, "key": pl.Int64, "part": pl.String, "share": pl.Float64}
+        units, owner, serves = windows(texts, (c.short_window_words, c.window_words))
         arrow = pa.array(units, pa.large_string())
-        empty = {tier: _best(pl.DataFrame(schema={"doc": pl.Int64, "item": pl.Int64, "field": pl.String,
-                                                   "score": pl.Float64}), len(texts))
-                 for tier in ("containment", "stem")}
         if not units or self.anchors.height == 0:
-            return empty
+            return pl.DataFrame(schema=schema)
         wanted_hashes = self.anchors.get_column("hash").unique().to_numpy()
         hit_frames = [pl.DataFrame({"unit": u, "hash": h}) for u, h in
                       (shingle_hits(arrow, k, wanted_hashes) for k in sorted({1, n}))]
+        # a window is compared with the keys of its width: a short item with short windows, so
+        # that its few words scattered over a long passage on its topic do not add up
+        unit_widths = pl.DataFrame({"unit": np.arange(len(units)), "lo": serves[:, 0], "hi": serves[:, 1]})
         candidates = (
             pl.concat(hit_frames).unique()
             .join(self.anchors, on="hash")
-            .group_by("unit", "key").agg(hits=pl.len(), anchors=pl.col("anchors").first())
+            .group_by("unit", "key").agg(hits=pl.len(), anchors=pl.col("anchors").first(),
+                                         width=pl.col("width").first())
             .filter(pl.col("hits") >= (pl.col("anchors") * c.min_anchor_share).ceil())
+            .join(unit_widths, on="unit")
+            .filter(pl.col("width").is_between("lo", "hi"))
             .select("unit", "key")
         )
         if candidates.height == 0:
-            return empty
+            return pl.DataFrame(schema=schema)
         wanted = np.unique(candidates.get_column("unit").to_numpy())
         chosen = arrow.take(pa.array(wanted))
         unit_tokens = {}
@@ -450,21 +475,27 @@ class BenchmarkIndex:
                                            "present": np.ones(len(flat), np.bool_)})
         # a one-word option is a one-word shingle: the pairs' side looks for words too
         present = {1: unit_tokens[1], n: pl.concat(list(unit_tokens.values())).unique(["unit", "hash"])}
-        part_shares = []
+        shares = []
         for k, tokens in ((1, self.word_tokens), (n, self.key_tokens)):
-            part_shares.append(
+            shares.append(
                 candidates.join(tokens.select("key", "part", "hash", "idf"), on="key")
                 .join(present[k], on=["unit", "hash"], how="left")
                 .group_by("unit", "key", "part")
                 .agg(share=(pl.col("idf") * pl.col("present").fill_null(False)).sum() / pl.col("idf").sum()))
-        # each part's score: the mean of its word share and its word-pair share (an edit
-        # breaks two pairs but one word; a passage on the same topic shares words, not pairs)
+        shares = pl.concat(shares).group_by("unit", "key", "part").agg(share=pl.col("share").mean())
+        return shares.with_columns(doc=pl.Series(owner[shares.get_column("unit").to_numpy()])).select(
+            list(schema))
+
+    def containment(self, texts: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        """Tiers 2 and 3: per text, the best key of each tier over the text's windows. A
+        key's score in a window is the geometric mean of its parts' shares (question or
+        stem, and the options): both parts must be there, but a short question whose rare
+        words an edit replaced is carried by its options, and the other way round."""
         shares = (
-            pl.concat(part_shares).group_by("unit", "key", "part").agg(share=pl.col("share").mean())
-            .group_by("unit", "key").agg(score=pl.col("share").min())
+            self.part_shares(texts)
+            .group_by("unit", "doc", "key").agg(score=pl.col("share").log().mean().exp())
             .join(self.keys.select("key", "item", "tier", "field"), on="key")
         )
-        shares = shares.with_columns(doc=pl.Series(owner[shares.get_column("unit").to_numpy()]))
         return {tier: _best(shares.filter(pl.col("tier") == tier).select("doc", "item", "field", "score"),
                             len(texts)) for tier in ("containment", "stem")}
 

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from curate.catalog import resolve_data_root
 from curate.curation.config import DecontamConfig
 from curate.curation.decontam import BenchmarkIndex, Decontaminate, load_items
 from curate.curation.embed import EmbeddingCache, embed
@@ -82,10 +83,9 @@ def test_every_benchmark_in_every_form_is_caught_naming_its_item(world, decided)
     assert wrong.height == 0, wrong.head(5)
     recall = table.group_by("benchmark", "form").agg(pl.col("flagged").mean()).sort("flagged")
     assert recall.height == len(bench.BENCHMARKS) * len(bench.FORMS)
-    assert recall.get_column("flagged").min() >= 0.85, recall.head(5)
-    assert table.get_column("flagged").mean() >= 0.95
+    assert recall.get_column("flagged").min() >= 0.9, recall.head(5)
     missed = table.filter(~pl.col("flagged"))
-    assert missed.height <= 12, missed  # 540 rows: 15 at most slip through (measured: see the note)
+    assert missed.height <= 3, missed  # of 540 rows; measured: 2, both PubMedQA edited
 
 
 def test_clean_real_rows_raise_no_flag(world, decided):
@@ -125,6 +125,53 @@ def test_an_item_in_a_later_assistant_turn_is_found(world):
     found = index.match(frame.get_column("text"), frame.get_column("turns"))
     assert index.item_of(found["containment"][0]).to_pylist() == [item["item"]]
     assert found["containment"][1][0] >= index.config.min_containment
+
+
+def _containment_of(index: BenchmarkIndex, text: str) -> tuple[float, str | None]:
+    frame = bench.with_texts(bench.chats([(text, "ok")]))
+    item, score, _ = index.containment(frame.get_column("text"))["containment"]
+    return float(np.nan_to_num(score[0], nan=0.0)), index.item_of(item).to_pylist()[0]
+
+
+def test_an_edit_that_wiped_a_short_question_is_carried_by_its_options(world):
+    _, index, *_ = world
+    # medmcqa:1003, "IDL has" with four options, 15% of its words replaced (from the
+    # benchmark's edited form): the question part lost its one rare word
+    edited = "IDL continues Apo B100 and Apo E\nB. Apo C\nC. intraocular E\nD. All of the above"
+    assert index.items.filter(pl.col("item") == "medmcqa:1003").get_column("question").item() == "IDL has"
+    score, item = _containment_of(index, edited)
+    assert (item, score >= index.config.min_containment) == ("medmcqa:1003", True)
+    frame = bench.with_texts(bench.chats([(edited, "ok")]))
+    parts = index.part_shares(frame.get_column("text")).join(
+        index.keys.filter(pl.col("tier") == "containment").select("key", "item"), on="key")
+    weakest = parts.filter(pl.col("item") == index.items.get_column("item").to_list().index("medmcqa:1003"))
+    assert weakest.get_column("share").min() < 0.5  # the old rule (every part >= 0.55) missed it
+
+
+def test_a_short_items_words_spread_over_a_long_passage_on_its_topic_are_not_a_copy(world):
+    _, index, *_ = world
+    # medmcqa:1708 ("Tumor marker for seminoma:" PLAP, LDH, AFP, HCG) against a real MedQuAD
+    # answer on extragonadal germ cell tumours, which names the markers across a paragraph
+    rows = [json.loads(line) for line in (resolve_data_root() / "medical/medquad/medquad_answered.jsonl")
+            .read_text().splitlines()]
+    row = next(r for r in rows if r["question"] == "How to diagnose Extragonadal Germ Cell Tumors ?")
+    passage = row["question"] + "\n" + row["answer"]
+    score, _ = _containment_of(index, passage)
+    assert score < index.config.min_containment
+    wide = BenchmarkIndex(index.items, DecontamConfig(short_window_words=index.config.window_words))
+    score, item = _containment_of(wide, passage)  # compared with 160-word windows only
+    assert (item, score >= index.config.min_containment) == ("medmcqa:1708", True)
+
+
+def test_a_short_stem_quoted_with_its_answer_is_found(world):
+    _, index, *_ = world
+    # medmcqa:1156: a short stem, specific only with its gold answer (IDF mass 24-32)
+    quote = 'A classic exam question asks: "Petechial hemorrhage is seen in" The expected answer is ' \
+            'thrombocytopenic purpura.'
+    frame = bench.with_texts(bench.chats([("Tell me about bleeding.", quote)]))
+    item, score, field = index.containment(frame.get_column("text"))["stem"]
+    assert (index.item_of(item).to_pylist(), field) == (["medmcqa:1156"], ["answer"])
+    assert score[0] >= index.config.min_stem_containment
 
 
 def test_a_generic_repeated_stem_alone_is_not_contamination(world, decided):
