@@ -178,8 +178,9 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
         if o.embedding_model is not None and need:
             from curate.curation.embed import embed
 
-            q = embed([questions[i] for i in need], o.embedding_model, max_tokens=128)
-            a = embed([answers[i] for i in need], o.embedding_model, max_tokens=128)
+            q, a = (embed([texts[i] for i in need], o.embedding_model, max_tokens=128,
+                          precision=o.embedding_precision, cache=context.embedding_cache)
+                    for texts in (questions, answers))
             similarity[need] = (q * a).sum(axis=1)
         scored = frame.with_columns(
             answer_question_form=pl.Series([question_form(q) for q in questions], dtype=pl.String),

@@ -70,7 +70,7 @@ class Decontaminate(RowStage[DecontamConfig]):
     """Flag records that contain benchmark items; reject heavily contaminated sources."""
 
     name = "decontam"
-    version = 2
+    version = 3
     decision_fields = frozenset({"ngram_min_matches", "min_containment", "min_stem_containment",
                                  "embedding_threshold", "reject_source_above"})
     columns = ("messages", "chosen", "rejected")
@@ -506,7 +506,7 @@ class BenchmarkIndex:
         assert c.embedding_model is not None
         progress = self.progress
         return embed(texts, c.embedding_model, max_tokens=c.embedding_max_tokens,
-                     backend=c.embedding_backend, cache=self.cache,
+                     backend=c.embedding_backend, precision=c.embedding_precision, cache=self.cache,
                      cache_bytes=c.embedding_cache_mb * 2**20,
                      progress=None if progress is None else (lambda d, t: progress(what, d, t)))
 

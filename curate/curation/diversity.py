@@ -18,7 +18,8 @@ that was not too similar but came after ``budget`` records were kept.
 
 ``tau`` and ``budget`` are scoring options, not decision options: which records are
 kept decides what later records are compared with, so another ``tau`` needs the
-embeddings again (they are not stored). ``decide`` re-derives the greedy outcome from
+embeddings again (not stored in the run; a run reads them back from the shared embedding
+cache). ``decide`` re-derives the greedy outcome from
 the stored scores for the configured ``tau`` and ``budget`` only.
 """
 
@@ -75,6 +76,7 @@ class Diversity(DatasetStage[DiversityConfig]):
                 ["_score", "id"], descending=[True, False], nulls_last=True).drop("_score")
         visited = visit.collect()
         vectors = embed(visited.get_column("text").to_list(), o.model, max_tokens=o.max_tokens,
+                        precision=o.precision, cache=context.embedding_cache,
                         progress=context.reporter("embedding"))
         _, nearest, max_sim = select_diverse(vectors, o.tau, o.budget,
                                              progress=context.reporter("selection"))

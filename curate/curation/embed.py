@@ -6,7 +6,12 @@ sentence-transformers model works by hub name or local path.
 
 Two backends give the same vectors (per-text cosine >= 0.999, ``benchmarks/decontam.py``):
 
-- ``torch``: sentence-transformers' ``encode``;
+- ``torch``: sentence-transformers' ``encode``, in float32, or with ``precision="bfloat16"``
+  under ``torch.autocast``: matrix products in bfloat16 with float32 accumulation, layer
+  norms, softmax and pooling in float32. On a CPU that multiplies bfloat16 natively
+  (AVX512-BF16 or AMX) that is 1.7-1.8x the float32 rate at a per-text cosine of 0.99997 to
+  the float32 vectors (MiniLM, real questions and 128-token texts). ``precision="auto"``
+  takes bfloat16 on such a CPU, float32 elsewhere;
 - ``onnx``: the model's transformer exported once to ONNX from the local weights
   (``torch.onnx.export``, fp32, eager attention), fused by ONNX Runtime's transformer
   optimizer and run by ONNX Runtime, with the model's own tokenizer and mean pooling.
@@ -31,13 +36,14 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from curate.curation.config import DEFAULT_EMBEDDER
+from curate.curation.config import DEFAULT_EMBEDDER, EmbeddingPrecision
 from curate.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -84,6 +90,27 @@ def default_cache_dir() -> Path:
         return Path(root) / "embeddings"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "curate" / "embeddings"
+
+
+@cache
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX tiles)."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, check, lambda: False)()) for check in checks)
+
+
+def resolve_precision(precision: EmbeddingPrecision, backend: Backend) -> Literal["float32", "bfloat16"]:
+    """``auto``: bfloat16 for the torch backend on a CPU that does it natively, else float32."""
+    if precision == "auto":
+        return "bfloat16" if backend == "torch" and native_bfloat16() else "float32"
+    if precision == "bfloat16" and backend == "onnx":
+        raise ConfigError("embedding precision `bfloat16` needs the `torch` backend: ONNX Runtime "
+                          "runs the exported model in float32")
+    if precision not in ("float32", "bfloat16"):
+        raise ConfigError(f"embedding precision `{precision}` is not one of: auto, float32, bfloat16")
+    return precision
 
 
 @cache
@@ -280,7 +307,8 @@ class EmbeddingCache:
 
 
 def _encode(texts: list[str], name: str, *, batch_size: int, max_tokens: int | None,
-            backend: Backend, onnx_folder: Path) -> np.ndarray:
+            backend: Backend, onnx_folder: Path,
+            precision: Literal["float32", "bfloat16"] = "float32") -> np.ndarray:
     model = load_embedder(name)
     tokens = max_tokens if max_tokens is not None else int(model.max_seq_length or 512)
     if backend == "onnx":
@@ -288,9 +316,13 @@ def _encode(texts: list[str], name: str, *, batch_size: int, max_tokens: int | N
             f"{name}|{model_revision(name)}".encode()).hexdigest()[:16]
         return load_onnx_embedder(name, str(folder)).encode(texts, batch_size=batch_size,
                                                             max_tokens=tokens)
+    import torch
+
     model.max_seq_length = tokens
-    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                           convert_to_numpy=True, show_progress_bar=False)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
+    with autocast:
+        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(vectors, np.float32)
 
 
@@ -301,6 +333,7 @@ reported per chunk. Fixed, so the vectors never depend on whether anyone watches
 
 def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 64,
           max_tokens: int | None = None, backend: Backend = "torch",
+          precision: EmbeddingPrecision = "float32",
           cache: str | os.PathLike[str] | None = None,
           cache_bytes: int = DEFAULT_CACHE_BYTES,
           progress: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -308,9 +341,10 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
     (the cost of a transformer grows with length). Equal texts are embedded once. With
     ``cache`` (a folder), vectors found there are read back and new ones stored.
     ``progress(done, total)`` is called as distinct texts are embedded (cached ones count
-    as done at once)."""
+    as done at once). ``precision``: see the module's docstring."""
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"embedding backend `{backend}` is not one of: torch, onnx")
+    resolved = resolve_precision(precision, backend)
     model = load_embedder(name)
     dimension = int(model.get_embedding_dimension() or 0)
     out = np.zeros((len(texts), dimension), np.float32)
@@ -323,7 +357,9 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
     store = keys = None
     if cache is not None:
         store = EmbeddingCache(cache, max_bytes=cache_bytes)
-        identity = json.dumps([name, model_revision(name), backend, max_tokens])
+        # float32 vectors keep the key they had before bfloat16 existed
+        identity = json.dumps([name, model_revision(name), backend, max_tokens]
+                              + ([resolved] if resolved != "float32" else []))
         keys = store.keys(identity, unique)
         found = store.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
@@ -337,7 +373,7 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
         for start in range(0, len(todo), ENCODE_CHUNK):
             chunk = todo[start:start + ENCODE_CHUNK]
             fresh = _encode([unique[i] for i in chunk], name, batch_size=batch_size,
-                            max_tokens=max_tokens, backend=backend,
+                            max_tokens=max_tokens, backend=backend, precision=resolved,
                             onnx_folder=Path(cache) if cache is not None else default_cache_dir())
             vectors[chunk] = fresh
             if store is not None and keys is not None:

@@ -1,7 +1,7 @@
 """Contamination safety: an index is checked against a benchmark before it serves it.
 
 ``check_index(index, benchmarks, config)`` runs the decontamination stage itself
-(``curate.curation.decontam.Decontaminate``, decontam_v2: its tiers, thresholds and
+(``curate.curation.decontam.Decontaminate``, decontam_v3: its tiers, thresholds and
 boilerplate rules, nothing re-implemented here) over the index's records, as a run
 checks a source: each record becomes the record a release would hold (a user turn with
 the question and lettered options, an assistant turn with its chain of thought or its

@@ -7,6 +7,7 @@ import pytest
 from conftest import ingest_into
 
 from curate.curation.answers import AnswerCheck, answer_form, question_form, wrong_type
+from curate.engine.stage import StageContext
 from curate.records import with_ids
 
 pytestmark = pytest.mark.slow  # ingests VQA-RAD and loads a model: ~10 s
@@ -51,7 +52,7 @@ def _with_answers(records: pl.DataFrame, answers: dict[int, str]) -> pl.DataFram
 
 def _run(records: pl.DataFrame) -> pl.DataFrame:
     stage = AnswerCheck()
-    return stage.decide(stage.score(records.lazy(), None)).sort("row")
+    return stage.decide(stage.score(records.lazy(), StageContext())).sort("row")
 
 
 @pytest.fixture(scope="module")

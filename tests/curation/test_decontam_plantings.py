@@ -1,4 +1,4 @@
-"""decontam_v2 on real plantings: every shipped benchmark in every form of
+"""decontam_v3 on real plantings: every shipped benchmark in every form of
 ``benchmarks/decontam.py``, fields apart, every turn, specific stems, the embedding cache."""
 
 from __future__ import annotations

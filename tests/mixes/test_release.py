@@ -189,7 +189,7 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(demo_build):
     """`make demo` end to end: every offline stage, MiniLM included, then the release."""
     import datasets
 
-    for text in ("clean_v1", "decontam_v2", "near_duplicate_of", "too_similar_to", "synth_cot",
+    for text in ("clean_v1", "decontam_v3", "near_duplicate_of", "too_similar_to", "synth_cot",
                  "offline backend", "release", "(written)", "medical", "general", "synthetic",
                  "modality: image", "Contamination", "image_v1", "answer_wrong_type",
                  "source_rejected", "medquad_contaminated_demo", "Contamination examples"):
@@ -197,7 +197,7 @@ def test_the_demo_recipe_builds_a_release_datasets_reads(demo_build):
     path = demo_build.release
     manifest = json.loads((path / "manifest.json").read_text())
     assert [s["stage"] for s in manifest["stages"]] == [
-        "clean_v1", "image_v1", "answers_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v2",
+        "clean_v1", "image_v1", "answers_v1", "exact_dedup_v1", "near_dedup_v1", "decontam_v3",
         "diversity_v1"]
     rejected = [c for c in manifest["contamination"] if c["source"] == "medquad_contaminated_demo"]
     assert rejected and all(c["source_rejected"] for c in rejected)
