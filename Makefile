@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # constraints.txt pins the CPU wheel of torch for every install below.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
+# numba compiles the MinHash and shingle kernels once per install (about 15 s), not in a first run.
+COMPILE_KERNELS := $(BIN)/python -c "from curate.curation.minhash import compile_kernels; compile_kernels()"
 
 .PHONY: demo test lint bench clean
 
@@ -16,14 +18,17 @@ $(BIN)/python:
 
 $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[ml,image]"
+	$(COMPILE_KERNELS)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[ml,image,test,eval,merge,onnx,rag]"
+	$(COMPILE_KERNELS)
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[ml,image,eval,rag,bench]"
+	$(COMPILE_KERNELS)
 	touch $@
 
 demo: $(VENV)/.installed-demo

@@ -12,11 +12,12 @@ The baseline is lm-eval's decontamination as its docs describe it (``Janitor``):
 benchmark documents' text (question and options) lower-cased, punctuation removed, split
 on whitespace; a training row is contaminated when it shares any 13-gram with it.
 
-    .venv/bin/python benchmarks/decontam.py --items 60 --clean 3000
-    .venv/bin/python benchmarks/decontam.py --items 60 --clean 3000 --embedder
+    .venv/bin/python benchmarks/decontam.py --items 100 --clean 10000 --seed 1
+    .venv/bin/python benchmarks/decontam.py --items 100 --clean 6000 --embedder --demo 1000
 
-``--embedder`` adds tier 4 (MiniLM) to the table and times the torch and ONNX backends
-on the demo's texts and the cache (first vs second call).
+``--embedder`` adds tier 4 (MiniLM) to the table; ``--demo N`` times tier 4 on N demo
+records: the cache (first vs second call), and torch bfloat16 and ONNX float32 against
+torch float32 (speed, per-text cosine, identical decisions).
 """
 
 from __future__ import annotations
@@ -244,49 +245,73 @@ def demo_texts(work: Path, rows: int) -> pl.DataFrame:
         text=all_text(), turns=turn_texts(DecontamConfig().embedding_roles))
 
 
-def time_embedder(files: dict[str, list[Path]], work: Path, rows: int) -> None:
-    """Decontamination of demo records, first call vs second (the cache), and the ONNX
-    backend against torch (speed, per-text cosine, identical decisions)."""
+VARIANTS = {"torch float32": ("torch", "float32"), "torch bfloat16": ("torch", "bfloat16"),
+            "onnx float32": ("onnx", "float32")}
+"""The embedder's backends and precisions, each against torch float32."""
+
+
+def time_embedder(files: dict[str, list[Path]], work: Path, rows: int, repeats: int = 3) -> None:
+    """Decontamination of demo records with an empty cache and again (the cache), then each
+    embedder variant against torch float32 on the texts tier 4 embeds for them (the demo
+    records' user turns, and the benchmark items' questions and whole stems): texts/s (the
+    same texts, no cache, each variant's model loaded and warmed first, alternating, best of
+    ``repeats``), per-text cosine, and whether tier 4 flags the same records with the same
+    items."""
+    from curate.curation.embed import _encode, native_bfloat16, nearest
+
     frame = demo_texts(work, rows)
     items = load_items(StageContext(benchmarks=files), list(BENCHMARKS))
-    results = {}
-    for label, backend, cache in (("torch, empty cache", "torch", work / "c_torch"),
-                                  ("torch, second run", "torch", work / "c_torch"),
-                                  ("onnx, empty cache", "onnx", work / "c_onnx")):
-        index = BenchmarkIndex(items, DecontamConfig(embedding_model="minilm", embedding_backend=backend),
-                               cache=cache)
+    default = DecontamConfig(embedding_model="minilm")
+    seconds = {}
+    for label in ("empty cache", "second run"):
+        index = BenchmarkIndex(items, default, cache=work / "cache")
         started = time.perf_counter()
-        found = index.match(frame.get_column("text"), frame.get_column("turns"))
-        results[label] = (time.perf_counter() - started, found)
+        index.match(frame.get_column("text"), frame.get_column("turns"))
+        seconds[label] = time.perf_counter() - started
     turns = frame.get_column("turns").explode().drop_nulls()
-    turns = turns.filter(turns.str.count_matches(r"\S+") >= DecontamConfig().embedding_min_words)
-    texts = list(dict.fromkeys(turns.to_list()))
-    from curate.curation.embed import _encode
+    turns = turns.filter(turns.str.count_matches(r"\S+") >= default.embedding_min_words)
+    sets = {"user turns": list(dict.fromkeys(turns.to_list())),
+            "benchmark items": index.embedding_key_texts.get_column("text").to_list()}
+    tokens = default.embedding_max_tokens
 
-    speed = {}
-    vectors = {}
-    for backend in ("torch", "onnx"):  # the same texts, no cache; the ONNX model exported above
-        _encode(texts[:8], "minilm", batch_size=64, max_tokens=128, backend=backend,  # type: ignore[arg-type]
-                onnx_folder=work / "c_onnx")
-        started = time.perf_counter()
-        vectors[backend] = _encode(texts, "minilm", batch_size=64, max_tokens=128,
-                                   backend=backend, onnx_folder=work / "c_onnx")  # type: ignore[arg-type]
-        speed[backend] = len(texts) / (time.perf_counter() - started)
-    cosine = (vectors["torch"] * vectors["onnx"]).sum(axis=1)
-    threshold = DecontamConfig().embedding_threshold
-    decisions = {k: np.nan_to_num(v[1]["embedding"][1], nan=-1) >= threshold for k, v in results.items()}
-    print(f"\nembedding tier on {frame.height} demo records ({len(texts)} distinct turns), "
-          f"benchmark items {len(items)}")
-    for label, (seconds, _) in results.items():
-        print(f"  decontamination ({label}): {seconds:.1f} s"
-              + (" (with the one-time ONNX export)" if label.startswith("onnx") else ""))
-    first, second = results["torch, empty cache"][0], results["torch, second run"][0]
-    print(f"  cache: second run {first / second:.1f}x faster than the first (target >= 10x)")
-    print(f"  onnx vs torch: {speed['onnx']:.1f} vs {speed['torch']:.1f} texts/s = "
-          f"{speed['onnx'] / speed['torch']:.2f}x (target >= 1.5x); per-text cosine min "
-          f"{cosine.min():.5f} (target >= 0.999); tier-4 decisions identical: "
-          f"{bool((decisions['torch, empty cache'] == decisions['onnx, empty cache']).all())} "
-          f"({int(decisions['torch, empty cache'].sum())} flagged)")
+    def encode(variant: str, texts: list[str]) -> np.ndarray:
+        backend, precision = VARIANTS[variant]
+        return _encode(texts, "minilm", batch_size=64, max_tokens=tokens, backend=backend,  # type: ignore[arg-type]
+                       precision=precision, onnx_folder=work / "onnx")  # type: ignore[arg-type]
+
+    for variant in VARIANTS:  # load, export and warm every variant before any clock starts
+        encode(variant, sets["user turns"][:64])
+    rate: dict[tuple[str, str], float] = {}
+    vectors: dict[tuple[str, str], np.ndarray] = {}
+    for _ in range(repeats):
+        for name, texts in sets.items():
+            for variant in VARIANTS:
+                started = time.perf_counter()
+                vectors[name, variant] = encode(variant, texts)
+                rate[name, variant] = max(rate.get((name, variant), 0.0),
+                                          len(texts) / (time.perf_counter() - started))
+    flagged = {}
+    for variant in VARIANTS:
+        best, cosine = nearest(vectors["user turns", variant], vectors["benchmark items", variant])
+        flagged[variant] = [(int(i), bool(c >= default.embedding_threshold)) for i, c in zip(best, cosine,
+                                                                                           strict=True)]
+    print(f"\ntier 4 on {frame.height} demo records ({len(sets['user turns'])} distinct user turns, "
+          f"{len(sets['benchmark items'])} benchmark item texts), MiniLM at {tokens} tokens; "
+          f"native bfloat16 on this CPU: {native_bfloat16()}")
+    print(f"  decontamination, default config (precision auto): empty cache {seconds['empty cache']:.1f} s, "
+          f"second run {seconds['second run']:.1f} s: {seconds['empty cache'] / seconds['second run']:.1f}x "
+          "(target >= 10x)")
+    print(f"  {'variant':<16} " + " ".join(f"{n + ' texts/s':>24}" for n in sets)
+          + f" {'min cosine':>11} {'tier-4 decisions':>17}")
+    for variant in VARIANTS:
+        cosine = min(float((vectors[n, variant] * vectors[n, "torch float32"]).sum(axis=1).min()) for n in sets)
+        same = flagged[variant] == flagged["torch float32"]
+        hits = sum(f for _, f in flagged[variant])
+        print(f"  {variant:<16} " + " ".join(
+            f"{rate[n, variant]:>12.1f} ({rate[n, variant] / rate[n, 'torch float32']:.2f}x)" + " " * 4
+            for n in sets) + f" {cosine:>11.5f} {('identical' if same else 'DIFFERENT') + f' ({hits})':>17}")
+    print("  targets: a faster variant >= 1.5x torch float32 on both sets with min cosine >= 0.999 and "
+          "identical tier-4 decisions")
 
 
 def main() -> None:
@@ -296,6 +321,7 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=3000, help="clean host rows (MedQuAD + Dolly)")
     parser.add_argument("--embedder", action="store_true", help="tier 4 (MiniLM) and backend timings")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--demo", type=int, default=0,
                         help="time tier 4 on this many demo records: cache and ONNX vs torch")
     parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
@@ -313,7 +339,8 @@ def main() -> None:
         if args.demo:
             time_embedder(files, Path(tmp), args.demo)
         config = DecontamConfig(embedding_model="minilm" if args.embedder else None,
-                                embedding_backend=args.backend, min_containment=args.min_containment)
+                                embedding_backend=args.backend, embedding_precision=args.precision,
+                                min_containment=args.min_containment)
         context = StageContext(benchmarks=files)
         index = BenchmarkIndex(load_items(context, list(BENCHMARKS)), config,
                                cache=Path(tmp) / "cache" if args.embedder else None)

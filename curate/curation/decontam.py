@@ -511,14 +511,19 @@ class BenchmarkIndex:
                      progress=None if progress is None else (lambda d, t: progress(what, d, t)))
 
     @cached_property
-    def embedding_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(item, field, vectors): each item's question, and whole stem when it has a context."""
+    def embedding_key_texts(self) -> pl.DataFrame:
+        """(item, field, text): each item's question, and whole stem when it has a context."""
         base = self.items.drop("item").with_row_index("item").with_columns(pl.col("item").cast(pl.Int64),
                                                                whole=self.whole_stems)
-        table = pl.concat([
+        return pl.concat([
             base.select("item", field=pl.lit("question"), text="question"),
             base.filter(pl.col("context") != "").select("item", field=pl.lit("whole"), text="whole"),
         ])
+
+    @cached_property
+    def embedding_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item, field, vectors) of ``embedding_key_texts``."""
+        table = self.embedding_key_texts
         vectors = self._embed(table.get_column("text").to_list(), "embedding benchmark items")
         return table.get_column("item").to_numpy(), table.get_column("field").to_numpy(), vectors
 

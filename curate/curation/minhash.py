@@ -229,3 +229,21 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
         return 0.0
     common = len(np.intersect1d(a, b, assume_unique=True))
     return common / (len(a) + len(b) - common)
+
+
+def compile_kernels() -> None:
+    """Compile every numba kernel into numba's on-disk cache (``__pycache__`` beside the
+    kernels): about 15 s on 2 cores, once per install. ``make demo`` and ``make test`` call it
+    while setting up, so that a first run spends no time compiling; without it, the first
+    call of each kernel compiles it."""
+    import pyarrow as pa
+
+    from curate.curation.config import MinHashConfig
+
+    texts = pa.array(["compile the kernels once", "then every run loads them from the cache"],
+                     pa.large_string())
+    signatures(texts, MinHashConfig())
+    table = shingle_table(texts, 2)
+    shingle_novelty(texts, 3, width=3, common=np.zeros(0, np.uint64))
+    shingle_hits(texts, 2, table[0])
+    common_shingles(table, np.arange(2), table, np.arange(2))
