@@ -304,7 +304,8 @@ def time_embedder(files: dict[str, list[Path]], work: Path, rows: int, repeats: 
     print(f"  {'variant':<16} " + " ".join(f"{n + ' texts/s':>24}" for n in sets)
           + f" {'min cosine':>11} {'tier-4 decisions':>17}")
     for variant in VARIANTS:
-        cosine = min(float((vectors[n, variant] * vectors[n, "torch float32"]).sum(axis=1).min()) for n in sets)
+        cosine = min(float((vectors[n, variant] * vectors[n, "torch float32"]).sum(axis=1).min())
+                     for n in sets)
         same = flagged[variant] == flagged["torch float32"]
         hits = sum(f for _, f in flagged[variant])
         print(f"  {variant:<16} " + " ".join(

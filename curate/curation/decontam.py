@@ -475,14 +475,14 @@ class BenchmarkIndex:
                                            "present": np.ones(len(flat), np.bool_)})
         # a one-word option is a one-word shingle: the pairs' side looks for words too
         present = {1: unit_tokens[1], n: pl.concat(list(unit_tokens.values())).unique(["unit", "hash"])}
-        shares = []
+        by_size = []
         for k, tokens in ((1, self.word_tokens), (n, self.key_tokens)):
-            shares.append(
+            by_size.append(
                 candidates.join(tokens.select("key", "part", "hash", "idf"), on="key")
                 .join(present[k], on=["unit", "hash"], how="left")
                 .group_by("unit", "key", "part")
                 .agg(share=(pl.col("idf") * pl.col("present").fill_null(False)).sum() / pl.col("idf").sum()))
-        shares = pl.concat(shares).group_by("unit", "key", "part").agg(share=pl.col("share").mean())
+        shares = pl.concat(by_size).group_by("unit", "key", "part").agg(share=pl.col("share").mean())
         return shares.with_columns(doc=pl.Series(owner[shares.get_column("unit").to_numpy()])).select(
             list(schema))
 
