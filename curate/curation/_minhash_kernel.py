@@ -3,8 +3,18 @@ and wraps modulo 2**64, as XXH64 and datasketch's affine64 scheme require)."""
 
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's default OpenMP layer shares libgomp with torch: once it has run, torch's
+    # bfloat16 attention (MKL GEMMs inside torch's own OpenMP loop) spends its time waiting in
+    # libgomp; MiniLM over 7,272 benchmark texts took over 10 minutes instead of 36 s. The
+    # workqueue layer runs these kernels as fast (measured on 49,221 MedQuAD texts).
+    numba.config.THREADING_LAYER = "workqueue"
 
 _U = np.uint64
 P1 = _U(0x9E3779B185EBCA87)
