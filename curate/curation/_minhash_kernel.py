@@ -14,7 +14,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     # bfloat16 attention (MKL GEMMs inside torch's own OpenMP loop) spends its time waiting in
     # libgomp; MiniLM over 7,272 benchmark texts took over 10 minutes instead of 36 s. The
     # workqueue layer runs these kernels as fast (measured on 49,221 MedQuAD texts).
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
 _U = np.uint64
 P1 = _U(0x9E3779B185EBCA87)
