@@ -9,7 +9,7 @@ Two backends give the same vectors (per-text cosine >= 0.999, ``benchmarks/decon
 - ``torch``: sentence-transformers' ``encode``, in float32, or with ``precision="bfloat16"``
   under ``torch.autocast``: matrix products in bfloat16 with float32 accumulation, layer
   norms, softmax and pooling in float32. On a CPU that multiplies bfloat16 natively
-  (AVX512-BF16 or AMX) that is 1.7-1.8x the float32 rate at a per-text cosine of 0.99997 to
+  (AVX512-BF16 or AMX) that is 1.6-2x the float32 rate at a per-text cosine of 0.99997 to
   the float32 vectors (MiniLM, real questions and 128-token texts). ``precision="auto"``
   takes bfloat16 on such a CPU, float32 elsewhere;
 - ``onnx``: the model's transformer exported once to ONNX from the local weights
