@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # constraints.txt pins the CPU wheel of torch for every install below.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
-# numba compiles the MinHash and shingle kernels once per install (about 15 s), not in a first run.
+# numba compiles the MinHash and shingle kernels once per install (about 18 s), not in a first run.
 COMPILE_KERNELS := $(BIN)/python -c "from curate.curation.minhash import compile_kernels; compile_kernels()"
 
 .PHONY: demo test lint bench clean

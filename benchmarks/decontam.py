@@ -40,7 +40,7 @@ import polars as pl  # noqa: E402
 
 from curate.catalog import Catalog, resolve_data_root  # noqa: E402
 from curate.curation.config import DecontamConfig  # noqa: E402
-from curate.curation.decontam import BenchmarkIndex, load_items, turn_texts  # noqa: E402
+from curate.curation.decontam import BenchmarkIndex, folded, load_items, turn_texts  # noqa: E402
 from curate.curation.text import all_text  # noqa: E402
 from curate.engine.stage import StageContext  # noqa: E402
 from curate.ingest import ingest_source  # noqa: E402
@@ -203,9 +203,7 @@ def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
 def same_question(index: BenchmarkIndex) -> dict[str, str]:
     """Each item id's question, lower-cased with punctuation and spaces folded: a tier that
     names another item with the same question (benchmarks repeat some) found the copy."""
-    norm = index.items.select("item", q=pl.col("question").str.to_lowercase()
-                              .str.replace_all(r"[\W_]+", " ").str.strip_chars())
-    return dict(norm.iter_rows())
+    return dict(index.items.select("item", folded("question")).iter_rows())
 
 
 def fired(index: BenchmarkIndex, frame: pl.DataFrame,
@@ -214,7 +212,7 @@ def fired(index: BenchmarkIndex, frame: pl.DataFrame,
     With ``expected`` (the planted item of each row), a tier counts only when the item it
     names is the planted one or has the same question."""
     c = index.config
-    question = same_question(index)
+    question = same_question(index) if expected is not None else {}
     found = index.match(frame.get_column("text"), frame.get_column("turns"))
     limits = {"ngram": c.ngram_min_matches, "containment": c.min_containment,
               "stem": c.min_stem_containment, "embedding": c.embedding_threshold}

@@ -195,6 +195,12 @@ def load_items(context: StageContext, names: list[str]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def folded(column: str) -> pl.Expr:
+    """``column`` lower-cased, with punctuation and spaces folded to one space: how items
+    compare when case and punctuation must not matter."""
+    return pl.col(column).str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars()
+
+
 def windows(texts: pl.Series, widths: Sequence[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Texts cut into windows of each width in ``widths`` (ascending; words, overlapping by
     half), the text each window belongs to, and the first and last position in ``widths``
@@ -389,9 +395,7 @@ class BenchmarkIndex:
     def _repeated_questions(self) -> pl.Series:
         """Whether another item has the same question (case and punctuation aside) with
         other options: such a question says nothing on its own."""
-        norm = self.items.select(
-            q=pl.col("question").str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars(),
-            o=pl.col("options").str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars())
+        norm = self.items.select(q=folded("question"), o=folded("options"))
         return norm.select(pl.col("o").n_unique().over("q") > 1).to_series()
 
     @cached_property
@@ -449,19 +453,16 @@ class BenchmarkIndex:
         if not units or self.anchors.height == 0:
             return pl.DataFrame(schema=schema)
         wanted_hashes = self.anchors.get_column("hash").unique().to_numpy()
-        hit_frames = [pl.DataFrame({"unit": u, "hash": h}) for u, h in
-                      (shingle_hits(arrow, k, wanted_hashes) for k in sorted({1, n}))]
+        hit_frames = [pl.DataFrame({"unit": u, "hash": h, "lo": serves[u, 0], "hi": serves[u, 1]})
+                      for u, h in (shingle_hits(arrow, k, wanted_hashes) for k in sorted({1, n}))]
         # a window is compared with the keys of its width: a short item with short windows, so
         # that its few words scattered over a long passage on its topic do not add up
-        unit_widths = pl.DataFrame({"unit": np.arange(len(units)), "lo": serves[:, 0], "hi": serves[:, 1]})
         candidates = (
             pl.concat(hit_frames).unique()
             .join(self.anchors, on="hash")
-            .group_by("unit", "key").agg(hits=pl.len(), anchors=pl.col("anchors").first(),
-                                         width=pl.col("width").first())
-            .filter(pl.col("hits") >= (pl.col("anchors") * c.min_anchor_share).ceil())
-            .join(unit_widths, on="unit")
             .filter(pl.col("width").is_between("lo", "hi"))
+            .group_by("unit", "key").agg(hits=pl.len(), anchors=pl.col("anchors").first())
+            .filter(pl.col("hits") >= (pl.col("anchors") * c.min_anchor_share).ceil())
             .select("unit", "key")
         )
         if candidates.height == 0:

@@ -233,7 +233,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 def compile_kernels() -> None:
     """Compile every numba kernel into numba's on-disk cache (``__pycache__`` beside the
-    kernels): about 15 s on 2 cores, once per install. ``make demo`` and ``make test`` call it
+    kernels): about 18 s on 2 cores, once per install. ``make demo`` and ``make test`` call it
     while setting up, so that a first run spends no time compiling; without it, the first
     call of each kernel compiles it."""
     import pyarrow as pa
