@@ -117,14 +117,16 @@ def sdk_throughput(url: str, concurrency: int, count: int) -> float:
 
 
 def cot_run(url: str, data_root: Path, rows: int, gold: str) -> dict[str, Any]:
+    from curate.catalog import Catalog
+    from curate.read.sources import read_file
     from curate.synth.config import SynthCotConfig
-    from curate.synth.cot import enhance, read_records
+    from curate.synth.cot import enhance
 
     lines = (data_root / "benchmarks/medmcqa/medmcqa_dev_full.jsonl").read_text("utf-8").splitlines()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "medmcqa.jsonl"
         path.write_text("\n".join(lines[:rows]) + "\n", "utf-8")
-        records = read_records(path, source="medmcqa", data_root=data_root)
+        records = read_file(path, source="medmcqa", catalog=Catalog.load(), data_root=data_root).records
         config = SynthCotConfig(generator={"backend": "openai", "model": "fixed-latency",
                                            "base_url": url, "concurrency": 16}, gold_answer=gold)
         started = time.perf_counter()

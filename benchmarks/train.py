@@ -143,8 +143,8 @@ def drift(release: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from curate.mixes.release import load_release
     from curate.mixes.tokens import loss_tokens
+    from curate.read.releases import load_release
 
     parts = load_release(release)
     texts = [m["content"] for name in ("text", "image_text") if name in parts

@@ -14,8 +14,8 @@ from curate.version import __version__
 
 
 def load_release(path):  # noqa: ANN001, ANN201 (re-exported lazily: importing curate stays cheap)
-    """The release at ``path`` as a ``datasets.DatasetDict`` (see ``curate.mixes.release``)."""
-    from curate.mixes.release import load_release as load
+    """The release at ``path`` as a ``datasets.DatasetDict`` (see ``curate.read.releases``)."""
+    from curate.read.releases import load_release as load
 
     return load(path)
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import types
-import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from curate.config import Config, load_model
 from curate.errors import ConfigError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
@@ -32,14 +30,10 @@ _SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv
 DATA_ROOT_ENV = "CURATE_DATA_ROOT"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # -- locations ------------------------------------------------------------------------
 
 
-class HubLocation(_Strict):
+class HubLocation(Config):
     """A dataset on the Hugging Face hub, read through ``datasets.load_dataset``."""
 
     repo: str = Field(description="Hub repository id (or a local dataset folder).")
@@ -49,7 +43,7 @@ class HubLocation(_Strict):
     data_files: list[str] | None = Field(None, description="Files inside the repository, if needed.")
 
 
-class Location(_Strict):
+class Location(Config):
     """Where a source's rows live: local files (``path``, a glob) or the hub (``hf``)."""
 
     path: str | None = Field(
@@ -95,7 +89,7 @@ class Location(_Strict):
 # `[i]` for a list element (``instances[0].output``).
 
 
-class ChatMapping(_Strict):
+class ChatMapping(Config):
     """A conversation: question/answer, instruction/input/output, or a messages column."""
 
     kind: Literal["chat"]
@@ -118,7 +112,7 @@ class ChatMapping(_Strict):
         return self
 
 
-class McqaMapping(_Strict):
+class McqaMapping(Config):
     """A multiple-choice question with its gold answer."""
 
     kind: Literal["mcqa"]
@@ -153,7 +147,7 @@ class McqaMapping(_Strict):
         return self
 
 
-class PreferenceMapping(_Strict):
+class PreferenceMapping(Config):
     """A prompt with a chosen and a rejected answer."""
 
     kind: Literal["preference"]
@@ -163,7 +157,7 @@ class PreferenceMapping(_Strict):
     meta: list[str] = Field(default_factory=list, description="Columns kept in `meta` (JSON).")
 
 
-class ImageTextMapping(_Strict):
+class ImageTextMapping(Config):
     """An image with a question about it and the answer."""
 
     kind: Literal["image_text"]
@@ -187,7 +181,7 @@ Mapping = Annotated[
 # -- entries --------------------------------------------------------------------------
 
 
-class Source(_Strict):
+class Source(Config):
     """A data source (or a benchmark): where its rows are and how they become records."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique name; the file is usually NAME.yaml.")
@@ -239,7 +233,7 @@ class Source(_Strict):
             update={"allow_outside_data_root": True})})
 
 
-class MixSpec(_Strict):
+class MixSpec(Config):
     """Target proportions and the budget of a mix."""
 
     targets: dict[str, float] = Field(
@@ -295,7 +289,7 @@ class MixSpec(_Strict):
         return self
 
 
-class Recipe(_Strict):
+class Recipe(Config):
     """A mix recipe: which sources and benchmarks, which stages, the mix and the seed."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Recipe name; runs and releases use it.")
@@ -310,10 +304,10 @@ class Recipe(_Strict):
         default_factory=dict,
         description="Stages to run, in order: stage name -> its options ({} for defaults).",
     )
-    synth: dict[Literal["cot"], dict[str, Any]] = Field(
+    synth: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Synthetic data made from the kept records: `cot` -> the options of "
-        "synth_cot_v1 (generator, sources, attempts, ...).",
+        description="Synthetic data made from the kept records, in order: producer name -> its "
+        "options (`cot`: synth_cot_v1's generator, sources, attempts, ...).",
     )
     mix: MixSpec | None = Field(
         None, description="Targets and budget; unset: every kept record goes to the release.",
@@ -329,7 +323,7 @@ class Recipe(_Strict):
     def _version_safe(cls, value: str) -> str:
         return check_path_part(value, "version")
 
-    @field_validator("stages", mode="before")
+    @field_validator("stages", "synth", mode="before")
     @classmethod
     def _empty_options(cls, value: Any) -> Any:
         if isinstance(value, dict):
@@ -364,120 +358,6 @@ def confined(path: str | os.PathLike[str], root: str | os.PathLike[str], *, what
 def switched_off(stages: dict[str, dict[str, Any]]) -> list[str]:
     """The stages of a ``stages`` mapping shown with ``enabled: false``."""
     return [name for name, options in stages.items() if options.get("enabled", True) is False]
-
-
-# -- strict YAML ----------------------------------------------------------------------
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key `{key}` appears twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file safely; errors name the file and the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: byte {exc.start}: not UTF-8 ({exc.reason}); save it as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
-
-
-def validate_model(model: type[M], data: Any, *, where: str) -> M:
-    """Validate ``data`` as ``model``; a failure becomes a ConfigError that names
-    ``where``, each bad key and, for an unknown key, the closest valid one."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [_explain(model, err) for err in exc.errors()]
-        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
-
-
-def load_model(model: type[M], path: Path) -> M:
-    """Validate the YAML file ``path`` as ``model`` (errors name the file and key)."""
-    return validate_model(model, read_yaml(path), where=str(path))
-
-
-def _explain(model: type[BaseModel], err: Any) -> str:
-    loc = tuple(err["loc"])
-    dotted = ".".join(str(p) for p in loc) or "(top)"
-    if err["type"] == "extra_forbidden":
-        valid = _fields_at(model, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-        hint = f"; did you mean `{close[0]}`?" if close else f"; valid keys: {', '.join(valid)}"
-        return f"unknown key `{dotted}`{hint}"
-    if err["type"] == "missing":
-        return f"`{dotted}` is required"
-    message = err["msg"].removeprefix("Value error, ")
-    return f"`{dotted}`: {message}" if loc else message
-
-
-def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
-    """The field names valid at ``loc`` inside ``model`` (for 'did you mean')."""
-    current: Any = model
-    for part in loc:
-        current = _step(current, part)
-        if current is None:
-            return []
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _step(tp: Any, part: Any) -> Any:
-    tp = _unwrap(tp)
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        for member in typing.get_args(tp):
-            member = _unwrap(member)
-            if isinstance(member, type) and issubclass(member, BaseModel):
-                kind = member.model_fields.get("kind")
-                if kind is not None and part in typing.get_args(kind.annotation):
-                    return member  # the discriminator tag: stay on this member
-                if part in member.model_fields:
-                    return member.model_fields[part].annotation
-        return None
-    if origin in (list, dict):
-        return typing.get_args(tp)[-1]
-    if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
-        return tp.model_fields[part].annotation
-    return None
 
 
 # -- where things are -----------------------------------------------------------------

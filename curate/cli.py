@@ -156,7 +156,8 @@ def catalog_validate(paths: tuple[str, ...], catalog_dirs: tuple[str, ...],
     PATHS are entry YAML files to check; with none, every entry of the catalogs is checked.
     Hub entries are checked for schema and pinned revision only (no download).
     """
-    from curate.catalog import Catalog, Recipe, Source, load_model, read_yaml, resolve_data_root
+    from curate.catalog import Catalog, Recipe, Source, resolve_data_root
+    from curate.config import load_model, read_yaml
     from curate.ingest.check import check_source
 
     root = resolve_data_root(data_root)
@@ -424,14 +425,16 @@ def release_ls(root: str, as_json: bool) -> None:
     """List the releases under ROOT (name, version, rows, loss tokens)."""
     from rich.table import Table
 
-    from curate.mixes.release import list_releases
+    from curate.read.releases import list_releases
 
+    found = list_releases(root)
     if as_json:
-        _emit_json(list_releases(root))
+        _emit_json([{"path": str(r.path), "name": r.name, "version": r.version, "rows": r.rows,
+                     "loss_tokens": r.loss_tokens} for r in found])
         return
     table = Table("name", "version", "rows", "loss tokens", "path")
-    for r in list_releases(root):
-        table.add_row(r["name"], r["version"], f"{r['rows']:,}", f"{r['loss_tokens']:,}", r["path"])
+    for r in found:
+        table.add_row(r.name, r.version, f"{r.rows:,}", f"{r.loss_tokens:,}", str(r.path))
     _console().print(table)
 
 
@@ -440,9 +443,9 @@ def release_ls(root: str, as_json: bool) -> None:
 @json_option
 def release_show(path: str, as_json: bool) -> None:
     """Print a release's composition, curation counts and contamination."""
-    from curate.mixes.release import read_manifest
+    from curate.read.releases import Release
 
-    manifest = read_manifest(path)
+    manifest = Release.open(path).manifest
     if as_json:
         _emit_json({"path": path, **{k: manifest.get(k) for k in (
             "name", "version", "budget", "composition", "modality", "stages", "contamination")}})
@@ -464,7 +467,7 @@ def release_diff(a: str, b: str, as_json: bool) -> None:
     B's reason for each removal) and the composition side by side."""
     from rich.table import Table
 
-    from curate.mixes.release import diff_releases
+    from curate.mixes.publish import diff_releases
 
     diff = diff_releases(a, b)
     if as_json:
@@ -493,7 +496,7 @@ def release_diff(a: str, b: str, as_json: bool) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 def release_export(path: str, out: str) -> None:
     """Save the release with `datasets` `save_to_disk` into OUT (for `load_from_disk`)."""
-    from curate.mixes.release import export_release
+    from curate.mixes.publish import export_release
 
     _console().print(f"saved {export_release(path, out)}")
 
@@ -518,7 +521,7 @@ def release_push(path: str, repo: str, private: bool, token: str | None, revisio
     (with `dataset_info`). Offline (HF_HUB_OFFLINE=1) it stops at a dry run listing what
     would be uploaded; an unreachable Hub or a missing login is a one-line error.
     """
-    from curate.mixes.release import push_release
+    from curate.mixes.publish import push_release
 
     result = push_release(path, repo, private=private, token=token, revision=revision,
                           create_pr=create_pr, dry_run=dry_run)
@@ -725,7 +728,7 @@ def synth_cot(**_: Any) -> None:
     `leaks_gold_hint`) and the stats go beside it. Finished generations are cached:
     a rerun resumes and sends no request twice.
     """
-    from curate.catalog import validate_model
+    from curate.config import validate_model
     from curate.options import given, settings
     from curate.synth.cot import enhance_file
 
@@ -937,7 +940,7 @@ def eval_mcqa(**_: Any) -> None:
     the answer from a chain of thought. With `--baseline`, the paired difference of the two
     models and its interval.
     """
-    from curate.catalog import validate_model
+    from curate.config import validate_model
     from curate.evaluate.mcqa import evaluate_mcqa
     from curate.options import given, settings
 
@@ -1018,7 +1021,7 @@ def audit_benchmarks(**_: Any) -> None:
     benchmark with more than `--unfit-above` flawed items is marked unfit."""
     from rich.table import Table
 
-    from curate.catalog import validate_model
+    from curate.config import validate_model
     from curate.evaluate.audit import COUNTED, audit
     from curate.options import given, settings
 
@@ -1234,7 +1237,7 @@ def rag_index(**_: Any) -> None:
     """Index the multiple-choice records of RELEASE_OR_SOURCE (a release folder, a file, or a
     catalog source or benchmark name) as they are: a release's synthetic chains of thought
     are kept with their records. Questions are embedded (MiniLM by default)."""
-    from curate.catalog import validate_model
+    from curate.config import validate_model
     from curate.options import given, settings
     from curate.rag.build import index_input
 
@@ -1261,7 +1264,7 @@ def rag_cot(**_: Any) -> None:
     """Build the example database MedPrompt's way: each multiple-choice record of
     RELEASE_OR_SOURCE gets a chain of thought from synth_cot_v1 (gold answer withheld by
     default), and only those whose answer matches the gold are indexed."""
-    from curate.catalog import validate_model
+    from curate.config import validate_model
     from curate.options import given, settings
     from curate.rag.build import index_input
 
@@ -1321,7 +1324,7 @@ def rag_search(index: str, queries: tuple[str, ...], k: int, search: str) -> Non
 def rag_check(**_: Any) -> None:
     """Check INDEX against BENCHMARKS (catalog names) with the decontamination stage: the
     records `curate eval mcqa --retrieval` would exclude, per benchmark and tier."""
-    from curate.catalog import validate_model
+    from curate.config import validate_model
     from curate.options import given, settings
     from curate.rag.build import check_benchmarks
 
@@ -1344,7 +1347,7 @@ def rag_check(**_: Any) -> None:
 def release_verify(path: str) -> None:
     """Check the release at PATH file by file against its manifest's sha256 hashes; list
     every changed, cut, missing or extra file and folder (exit 1), or say it is intact."""
-    from curate.mixes.release import read_manifest, verify_release
+    from curate.read.releases import Release, verify_release
 
     problems = verify_release(path)
     if problems:
@@ -1352,7 +1355,7 @@ def release_verify(path: str) -> None:
         for problem in problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
-    manifest = read_manifest(path)
+    manifest = Release.open(path).manifest
     _console().print(f"release {manifest['name']} {manifest['version']} at {path}: all "
                      f"{len(manifest['files'])} files match their sha256 in manifest.json, "
                      "nothing else is there")

@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from curate.config import Device, Dtype
 from curate.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 
 HUB_PROBE_SECONDS = 5.0
 """How long ``hub_reachable`` waits for the hub's answer."""
-
-Device = str
-"""`auto` (a GPU when there is one), `cpu`, `cuda`, `cuda:1`, ..."""
-Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 def resolve_device(device: Device = "auto") -> str:

@@ -21,8 +21,22 @@ runs/_cache/                          caches shared by every run (synthesis comp
 
 A shard's files are written under a temporary name and renamed; its marker is written
 last. A shard without a marker does not exist, so an interrupted run resumes cleanly.
+
+A release folder (``ReleaseFolder``; written by ``curate.mixes.release``, read by
+``curate.read.releases``):
+
+```
+releases/<name>/<version>/
+  data/<config>/train-00000.parquet   the mix in TRL's column shapes, one folder per config
+  manifest.json                       everything the release was made from, sha256 of every file
+  README.md                           the Hugging Face dataset card
+  removed.parquet                     every ingested row not in the mix, with stage and reason
+  report.html                         the composition and score distributions, as pictures
+```
+
 Only this module spells these names: every other module asks ``RunStore`` for a folder
-(``source``, ``benchmark``, ``stage``) and the folder for its files.
+(``source``, ``benchmark``, ``stage``) and the folder for its files, or ``ReleaseFolder``
+for a release's files.
 """
 
 from __future__ import annotations
@@ -49,6 +63,12 @@ def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-serialisable parts (configs, file identities, ...)."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -268,3 +288,64 @@ class RunStore:
     def write_release_record(self, record: Mapping[str, Any]) -> None:
         """Record the release this run wrote (``release.json``): for ``curate inspect``."""
         write_json(self.root / "release.json", dict(record))
+
+
+class ReleaseFolder:
+    """The files of one release folder (``releases/<name>/<version>``)."""
+
+    MANIFEST = "manifest.json"
+    CARD = "README.md"
+    REMOVED = "removed.parquet"
+    REPORT = "report.html"
+    DATA = "data"
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    @classmethod
+    def for_recipe(cls, releases_dir: str | os.PathLike[str], name: str, version: str) -> ReleaseFolder:
+        """The folder ``releases_dir/<name>/<version>``; both must be safe folder names, and
+        the folder must lie under ``releases_dir``."""
+        folder = Path(releases_dir) / folder_name(name, "recipe name") / folder_name(version, "version")
+        confined(folder, releases_dir, what="release folder")
+        return cls(folder)
+
+    @property
+    def manifest(self) -> Path:
+        """``manifest.json``: what the release was made from, and the sha256 of every file."""
+        return self.path / self.MANIFEST
+
+    @property
+    def card(self) -> Path:
+        """``README.md``: the Hugging Face dataset card."""
+        return self.path / self.CARD
+
+    @property
+    def removed(self) -> Path:
+        """``removed.parquet``: every ingested row not in the mix, with its stage and reason."""
+        return self.path / self.REMOVED
+
+    @property
+    def report(self) -> Path:
+        """``report.html``: composition and score distributions."""
+        return self.path / self.REPORT
+
+    def files(self) -> list[str]:
+        """Every file in the folder, as names relative to it, sorted."""
+        return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
+
+    @classmethod
+    def data_file(cls, config: str, index: int) -> str:
+        """The name (relative, as the manifest lists it) of data file ``index`` of ``config``."""
+        return f"{cls.DATA}/{config}/train-{index:05d}.parquet"
+
+    @classmethod
+    def data_pattern(cls, config: str) -> str:
+        """The relative glob of ``config``'s data files (the dataset card's ``data_files``)."""
+        return f"{cls.DATA}/{config}/*.parquet"
+
+    @classmethod
+    def config_of(cls, name: str) -> str | None:
+        """The config a relative file name belongs to (``data/text/...`` -> ``text``), or None."""
+        parts = name.split("/")
+        return parts[1] if len(parts) == 3 and parts[0] == cls.DATA else None

@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curate.catalog import Catalog, Source, load_model, resolve_data_root
+from curate.catalog import Catalog, Source, resolve_data_root
+from curate.config import load_model
 from curate.ingest import SourceResult, ingest_source
 from curate.store import RunStore
 

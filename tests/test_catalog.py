@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from conftest import write_yaml
 
-from curate.catalog import Catalog, Recipe, Source, load_model, resolve_data_root
+from curate.catalog import Catalog, Recipe, Source, resolve_data_root
+from curate.config import load_model
 from curate.errors import ConfigError
 
 GOOD = """

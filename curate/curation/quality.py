@@ -40,10 +40,11 @@ import polars as pl
 import pyarrow as pa
 from typing_extensions import override
 
+from curate.config import Device, Dtype
 from curate.curation.config import QualityConfig
 from curate.engine.stage import RowStage, StageContext
 from curate.errors import ConfigError, MissingDependencyError
-from curate.models import Dtype, close_vllm, free_memory, load_causal_lm, resolve_device
+from curate.models import close_vllm, free_memory, load_causal_lm, resolve_device
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -295,8 +296,7 @@ def _tail_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
 
 def load_scorer(name: str, *, revision: str | None = None,
                 backend: Literal["transformers", "vllm"] = "transformers",
-                device: Literal["auto", "cpu", "cuda"] = "auto",
-                dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
+                device: Device = "auto", dtype: Dtype = "auto",
                 max_length: int = 2048, batch_size: int = 16, trust_remote_code: bool = False,
                 gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
                 max_model_len: int | None = None) -> Scorer:
@@ -315,7 +315,7 @@ def load_scorer(name: str, *, revision: str | None = None,
 class TransformersScorer:
     """A scorer on ``transformers``: batched forward passes, the last position's logits."""
 
-    def __init__(self, name: str, *, revision: str | None = None, device: str = "auto",
+    def __init__(self, name: str, *, revision: str | None = None, device: Device = "auto",
                  dtype: Dtype = "auto", max_length: int = 2048, batch_size: int = 16,
                  trust_remote_code: bool = False):
         self.device = resolve_device(device)
@@ -376,7 +376,7 @@ class VllmScorer:
     engine's max_model_len - 1)`` tokens, the length the engine reports once loaded
     (DEITA's Llama-1-13B scorers have 2,048 tokens of context)."""
 
-    def __init__(self, name: str, *, revision: str | None = None, dtype: str = "auto",
+    def __init__(self, name: str, *, revision: str | None = None, dtype: Dtype = "auto",
                  max_length: int = 2048, trust_remote_code: bool = False,
                  gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None):

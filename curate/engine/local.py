@@ -27,7 +27,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate.engine.stage import (
     DatasetStage,
@@ -38,8 +37,8 @@ from curate.engine.stage import (
     Step,
     split_reasons,
 )
-from curate.errors import ConfigError
-from curate.records import KEYS, POSITION, empty_records
+from curate.read.runs import RunReader, decisions_are_current
+from curate.records import KEYS, POSITION
 from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -54,57 +53,6 @@ class StageResult:
     name: str
     stats: dict[str, Any]
     reused: str  # "nothing", "scores" or "decisions" (a producer: "nothing" or "records")
-
-
-def record_files(store: RunStore, sources: Sequence[str]) -> list[Path]:
-    """The ingested record shards of ``sources``, in recipe order then shard order."""
-    return [path for name in sources for path in store.source(name).files("records")]
-
-
-DECISIONS_SCHEMA = {"stage": pl.String, "source": pl.String, "row": pl.Int64, "id": pl.String,
-                    "keep": pl.Boolean, "reason": pl.String, "reason_ref": pl.String}
-"""The columns every stage's decisions share (score columns differ by stage): the stage
-name, the record keys, ``keep``, the reason code and its parameter (benchmark, record id)."""
-
-
-def decisions_are_current(path: Path) -> bool:
-    """Whether the decisions file at ``path`` has every column of ``DECISIONS_SCHEMA``
-    (decisions written before ``stage`` and ``reason_ref`` existed do not)."""
-    return set(DECISIONS_SCHEMA) <= set(pq.read_schema(path).names)
-
-
-def read_decisions(store: RunStore, stage_names: Sequence[str]) -> pl.LazyFrame:
-    """Every decision of the stages ``stage_names`` (in that order), in ``DECISIONS_SCHEMA``;
-    a ConfigError naming the file when a stage's decisions predate that schema."""
-    frames = []
-    for name in stage_names:
-        path = store.stage(name).decisions
-        if not decisions_are_current(path):
-            raise ConfigError(
-                f"{path} was written by an older curate (no `stage`/`reason_ref` columns); "
-                "build the recipe again (`curate build-mix RECIPE --runs ...`): it re-decides "
-                "from the stored scores without scoring again")
-        frames.append(pl.scan_parquet(path).select(list(DECISIONS_SCHEMA)))
-    return pl.concat(frames) if frames else pl.LazyFrame(schema=DECISIONS_SCHEMA)
-
-
-def removed_records(store: RunStore, stage_names: Sequence[str]) -> pl.DataFrame:
-    """The records the stages ``stage_names`` removed: keys, ``stage``, ``reason`` and
-    ``reason_ref``."""
-    return (read_decisions(store, stage_names).filter(~pl.col("keep"))
-            .select(*KEYS, "stage", "reason", "reason_ref").collect())
-
-
-def kept_records(store: RunStore, sources: Sequence[str], stage_names: Sequence[str]) -> pl.LazyFrame:
-    """The ingested records of ``sources`` that every stage in ``stage_names`` kept."""
-    files = record_files(store, sources)
-    if not files:
-        return pl.DataFrame(empty_records()).lazy()
-    removed = removed_records(store, stage_names).select(POSITION)
-    frame = pl.scan_parquet(files)
-    if removed.height == 0:
-        return frame
-    return frame.join(removed.lazy(), on=list(POSITION), how="anti", maintain_order="left")
 
 
 @contextmanager
@@ -127,17 +75,12 @@ class _Input:
     context: StageContext
 
     def shards(self) -> list[tuple[str, Path]]:
-        return [(name, path) for name in self.sources for path in self.store.source(name).files("records")]
+        return [(name, path) for name in self.sources for path in RunReader(self.store).record_files([name])]
 
     def records(self, path: Path | None = None) -> pl.LazyFrame:
         """All input records, or those of one shard."""
-        files = [path] if path is not None else record_files(self.store, self.sources)
-        if not files:
-            return pl.DataFrame(empty_records()).lazy()
-        frame = pl.scan_parquet(files)
-        if self.dropped.height == 0:
-            return frame
-        return frame.join(self.dropped.lazy(), on=list(POSITION), how="anti", maintain_order="left")
+        files = [path] if path is not None else RunReader(self.store).record_files(self.sources)
+        return RunReader.excluding(files, self.dropped)
 
 
 def run_stages(

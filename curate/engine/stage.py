@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, get_args
 
-from pydantic import BaseModel, ConfigDict
-
-from curate.catalog import validate_model
+from curate.config import Config, validate_model
+from curate.errors import ConfigError
+from curate.registry import Registry
 
 if TYPE_CHECKING:
     import polars as pl
@@ -71,8 +71,6 @@ class StageContext:
         import polars as pl
 
         if name not in self.decisions:
-            from curate.errors import ConfigError
-
             earlier = ", ".join(self.decisions) or "none"
             raise ConfigError(f"stage `{name}` has not run before this one (earlier stages: "
                               f"{earlier}); put it before in the recipe's `stages`")
@@ -83,21 +81,13 @@ class StageContext:
         import polars as pl
 
         if name not in self.benchmarks:
-            from curate.errors import ConfigError
-
             known = ", ".join(self.benchmarks) or "none"
             raise ConfigError(f"benchmark `{name}` is not part of this run (known: {known}); "
                               "add it to the recipe's `benchmarks`")
         return pl.scan_parquet(self.benchmarks[name])
 
 
-class StageConfig(BaseModel):
-    """Base of step options: frozen, keyword-only, unknown keys rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-C = TypeVar("C", bound=StageConfig)
+C = TypeVar("C", bound=Config)
 
 
 class Step(ABC, Generic[C]):
@@ -113,13 +103,15 @@ class Step(ABC, Generic[C]):
 
     name: ClassVar[str]
     version: ClassVar[int]
-    config_class: ClassVar[type[StageConfig]]
+    config_class: ClassVar[type[Config]]
+    kind: ClassVar[str] = "step"
+    """What errors call it: `stage`, `producer`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
             for argument in get_args(base):
-                if isinstance(argument, type) and issubclass(argument, StageConfig):
+                if isinstance(argument, type) and issubclass(argument, Config):
                     cls.config_class = argument
 
     def __init__(self, config: C | None = None):
@@ -133,7 +125,7 @@ class Step(ABC, Generic[C]):
     def from_options(cls, options: dict[str, Any], *, where: str) -> Self:
         """Build from recipe options; unknown or bad options fail naming ``where``."""
         return cls(cast(C, validate_model(cls.config_class, options,
-                                          where=f"{where}: stage `{cls.name}`")))
+                                          where=f"{where}: {cls.kind} `{cls.name}`")))
 
     @property
     def versioned_name(self) -> str:
@@ -150,6 +142,7 @@ class Step(ABC, Generic[C]):
 class Stage(Step[C]):
     """One curation step that tags records. Subclass ``RowStage`` or ``DatasetStage``."""
 
+    kind = "stage"
     decision_fields: ClassVar[frozenset[str]] = frozenset()
     columns: ClassVar[tuple[str, ...]] = ()
     """Record columns ``score`` reads besides the keys (source, row, id)."""
@@ -209,6 +202,33 @@ class DatasetStage(Stage[C]):
     @abstractmethod
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         """The keys (source, row, id) of every input record, with its score columns."""
+
+
+S = TypeVar("S", bound=Step[Any])
+
+
+def build_steps(registry: Registry[type[S]], steps: Mapping[str, Mapping[str, Any]], *,
+                where: str) -> list[S]:
+    """The steps a recipe names (``stages`` or ``synth``: name -> options), in order, built
+    from ``registry`` with their options validated; errors name ``where`` and the step.
+
+    A step whose options say ``enabled: false`` is checked like the others but left out
+    (a recipe shows it, with the options a user would set, without running it).
+    """
+    built = []
+    for name, options in steps.items():
+        try:
+            cls = registry.load(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        given = dict(options)
+        enabled = given.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}: {registry.kind} `{name}`: `enabled` must be true or false")
+        step = cls.from_options(given, where=where)
+        if enabled:
+            built.append(step)
+    return built
 
 
 def in_batches(records: pl.LazyFrame, *columns: str | pl.Expr, rows: int = 20_000) -> Iterator[pl.DataFrame]:
@@ -273,6 +293,7 @@ class Producer(Step[C]):
     fingerprints, resumes and times it like a stage: a finished producer with the same
     input and options is never run again."""
 
+    kind = "producer"
     source: ClassVar[str]
     """The run source its records are written to (their ``source`` column)."""
 

@@ -3,19 +3,19 @@ pydantic (the command line builds its options from these models)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from curate.config import Config
 from curate.curation.config import DecontamConfig
-from curate.engine.stage import StageConfig
-from curate.synth.config import MAX_TEMPERATURE, GeneratorConfig, validate_generator
+from curate.synth.config import MAX_TEMPERATURE, GeneratorConfig
 
 LOGLIK_BACKENDS = ("transformers", "vllm")
 """Backends that can score option letters by log-likelihood (they expose the model)."""
 
 
-class McqaConfig(StageConfig):
+class McqaConfig(Config):
     """Options of ``curate eval mcqa``: the model, the mode and the statistics."""
 
     model: GeneratorConfig = Field(description=(
@@ -58,12 +58,6 @@ class McqaConfig(StageConfig):
     retrieval_search: Literal["numpy", "faiss", "hnsw"] = Field("numpy", description=(
         "With `retrieval`: `numpy` exact search, `faiss` exact (same top-k), `hnsw` approximate."))
 
-    @field_validator("model", mode="before")
-    @classmethod
-    def _model(cls, value: Any) -> Any:
-        """Validate a mapping with the backend's own options model."""
-        return validate_generator(value)
-
     @model_validator(mode="after")
     def _mode_fits_backend(self) -> McqaConfig:
         if self.mode == "loglik" and self.model.backend not in LOGLIK_BACKENDS:
@@ -73,7 +67,7 @@ class McqaConfig(StageConfig):
         return self
 
 
-class AuditConfig(StageConfig):
+class AuditConfig(Config):
     """Options of ``curate audit``: what counts as a flaw and when a benchmark is unfit."""
 
     unfit_above: float = Field(0.02, ge=0, le=1, description=(

@@ -1,7 +1,7 @@
 """Benchmark items: a catalog entry read through the ingestion mapping, as MCQA items.
 
-A benchmark is read exactly as a run reads it (the same readers, mapping and quarantine),
-into a temporary run store, so an item here is the record decontamination checks and a
+A benchmark is read exactly as a run reads it (``curate.read.sources``: the same readers,
+mapping and quarantine), so an item here is the record decontamination checks and a
 release is measured on (``McqaItem`` lives in ``curate.rag.prompts``, beside the prompt
 builder, so retrieval can use both). An item's id is ``<benchmark>:<row>`` (``row``: its 0-based
 position in the benchmark's files), the same id the decontamination report gives.
@@ -10,7 +10,6 @@ position in the benchmark's files), the same id the decontamination report gives
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import polars as pl
 
 from curate.catalog import Source
 from curate.errors import ConfigError
-from curate.ingest import ingest
 from curate.rag.prompts import McqaItem
-from curate.store import RunStore
+from curate.read.sources import read_entries
 
 SUBJECT_KEYS = ("subject", "subject_name")
 """``meta`` keys that name an item's subject (MMLU's `subject`, MedMCQA's `subject_name`)."""
@@ -61,20 +59,12 @@ def read_benchmark(entry: Source, *, data_root: Path, kinds: tuple[str, ...] = (
     if entry.mapping.kind not in kinds:
         raise ConfigError(f"benchmark `{entry.name}` has mapping kind `{entry.mapping.kind}`; "
                           f"this needs an entry of kind {' or '.join(f'`{k}`' for k in kinds)}")
-    with tempfile.TemporaryDirectory(prefix="curate-eval-") as tmp:
-        store = RunStore(Path(tmp))
-        result = ingest([], store, data_root=data_root, benchmarks=[entry])
-        if result.failed:
-            raise ConfigError("; ".join(f"benchmark `{r.name}`: {r.error}" for r in result.failed))
-        folder = store.benchmark(entry.name)
-        records = _read(folder.files("records"))
-        quarantine = _read(folder.files("quarantine"))
-    return BenchmarkData(entry=entry, records=records, quarantine=quarantine)
-
-
-def _read(files: list[Path]) -> pl.DataFrame:
-    frames = [pl.read_parquet(f) for f in files]
-    return pl.concat(frames) if frames else pl.DataFrame()
+    try:
+        (read,) = read_entries([entry], data_root=data_root)
+    except ConfigError as exc:
+        raise ConfigError(f"benchmark {exc}") from None
+    return BenchmarkData(entry=entry, records=pl.DataFrame(read.records),
+                         quarantine=pl.DataFrame(read.quarantine))
 
 
 def _subject(meta: str | None) -> str | None:

@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from curate.config import Config, read_config
 from curate.errors import ConfigError, MissingDependencyError
 from curate.synth.attacks import ATTACK_STYLES, STYLES
-from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig, validate_generator
-from curate.synth.judge import JudgeConfig, read_config
+from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig
+from curate.synth.judge import JudgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,8 @@ REFUSAL_PROMPT = (
 source's line-continuation indentation removed)."""
 
 
-class SafetyEvalConfig(BaseModel):
+class SafetyEvalConfig(Config):
     """Options of ``curate eval safety`` (a YAML file; scalar options also on the command line)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     model: GeneratorConfig = Field(description="The model evaluated: its backend and options.")
     judge: JudgeConfig = Field(description="The Llama-Guard-3-format judge (backend, categories).")
@@ -109,11 +108,6 @@ class SafetyEvalConfig(BaseModel):
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     batch_size: int = Field(256, ge=1, description="Requests handed to a backend at once.")
     plots: bool = Field(True, description="Write ASR plots (PNG) beside the report.")
-
-    @field_validator("model", "refusal_judge", mode="before")
-    @classmethod
-    def _backend(cls, value: Any) -> Any:
-        return validate_generator(value)
 
     @model_validator(mode="after")
     def _check(self) -> SafetyEvalConfig:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -22,7 +21,7 @@ from curate.errors import ConfigError, SourceError
 from curate.ingest.mapping import QUARANTINE_SCHEMA, columns_used, map_batch
 from curate.ingest.readers import BadRow, one_line, read_batches
 from curate.records import id_connection
-from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats
+from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,7 @@ def file_digest(path: Path, known: dict[str, Any] | None = None) -> str:
     if isinstance(seen, dict) and seen.get("key") == list(key[1:]) and isinstance(seen.get("sha256"), str):
         digest: str = seen["sha256"]
     else:
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest = sha256_file(path)
     _DIGESTS[key] = digest
     return digest
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from curate.catalog import MixSpec, Recipe, Source, confined, resolve_files
+from curate.catalog import MixSpec, Recipe, Source, resolve_files
 from curate.curation.boxes import GROUNDING_PATTERN
-from curate.engine.local import Rewrite, StageResult, removed_records
+from curate.engine.local import Rewrite, StageResult
 from curate.engine.stage import split_reasons
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import dataset_info, hub_dataset, render_card
@@ -24,14 +24,14 @@ from curate.mixes.release import (
     WrittenRelease,
     config_of,
     package_versions,
-    sha256_file,
     trl_columns,
     write_release,
 )
 from curate.mixes.report import write_report
 from curate.mixes.tokens import counting_method, loss_tokens
+from curate.read.runs import RunReader
 from curate.records import POSITION
-from curate.store import RunStore, folder_name
+from curate.store import ReleaseFolder, sha256_file
 
 KEYS = list(POSITION)
 
@@ -43,7 +43,8 @@ class ReleaseSpec:
     recipe: Recipe
     recipe_given: Any
     """The recipe file as written (None when the recipe came from no file)."""
-    store: RunStore
+    run: RunReader
+    """The finished run."""
     sources: Sequence[Source]
     """The catalog entries of the recipe's sources."""
     benchmarks: Sequence[Source]
@@ -51,15 +52,14 @@ class ReleaseSpec:
     stage_results: Sequence[StageResult]
     rewrite: Rewrite | None = None
     """The stages' text rewrites, applied to every record the release writes."""
-    produced: str | None = None
-    """The run source a producer step wrote (``synth_cot``), mixed with the sources."""
-    synth: dict[str, Any] | None = None
-    """That producer's stats."""
+    produced: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """The run sources producer steps wrote (``synth_cot``), mixed with the sources, and
+    each producer's stats."""
 
     @property
     def mix_sources(self) -> list[str]:
         """The run sources the mix draws from."""
-        return [*self.recipe.sources, *([self.produced] if self.produced else [])]
+        return [*self.recipe.sources, *self.produced]
 
 
 MODALITIES = ("text", "image", "grounding")
@@ -93,7 +93,7 @@ def rewritten(records: pl.DataFrame, rewrite: Rewrite | None) -> pl.DataFrame:
     return frame
 
 
-def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
+def candidates(run: RunReader, sources: Sequence[str], removed: pl.DataFrame,
                tokenizer: str | None, rewrite: Rewrite | None = None, *,
                max_length: int | None = None) -> pl.DataFrame:
     """Every record the stages kept: keys, category, modality, kind and loss tokens (of
@@ -101,13 +101,11 @@ def candidates(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
     texts are never all in memory)."""
     drop = removed.select(KEYS)
     parts = []
-    for name in sources:
-        for path in store.source(name).files("records"):
-            shard = pl.read_parquet(path, columns=[*KEYS, "id", "kind", "domain", "origin", "task",
-                                                   "messages", "chosen", "rejected"])
-            shard = rewritten(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), rewrite)
-            parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
-                loss_tokens=loss_tokens(shard, tokenizer, max_length=max_length)))
+    columns = [*KEYS, "id", "kind", "domain", "origin", "task", "messages", "chosen", "rejected"]
+    for _, _, shard in run.shards(sources, columns):
+        shard = rewritten(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), rewrite)
+        parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
+            loss_tokens=loss_tokens(shard, tokenizer, max_length=max_length)))
     schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "kind": pl.String,
               "category": pl.String, "modality": pl.String, "loss_tokens": pl.UInt64}
     return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
@@ -135,7 +133,7 @@ def mix_order(chosen: pl.DataFrame, seed: int) -> pl.DataFrame:
     return order.with_columns(file=(pl.int_range(pl.len()).over("config") // ROWS_PER_FILE).cast(pl.Int64))
 
 
-def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.DataFrame,
+def write_mix(folder: Path, run: RunReader, sources: Sequence[str], order: pl.DataFrame,
               rewrite: Rewrite | None = None) -> list[str]:
     """Write the mix's data files under ``folder`` (``data/<config>/train-NNNNN.parquet``,
     in the seeded order, cleaned) and return their paths relative to it.
@@ -145,17 +143,16 @@ def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.D
     or one data file, never the whole mix."""
     parts = folder / "_parts"
     placed = order.select(*KEYS, "category", "_order", "config", "file")
-    for name in sources:
-        for shard, path in enumerate(store.source(name).files("records")):
-            records = rewritten(pl.read_parquet(path).join(placed, on=KEYS), rewrite)
-            for (config, file), part in records.group_by("config", "file"):
-                target = parts / config / f"{file:05d}" / f"{name}-{shard:05d}.parquet"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                part.write_parquet(target)
+    for name, shard, records in run.shards(sources):
+        records = rewritten(records.join(placed, on=KEYS), rewrite)
+        for (config, file), part in records.group_by("config", "file"):
+            target = parts / config / f"{file:05d}" / f"{name}-{shard:05d}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part.write_parquet(target)
     written = []
     for config, file in order.select("config", "file").unique().sort("config", "file").iter_rows():
         rows = pl.read_parquet(sorted((parts / config / f"{file:05d}").glob("*.parquet"))).sort("_order")
-        relative = f"data/{config}/train-{file:05d}.parquet"
+        relative = ReleaseFolder.data_file(config, file)
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         # `datasets` reads a row group at a time: image rows go in groups of about 100 rows
         # (as `datasets` writes image data), so a group never holds hundreds of MB of images.
@@ -167,18 +164,15 @@ def write_mix(folder: Path, store: RunStore, sources: Sequence[str], order: pl.D
     return written
 
 
-def audit_trail(store: RunStore, sources: Sequence[str], removed: pl.DataFrame,
+def audit_trail(run: RunReader, sources: Sequence[str], removed: pl.DataFrame,
                 pool: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
     """Every ingested row not in the mix: quarantined, removed by a stage, or not selected."""
-    quarantine = [
-        split_reasons(pl.read_parquet(path, columns=[*KEYS, "reason"]).select(
-            *KEYS, id=pl.lit(None, pl.String), stage=pl.lit("ingest"), reason="reason"))
-        for name in sources for path in store.source(name).files("quarantine")
-    ]
+    quarantine = split_reasons(run.quarantined(sources).select(
+        *KEYS, id=pl.lit(None, pl.String), stage=pl.lit("ingest"), reason="reason").collect())
     not_selected = pool.join(chosen.select(KEYS).unique(), on=KEYS, how="anti").select(
         *KEYS, "id", stage=pl.lit("mix"), reason=pl.lit("not_selected"),
         reason_ref=pl.lit(None, pl.String))
-    return pl.concat([*quarantine, removed, not_selected]).sort(KEYS)
+    return pl.concat([quarantine, removed, not_selected]).sort(KEYS)
 
 
 def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
@@ -198,22 +192,22 @@ def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
 
 def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) -> WrittenRelease:
     """Allocate the mix of a finished run and write its release under ``releases_dir``."""
-    recipe, store = spec.recipe, spec.store
+    recipe, run = spec.recipe, spec.run
     mix = recipe.mix
     stage_names = [r.name for r in spec.stage_results]
-    removed = removed_records(store, stage_names)
+    removed = run.removed(stage_names)
     tokenizer = mix.tokenizer if mix else None
     max_length = mix.max_length if mix else None
     sources = spec.mix_sources
-    pool = candidates(store, sources, removed, tokenizer, spec.rewrite, max_length=max_length)
+    pool = candidates(run, sources, removed, tokenizer, spec.rewrite, max_length=max_length)
     allocation = select(pool, mix, recipe.seed)
     order = mix_order(allocation.selected, recipe.seed)
-    trail = audit_trail(store, recipe.sources, removed, pool, allocation.selected)
+    trail = audit_trail(run, recipe.sources, removed, pool, allocation.selected)
     described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin,
                           "language": e.language, "hub": _hub_of(e)} for e in spec.sources}
-    if spec.produced is not None and spec.synth is not None:
-        described[spec.produced] = {
-            **_synthetic_source(store, spec.produced, spec.synth),
+    for source, stats in spec.produced.items():
+        described[source] = {
+            **_synthetic_source(run, source, stats),
             "language": sorted({code for e in spec.sources for code in e.language}), "hub": None}
     manifest = {
         "name": recipe.name,
@@ -227,24 +221,21 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
         "stages_switched_off": recipe.switched_off,
         "quarantine": {
             name: dict(sorted(c.items())) for name in recipe.sources
-            if (c := _quarantine_counts(store, name))},
-        "contamination": _contamination(store, stage_names),
+            if (c := _quarantine_counts(run, name))},
+        "contamination": _contamination(run, stage_names),
         "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
                    "counting": counting_method(tokenizer, max_length=max_length)},
         "composition": allocation.composition,
         "modality": _modality_shares(allocation.selected, mix),
         "sources_in_mix": _per_source(allocation.selected, described),
-        "synthetic": None if spec.synth is None else {
-            k: v for k, v in spec.synth.items() if k != "requests"},  # requests differ on a cached rebuild
+        "synthetic": _synthetic_stats(spec.produced),
         "packages": package_versions(),
     }
     configs = sorted(order.get_column("config").unique().to_list())
-    target = Path(releases_dir) / folder_name(recipe.name, "recipe name") / folder_name(
-        recipe.version, "version")
-    confined(target, releases_dir, what="release folder")
+    target = ReleaseFolder.for_recipe(releases_dir, recipe.name, recipe.version).path
     return write_release(target,
-                         lambda folder: [*write_mix(folder, store, sources, order, spec.rewrite),
-                                         write_report(folder, manifest, store, trail, stage_names)], trail,
+                         lambda folder: [*write_mix(folder, run, sources, order, spec.rewrite),
+                                         write_report(folder, manifest, run, trail, stage_names)], trail,
                          manifest,
                          lambda folder: render_card(manifest, configs, dataset_info(folder, configs)))
 
@@ -254,20 +245,17 @@ def _hub_of(entry: Source) -> str | None:
     return hub_dataset(entry.location.hf.repo if entry.location.hf else None, entry.homepage)
 
 
-def _quarantine_counts(store: RunStore, name: str) -> dict[str, int]:
+def _quarantine_counts(run: RunReader, name: str) -> dict[str, int]:
     totals: dict[str, int] = {}
-    for stats in store.source(name).done().values():
+    for stats in run.store.source(name).done().values():
         for reason, count in stats.get("quarantined", {}).items():
             totals[reason] = totals.get(reason, 0) + count
     return totals
 
 
-def _contamination(store: RunStore, stage_names: Sequence[str]) -> list[dict[str, Any]]:
-    for name in stage_names:
-        report = store.stage(name).report("contamination")
-        if report.exists():
-            return pl.read_parquet(report).drop("examples").to_dicts()
-    return []
+def _contamination(run: RunReader, stage_names: Sequence[str]) -> list[dict[str, Any]]:
+    report = run.report("contamination", stage_names)
+    return [] if report is None else report.drop("examples").to_dicts()
 
 
 def _shares(selected: pl.DataFrame, column: str) -> dict[str, dict[str, float | int]]:
@@ -291,16 +279,30 @@ def _modality_shares(selected: pl.DataFrame, mix: MixSpec | None) -> dict[str, d
     return dict(sorted(shares.items()))
 
 
-def _synthetic_source(store: RunStore, source: str, synth: dict[str, Any]) -> dict[str, Any]:
-    """How the synthetic source is described: its parents' licences and domains."""
-    records = pl.read_parquet(store.source(source).files("records"), columns=["license", "domain"])
+def _synthetic_source(run: RunReader, source: str, stats: dict[str, Any]) -> dict[str, Any]:
+    """How a produced source is described: its parents' licences and domains, and its
+    generator when the producer names one."""
+    records = run.records([source]).select("license", "domain").collect()
     licenses = sorted(records.get_column("license").unique().to_list())
-    generator = synth["generator"]
-    return {"license": licenses[0] if len(licenses) == 1 else "other",
-            "domain": ",".join(sorted(records.get_column("domain").unique().to_list())),
-            "origin": "synthetic",
-            "generator": f"{generator['backend']}:{generator['model']}",
-            "offline_backend": synth["offline_backend"]}
+    described = {"license": licenses[0] if len(licenses) == 1 else "other",
+                 "domain": ",".join(sorted(records.get_column("domain").unique().to_list())),
+                 "origin": "synthetic"}
+    generator = stats.get("generator")
+    if isinstance(generator, dict):
+        described["generator"] = f"{generator['backend']}:{generator['model']}"
+    if "offline_backend" in stats:
+        described["offline_backend"] = stats["offline_backend"]
+    return described
+
+
+def _synthetic_stats(produced: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The manifest's ``synthetic``: the producer's stats (by source when there are
+    several), without request counts, which differ on a rebuild from the cache."""
+    trimmed = {source: {k: v for k, v in stats.items() if k != "requests"}
+               for source, stats in produced.items()}
+    if not trimmed:
+        return None
+    return next(iter(trimmed.values())) if len(trimmed) == 1 else trimmed
 
 
 def _per_source(selected: pl.DataFrame, described: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -19,8 +19,8 @@ from typing import Any
 
 import polars as pl
 
+from curate.read.runs import RunReader
 from curate.records import POSITION
-from curate.store import RunStore
 
 REPORT = "report.html"
 EXAMPLES_PER_REASON = 3
@@ -44,12 +44,12 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def write_report(folder: Path, manifest: dict[str, Any], store: RunStore, removed: pl.DataFrame,
+def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
                  stage_names: Sequence[str]) -> str:
     """Write ``report.html`` into the release ``folder``; its path relative to the folder.
 
     ``removed`` is the release's audit trail (``removed.parquet``: keys, stage, reason,
-    reason_ref); score histograms and example texts are read from the run ``store``.
+    reason_ref); score histograms and example texts are read from the ``run``.
     """
     synthetic = manifest.get("synthetic") or {}
     order = ["ingest", *stage_names, "mix"]  # where a row can leave, in the order it happens
@@ -64,8 +64,8 @@ def write_report(folder: Path, manifest: dict[str, Any], store: RunStore, remove
         _composition(manifest),
         _contamination(manifest),
         _removals(removed, order),
-        _histograms(store, stage_names),
-        _examples(store, removed, order),
+        _histograms(run, stage_names),
+        _examples(run, removed, order),
     ]
     page = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; "
@@ -135,13 +135,12 @@ def _removals(removed: pl.DataFrame, order: list[str]) -> str:
             f"{_bars(bars, 'removals-chart', 'rows', share=False)}<div>{table}</div></div>")
 
 
-def _histograms(store: RunStore, stage_names: Sequence[str]) -> str:
+def _histograms(run: RunReader, stage_names: Sequence[str]) -> str:
     charts = []
     for name in stage_names:
-        path = store.stage(name).decisions
-        if not path.exists():
+        if not run.store.stage(name).decisions.exists():
             continue
-        frame = pl.read_parquet(path)
+        frame = run.scores(name).collect()
         for column, dtype in frame.schema.items():
             if column in (*POSITION, "id") or not (dtype.is_float() or dtype.is_integer()):
                 continue
@@ -155,13 +154,13 @@ def _histograms(store: RunStore, stage_names: Sequence[str]) -> str:
     return "<h2>Score distributions</h2><div class=charts>" + "".join(charts) + "</div>"
 
 
-def _examples(store: RunStore, removed: pl.DataFrame, order: list[str]) -> str:
+def _examples(run: RunReader, removed: pl.DataFrame, order: list[str]) -> str:
     rank = pl.col("stage").replace_strict(order, list(range(len(order))), default=len(order))
     picked = (removed.sort(rank, "stage", "reason", "source", "row")
               .group_by("stage", "reason", maintain_order=True).head(EXAMPLES_PER_REASON))
     if picked.height == 0:
         return ""
-    texts = _texts(store, picked.select(*POSITION).unique())
+    texts = _texts(run, picked.select(*POSITION).unique())
     picked = picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
     blocks = []
     for (stage, reason), group in picked.group_by("stage", "reason", maintain_order=True):
@@ -175,22 +174,18 @@ def _examples(store: RunStore, removed: pl.DataFrame, order: list[str]) -> str:
     return "<h2>Example rows per reason</h2>" + "".join(blocks)
 
 
-def _texts(store: RunStore, keys: pl.DataFrame) -> pl.DataFrame:
+def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
     """Each key's text: its turns (records), else the raw quarantined line."""
     frames = [pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "text": pl.String})]
     for name in keys.get_column("source").unique().sort().to_list():
-        folder = store.source(name)
-        mine = keys.filter(pl.col("source") == name)
-        records = folder.files("records")
-        if records:
-            frames.append(pl.scan_parquet(records).join(mine.lazy(), on=list(POSITION), how="semi").select(
+        mine = keys.filter(pl.col("source") == name).lazy()
+        if run.record_files([name]):
+            frames.append(run.records([name]).join(mine, on=list(POSITION), how="semi").select(
                 *POSITION, text=pl.col("messages").list.eval(
                     pl.concat_str(pl.element().struct.field("role"), pl.lit(": "),
                                   pl.element().struct.field("content"))).list.join("\n")).collect())
-        quarantine = folder.files("quarantine")
-        if quarantine:
-            frames.append(pl.scan_parquet(quarantine).join(mine.lazy(), on=list(POSITION), how="semi")
-                          .select(*POSITION, text=pl.col("raw").cast(pl.String)).collect())
+        frames.append(run.quarantined([name]).join(mine, on=list(POSITION), how="semi")
+                      .select(*POSITION, text=pl.col("raw").cast(pl.String)).collect())
     return pl.concat(frames).unique(list(POSITION), keep="first", maintain_order=True)
 
 

@@ -21,7 +21,6 @@ share was contaminated and what the rule would have done.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +33,12 @@ from curate.curation import build_stages
 from curate.engine.local import Progress, run_stages, text_rewrite
 from curate.engine.stage import Stage, StageContext, split_reasons
 from curate.errors import ConfigError
-from curate.ingest import ingest
 from curate.ingest.files import ingest_file
 from curate.ingest.runner import Progress as IngestProgress
 from curate.pipeline.rows import Repairs, check_target, write_rows
-from curate.store import RunStore, write_parquet
+from curate.read.runs import RunReader
+from curate.read.sources import ingest_entries, temporary_run
+from curate.store import write_parquet
 
 RECIPE_REJECT_ABOVE = 0.005
 """A recipe's default ``decontam.reject_source_above``: what the summary compares with."""
@@ -99,26 +99,22 @@ def run_on_file(
     root = resolve_data_root(data_root)
     built = build_stages(stages, where="options")
     bench = [catalog.benchmark(name) for name in benchmarks]
-    with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
-        store = RunStore(Path(tmp))
-        entry = ingest_file(Path(input_path), store, source=source, catalog=catalog, data_root=root,
+    with temporary_run() as run:
+        entry = ingest_file(Path(input_path), run.store, source=source, catalog=catalog, data_root=root,
                             progress=ingest_progress)
-        ingested = ingest([], store, data_root=root, benchmarks=bench)
-        if ingested.failed:
-            raise ConfigError("; ".join(f"{r.name}: {r.error}" for r in ingested.failed))
-        context = StageContext(benchmarks={b.name: store.benchmark(b.name).files("records")
-                                           for b in bench})
-        run_stages(built, store, [entry.name], input_fingerprint="adhoc", context=context,
+        ingest_entries(run, [], benchmarks=bench, data_root=root)
+        context = StageContext(benchmarks={b.name: run.benchmark_files(b.name) for b in bench})
+        run_stages(built, run.store, [entry.name], input_fingerprint="adhoc", context=context,
                    progress=stage_progress)
-        table = _every_row(store, entry.name, [s.name for s in built])
-        result = _write(table, None if out is None else Path(out), store, [s.name for s in built])
+        table = _every_row(run, entry.name, [s.name for s in built])
+        result = _write(table, None if out is None else Path(out), run, [s.name for s in built])
         if kept is not None or removed is not None:
             removed_rows = table.filter(~pl.col("keep"))
             decisions: dict[int, tuple[str, str | None] | None] = dict.fromkeys(
                 table.filter("keep").get_column("row").to_list())
             decisions |= {row: (reason or "removed", ref) for row, reason, ref in removed_rows.select(
                 "row", "reason", "reason_ref").iter_rows()}
-            result.written = write_rows(input_file, entry, decisions, _repairs(store, entry.name, built),
+            result.written = write_rows(input_file, entry, decisions, _repairs(run, entry.name, built),
                                         kept=None if kept is None else Path(kept),
                                         removed=None if removed is None else Path(removed))
             result.kept_path = None if kept is None else Path(kept)
@@ -132,16 +128,12 @@ def run_on_file(
 TURNS = ("messages", "chosen", "rejected")
 
 
-def _repairs(store: RunStore, source: str, built: Sequence[Stage[Any]]) -> Repairs:
+def _repairs(run: RunReader, source: str, built: Sequence[Stage[Any]]) -> Repairs:
     """The rows whose turns the stages' rewrites change: row -> {column: (before, after)}."""
     rewrite = text_rewrite(built)
-    files = store.source(source).files("records")
-    if rewrite is None or not files:
+    if rewrite is None or not run.record_files([source]):
         return Repairs({})
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    records = pa.concat_tables([pq.read_table(f) for f in files]).select(["row", *TURNS])
+    records = run.records([source]).select("row", *TURNS).collect().to_arrow()
     after = rewrite(records)
     rows: dict[int, dict[str, tuple[Any, Any]]] = {}
     for name in TURNS:
@@ -166,15 +158,14 @@ def _contamination(table: pl.DataFrame, options: dict[str, Any], reject_given: b
     }
 
 
-def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataFrame:
-    folder = store.source(source)
-    records = pl.read_parquet(folder.files("records")).select("row", "id")
-    quarantine = split_reasons(pl.read_parquet(folder.files("quarantine")).select(
-        "row", keep=pl.lit(False), reason=pl.col("reason")))
+def _every_row(run: RunReader, source: str, stage_names: list[str]) -> pl.DataFrame:
+    records = run.records([source]).select("row", "id").collect()
+    quarantine = split_reasons(run.quarantined([source]).select(
+        "row", keep=pl.lit(False), reason=pl.col("reason")).collect())
     table = records.with_columns(keep=pl.lit(True), reason=pl.lit(None, pl.String),
                                  reason_ref=pl.lit(None, pl.String))
     for name in stage_names:
-        decisions = pl.read_parquet(store.stage(name).decisions).drop("stage", "source", "id")
+        decisions = run.scores(name).collect().drop("stage", "source", "id")
         mine = {c: f"_{c}_{name}" for c in ("keep", "reason", "reason_ref")}
         decisions = decisions.rename(mine)
         first = pl.col("reason").is_null()  # the first stage that removed a row names it
@@ -186,7 +177,7 @@ def _every_row(store: RunStore, source: str, stage_names: list[str]) -> pl.DataF
     return pl.concat([table, quarantine], how="diagonal_relaxed").sort("row")
 
 
-def _write(table: pl.DataFrame, out: Path | None, store: RunStore, stage_names: list[str]) -> FileResult:
+def _write(table: pl.DataFrame, out: Path | None, run: RunReader, stage_names: list[str]) -> FileResult:
     if out is None:
         return _result(table, None, {})
     if out.suffix == ".parquet":
@@ -196,7 +187,7 @@ def _write(table: pl.DataFrame, out: Path | None, store: RunStore, stage_names: 
     write_parquet(table.to_arrow(), data_path)
     reports = {}
     for name in stage_names:
-        for report in store.stage(name).reports():
+        for report in run.store.stage(name).reports():
             target = beside(report.stem)
             write_parquet(pl.read_parquet(report).to_arrow(), target)
             reports[report.stem] = target

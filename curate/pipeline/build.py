@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from curate.catalog import read_yaml, validate_model
+from curate.config import read_yaml
 from curate.curation import build_stages
-from curate.engine.local import (
-    Progress,
-    Rewrite,
-    StageResult,
-    kept_records,
-    removed_records,
-    run_producer,
-    run_stages,
-    text_rewrite,
-)
-from curate.engine.stage import StageContext
+from curate.engine.local import Progress, Rewrite, StageResult, run_producer, run_stages, text_rewrite
+from curate.engine.stage import Producer, StageContext, build_steps
 from curate.ingest import IngestResult
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES
 from curate.ingest.runner import Progress as IngestProgress
 from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
-from curate.mixes.release import DEFAULT_RELEASES_DIR, WrittenRelease
+from curate.mixes.release import WrittenRelease
 from curate.pipeline.run import Run, ingest_run
-from curate.synth.config import SynthCotConfig
-from curate.synth.cot import SynthCot
+from curate.read.releases import DEFAULT_RELEASES_DIR
+from curate.synth import PRODUCERS
 
 
 @dataclass
@@ -40,28 +31,28 @@ class BuildResult:
     run: Run
     ingest: IngestResult
     stages: list[StageResult]
-    synth: dict[str, Any] | None = None
-    """The stats of synth_cot_v1 when the recipe has ``synth: {cot: ...}``."""
+    produced: list[StageResult] = field(default_factory=list)
+    """What each producer step (the recipe's ``synth``) did, in recipe order."""
     release: WrittenRelease | None = None
-    synth_reused: bool = False
-    """Whether the synthetic records were reused from the run (no request was sent now)."""
+
+    @property
+    def synth(self) -> dict[str, Any] | None:
+        """The stats of the last producer step (synth_cot_v1 for ``synth: {cot: ...}``)."""
+        return self.produced[-1].stats if self.produced else None
 
     def reused(self) -> dict[str, Any]:
         """What this build took from the run folder instead of computing it again."""
         return {
             "ingest_shards": sum(s.resumed_shards for s in self.ingest.sources + self.ingest.benchmarks),
             "stages": {r.name: r.reused for r in self.stages if r.reused != "nothing"},
-            "synthetic_records": self.synth_reused,
+            "synthetic_records": bool(self.produced) and all(r.reused == "records" for r in self.produced),
             "release_unchanged": self.release is not None and self.release.status == "unchanged",
         }
 
 
-def producers(run: Run) -> list[SynthCot]:
-    """The recipe's record-producing steps (``synth: {cot: ...}``), options validated."""
-    options = run.recipe.synth.get("cot")
-    if options is None:
-        return []
-    return [SynthCot(validate_model(SynthCotConfig, options, where=f"{run.recipe_file}: synth.cot"))]
+def producers(run: Run) -> list[Producer[Any]]:
+    """The recipe's record-producing steps (``synth``: name -> options), options validated."""
+    return build_steps(PRODUCERS, run.recipe.synth, where=f"{run.recipe_file}: synth")
 
 
 def mix_sources(run: Run) -> list[str]:
@@ -89,27 +80,25 @@ def build_mix(
         return BuildResult(run, ingested, [])
     upstream = run.input_fingerprint(batch_rows)
     context = StageContext(
-        benchmarks={name: run.store.benchmark(name).files("records") for name in run.recipe.benchmarks},
+        benchmarks={name: run.benchmark_files(name) for name in run.recipe.benchmarks},
         cache=run.store.cache("synth"), embedding_cache=run.store.cache("embeddings"))
     results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
                          context=context, progress=stage_progress)
     rewrite = text_rewrite(stages)
     kept_fp = results[-1].stats["decision_fingerprint"] if results else upstream
-    synth, synth_reused = None, False
-    for step in steps:
-        def parents() -> Any:  # the kept records, as the release has them
-            kept = kept_records(run.store, run.recipe.sources, [r.name for r in results])
-            table = kept.collect().to_arrow()
-            return rewrite(table) if rewrite is not None and table.num_rows else table
-        made = run_producer(step, run.store, parents, input_fingerprint=kept_fp,
-                            context=context, progress=stage_progress)
-        synth, synth_reused = made.stats, made.reused == "records"
+
+    def parents() -> Any:  # the kept records, as the release has them
+        table = run.kept(run.recipe.sources, [r.name for r in results]).collect().to_arrow()
+        return rewrite(table) if rewrite is not None and table.num_rows else table
+
+    produced = [run_producer(step, run.store, parents, input_fingerprint=kept_fp, context=context,
+                             progress=stage_progress) for step in steps]
     try:
-        release = assemble_release(_release_spec(run, results, rewrite, synth), releases_dir)
+        release = assemble_release(_release_spec(run, results, rewrite, steps, produced), releases_dir)
     except InfeasibleMix as exc:
         raise explained(exc, run, [r.name for r in results]) from None
     run.store.write_release_record(release_record(release))
-    return BuildResult(run, ingested, results, synth, release, synth_reused)
+    return BuildResult(run, ingested, results, produced, release)
 
 
 RECORDED = ("name", "version", "budget", "composition", "modality", "benchmarks", "contamination")
@@ -126,7 +115,7 @@ def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> Infea
     """``exc`` with, for each empty category, where its sources' records went."""
     if not exc.empty:
         return exc
-    removed = removed_records(run.store, stage_names)
+    removed = run.removed(stage_names)
     parts = []
     for category in exc.empty:
         names = [e.name for e in run.sources
@@ -151,13 +140,12 @@ def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> Infea
 
 
 def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | None,
-                  synth: dict[str, Any] | None) -> ReleaseSpec:
-    steps = producers(run)
+                  steps: Sequence[Producer[Any]], produced: Sequence[StageResult]) -> ReleaseSpec:
     return ReleaseSpec(
         recipe=run.recipe, recipe_given=read_yaml(run.recipe_file) if run.recipe_file else None,
-        store=run.store, sources=run.sources, benchmarks=run.benchmarks, data_root=run.data_root,
+        run=run, sources=run.sources, benchmarks=run.benchmarks, data_root=run.data_root,
         stage_results=list(results), rewrite=rewrite,
-        produced=steps[0].source if steps and synth is not None else None, synth=synth)
+        produced={step.source: made.stats for step, made in zip(steps, produced, strict=True)})
 
 
 def plan_mix(run: Run) -> dict[str, Any]:
@@ -191,8 +179,8 @@ def plan_mix(run: Run) -> dict[str, Any]:
     else:
         off = run.recipe.switched_off
         stages = [n for n in run.recipe.stages if n not in off and run.store.stage(n).decisions.exists()]
-        pool = candidates(run.store, mix_sources(run), removed_records(run.store, stages),
-                          spec.tokenizer, max_length=spec.max_length)
+        pool = candidates(run, mix_sources(run), run.removed(stages), spec.tokenizer,
+                          max_length=spec.max_length)
         units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
         available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
         try:

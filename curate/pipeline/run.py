@@ -1,17 +1,8 @@
 """The run handle: a recipe resolved against the catalogs, and the run folder it uses.
 
-``open_run`` takes a recipe (to build it) or a run folder (to query it). A run answers
-queries over its store with a stable schema, whatever its stages:
-
-- ``run.decisions()``: a Polars LazyFrame of every stage's decisions, one row per record a
-  stage saw, with columns ``stage, source, row, id, keep, reason, reason_ref``
-  (``reason`` the code, ``contaminated``; ``reason_ref`` its parameter, a benchmark or a
-  record id);
-- ``run.scores(stage)``: one stage's decisions with its score columns;
-- ``run.records()``: the ingested records (every source, the synthetic ones included);
-- ``run.duckdb()``: a DuckDB connection with the views ``decisions`` (the same table as
-  ``decisions()``), ``records``, ``benchmark_records``, ``scores_<stage>`` per stage and
-  ``contamination`` when a decontamination stage ran.
+``open_run`` takes a recipe (to build it) or a run folder (to query it). A ``Run`` is a
+``curate.read.runs.RunReader`` too: ``run.decisions()``, ``run.scores(stage)``,
+``run.records()``, ``run.duckdb()`` query its folder with a stable schema.
 """
 
 from __future__ import annotations
@@ -20,32 +11,27 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
 from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES, source_fingerprint
 from curate.ingest.runner import Progress as IngestProgress
+from curate.read.runs import RunReader
 from curate.store import RunStore, fingerprint
 from curate.version import __version__
-
-if TYPE_CHECKING:
-    import duckdb
-    import polars as pl
 
 DEFAULT_RUNS_DIR = Path("runs")
 
 
 @dataclass
-class Run:
-    """A recipe resolved against the catalogs, and the run folder it uses."""
+class Run(RunReader):
+    """A recipe resolved against the catalogs, and the run folder it uses (``store``)."""
 
     recipe: Recipe
     recipe_file: Path | None
     catalog: Catalog
     data_root: Path
-    store: RunStore
 
     @property
     def sources(self) -> list[Source]:
@@ -66,78 +52,6 @@ class Run:
             known = (folder.state() or {}).get("files")
             parts.append(source_fingerprint(entry, self.data_root, batch_rows=batch_rows, known=known))
         return fingerprint(parts)
-
-    def stage_names(self) -> list[str]:
-        """The stages that wrote decisions in this run, in the order they ran."""
-        return [n for n in self.store.stage_names() if self.store.stage(n).decisions.exists()]
-
-    def decisions(self) -> pl.LazyFrame:
-        """Every stage's decisions in one stable schema (``stage, source, row, id, keep,
-        reason, reason_ref``); a ConfigError when a stage's decisions predate it."""
-        from curate.engine.local import read_decisions
-
-        return read_decisions(self.store, self.stage_names())
-
-    def scores(self, stage: str) -> pl.LazyFrame:
-        """The decisions of ``stage`` with its score columns."""
-        import polars as pl
-
-        if stage not in self.stage_names():
-            raise ConfigError(f"stage `{stage}` has no decisions in {self.store.root} "
-                              f"(stages: {', '.join(self.stage_names()) or 'none'})")
-        return pl.scan_parquet(self.store.stage(stage).decisions)
-
-    def records(self) -> pl.LazyFrame:
-        """The ingested records of every source of the run (synthetic records included)."""
-        import polars as pl
-
-        from curate.engine.local import record_files
-        from curate.records import empty_records
-
-        files = record_files(self.store, self.store.ingested_sources())
-        return pl.scan_parquet(files) if files else pl.DataFrame(empty_records()).lazy()
-
-    def duckdb(self, connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-        """``connection`` (a new in-memory one by default) with views over the run:
-        ``decisions``, ``records``, ``benchmark_records``, ``scores_<stage>``,
-        ``contamination``."""
-        import duckdb
-
-        from curate.engine.local import DECISIONS_SCHEMA, record_files
-
-        con = duckdb.connect() if connection is None else connection
-        self.decisions()  # the schema check: old decisions fail here, naming the file
-        stages = self.stage_names()
-        columns = ", ".join(f'"{c}"' for c in DECISIONS_SCHEMA)
-
-        def files(paths: Iterable[Path]) -> str:
-            return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-        if stages:
-            decisions = files(self.store.stage(n).decisions for n in stages)
-            con.execute(f"CREATE OR REPLACE VIEW decisions AS SELECT {columns} "
-                        f"FROM read_parquet({decisions}, union_by_name = true)")
-        else:
-            con.execute("CREATE OR REPLACE VIEW decisions AS SELECT * FROM (VALUES (NULL::VARCHAR, "
-                        "NULL::VARCHAR, NULL::BIGINT, NULL::VARCHAR, NULL::BOOLEAN, NULL::VARCHAR, "
-                        f"NULL::VARCHAR)) t({columns}) WHERE false")
-        for name in stages:
-            con.execute(f'CREATE OR REPLACE VIEW "scores_{name}" AS SELECT * FROM '
-                        f"read_parquet({files([self.store.stage(name).decisions])})")
-        sources = record_files(self.store, self.store.ingested_sources())
-        if sources:
-            con.execute(f"CREATE OR REPLACE VIEW records AS SELECT * FROM read_parquet({files(sources)})")
-        info = self.store.run_info() or {}
-        marks = [p for b in info.get("benchmarks", {}) for p in self.store.benchmark(b).files("records")]
-        if marks:
-            con.execute("CREATE OR REPLACE VIEW benchmark_records AS SELECT * FROM "
-                        f"read_parquet({files(marks)})")
-        for name in stages:
-            report = self.store.stage(name).report("contamination")
-            if report.exists():
-                con.execute("CREATE OR REPLACE VIEW contamination AS SELECT * FROM "
-                            f"read_parquet({files([report])})")
-        return con
 
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".arrow")
@@ -170,15 +84,15 @@ def open_run(
         store = RunStore(Path(recipe).resolve())
         info = store.run_info() or {}
         given = Path(info.get("recipe_file") or "")
-        return Run(Recipe.model_validate(info["recipe"]), given if given.is_file() else None, catalog,
-                   Path(info["data_root"]) if data_root is None else resolve_data_root(data_root), store)
+        return Run(store, Recipe.model_validate(info["recipe"]), given if given.is_file() else None, catalog,
+                   Path(info["data_root"]) if data_root is None else resolve_data_root(data_root))
     if Path(recipe).is_dir():
         raise ConfigError(f"{recipe} is a folder but not a run folder (no run.json); a run lives in "
                           "runs/<recipe>/<run-id>, a recipe is a YAML file or a catalog name")
     resolved = catalog.recipe(recipe)
     recipe_file = path.resolve() if path.exists() else catalog.files[("mixes", resolved.name)]
     store = RunStore.for_recipe(Path(runs_dir), resolved.name, run_id or resolved.version)
-    return Run(resolved, recipe_file, catalog, resolve_data_root(data_root), store)
+    return Run(store, resolved, recipe_file, catalog, resolve_data_root(data_root))
 
 
 def row_totals(run: Run) -> dict[str, int]:

@@ -9,7 +9,9 @@ from typing import Any
 import polars as pl
 
 from curate.errors import ConfigError
+from curate.read.runs import RunReader
 from curate.store import RunStore, merge_stats
+from curate.synth import PRODUCERS
 
 
 @dataclass
@@ -76,28 +78,27 @@ def inspect_run(run_dir: str | Path) -> RunSummary:
             summary.stages.append({"stage": finished["stage"], "rows": finished["rows"],
                                    "kept": finished["kept"], "dropped": finished["dropped"],
                                    "reasons": finished["reasons"]})
-        report = stage.report("contamination")
-        if report.exists():
-            summary.contamination = pl.read_parquet(report).to_dicts()
-    summary.modalities = modality_counts(store, info)
-    if info["recipe"].get("synth", {}).get("cot") is not None:
-        summary.synth = (store.source("synth_cot").state() or {}).get("stats")
+    report = RunReader(store).report("contamination", info.get("stages", []))
+    if report is not None:
+        summary.contamination = report.to_dicts()
+    summary.modalities = modality_counts(RunReader(store), info)
+    for name in info["recipe"].get("synth") or {}:  # the producers' stats: the last one's
+        summary.synth = (store.source(PRODUCERS.load(name).source).state() or {}).get("stats")
     summary.release = store.release_record()
     return summary
 
 
-def modality_counts(store: RunStore, info: dict[str, Any]) -> list[dict[str, Any]]:
+def modality_counts(run: RunReader, info: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows and loss tokens per modality of a run's sources: ingested, kept, removed by stage."""
-    from curate.engine.local import removed_records
     from curate.mixes.assemble import MODALITIES, candidates
 
-    sources = [n for n in info["recipe"]["sources"] if store.source(n).files("records")]
+    sources = [n for n in info["recipe"]["sources"] if run.record_files([n])]
     if not sources:
         return []
-    stages = [n for n in info.get("stages", []) if store.stage(n).decisions.exists()]
-    removed = removed_records(store, stages)
+    stages = [n for n in info.get("stages", []) if run.store.stage(n).decisions.exists()]
+    removed = run.removed(stages)
     mix = info["recipe"].get("mix") or {}
-    every = candidates(store, sources, removed.head(0), mix.get("tokenizer"),
+    every = candidates(run, sources, removed.head(0), mix.get("tokenizer"),
                        max_length=mix.get("max_length"))
     keys = ["source", "row"]
     kept = every.join(removed.select(keys), on=keys, how="anti")

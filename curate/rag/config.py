@@ -8,14 +8,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from curate.config import Config
 from curate.curation.config import DEFAULT_EMBEDDER
-from curate.engine.stage import StageConfig
 from curate.synth.config import SynthCotConfig
 
 SearchKind = Literal["numpy", "faiss", "hnsw"]
 
 
-class IndexConfig(StageConfig):
+class IndexConfig(Config):
     """Options of ``curate rag index``: how questions become vectors."""
 
     embedder: str = Field(DEFAULT_EMBEDDER, description=(
@@ -28,7 +28,7 @@ class IndexConfig(StageConfig):
     embedding_batch_size: int = Field(64, ge=1, description="Questions embedded per batch.")
 
 
-class SearchConfig(StageConfig):
+class SearchConfig(Config):
     """How an opened index searches."""
 
     search: SearchKind = Field("numpy", description=(

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -58,60 +57,43 @@ class Input:
 def read_input(spec: str, *, source: str | None = None, catalog_dirs: Iterable[str | os.PathLike[str]] = (),
                data_root: str | os.PathLike[str] | None = None) -> Input:
     """The records of a release folder, a file or a catalog source/benchmark name."""
+    from curate.catalog import Catalog, resolve_data_root
+    from curate.read.sources import read_entries, read_file
+
     path = Path(spec)
     if path.is_dir():
         return read_release(path)
-    if path.is_file():
-        from curate.synth.cot import read_records
-
-        return Input(read_records(path, source=source, catalog_dirs=catalog_dirs, data_root=data_root),
-                     name=str(path))
-    from curate.catalog import Catalog, resolve_data_root
-    from curate.ingest import ingest
-    from curate.store import RunStore
-
     catalog = Catalog.load(catalog_dirs)
+    root = resolve_data_root(data_root)
+    if path.is_file():
+        return Input(read_file(path, source=source, catalog=catalog, data_root=root).records, name=str(path))
     if spec in catalog.benchmarks:
-        entries, benchmarks = [], [catalog.benchmark(spec)]
+        entry = catalog.benchmark(spec)
     elif spec in catalog.sources:
-        entries, benchmarks = [catalog.source(spec)], []
+        entry = catalog.source(spec)
     else:
         raise ConfigError(f"{spec}: not a release folder, a file, or a catalog source or benchmark "
                           "(see `curate catalog ls`)")
-    with tempfile.TemporaryDirectory(prefix="curate-rag-") as tmp:
-        store = RunStore(Path(tmp))
-        result = ingest(entries, store, data_root=resolve_data_root(data_root), benchmarks=benchmarks)
-        if result.failed:
-            raise ConfigError("; ".join(f"`{r.name}`: {r.error}" for r in result.failed))
-        folder = store.benchmark(spec) if benchmarks else store.source(spec)
-        import pyarrow.parquet as pq
-
-        tables = [pq.read_table(f) for f in folder.files("records")]
-    records = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    return Input(conform(records), name=spec)
+    (read,) = read_entries([entry], data_root=root)
+    return Input(read.records, name=spec)
 
 
 def read_release(folder: Path) -> Input:
     """A release's multiple-choice rows (text config) as records with their ``mcqa`` rebuilt."""
-    import pyarrow.parquet as pq
+    from curate.read.releases import Release
 
-    from curate.mixes.release import read_manifest
-
-    manifest = read_manifest(folder)
-    digest = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
-    files = sorted(f for f in manifest["files"] if f.startswith("data/text/"))
+    release = Release.open(folder)
     rows: list[dict[str, Any]] = []
     skipped: Counter[str] = Counter()
-    for relative in files:
-        for position, row in enumerate(pq.read_table(folder / relative).to_pylist()):
-            record, problem = _release_record(row, position)
-            if record is None:
-                skipped[problem] += 1
-            else:
-                rows.append(record)
-    name = f"{manifest.get('name', folder.name)}@{manifest.get('version', '?')}"
+    for position, row in enumerate(release.table("text").to_pylist()):
+        record, problem = _release_record(row, position)
+        if record is None:
+            skipped[problem] += 1
+        else:
+            rows.append(record)
     table = pa.Table.from_pylist(rows, schema=SCHEMA) if rows else SCHEMA.empty_table()
-    return Input(table, name=name, release_hash=digest, skipped=dict(sorted(skipped.items())))
+    return Input(table, name=f"{release.name}@{release.version}", release_hash=release.digest,
+                 skipped=dict(sorted(skipped.items())))
 
 
 def _release_record(row: dict[str, Any], position: int) -> tuple[dict[str, Any] | None, str]:
@@ -196,21 +178,18 @@ def self_generated_cot(records: pa.Table, config: SynthCotConfig, *, work: Path,
     """Chains of thought for ``records`` by ``synth_cot_v1`` (run by ``run_producer`` into a
     run store under ``work``), kept only when verified; the synthetic records and the stats
     (``rejected`` counts parents by their last reason)."""
-    import pyarrow.parquet as pq
-
     from curate.engine.local import run_producer
     from curate.engine.stage import StageContext
+    from curate.read.runs import RunReader
     from curate.store import RunStore
     from curate.synth.cot import SynthCot
 
     table = conform(records)
     step = SynthCot(config)
-    store = RunStore(work)
+    run = RunReader(RunStore(work))
     digest = hashlib.sha256()
     for rid in table.column("id").to_pylist():
         digest.update(rid.encode())
-    result = run_producer(step, store, lambda: table, input_fingerprint=digest.hexdigest(),
+    result = run_producer(step, run.store, lambda: table, input_fingerprint=digest.hexdigest(),
                           context=StageContext(cache=cache))
-    files = store.source(step.source).files("records")
-    synthetic = pa.concat_tables([pq.read_table(f) for f in files]) if files else SCHEMA.empty_table()
-    return conform(synthetic), dict(result.stats)
+    return conform(run.records([step.source]).collect().to_arrow()), dict(result.stats)

@@ -346,7 +346,7 @@ def build_index(
         data = fresh.to_arrow().cast(RECORD_SCHEMA).append_column(
             "vector", pa.FixedSizeListArray.from_arrays(flat, dimensions))
         write_parquet(data, folder / relative)
-        from curate.mixes.release import sha256_file
+        from curate.store import sha256_file
 
         part.update(file=relative, sha256=sha256_file(folder / relative))
         manifest["parts"].append(part)

@@ -346,37 +346,29 @@ class AdversarialPrompt:
 
 def read_prompts(sources: Sequence[str], *, catalog: Catalog, data_root: Path,
                  max_per_source: int | None = None) -> list[AdversarialPrompt]:
-    """The user requests of catalog ``sources`` (chat entries, read and mapped as ingestion
-    maps them), each tagged with a topic. Rows the mapping quarantines are skipped."""
-    from curate.ingest.mapping import columns_used, map_batch
-    from curate.ingest.readers import read_batches
-    from curate.records import id_connection
+    """The user requests of catalog ``sources`` (chat entries, read as a run reads them:
+    ``curate.read.sources``), each tagged with a topic; the first ``max_per_source`` of
+    each source with a user turn. Rows ingestion quarantines are skipped."""
+    from curate.read.sources import read_entries
 
     prompts: list[AdversarialPrompt] = []
-    con = id_connection()
-    try:
-        for name in sources:
-            entry = catalog.source(name)
-            taken = 0
-            for batch in read_batches(entry.location, data_root, batch_rows=20_000,
-                                      columns=columns_used(entry.mapping)):
-                records, _ = map_batch(batch.table, entry, image_root=None, con=con)
-                for record in records.to_pylist():
-                    if max_per_source is not None and taken >= max_per_source:
-                        break
-                    users = [m["content"] for m in record["messages"] or [] if m["role"] == "user"]
-                    if not users:
-                        continue
-                    meta = json.loads(record["meta"]) if record["meta"] else {}
-                    text = users[0]
-                    field_name = TOPIC_FIELDS.get(name)
-                    if field_name is not None and meta.get(field_name):
-                        topic, origin = str(meta[field_name]), f"meta:{field_name}"
-                    else:
-                        topic, origin = keyword_topic(text), "keywords"
-                    prompts.append(AdversarialPrompt(name, int(record["row"]), record["id"], text,
-                                                     topic, origin, meta))
-                    taken += 1
-    finally:
-        con.close()
+    for read in read_entries([catalog.source(name) for name in sources], data_root=data_root):
+        name = read.entry.name
+        taken = 0
+        for record in read.records.to_pylist():
+            if max_per_source is not None and taken >= max_per_source:
+                break
+            users = [m["content"] for m in record["messages"] or [] if m["role"] == "user"]
+            if not users:
+                continue
+            meta = json.loads(record["meta"]) if record["meta"] else {}
+            text = users[0]
+            field_name = TOPIC_FIELDS.get(name)
+            if field_name is not None and meta.get(field_name):
+                topic, origin = str(meta[field_name]), f"meta:{field_name}"
+            else:
+                topic, origin = keyword_topic(text), "keywords"
+            prompts.append(AdversarialPrompt(name, int(record["row"]), record["id"], text,
+                                             topic, origin, meta))
+            taken += 1
     return prompts

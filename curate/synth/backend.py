@@ -3,15 +3,14 @@ transformers models and a deterministic offline template.
 
 A backend takes a batch of chat ``Request``s and returns one ``Completion`` per request,
 in order: ``n`` texts and token counts. Backends are named in recipes and on the
-command line, so they live in an explicit name -> ``"module:Class"`` map (``BACKENDS``);
-each has a typed options model (``OPTIONS``), validated strictly, so a misspelled
-option is an error, never a silent default. Nothing heavy (httpx, torch, vllm) is
-imported until a backend is built.
+command line, so they are registered by name (``curate.synth.config.BACKENDS``, which
+plugins extend through ``curate.backends`` entry points); each has a typed options model
+(its ``options_class``), validated strictly, so a misspelled option is an error, never
+a silent default. Nothing heavy (httpx, torch, vllm) is imported until a backend is built.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +18,10 @@ from typing import Any, ClassVar
 
 from curate.errors import ConfigError, CurateError
 from curate.synth.config import (
+    BACKENDS,
     GREEDY_BELOW,
     MAX_TEMPERATURE,
-    GeneratorConfig,
-    GeneratorOptions,
+    BackendOptions,
     generator_config,
 )
 
@@ -92,7 +91,9 @@ class Backend(ABC):
     """A text generator. ``generate`` returns one completion per request, in order."""
 
     name: ClassVar[str]
-    options: GeneratorConfig
+    options_class: ClassVar[type[BackendOptions]]
+    """The backend's options model (its ``backend`` field is ``Literal[name]``)."""
+    options: BackendOptions
     """The backend's options (every one names ``model``; most a ``revision``)."""
 
     @property
@@ -125,18 +126,12 @@ class Backend(ABC):
         self.close()
 
 
-BACKENDS = {
-    "offline": "curate.synth.offline:OfflineBackend",
-    "openai": "curate.synth.openai_api:OpenAIBackend",
-    "transformers": "curate.synth.hf_local:TransformersBackend",
-    "vllm": "curate.synth.vllm_engine:VllmBackend",
-}
 def make_backend(name: str, **options: Any) -> Backend:
-    """Build backend ``name`` from its options (see ``OPTIONS[name]`` for the fields)."""
+    """Build backend ``name`` from its options (its ``options_class`` has the fields)."""
     return backend_from_config(generator_config(name, **options))
 
 
-def backend_from_config(config: GeneratorOptions) -> Backend:
+def backend_from_config(config: BackendOptions) -> Backend:
     """Build the backend a validated options object describes."""
-    module, attr = BACKENDS[config.backend].split(":")
-    return getattr(importlib.import_module(module), attr)(config)
+    backend: Backend = BACKENDS.load(config.backend)(config)
+    return backend

@@ -6,18 +6,11 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, model_validator
 
-from curate.engine.stage import StageConfig
+from curate.config import DEVICE_HELP, DTYPE_HELP, Config, Device, Dtype, ModelSpec
 from curate.errors import ConfigError
+from curate.registry import Registry
 
 OFFLINE_MODEL = "curate-offline-template"
 MAX_TEMPERATURE = 2.0
@@ -34,11 +27,18 @@ def raised_temperature(temperature: float, retry: int, step: float, *,
     return round(min(cap, max(0.0, temperature + retry * step)), 6)
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+class BackendOptions(Config):
+    """Base of every generation backend's options: the backend's name and its model.
+
+    A backend's options class narrows ``backend`` to its own name (``Literal["vllm"]``) and
+    adds its fields; ``GeneratorConfig`` validates a mapping with the options class of the
+    backend it names, so a misspelled option names the backend and the closest field."""
+
+    backend: str = Field(description="The generation backend (see `BACKENDS`).")
+    model: str = Field(description="The model: a hub name, a local folder or a served name.")
 
 
-class OfflineOptions(_Options):
+class OfflineOptions(BackendOptions):
     """The deterministic template backend: for tests and demos only, never for training."""
 
     backend: Literal["offline"] = "offline"
@@ -46,7 +46,7 @@ class OfflineOptions(_Options):
         "curate-offline-template", description="Always `curate-offline-template`: no model runs.")
 
 
-class OpenAIOptions(_Options):
+class OpenAIOptions(BackendOptions):
     """Any OpenAI-compatible chat endpoint (vLLM or TGI server, llama.cpp, a hosted API)."""
 
     backend: Literal["openai"] = "openai"
@@ -69,59 +69,49 @@ class OpenAIOptions(_Options):
         "servers without it reject or ignore such requests."))
 
 
-class TransformersOptions(_Options):
+class TransformersOptions(ModelSpec, BackendOptions):
     """A local transformers model (hub name or path), on CPU or GPU, batched."""
 
     backend: Literal["transformers"] = "transformers"
-    model: str = Field(description="Hub name or local path of a causal LM with a chat template.")
-    revision: str | None = Field(None, description="Hub revision (commit sha or tag).")
-    device: str = Field("auto", description="`auto` (cuda when available), `cpu`, `cuda`, `cuda:1`.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights' dtype; `auto`: bfloat16 on a GPU, float32 on the CPU.")
+    device: Device = Field("auto", description=DEVICE_HELP)
+    dtype: Dtype = Field("auto", description=DTYPE_HELP)
     batch_size: int = Field(8, ge=1, description="Requests per forward batch.")
-    trust_remote_code: bool = Field(
-        False, description="Run code that ships with the model (off unless you trust it).")
 
 
-class VllmOptions(_Options):
+class VllmOptions(ModelSpec, BackendOptions):
     """vLLM's offline engine (``LLM.chat``) on local GPUs."""
 
     backend: Literal["vllm"] = "vllm"
-    model: str = Field(description="Hub name or local path.")
-    revision: str | None = Field(None, description="Hub revision (commit sha or tag).")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs the model is split across.")
-    dtype: str = Field("auto", description="vLLM's `dtype`.")
+    dtype: Dtype = Field("auto", description="vLLM's `dtype`: " + DTYPE_HELP)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of GPU memory used.")
     max_model_len: int | None = Field(None, ge=1, description="Context length cap.")
-    trust_remote_code: bool = Field(
-        False, description="Run code that ships with the model (off unless you trust it).")
 
 
-GENERATORS: tuple[type[_Options], ...] = (OfflineOptions, OpenAIOptions, TransformersOptions,
-                                          VllmOptions)
-"""Every backend's options model, in the order ``--help`` lists them."""
-GeneratorOptions = OfflineOptions | OpenAIOptions | TransformersOptions | VllmOptions
-GeneratorConfig = Annotated[GeneratorOptions, Field(discriminator="backend")]
-"""A backend and its options, as a recipe or the command line gives them."""
+BACKENDS: Registry[Any] = Registry("backend", "curate.backends", {
+    "offline": "curate.synth.offline:OfflineBackend",
+    "openai": "curate.synth.openai_api:OpenAIBackend",
+    "transformers": "curate.synth.hf_local:TransformersBackend",
+    "vllm": "curate.synth.vllm_engine:VllmBackend",
+})
+"""Backend name -> its ``curate.synth.backend.Backend`` class (whose ``options_class`` is its
+options model); another package adds backends through the ``curate.backends`` entry points."""
 
-OPTIONS: dict[str, type[_Options]] = {m.model_fields["backend"].default: m for m in GENERATORS}
-"""Backend name -> its options model."""
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(GeneratorConfig)
+GENERATORS: tuple[type[BackendOptions], ...] = (OfflineOptions, OpenAIOptions, TransformersOptions,
+                                                VllmOptions)
+"""The built-in backends' options models, in the order ``--help`` lists them (the command
+line offers these; a plugin backend is configured in YAML)."""
 
 
-def generator_config(name: str, **options: Any) -> GeneratorOptions:
+def generator_config(name: str, **options: Any) -> BackendOptions:
     """Validate ``options`` for backend ``name``; a ConfigError names a bad or unknown key."""
-    if name not in OPTIONS:
-        close = difflib.get_close_matches(name, list(OPTIONS), n=1)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
-        raise ConfigError(f"unknown backend `{name}` (known: {', '.join(OPTIONS)}){hint}")
-    model = OPTIONS[name]
+    model: type[BackendOptions] = BACKENDS.load(name).options_class
     try:
-        return _ADAPTER.validate_python({**options, "backend": name})
+        return model.model_validate({**options, "backend": name})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"][1:]) or name
+            key = ".".join(str(p) for p in err["loc"]) or name
             if err["type"] == "extra_forbidden":
                 close = difflib.get_close_matches(key, list(model.model_fields), n=1)
                 hint = f"; did you mean `{close[0]}`?" if close else ""
@@ -131,24 +121,29 @@ def generator_config(name: str, **options: Any) -> GeneratorOptions:
         raise ConfigError(f"backend `{name}`: " + "; ".join(problems)) from None
 
 
-
-def validate_generator(value: Any) -> Any:
+def _validate_generator(value: Any) -> Any:
     """A backend mapping (``{backend: ..., model: ...}``) validated with that backend's own
     options model, for errors that name the backend, the bad key and the closest valid one;
-    anything else is left to pydantic. For a ``mode="before"`` field validator."""
+    anything else is left to pydantic."""
     if not isinstance(value, dict):
         return value
     options = dict(value)
     name = options.pop("backend", None)
     if name is None:
-        raise ValueError(f"`backend` is required: one of {', '.join(OPTIONS)}")
+        raise ValueError(f"`backend` is required: one of {', '.join(BACKENDS.names())}")
     try:
         return generator_config(name, **options)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
 
 
-class SynthCotConfig(StageConfig):
+GeneratorConfig = SerializeAsAny[Annotated[BackendOptions, BeforeValidator(_validate_generator)]]
+"""A field type: a backend and its options, as a recipe or the command line gives them
+(``{backend: vllm, model: ..., tensor_parallel_size: 8}``), validated by that backend's
+options model and dumped with all of its fields."""
+
+
+class SynthCotConfig(Config):
     """Options of ``synth_cot_v1`` (the recipe's ``synth: {cot: ...}`` section)."""
 
     generator: GeneratorConfig = Field(description=(
@@ -179,12 +174,6 @@ class SynthCotConfig(StageConfig):
     min_overlap: float = Field(0.5, ge=0, le=1, description="See `open_qa_check`.")
     batch_size: int = Field(256, ge=1, description=(
         "Requests handed to the backend at once (it bounds memory, not concurrency)."))
-
-    @field_validator("generator", mode="before")
-    @classmethod
-    def _generator(cls, value: Any) -> Any:
-        """Validate a mapping with the backend's own options model."""
-        return validate_generator(value)
 
     @model_validator(mode="after")
     def _sampling(self) -> SynthCotConfig:

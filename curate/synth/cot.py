@@ -318,49 +318,22 @@ def default_cache_dir() -> Path:
     return Path(base) / "curate" / "synth"
 
 
-def read_records(
-    input_path: str | os.PathLike[str], *, source: str | None = None,
-    catalog_dirs: Iterable[str | os.PathLike[str]] = (),
-    data_root: str | os.PathLike[str] | None = None,
-) -> pa.Table:
-    """Records from a file: a parquet file in the record schema as it is (kept records of a
-    run, say); any other file (or with ``source``) ingested like ``curate dedup`` does, with
-    the mapping of the catalog source or benchmark named ``source``, or a ``messages`` column."""
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    from curate.catalog import Catalog, resolve_data_root
-    from curate.ingest.files import ingest_file
-    from curate.store import RunStore
-
-    path = Path(input_path)
-    if source is None and path.suffix == ".parquet" and path.is_file():
-        names = set(pq.read_schema(path).names)
-        if {"id", "kind", "messages", "source", "row"} <= names:
-            return conform(pq.read_table(path))
-    with tempfile.TemporaryDirectory(prefix="curate-synth-") as tmp:
-        store = RunStore(Path(tmp))
-        entry = ingest_file(path, store, source=source, catalog=Catalog.load(catalog_dirs),
-                            data_root=resolve_data_root(data_root))
-        files = store.source(entry.name).files("records")
-        tables = [pq.read_table(f) for f in files]
-        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-
-
 def enhance_file(
     input_path: str | os.PathLike[str], out: str | os.PathLike[str], *, config: SynthCotConfig,
     cache_dir: str | os.PathLike[str] | None = None, source: str | None = None,
     catalog_dirs: Iterable[str | os.PathLike[str]] = (),
     data_root: str | os.PathLike[str] | None = None, progress: Progress | None = None,
 ) -> CotFileResult:
-    """Enhance the records of a file (see ``read_records``) and write OUT: a ``.parquet``
+    """Enhance the records of a file (``curate.read.sources.read_file``) and write OUT: a ``.parquet``
     path gets the synthetic records, with ``<stem>.rejected.parquet`` and
     ``<stem>.stats.json`` beside it; any other path is a folder of ``synthetic.parquet``,
     ``rejected.parquet`` and ``stats.json``."""
+    from curate.catalog import Catalog, resolve_data_root
+    from curate.read.sources import read_file
     from curate.store import write_json, write_parquet
 
-    records = read_records(input_path, source=source, catalog_dirs=catalog_dirs, data_root=data_root)
+    records = read_file(input_path, source=source, catalog=Catalog.load(catalog_dirs),
+                        data_root=resolve_data_root(data_root)).records
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     result = enhance(records, config, cache, progress=progress)
     target = Path(out)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 class TransformersBackend(Backend):
     """A local causal LM through transformers, batched with left padding."""
     name = "transformers"
+    options_class = TransformersOptions
     options: TransformersOptions
 
     def __init__(self, options: TransformersOptions):

@@ -39,14 +39,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from curate.config import Config
 from curate.errors import ConfigError
 from curate.synth.backend import Backend, Request, backend_from_config
-from curate.synth.config import GeneratorConfig, validate_generator
+from curate.synth.config import GeneratorConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,8 @@ _CODES = re.compile(r"^S\d+$")
 
 
 
-class JudgeConfig(BaseModel):
+class JudgeConfig(Config):
     """The safety judge: its backend, categories and how the prompt reaches it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     generator: GeneratorConfig = Field(description=(
         "The judge's backend and options, e.g. {backend: vllm, model: meta-llama/Llama-Guard-3-8B}; "
@@ -102,11 +100,6 @@ class JudgeConfig(BaseModel):
         "`conversation`: send the conversation and let the judge's chat template write the prompt."))
     max_tokens: int = Field(20, ge=1, description="Tokens the judge may write (a verdict needs few).")
     batch_size: int = Field(256, ge=1, description="Requests handed to the backend at once.")
-
-    @field_validator("generator", mode="before")
-    @classmethod
-    def _backend(cls, value: Any) -> Any:
-        return validate_generator(value)
 
     @field_validator("categories")
     @classmethod
@@ -260,27 +253,3 @@ class Judge:
         """Close the backend when the judge built it."""
         if self._own:
             self.backend.close()
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def read_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
-    """``model`` from the YAML file ``path`` with ``overrides`` (nested mappings, e.g. the
-    command line's values) merged on top; errors name the file and the bad key."""
-    from curate.catalog import read_yaml, validate_model
-
-    data = read_yaml(Path(path)) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of options")
-    return validate_model(model, _merge(data, overrides or {}), where=str(path))
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -28,6 +28,7 @@ _OPTION = re.compile(r"^([A-Z])\. (.*)$")
 class OfflineBackend(Backend):
     """Deterministic template text: for tests and demos only, never for training."""
     name = "offline"
+    options_class = OfflineOptions
     options: OfflineOptions
 
     def __init__(self, options: OfflineOptions | None = None):

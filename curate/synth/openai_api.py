@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 class OpenAIBackend(Backend):
     """Any OpenAI-compatible chat endpoint, with bounded concurrency and retries."""
     name = "openai"
+    options_class = OpenAIOptions
     options: OpenAIOptions
 
     def __init__(self, options: OpenAIOptions):

@@ -22,6 +22,7 @@ from curate.synth.config import VllmOptions
 class VllmBackend(Backend):
     """vLLM's offline engine on local GPUs (``LLM.chat``)."""
     name = "vllm"
+    options_class = VllmOptions
     options: VllmOptions
 
     def __init__(self, options: VllmOptions):

@@ -11,14 +11,14 @@ caught in a second rather than after TRL has loaded a model and started mapping.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from curate.errors import ConfigError, MissingDependencyError
-from curate.mixes.release import load_release, read_manifest
+from curate.read.releases import Release
+from curate.store import ReleaseFolder
 
 Task = Literal["sft", "dpo"]
 Format = Literal["messages", "prompt_completion", "text", "preference"]
@@ -60,8 +60,8 @@ def read_training_data(path: str | Path, *, task: Task, config: str | None = Non
     picks the part (default: ``text`` for SFT, else ``image_text``; ``preference`` for
     DPO); for any other dataset, ``config`` is an error."""
     root = Path(path)
-    if (root / "manifest.json").is_file():
-        dataset, release = _release_part(root, task, config)
+    if ReleaseFolder(root).manifest.is_file():
+        dataset, release = _release_part(Release.open(root), task, config)
     else:
         if config is not None:
             raise ConfigError(f"{root}: `--release-config {config}` applies to a release (a folder with "
@@ -73,24 +73,18 @@ def read_training_data(path: str | Path, *, task: Task, config: str | None = Non
     return TrainingData(dataset, where, fmt, bool(columns & {"images", "image"}), release)
 
 
-def manifest_sha256(release: str | Path) -> str:
-    """The sha256 of a release's manifest.json: names the release's exact contents (the
-    manifest holds the hash of every data file)."""
-    return hashlib.sha256((Path(release) / "manifest.json").read_bytes()).hexdigest()
-
-
-def _release_part(root: Path, task: Task, config: str | None) -> tuple[Any, dict[str, Any]]:
-    manifest = read_manifest(root)
-    parts = load_release(root)
+def _release_part(release: Release, task: Task, config: str | None) -> tuple[Any, dict[str, Any]]:
+    root = release.path
+    parts = release.dataset()
     if config is None:
         wanted = ["preference"] if task == "dpo" else ["text", "image_text"]
         config = next((c for c in wanted if c in parts), wanted[0])
     if config not in parts:
         raise ConfigError(f"{root}: the release has no `{config}` data (it has "
                           f"{', '.join(f'`{c}`' for c in parts) or 'none'}); pick one with --release-config")
-    release = {"name": manifest.get("name"), "version": manifest.get("version"), "config": config,
-               "manifest_sha256": manifest_sha256(root)}
-    return parts[config], release
+    described = {"name": release.name, "version": release.version, "config": config,
+                 "manifest_sha256": release.digest}
+    return parts[config], described
 
 
 def _plain_dataset(root: Path) -> Any:

@@ -40,23 +40,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from curate.config import Config, read_config
 from curate.curation.config import MinHashConfig
 from curate.errors import ConfigError
 from curate.synth.attacks import ATTACK_STYLES, STYLES, AdversarialPrompt
-from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig, validate_generator
-from curate.synth.judge import JudgeConfig, read_config
+from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig
+from curate.synth.judge import JudgeConfig
 
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
-class SafetyPairsConfig(BaseModel):
+class SafetyPairsConfig(Config):
     """Options of ``curate safety pairs`` (a YAML file; scalar options also on the command line)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     target: GeneratorConfig = Field(description=(
         "The model being made safer: its own unsafe answers become the rejected answers."))
@@ -92,11 +91,6 @@ class SafetyPairsConfig(BaseModel):
     batch_size: int = Field(256, ge=1, description="Requests handed to a backend at once.")
     name: str = Field("safety_pairs", pattern=NAME_PATTERN, description=(
         "Catalog source name of the train pairs (the test pairs: `<name>_test`)."))
-
-    @field_validator("target", "reference", mode="before")
-    @classmethod
-    def _backend(cls, value: Any) -> Any:
-        return validate_generator(value)
 
     @model_validator(mode="after")
     def _styles(self) -> SafetyPairsConfig:

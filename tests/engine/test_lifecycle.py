@@ -12,16 +12,17 @@ import pyarrow.parquet  # noqa: F401 (pa.parquet)
 import pytest
 from conftest import ingest_into
 
+from curate.config import Config
 from curate.curation import build_stages
 from curate.engine.local import run_producer, run_stages
-from curate.engine.stage import Produced, Producer, RowStage, StageConfig, StageContext
+from curate.engine.stage import Produced, Producer, RowStage, StageContext
 from curate.records import SCHEMA
 from curate.store import RunStore
 
 SOURCES = ["dolly", "self_instruct"]
 
 
-class CountingConfig(StageConfig):
+class CountingConfig(Config):
     fail: bool = False
 
 
@@ -76,7 +77,7 @@ def test_the_class_of_the_options_comes_from_the_type_argument():
     assert Counting.config_class is CountingConfig
     assert Counting().config == CountingConfig()
     with pytest.raises(TypeError, match="counting takes a CountingConfig"):
-        Counting(StageConfig())  # type: ignore[arg-type]
+        Counting(Config())  # type: ignore[arg-type]
 
 
 def test_a_chain_whose_first_stage_removes_everything_runs_every_later_stage(store):
@@ -97,7 +98,7 @@ def test_a_chain_whose_first_stage_removes_everything_runs_every_later_stage(sto
         assert set(stage.score_columns) <= set(decisions.columns), stage.name
 
 
-class Copies(Producer[StageConfig]):
+class Copies(Producer[Config]):
     """A producer that copies its input records under its own source name."""
 
     name = "copies"

@@ -11,14 +11,16 @@ import pytest
 from conftest import ingest_into
 
 from curate.catalog import switched_off
+from curate.config import Config
 from curate.curation import build_stages
-from curate.engine.local import kept_records, read_decisions, run_stages
-from curate.engine.stage import RowStage, StageConfig
+from curate.engine.local import run_stages
+from curate.engine.stage import RowStage
 from curate.errors import ConfigError
+from curate.read.runs import RunReader
 from curate.store import RunStore
 
 
-class LengthConfig(StageConfig):
+class LengthConfig(Config):
     min_chars: int = 200
 
 
@@ -84,7 +86,7 @@ def test_exact_dedup_keeps_the_first_copy_by_source_and_row(store, catalog, data
     first = dropped.row(0, named=True)
     assert (first["stage"], first["reason"], first["reason_ref"]) == (
         "exact_dedup", "duplicate_of", first["id"])
-    kept = kept_records(store, ["dolly_again", "dolly", "self_instruct"], ["exact_dedup"]).collect()
+    kept = RunReader(store).kept(["dolly_again", "dolly", "self_instruct"], ["exact_dedup"]).collect()
     assert kept.height == 151 + 175 and kept.get_column("id").is_unique().all()
 
 
@@ -97,7 +99,7 @@ def test_decisions_written_before_stage_and_reason_ref_are_re_decided_from_store
         reason=pl.when(pl.col("keep")).then(None).otherwise(pl.lit("duplicate_of:") + pl.col("id")))
     old.write_parquet(path)
     with pytest.raises(ConfigError, match=r"decisions.parquet was written by an older curate .*build-mix"):
-        read_decisions(store, ["exact_dedup"]).collect()
+        RunReader(store).decisions(["exact_dedup"]).collect()
     again = run(store, *stages)[0]
     assert again.reused == "scores"  # re-decided, never re-scored
     assert pl.read_parquet(path).equals(current)
@@ -107,7 +109,7 @@ def test_reasons_split_into_code_and_ref_and_every_decision_names_its_stage(stor
     AnswerLength.calls.clear()
     stages = [AnswerLength(LengthConfig(min_chars=200)), *build_stages({"exact_dedup": {}}, where="test")]
     run(store, *stages)
-    view = read_decisions(store, ["answer_length", "exact_dedup"]).collect()
+    view = RunReader(store).decisions(["answer_length", "exact_dedup"]).collect()
     assert view.columns == ["stage", "source", "row", "id", "keep", "reason", "reason_ref"]
     counts = dict(view.group_by("stage").len().iter_rows())
     assert counts["answer_length"] == 151 + 175

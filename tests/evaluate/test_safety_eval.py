@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 from safety_doubles import UNSAFE_WORDS, DoubleServer, SafetyDouble, target_reply
 
-from curate.catalog import validate_model
 from curate.cli import main
+from curate.config import validate_model
 from curate.evaluate.safety import (
     SafetyEvalConfig,
     attack_success,

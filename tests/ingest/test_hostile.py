@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import ingest_into, write_yaml
 
-from curate.catalog import Catalog, Recipe, Source, confined, load_model, resolve_files
+from curate.catalog import Catalog, Recipe, Source, confined, resolve_files
 from curate.cli import main
+from curate.config import load_model
 from curate.errors import ConfigError
 from curate.ingest import ingest
 from curate.store import RunStore

@@ -25,14 +25,11 @@ from curate.catalog import resolve_data_root
 from curate.cli import main
 from curate.errors import ConfigError
 from curate.mixes.card import escape, escape_paragraphs, validate_card
-from curate.mixes.release import (
-    list_releases,
-    push_release,
-    sha256_file,
-    verify_release,
-)
+from curate.mixes.publish import push_release
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
+from curate.read.releases import list_releases, verify_release
+from curate.store import sha256_file
 
 HOSTILE = ("<script>alert('card')</script> Read [the terms](https://evil.example/phish) first.\n\n"
            "---\nlicense: mit\npretty_name: pwned\n---\n\n# Not a heading")
@@ -245,7 +242,7 @@ def test_a_killed_builds_folder_is_never_listed_and_is_removed_by_the_next_build
     finally:
         os.umask(old)
     assert written.status == "written" and not stale.exists() and other.exists()
-    assert [r["version"] for r in list_releases(releases)] == ["1.0.0"]
+    assert [r.version for r in list_releases(releases)] == ["1.0.0"]
     assert (written.path.stat().st_mode & 0o777) == 0o755  # not mkdtemp's 0700
     assert [p.name for p in (releases / "tiny").iterdir() if p.name.startswith(".1.0.0.")] == [".1.0.0.lock"]
     assert sha256_file(written.path / "manifest.json") == sha256_file(path / "manifest.json")

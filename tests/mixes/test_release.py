@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from conftest import write_yaml
 
 from curate.cli import main
-from curate.mixes.release import diff_releases, load_release, push_release
+from curate.mixes.publish import diff_releases, push_release
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
+from curate.read.releases import load_release
 
 RECIPE = """
 name: small

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curate.catalog import Catalog, Recipe, Source, load_model
+from curate.catalog import Catalog, Recipe, Source
+from curate.config import load_model
 from curate.errors import ConfigError
 from curate.ingest import ingest_source
 from curate.store import RunStore

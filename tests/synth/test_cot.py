@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from fake_openai import make_chat, make_mcqa  # noqa: F401 (fixtures)
 
-from curate.catalog import validate_model
+from curate.config import validate_model
 from curate.errors import ConfigError
 from curate.records import SCHEMA, record_id, validate_records
 from curate.synth.config import SynthCotConfig

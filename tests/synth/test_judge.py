@@ -7,7 +7,7 @@ import json
 import pytest
 from fake_openai import FakeOpenAI, Reply, chat_completion
 
-from curate.catalog import validate_model
+from curate.config import validate_model
 from curate.errors import ConfigError
 from curate.synth.backend import make_backend
 from curate.synth.judge import (

@@ -9,12 +9,13 @@ import pytest
 from tiny_lm import build_tiny_lm
 from vllm_double import install_vllm_double, write_chat_source
 
-from curate.catalog import validate_model
+from curate.config import validate_model
 from curate.curation.quality import Quality, QualityConfig
-from curate.engine.local import kept_records, run_producer, run_stages
+from curate.engine.local import run_producer, run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.models import close_vllm
+from curate.read.runs import RunReader
 from curate.store import RunStore
 from curate.synth.backend import Request
 from curate.synth.config import SynthCotConfig
@@ -89,7 +90,7 @@ def test_scorers_are_closed_before_the_generator_starts_in_one_build(monkeypatch
     step = SynthCot(config)
 
     def parents():
-        return kept_records(store, ["toy"], ["quality"]).collect().to_arrow()
+        return RunReader(store).kept(["toy"], ["quality"]).collect().to_arrow()
 
     result = run_producer(step, store, parents, input_fingerprint="kept",
                           context=StageContext(cache=tmp_path / "cache"))

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from train_fixtures import build_bpe_lm, dolly_texts, release_fixture, write_yaml  # noqa: F401  (fixtures)
 
-from curate.mixes.release import load_release
 from curate.mixes.tokens import counting_method, loss_tokens
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
+from curate.read.releases import load_release
 
 RECIPE = """
 name: counted

@@ -12,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 from safety_doubles import DoubleServer, SafetyDouble, reference_reply, target_reply
 
-from curate.catalog import validate_model
 from curate.cli import main
+from curate.config import validate_model
 from curate.errors import ConfigError
 from curate.train.safety import SafetyPairsConfig, _Candidate, _check_disjoint, build_pairs
 
@@ -152,7 +152,7 @@ def test_unparsed_judge_output_is_counted_never_a_pair(tmp_path, catalog, data_r
 
 
 def test_build_mix_mixes_the_pairs_as_a_preference_source(built, tmp_path):
-    from curate.mixes.release import load_release
+    from curate.read.releases import load_release
 
     entry = yaml.safe_load((built.catalog / "sources/safety_pairs.yaml").read_text())
     assert entry["mapping"]["kind"] == "preference" and "offline_backend" in entry["tags"]

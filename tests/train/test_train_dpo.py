@@ -12,7 +12,7 @@ from train_fixtures import release_fixture, tiny_lm_fixture  # noqa: F401  (fixt
 
 from curate.cli import main
 from curate.errors import ConfigError
-from curate.mixes.release import load_release
+from curate.read.releases import load_release
 from curate.train.data import read_training_data
 from curate.train.dpo import train_dpo
 from curate.train.run import ModelSpec, Options

@@ -11,7 +11,7 @@ import pytest
 from train_fixtures import release_fixture, tiny_lm_fixture  # noqa: F401  (fixtures)
 
 from curate.errors import ConfigError
-from curate.mixes.release import load_release
+from curate.read.releases import load_release
 from curate.train.record import read_record
 from curate.train.run import ModelSpec, Options
 from curate.train.sft import train_sft

@@ -10,7 +10,7 @@ from tiny_vlm import IMAGE_TOKENS, build_tiny_vlm
 from train_fixtures import release_fixture  # noqa: F401  (fixtures)
 
 from curate.errors import ConfigError
-from curate.mixes.release import load_release
+from curate.read.releases import load_release
 from curate.train.run import ModelSpec, Options
 from curate.train.sft import train_sft
 

@@ -90,7 +90,7 @@ def tiny_lm_fixture(release, tmp_path_factory) -> Path:
     """A tiny random Llama (tests/tiny_lm.py) whose word-level vocabulary covers the release."""
     from tiny_lm import build_tiny_lm
 
-    from curate.mixes.release import load_release
+    from curate.read.releases import load_release
 
     folder, done = _once(tmp_path_factory, "train-tiny-lm")
     if done:

@@ -1,0 +1,209 @@
+"""Releases read back: the manifest, the data of each config, the digest, the checks.
+
+A release (``curate.store.ReleaseFolder`` for its layout; written by
+``curate.mixes.release``) is trusted only once every file matches its manifest's sha256
+(``verify_release``, ``curate release verify``). ``Release`` is how every reader opens
+one: training, retrieval, ``release show``/``diff``/``export``/``push``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from curate.errors import ConfigError
+from curate.store import ReleaseFolder, sha256_file
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+DEFAULT_RELEASES_DIR = Path("releases")
+
+
+class Release:
+    """One release folder: its manifest, its configs and their data files, its digest."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.folder = ReleaseFolder(path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, verify: bool = False) -> Release:
+        """The release at ``path``; a ConfigError when it has no manifest, or, with
+        ``verify``, when any file differs from the manifest (``verify_release``)."""
+        if verify:
+            check_release(path)
+        release = cls(path)
+        if not release.folder.manifest.is_file():
+            raise ConfigError(f"{path} is not a release (no manifest.json); releases live in "
+                              "releases/<name>/<version>")
+        return release
+
+    @property
+    def path(self) -> Path:
+        """The release folder."""
+        return self.folder.path
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """``manifest.json``: recipe, inputs, stages, contamination, composition, files."""
+        value: dict[str, Any] = json.loads(self.folder.manifest.read_text("utf-8"))
+        return value
+
+    @cached_property
+    def digest(self) -> str:
+        """The sha256 of ``manifest.json``: it names the release's exact contents, since the
+        manifest holds the sha256 of every other file."""
+        return sha256_file(self.folder.manifest)
+
+    @property
+    def name(self) -> str:
+        """The recipe name the release was built from."""
+        return str(self.manifest.get("name", self.path.parent.name))
+
+    @property
+    def version(self) -> str:
+        """The release's version."""
+        return str(self.manifest.get("version", self.path.name))
+
+    @property
+    def rows(self) -> int:
+        """Rows in the mix, over every category."""
+        return sum(int(c["rows"]) for c in self.manifest["composition"])
+
+    @property
+    def loss_tokens(self) -> int:
+        """Loss tokens in the mix, over every category."""
+        return sum(int(c["loss_tokens"]) for c in self.manifest["composition"])
+
+    @property
+    def configs(self) -> list[str]:
+        """The configs (data folders) the release holds: ``text``, ``image_text``, ``preference``."""
+        return sorted({c for f in self.manifest["files"] if (c := ReleaseFolder.config_of(f))})
+
+    def files(self, config: str) -> list[Path]:
+        """The data files of ``config``, in order (none when the release has no such config)."""
+        return [self.path / f for f in sorted(self.manifest["files"]) if ReleaseFolder.config_of(f) == config]
+
+    def table(self, config: str, columns: list[str] | None = None) -> pa.Table:
+        """The rows of ``config`` as one Arrow table (an empty table when there are none)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(f, columns=columns) for f in self.files(config)]
+        return pa.concat_tables(tables) if tables else pa.table({})
+
+    def removed(self, columns: list[str] | None = None) -> pl.DataFrame:
+        """``removed.parquet``: every ingested row not in the mix, with its stage and reason."""
+        import polars as pl
+
+        return pl.read_parquet(self.folder.removed, columns=columns)
+
+    def ids(self) -> pl.DataFrame:
+        """The ``id`` and ``source`` of every row in the mix, each id once."""
+        import polars as pl
+
+        files = [f for config in self.configs for f in self.files(config)]
+        if not files:
+            return pl.DataFrame(schema={"id": pl.String, "source": pl.String})
+        return pl.concat([pl.read_parquet(f, columns=["id", "source"]) for f in files]).unique("id")
+
+    def dataset(self) -> Any:
+        """The release as a ``datasets.DatasetDict``: one entry per config, images decoded by
+        the ``Image`` feature."""
+        import datasets
+
+        # One load per config: loaded together, the configs would share one schema and the
+        # text rows would carry a null `images` column, which TRL takes for a vision dataset.
+        loaded = datasets.DatasetDict({
+            config: datasets.load_dataset(
+                "parquet", data_files=str(self.path / ReleaseFolder.data_pattern(config)), split="train")
+            for config in self.configs
+        })
+        if "image_text" in loaded:
+            loaded["image_text"] = loaded["image_text"].cast_column(
+                "images", datasets.List(datasets.Image()))
+        return loaded
+
+
+def load_release(path: str | os.PathLike[str]) -> Any:
+    """The release at ``path`` as a ``datasets.DatasetDict`` (``Release.dataset``)."""
+    return Release.open(path).dataset()
+
+
+def list_releases(root: str | os.PathLike[str] = DEFAULT_RELEASES_DIR) -> list[Release]:
+    """Every release under ``root`` (``<root>/<name>/<version>``), in path order; hidden
+    folders, such as those of an interrupted build, are never releases."""
+    found = []
+    for manifest in sorted(Path(root).glob(f"*/*/{ReleaseFolder.MANIFEST}")):
+        if manifest.parent.name.startswith(".") or manifest.parent.parent.name.startswith("."):
+            continue
+        found.append(Release(manifest.parent))
+    return found
+
+
+def verify_release(path: str | os.PathLike[str]) -> list[str]:
+    """Compare the release at ``path`` file by file with its manifest: every listed file
+    present with its sha256, and no file or folder the manifest does not list. Returns
+    what differs, one line each; an empty list when the release is intact."""
+    root = Path(path)
+    folder = ReleaseFolder(root)
+    if root.is_symlink() or not root.is_dir():
+        return [f"{root} is not a folder" if root.exists() or root.is_symlink() else f"{root} does not exist"]
+    if not any(root.iterdir()):
+        return [f"the folder is empty (no {folder.MANIFEST}, no data): not a release"]
+    try:
+        manifest = json.loads(folder.manifest.read_text("utf-8"))
+    except FileNotFoundError:
+        return [f"{folder.MANIFEST} is missing"]
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [f"{folder.MANIFEST} is not valid JSON ({exc})"]
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        return [f"{folder.MANIFEST} lists no files (`files`)"]
+    problems = []
+    for name, digest in sorted(files.items()):
+        file = root / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            problems.append(f"{name}: the manifest names a file outside the release")
+        elif file.is_symlink():
+            problems.append(f"{name}: a symbolic link, not the file written")
+        elif not file.is_file():
+            problems.append(f"{name}: missing (the manifest lists it)")
+        elif sha256_file(file) != digest:
+            problems.append(f"{name}: its bytes differ from the manifest's sha256 "
+                            f"({file.stat().st_size:,} bytes now): changed or cut after it was written")
+    expected = {*files, folder.MANIFEST, folder.CARD}  # the card: unhashed in older releases
+    folders = {parent.as_posix() for name in expected for parent in Path(name).parents}
+    stray: list[str] = []
+    for entry in sorted(root.rglob("*")):
+        name = entry.relative_to(root).as_posix()
+        if any(name.startswith(f"{s}/") for s in stray):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            if name not in folders:
+                stray.append(name)
+                problems.append(f"{name}/: a folder the manifest does not list")
+        elif name not in expected:
+            problems.append(f"{name}: a file the manifest does not list")
+    return problems
+
+
+def check_release(path: str | os.PathLike[str]) -> Path:
+    """``path`` when its release verifies (:func:`verify_release`), else a ConfigError
+    saying what differs."""
+    problems = verify_release(path)
+    if problems:
+        raise ConfigError(mismatch(Path(path), problems))
+    return Path(path)
+
+
+def mismatch(target: Path, problems: list[str]) -> str:
+    """One line saying that the release at ``target`` differs from its manifest, and how."""
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    return (f"release {target} does not match its manifest: {shown}. It changed after it was "
+            f"written: restore it or move it away, then build again (`curate release verify {target}` "
+            "lists every difference)")
