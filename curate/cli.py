@@ -18,7 +18,7 @@ import click
 
 from curate.curation.config import (
     AnswersConfig,
-    BboxConfig,
+    BoxConfig,
     CleanConfig,
     DecontamConfig,
     DiversityConfig,
@@ -35,7 +35,7 @@ from curate.evaluate.safety import SafetyEvalConfig
 from curate.options import config_options, union_options
 from curate.rag.config import CotIndexConfig, IndexConfig
 from curate.synth.config import GENERATORS, SynthCotConfig
-from curate.train.safety import SafetyPairsConfig
+from curate.synth.safety_pairs import SafetyPairsConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -863,7 +863,7 @@ def safety_pairs(**_: Any) -> None:
     """
     from curate.catalog import Catalog
     from curate.options import given, settings
-    from curate.train.safety import build_pairs, read_pairs_config
+    from curate.synth.safety_pairs import build_pairs, read_pairs_config
 
     context = click.get_current_context()
     rest = given(context)
@@ -1080,14 +1080,14 @@ def check_relevance(**options: Any) -> None:
 
 
 @one_file_command("check-boxes")
-@config_options(BboxConfig, at=["bbox"])
+@config_options(BoxConfig, at=["boxes"])
 def check_boxes(**options: Any) -> None:
-    """Check the bounding boxes in one image-text file against its images (bbox_v1).
+    """Check the bounding boxes in one image-text file against its images (boxes_v1).
 
     OUT holds every row of INPUT with `row`, `id`, `keep`, `reason`
-    (`bbox_out_of_bounds`, `bbox_degenerate`), the number of boxes and the image size.
+    (`box_out_of_bounds`, `box_degenerate`), the number of boxes and the image size.
     """
-    _run_on_file("bbox")
+    _run_on_file("boxes")
 
 
 # -- train ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ STAGES: Registry[Any] = Registry("stage", "curate.stages", {
     "image": "curate.curation.image:ImageCheck",
     "answers": "curate.curation.answers:AnswerCheck",
     "relevance": "curate.curation.relevance:Relevance",
-    "bbox": "curate.curation.bbox:BboxCheck",
+    "boxes": "curate.curation.boxes:BoxCheck",
 })
 """Stage name (a recipe's ``stages`` key) -> its ``curate.engine.stage.Stage`` class;
 another package adds stages through ``curate.stages`` entry points."""

@@ -1,151 +1,105 @@
-"""Bounding boxes: four ways of writing one, converted exactly, validated against the image.
+"""Bounding-box checks (boxes_v1): every box in a record's turns, against its image.
 
-Formats (x grows right, y grows down; (x1, y1) is the top-left corner, (x2, y2) the
-bottom-right one; pixel coordinates are positions on the image's edge grid, 0..width):
+Boxes are read from every turn in ``input_format`` (see ``curate.curation.box_formats`` for
+the four formats and what an exact round trip between them means), measured against
+the size of the record's first image (read from its header; the pixels are not
+decoded), and flagged, the first that fires over the record's boxes:
 
-- ``xyxy``: pixels ``[x1, y1, x2, y2]``;
-- ``xywh``: pixels ``[x, y, width, height]`` (COCO);
-- ``norm_xyxy``: ``[x1, y1, x2, y2]`` as shares of the width and height, 0-1;
-- ``tokens``: ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` with integers 0-1000 (shares of
-  the width and height in thousandths, as Qwen-VL writes them).
+- ``box_out_of_bounds``: a corner outside the image (below 0, past the width or height);
+- ``box_degenerate``: no area (x2 <= x1 or y2 <= y1).
 
-A ``Box`` holds exact rational pixel coordinates (``fractions.Fraction``); numbers are
-parsed from their decimal text, so ``0.1`` is one tenth, not the nearest double.
-
-What "exact" means. Each format writes a grid of values: ``tokens`` multiples of
-width/1000 pixels; ``xyxy`` and ``xywh`` multiples of 1/1000 pixel (written with at
-most three decimals, rounded half to even); ``norm_xyxy`` the shortest decimal that reads
-back as the same double. The token grid lies on the millipixel grid (k * width / 1000 has
-at most three decimals), and a double carries far more digits than either. So:
-
-1. a box on the token grid survives any chain of conversions between any formats exactly
-   (to tokens, pixels, shares and back, in any order);
-2. a box on the millipixel grid (integer pixels included) survives exactly any chain
-   among ``xyxy``, ``xywh`` and ``norm_xyxy``;
-3. writing a box as ``tokens`` rounds it to the token grid (quantisation: at most
-   width/2000 pixels per coordinate); after that first rounding, rule 1 holds: every
-   further round trip is the identity.
-
-The property tests check all three with hypothesis, for every pair of formats.
+A release writes the kept records' boxes in ``target_format``, the one the recipe's
+target model reads (``rewrites_text``: the turns are rewritten, ids unchanged). Records
+without an image or without boxes are not touched.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from fractions import Fraction
+import io
+from typing import Any
 
-from curate.curation.config import BoxFormat
+import polars as pl
+import pyarrow as pa
 
-FORMATS: tuple[BoxFormat, ...] = ("xyxy", "xywh", "norm_xyxy", "tokens")
-TOKEN_SCALE = 1000
+from curate.curation.box_formats import find_boxes, rewrite_boxes
+from curate.curation.config import BoxConfig
+from curate.engine.stage import RowStage, StageContext
 
-_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-TOKEN_BOX = re.compile(
-    rf"<\|box_start\|>\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*,\s*"
-    rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*<\|box_end\|>")
-LIST_BOX = re.compile(
-    rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
-GROUNDING_PATTERN = r"<\|box_start\|>|\[\s*-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?){3}\s*\]"
-"""A box written in any format (Rust and Python regex): what makes a record grounding."""
+SCORES = {"box_count": pl.Int64, "box_problem": pl.String, "box_image_size": pl.String}
 
 
-@dataclass(frozen=True)
-class Box:
-    """A box in exact pixel coordinates."""
+def image_size(data: bytes | None) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None when it cannot be read."""
+    if not data:
+        return None
+    from PIL import Image
 
-    x1: Fraction
-    y1: Fraction
-    x2: Fraction
-    y2: Fraction
-
-    def problem(self, width: int, height: int) -> str | None:
-        """``bbox_out_of_bounds``, ``bbox_degenerate`` or None, on a width x height image."""
-        if min(self.x1, self.y1, self.x2, self.y2) < 0 or max(self.x1, self.x2) > width \
-                or max(self.y1, self.y2) > height:
-            return "bbox_out_of_bounds"
-        if self.x2 <= self.x1 or self.y2 <= self.y1:
-            return "bbox_degenerate"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError):
         return None
 
 
-def _exact(value: str | int | float | Fraction) -> Fraction:
-    if isinstance(value, Fraction):
-        return value
-    if isinstance(value, float):
-        return Fraction(repr(value))  # the decimal the float was written as
-    return Fraction(str(value))
+def _first_image(images: list[dict[str, Any]] | None) -> bytes | None:
+    return images[0].get("bytes") if images else None
 
 
-def parse_box(values: list[str | int | float | Fraction], fmt: BoxFormat, width: int, height: int) -> Box:
-    """The box ``values`` (four numbers, or their text) mean in ``fmt`` on a
-    width x height image. ValueError for anything but four numbers."""
-    if len(values) != 4:
-        raise ValueError(f"a box needs four numbers, got {len(values)}")
-    a, b, c, d = (_exact(v) for v in values)
-    if fmt == "xyxy":
-        return Box(a, b, c, d)
-    if fmt == "xywh":
-        return Box(a, b, a + c, b + d)
-    if fmt == "norm_xyxy":
-        return Box(a * width, b * height, c * width, d * height)
-    if fmt == "tokens":
-        return Box(a * width / TOKEN_SCALE, b * height / TOKEN_SCALE,
-                   c * width / TOKEN_SCALE, d * height / TOKEN_SCALE)
-    raise ValueError(f"unknown box format `{fmt}`; known: {', '.join(FORMATS)}")
+class BoxCheck(RowStage[BoxConfig]):
+    """Flag boxes outside their image or without area; write boxes in the target format."""
 
+    name = "boxes"
+    version = 1
+    decision_fields = frozenset({"target_format"})
+    columns = ("messages", "images")
+    score_columns = SCORES
+    rewrites_text = True
 
-def _millipixel(value: Fraction) -> Fraction:
-    return Fraction(round(value * 1000), 1000)
+    def score(self, records: pa.Table, context: StageContext) -> pa.Table:
+        """The stage's scores (see the module docstring)."""
+        counts: list[int | None] = []
+        problems: list[str | None] = []
+        sizes: list[str | None] = []
+        fmt = self.config.input_format
+        for turns, images in zip(records.column("messages").to_pylist(),
+                                 records.column("images").to_pylist(), strict=True):
+            size = image_size(_first_image(images))
+            if size is None or not turns:
+                counts.append(None)
+                problems.append(None)
+                sizes.append(None)
+                continue
+            width, height = size
+            boxes = [box for turn in turns for box in find_boxes(turn["content"] or "", fmt, width, height)]
+            counts.append(len(boxes))
+            problems.append(next((p for p in (b.problem(width, height) for b in boxes) if p), None))
+            sizes.append(f"{width}x{height}")
+        return pa.table({"box_count": pa.array(counts, pa.int64()),
+                         "box_problem": pa.array(problems, pa.string()),
+                         "box_image_size": pa.array(sizes, pa.string())})
 
+    def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
+        """``keep`` and ``reason`` from the scores and the decision options."""
+        return scores.with_columns(reason=pl.col("box_problem")).with_columns(
+            keep=pl.col("reason").is_null())
 
-def _pixel_text(value: Fraction) -> str:
-    value = _millipixel(value)
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"{float(value):.3f}".rstrip("0")
-
-
-def box_values(box: Box, fmt: BoxFormat, width: int, height: int) -> list[Fraction]:
-    """The four numbers ``fmt`` writes for ``box`` (rounded to the format's grid)."""
-    if fmt == "xyxy":
-        return [_millipixel(v) for v in (box.x1, box.y1, box.x2, box.y2)]
-    if fmt == "xywh":
-        x1, y1, x2, y2 = (_millipixel(v) for v in (box.x1, box.y1, box.x2, box.y2))
-        return [x1, y1, x2 - x1, y2 - y1]
-    if fmt == "norm_xyxy":
-        return [Fraction(repr(float(v / side))) for v, side in
-                ((box.x1, width), (box.y1, height), (box.x2, width), (box.y2, height))]
-    if fmt == "tokens":
-        return [Fraction(round(v * TOKEN_SCALE / side)) for v, side in
-                ((box.x1, width), (box.y1, height), (box.x2, width), (box.y2, height))]
-    raise ValueError(f"unknown box format `{fmt}`; known: {', '.join(FORMATS)}")
-
-
-def format_box(box: Box, fmt: BoxFormat, width: int, height: int) -> str:
-    """``box`` written as text in ``fmt``."""
-    values = box_values(box, fmt, width, height)
-    if fmt == "tokens":
-        x1, y1, x2, y2 = (int(v) for v in values)
-        return f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
-    if fmt == "norm_xyxy":
-        return "[" + ", ".join(repr(float(v)) for v in values) + "]"
-    return "[" + ", ".join(_pixel_text(v) for v in values) + "]"
-
-
-def _pattern(fmt: BoxFormat) -> re.Pattern[str]:
-    return TOKEN_BOX if fmt == "tokens" else LIST_BOX
-
-
-def find_boxes(text: str, fmt: BoxFormat, width: int, height: int) -> list[Box]:
-    """Every box written in ``fmt`` in ``text``."""
-    return [parse_box(list(m.groups()), fmt, width, height) for m in _pattern(fmt).finditer(text)]
-
-
-def rewrite_boxes(text: str, source: BoxFormat, target: BoxFormat, width: int, height: int) -> str:
-    """``text`` with every box written in ``source`` rewritten in ``target``."""
-    if source == target:
-        return text
-    return _pattern(source).sub(
-        lambda m: format_box(parse_box(list(m.groups()), source, width, height), target, width, height),
-        text)
+    def rewrite(self, records: pa.Table) -> pa.Table:
+        """The records with their boxes written in ``target_format``."""
+        source, target = self.config.input_format, self.config.target_format
+        if source == target or "images" not in records.column_names:
+            return records
+        column = records.column("messages")
+        values, changed = [], False
+        for turns, images in zip(column.to_pylist(), records.column("images").to_pylist(), strict=True):
+            size = image_size(_first_image(images))
+            if size is None or not turns:
+                values.append(turns)
+                continue
+            new = [{"role": t["role"], "content": rewrite_boxes(t["content"] or "", source, target, *size)}
+                   for t in turns]
+            changed = changed or new != turns
+            values.append(new)
+        if not changed:
+            return records
+        index = records.column_names.index("messages")
+        return records.set_column(index, "messages", pa.array(values, column.type))

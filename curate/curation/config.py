@@ -433,8 +433,8 @@ ANSWERS_DECISIONS = frozenset({"wrong_type", "pasted", "min_similarity", "unrela
 BoxFormat = Literal["xyxy", "xywh", "norm_xyxy", "tokens"]
 
 
-class BboxConfig(Config):
-    """Options of bounding-box checks and rewriting (bbox_v1)."""
+class BoxConfig(Config):
+    """Options of bounding-box checks and rewriting (boxes_v1)."""
 
     input_format: BoxFormat = Field(
         "tokens", description="How boxes are written in the records' turns: `tokens` "

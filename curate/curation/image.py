@@ -22,7 +22,7 @@ Normalisation for the release. The stage declares a rewrite (``rewrites_text``: 
 engine's one mechanism for what a release writes differently from the run store) of the
 ``images`` column rather than of the turns: an image in a format outside
 ``keep_formats``, a mode outside ``keep_modes``, or with an EXIF orientation is written
-upright, as RGB (alpha on white), as PNG (see ``curate.curation.imaging``). The run
+upright, as RGB (alpha on white), as PNG (see ``curate.curation.image_io``). The run
 store keeps the original bytes, and the record ids (which hash them) do not change.
 ``image_normalize`` says which records the release rewrites.
 """
@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow as pa
 
 from curate.curation.config import IMAGE_DECISIONS, ImageConfig
-from curate.curation.imaging import (
+from curate.curation.image_io import (
     ImageFacts,
     inspect_image,
     near_pairs,

@@ -16,7 +16,7 @@ them (``curate.evaluate.scorers``) and writes into ``out``:
 
 With ``config.retrieval`` (an index of ``curate rag index``) the same run also evaluates
 MedPrompt-style (``evaluate_retrieval``): the index is first checked against the
-evaluated benchmarks with the decontamination stage (``curate.rag.safety``; flagged
+evaluated benchmarks with the decontamination stage (``curate.rag.exclusion``; flagged
 records are excluded and counted), then each item gets its ``k`` nearest examples as
 few-shot turns (the most similar last, closest to the question) under ``shuffles``
 distinct option orders; the answers, mapped back to the original letters, vote (ties:
@@ -300,7 +300,7 @@ def evaluate_retrieval(items: Sequence[McqaItem], scorer: Scorer, index: Any,
     """MedPrompt over ``items``: the contamination check of ``index`` against ``benchmarks``,
     k nearest examples, option shuffles, the vote (see the module docstring)."""
     from curate.rag.ensemble import item_seed, permutations
-    from curate.rag.safety import check_index
+    from curate.rag.exclusion import check_index
 
     started = time.perf_counter()
     check = check_index(index, benchmarks)

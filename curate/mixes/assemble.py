@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from curate.catalog import MixSpec, Recipe, Source, resolve_files
-from curate.curation.boxes import GROUNDING_PATTERN
+from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.local import Rewrite, StageResult
 from curate.engine.stage import split_reasons
 from curate.mixes.allocate import Allocation, allocate, composition

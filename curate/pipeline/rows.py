@@ -3,7 +3,7 @@
 ``write_rows`` is how a one-file command hands back data rather than decisions: JSON Lines
 in, JSON Lines out (an unchanged row is its input line byte for byte); a JSON list, a CSV
 or a parquet file likewise. Rows keep their original columns. A row whose turns a stage
-rewrote (``clean``'s text repair, ``bbox``'s box format) carries the repaired text in the
+rewrote (``clean``'s text repair, ``boxes``' box format) carries the repaired text in the
 columns the mapping read it from (a `messages` column, or plain `question` / `answer` /
 `prompt` / `chosen` / `rejected` columns); when the mapping built the turns from several
 columns (a context before the question, say) the repaired turns are added as a `messages`

@@ -6,7 +6,7 @@ prompts and the choice-shuffle ensemble.
 - ``build_prompt(question, template, examples=...)``: the one prompt builder
   (``curate.rag.prompts``), for evaluation, serving and notebooks;
 - ``check_index``: the index's records against a benchmark with the decontamination
-  stage (``curate.rag.safety``);
+  stage (``curate.rag.exclusion``);
 - ``permutations`` / ``vote``: the shuffle ensemble (``curate.rag.ensemble``).
 
 Names are imported lazily, so ``import curate.rag`` stays cheap.
@@ -20,7 +20,8 @@ from typing import Any
 _NAMES = {
     "Index": "curate.rag.index", "Hit": "curate.rag.index", "build_index": "curate.rag.index",
     "build_prompt": "curate.rag.prompts", "McqaItem": "curate.rag.prompts", "Prompt": "curate.rag.prompts",
-    "check_index": "curate.rag.safety", "permutations": "curate.rag.ensemble", "vote": "curate.rag.ensemble",
+    "check_index": "curate.rag.exclusion",
+    "permutations": "curate.rag.ensemble", "vote": "curate.rag.ensemble",
 }
 
 __all__ = sorted(_NAMES)

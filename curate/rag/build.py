@@ -13,8 +13,8 @@ from curate.curation.config import DecontamConfig
 from curate.errors import ConfigError
 from curate.rag.config import IndexConfig
 from curate.rag.examples import index_rows, read_input, self_generated_cot
+from curate.rag.exclusion import ContaminationCheck, check_index
 from curate.rag.index import BuildResult, Index, build_index
-from curate.rag.safety import ContaminationCheck, check_index
 from curate.synth.config import SynthCotConfig
 
 Dirs = Iterable[str | os.PathLike[str]]

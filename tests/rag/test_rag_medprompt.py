@@ -116,7 +116,7 @@ def test_index_a_release_with_synthetic_cot(database, tmp_path):
     index = Index.open(database["index"])
     synthetic = pl.from_arrow(index.as_records())
     originals = {r["id"]: r for r in synthetic.to_dicts()}
-    from curate.rag.safety import as_records
+    from curate.rag.exclusion import as_records
 
     records = pl.from_arrow(as_records(index)).with_columns(
         source=pl.lit("synth_cot"), category=pl.lit("synthetic"),

@@ -15,7 +15,7 @@ from safety_doubles import DoubleServer, SafetyDouble, reference_reply, target_r
 from curate.cli import main
 from curate.config import validate_model
 from curate.errors import ConfigError
-from curate.train.safety import SafetyPairsConfig, _Candidate, _check_disjoint, build_pairs
+from curate.synth.safety_pairs import SafetyPairsConfig, _Candidate, _check_disjoint, build_pairs
 
 OFFLINE = {"target": {"backend": "offline"}, "reference": {"backend": "offline"},
            "judge": {"generator": {"backend": "offline"}}}

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from curate.curation.bbox import BboxCheck
-from curate.curation.boxes import FORMATS, Box, box_values, format_box, parse_box, rewrite_boxes
-from curate.curation.config import BboxConfig
+from curate.curation.box_formats import FORMATS, Box, box_values, format_box, parse_box, rewrite_boxes
+from curate.curation.boxes import BoxCheck
+from curate.curation.config import BoxConfig
 from curate.mixes.assemble import modality
 from curate.records import conform, with_ids
 
@@ -109,11 +109,11 @@ def _grounding(texts: list[str], size=(200, 100)) -> pa.Table:
 def test_out_of_bounds_and_degenerate_boxes_are_rejected():
     table = _grounding(["[10, 10, 50, 50]", "[150, 10, 210, 50]", "[-1, 0, 10, 10]",
                         "[30, 30, 30, 60]", "no box here"])
-    stage = BboxCheck(BboxConfig(input_format="xyxy", target_format="tokens"))
+    stage = BoxCheck(BoxConfig(input_format="xyxy", target_format="tokens"))
     decided = stage.decide(pl.from_arrow(stage.score(table, None)))
     assert decided.get_column("reason").to_list() == [
-        None, "bbox_out_of_bounds", "bbox_out_of_bounds", "bbox_degenerate", None]
-    assert decided.get_column("bbox_count").to_list() == [1, 1, 1, 1, 0]
+        None, "box_out_of_bounds", "box_out_of_bounds", "box_degenerate", None]
+    assert decided.get_column("box_count").to_list() == [1, 1, 1, 1, 0]
     rewritten = stage.rewrite(table).column("messages").to_pylist()
     assert rewritten[0][1]["content"] == "<|box_start|>(50,100),(250,500)<|box_end|>"
     assert rewritten[4][1]["content"] == "no box here"

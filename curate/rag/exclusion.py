@@ -1,4 +1,4 @@
-"""Contamination safety: an index is checked against a benchmark before it serves it.
+"""Contamination exclusion: an index is checked against a benchmark before it serves it.
 
 ``check_index(index, benchmarks, config)`` runs the decontamination stage itself
 (``curate.curation.decontam.Decontaminate``, decontam_v3: its tiers, thresholds and
