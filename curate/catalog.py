@@ -449,6 +449,19 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
 
 # -- the catalog ----------------------------------------------------------------------
 
+
+class CatalogConfig(Config):
+    """Where catalog entries and their data are: the options of every command that reads
+    catalogs (functions take the same names as keyword arguments)."""
+
+    catalog_dirs: list[str] = Field(default_factory=list, description=(
+        "A catalog folder to add to the shipped catalogs/ (repeatable)."))
+    data_root: str | None = Field(None, description=(
+        "Folder relative data paths start from [default: $CURATE_DATA_ROOT, else ../shared/data]."))
+    allow_outside_data_root: bool = Field(False, description=(
+        "Let catalog paths (and image paths in rows) lie outside the data root."))
+
+
 _SECTIONS: dict[str, type[Source] | type[Recipe]] = {
     "sources": Source, "benchmarks": Source, "mixes": Recipe}
 _SINGULAR = {"sources": "source", "benchmarks": "benchmark", "mixes": "mix"}
@@ -484,6 +497,12 @@ class Catalog:
                         entry = entry.allowing_outside()
                     catalog._add(section, entry, path)
         return catalog
+
+    def to_json(self) -> dict[str, Any]:
+        """Every entry by section and name, as its YAML would give it (``curate catalog ls --json``)."""
+        return {"dirs": [str(d) for d in self.dirs],
+                **{section: {name: entry.model_dump(mode="json", exclude_none=True)
+                             for name, entry in getattr(self, section).items()} for section in _SECTIONS}}
 
     def _add(self, section: str, entry: Source | Recipe, path: Path) -> None:
         table: dict[str, Any] = getattr(self, section)

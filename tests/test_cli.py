@@ -21,7 +21,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         path = f"{prefix}{name}"
         found.append((path, command))
         if isinstance(command, click.Group):

@@ -3,6 +3,7 @@ and defaults are the configs' own: a walk over every command checks it."""
 
 from __future__ import annotations
 
+import os
 import typing
 
 import annotated_types
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from test_cli import commands
 
 from curate.cli import main
-from curate.options import ConfigOption
+from curate.cli.options import ConfigOption
 
 GENERATED = [(path, command) for path, command in commands(main)
              if any(isinstance(p, ConfigOption) for p in command.params)]
@@ -79,3 +80,98 @@ def test_the_command_line_refuses_what_the_config_refuses(tmp_path, arguments, m
     else:
         assert result.exit_code == 2
         assert message in result.output
+
+
+def _config_fields() -> set[str]:
+    """Every field of every config model the commands are built from (and of their kin)."""
+    from curate.config import Config
+
+    seen: set[str] = set()
+    todo = list(Config.__subclasses__())
+    while todo:
+        model = todo.pop()
+        seen.update(model.model_fields)
+        todo += model.__subclasses__()
+    return seen
+
+
+PRESENTATION = {"as_json", "help", "version", "verbose"}
+"""Options that belong to the command line itself: how it prints, nothing a library takes."""
+
+
+@pytest.mark.parametrize("path, command", commands(main), ids=[p for p, _ in commands(main)])
+def test_no_hand_written_option_shadows_a_config_field(path, command):
+    fields = _config_fields()
+    for param in command.params:
+        if (not isinstance(param, click.Option) or isinstance(param, ConfigOption)
+                or param.name in PRESENTATION):
+            continue
+        names = {param.name, *(o.lstrip("-").replace("-", "_") for o in param.opts)}
+        assert not names & fields, (
+            f"`curate {path} {param.opts[0]}` is written by hand but the config field(s) "
+            f"{sorted(names & fields)} declare it: generate it with config_options")
+        raise AssertionError(f"`curate {path} {param.opts[0]}` is written by hand: declare it in a config")
+
+
+def _leaves(group, prefix=""):
+    return [(p, c) for p, c in commands(group, prefix) if not isinstance(c, click.Group)]
+
+
+@pytest.mark.parametrize("path, command", _leaves(main), ids=[p for p, _ in _leaves(main)])
+def test_every_command_prints_json(path, command):
+    assert any(p.name == "as_json" for p in command.params), f"`curate {path}` has no --json"
+
+
+def test_the_command_table_gives_each_commands_own_first_sentence():
+    import re
+
+    from curate.cli import COMMANDS
+
+    for name, (target, short) in COMMANDS.items():
+        command = main.get_command(click.Context(main), name)
+        first = re.split(r"(?<=\.)\s", " ".join(command.help.split("\n\n")[0].split()))[0]
+        assert short == first, f"COMMANDS[{name!r}] says {short!r}; the command says {first!r}"
+        assert target.endswith(f":{command.callback.__name__}")
+
+
+# The library functions the commands call take their options as keyword arguments named
+# like the config fields the command line is generated from: the defaults must agree.
+SYNCED = [
+    ("curate.pipeline.run:open_run", "curate.pipeline.run:RunFolder"),
+    ("curate.pipeline.run:open_run", "curate.catalog:CatalogConfig"),
+    ("curate.pipeline.adhoc:run_on_file", "curate.pipeline.adhoc:FileOptions"),
+    ("curate.mixes.publish:push_release", "curate.mixes.publish:PushConfig"),
+    ("curate.evaluate.mcqa:evaluate_mcqa", "curate.evaluate.config:McqaFiles"),
+    ("curate.evaluate.audit:audit", "curate.evaluate.config:AuditFiles"),
+    ("curate.rag.build:index_input", "curate.rag.config:IndexFiles"),
+    ("curate.synth.cot:enhance_file", "curate.synth.config:CotFileOptions"),
+    ("curate.rag.index:search_index", "curate.rag.config:QueryConfig"),
+    ("curate.ingest.runner:ingest_source", "curate.ingest.runner:IngestConfig"),
+]
+
+
+@pytest.mark.parametrize("function, model", SYNCED, ids=[f for f, _ in SYNCED])
+def test_library_defaults_agree_with_the_configs_the_options_come_from(function, model):
+    import importlib
+    import inspect
+
+    def load(target):
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def plain(value):
+        if isinstance(value, list | tuple):
+            return tuple(value)
+        return str(value) if isinstance(value, os.PathLike) else value
+
+    parameters = inspect.signature(load(function)).parameters
+    compared = 0
+    for name, info in load(model).model_fields.items():
+        default = parameters[name].default if name in parameters else inspect.Parameter.empty
+        if info.is_required() or default is inspect.Parameter.empty:
+            continue
+        expected = info.default_factory() if info.default_factory is not None else info.default
+        assert plain(parameters[name].default) == plain(expected), (
+            f"{function}({name}={parameters[name].default!r}) but {model}.{name} defaults to {expected!r}")
+        compared += 1
+    assert compared, f"{function} takes none of {model}'s fields"

@@ -37,13 +37,13 @@ from curate.engine.stage import (
     Step,
     split_reasons,
 )
+from curate.progress import Progress, Tick
 from curate.read.runs import RunReader, decisions_are_current
 from curate.records import KEYS, POSITION
 from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]  # (step name, units done, units total)
 
 
 @dataclass
@@ -113,10 +113,10 @@ def run_stages(
 
 
 def _parts(stage: Stage[Any], progress: Progress | None) -> Callable[[str, int, int], None] | None:
-    """The stage's progress inside its work, reported as ``<stage>: <part>``."""
+    """The stage's progress inside its work: a ``Tick`` of the stage per part."""
     if progress is None:
         return None
-    return lambda part, done, total: progress(f"{stage.name}: {part}", done, total)
+    return lambda part, done, total: progress(Tick(stage.name, part, done, total))
 
 
 def _run_stage(
@@ -174,7 +174,7 @@ def _score_rows(stage: RowStage[Any], inputs: _Input, folder: ShardedFolder,
     done = folder.done()
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
     if progress is not None:
-        progress(stage.name, 0, len(shards))
+        progress(Tick(stage.name, None, 0, len(shards)))
     for i, (source, path) in enumerate(shards):
         shard = f"{source}-{path.stem.split('-')[-1]}"
         if shard not in done:
@@ -185,18 +185,18 @@ def _score_rows(stage: RowStage[Any], inputs: _Input, folder: ShardedFolder,
                 keys = keys.append_column(name, scored.column(name))
             folder.write_shard(shard, {"scores": keys}, {"rows": arrow.num_rows})
         if progress is not None:
-            progress(stage.name, i + 1, len(shards))
+            progress(Tick(stage.name, None, i + 1, len(shards)))
 
 
 def _score_dataset(stage: DatasetStage[Any], inputs: _Input, folder: ShardedFolder,
                    progress: Progress | None) -> None:
     columns = list(dict.fromkeys([*KEYS, *stage.columns]))
     if progress is not None:
-        progress(stage.name, 0, 1)
+        progress(Tick(stage.name, None, 0, 1))
     scores = stage.score(inputs.records().select(columns), inputs.context).sort("source", "row")
     folder.write_shard("all", {"scores": scores.to_arrow()}, {"rows": scores.height})
     if progress is not None:
-        progress(stage.name, 1, 1)
+        progress(Tick(stage.name, None, 1, 1))
 
 
 Rewrite = Callable[[pa.Table], pa.Table]
@@ -235,9 +235,9 @@ def run_producer(
         return StageResult(step.name, (folder.state() or {})["stats"], "records")
     folder.open(key)
     started = time.perf_counter()
-    on_rows = None if progress is None else (lambda done, total: progress(step.name, done, total))
+    on_rows = None if progress is None else (lambda done, total: progress(Tick(step.name, None, done, total)))
     if progress is not None:
-        progress(step.name, 0, 0)  # the total is known once the step has read its input
+        progress(Tick(step.name, None, 0))  # the total is known once the step has read its input
     with running(step, context):
         produced = step.produce(records(), context, progress=on_rows)
     folder.write_shard("00000", {"records": produced.records, "rejected": produced.rejected},

@@ -74,6 +74,32 @@ class AuditResult:
         """Benchmark name -> its audit."""
         return self.results["benchmarks"]
 
+    @property
+    def rows(self) -> list[AuditRow]:
+        """One typed row per benchmark (what ``curate audit`` prints)."""
+        return [AuditRow(name, int(b["rows"]), int(b["flawed"]), float(b["share"]), bool(b["fit"]),
+                         {f: len(b["flaws"][f]) for f in COUNTED}, len(b["notes"]["repeated_stem"]),
+                         int(b["shared_items"])) for name, b in self.benchmarks.items()]
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate audit --json``: the audit and where it was written."""
+        return {"out": None if self.out is None else str(self.out), **self.results}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One benchmark's audit: rows, flawed items and their share, fitness, flawed items per
+    flaw, repeated stems, items shared with the other benchmarks."""
+
+    benchmark: str
+    rows: int
+    flawed: int
+    share: float
+    fit: bool
+    flaws: dict[str, int]
+    repeated_stem: int
+    shared_items: int
+
 
 def _fold(expr: pl.Expr) -> pl.Expr:
     return expr.str.to_lowercase().str.replace_all(_FOLD, " ").str.strip_chars()

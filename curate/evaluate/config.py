@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from curate.config import Config
 from curate.curation.config import DecontamConfig
+from curate.rag.config import SearchKind
 from curate.synth.config import MAX_TEMPERATURE, GeneratorConfig
 
 LOGLIK_BACKENDS = ("transformers", "vllm")
@@ -55,7 +56,7 @@ class McqaConfig(Config):
     shuffles: int = Field(5, ge=1, le=120, description=(
         "With `retrieval`: distinct option orders per question (the original first), answers "
         "mapped back to the original letters, majority vote with a seeded tie-break."))
-    retrieval_search: Literal["numpy", "faiss", "hnsw"] = Field("numpy", description=(
+    retrieval_search: SearchKind = Field("numpy", description=(
         "With `retrieval`: `numpy` exact search, `faiss` exact (same top-k), `hnsw` approximate."))
 
     @model_validator(mode="after")
@@ -77,3 +78,24 @@ class AuditConfig(Config):
     decontam: DecontamConfig = Field(default_factory=lambda: DecontamConfig.model_validate({}), description=(
         "Shared items: the decontamination tiers and thresholds, as the `decontam` stage uses "
         "them (an item of one benchmark found in another is what decontamination would flag)."))
+
+
+class McqaFiles(Config):
+    """Where ``curate eval mcqa`` writes, and the run it compares with."""
+
+    out: str = Field(description="Folder for results.json, predictions.parquet, report.md and the plots.")
+    baseline: str | None = Field(None, description=(
+        "The --out folder of an earlier run: compare with it, paired, on the same items."))
+
+
+class ExportFiles(Config):
+    """Where ``curate eval export-lm-eval`` writes."""
+
+    out: str = Field(description="Folder the task folder goes in (pass it to lm_eval as --include_path).")
+
+
+class AuditFiles(Config):
+    """Where ``curate audit`` writes."""
+
+    out: str | None = Field(None, description=(
+        "Folder for audit.json, audit.md and audit.png [default: print only]."))

@@ -48,6 +48,7 @@ from curate.evaluate import metrics
 from curate.evaluate.config import McqaConfig
 from curate.evaluate.items import McqaItem, read_benchmark
 from curate.evaluate.prompts import TEMPLATES, Prompt, Template, build_prompt
+from curate.evaluate.report import McqaSummary
 from curate.evaluate.scorers import Scored, Scorer, make_scorer
 from curate.store import read_json, write_json, write_parquet
 from curate.version import installed_versions
@@ -81,6 +82,15 @@ class McqaResult:
     def report(self) -> Path:
         """The markdown report."""
         return self.out / "report.md"
+
+    @property
+    def summary(self) -> McqaSummary:
+        """What the command line prints of ``results``."""
+        return McqaSummary.from_results(self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate eval mcqa --json``: where the files went, and the results."""
+        return {"out": str(self.out), "report": str(self.report), "results": self.results}
 
 
 def template_for(config: McqaConfig) -> Template:

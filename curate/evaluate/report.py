@@ -11,6 +11,7 @@ still written and says so.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,89 @@ def _pct(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.1f}%"
 
 
-def mcqa_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class McqaRow:
+    """One benchmark of an MCQA evaluation: items, accuracy and its interval, parse
+    failures, position bias, truncated prompts."""
+
+    benchmark: str
+    items: int
+    accuracy: float
+    low: float
+    high: float
+    parse_failure_rate: float
+    position_bias_tv: float
+    truncated: int
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two models (or two runs) on the same items of one benchmark: accuracies, their
+    difference with its interval, McNemar's p."""
+
+    benchmark: str
+    accuracy_a: float
+    accuracy_b: float
+    difference: float
+    low: float
+    high: float
+    mcnemar_p: float
+
+    @classmethod
+    def from_json(cls, benchmark: str, c: dict[str, Any]) -> Paired:
+        """The view of one benchmark of a paired comparison in ``results.json``."""
+        d = c["difference"]
+        return cls(benchmark, float(c["accuracy_a"]), float(c["accuracy_b"]), float(d["value"]),
+                   float(d["low"]), float(d["high"]), float(c["mcnemar_p"]))
+
+
+@dataclass(frozen=True)
+class McqaSummary:
+    """What ``curate eval mcqa`` prints of ``results.json``."""
+
+    model: str
+    backend: str
+    mode: str
+    template_hash: str
+    level: int
+    """The intervals' coverage, in percent."""
+    offline_backend: bool
+    rows: list[McqaRow]
+    retrieval_k: int | None
+    retrieval_shuffles: int | None
+    retrieval_excluded: int | None
+    retrieval_checked: int | None
+    versus_zero_shot: list[Paired]
+    """With retrieval: each benchmark's retrieval-augmented run against the zero-shot one."""
+    versus_baseline: list[Paired]
+    """With ``--baseline``: each benchmark against the baseline's run."""
+
+    @classmethod
+    def from_results(cls, results: dict[str, Any]) -> McqaSummary:
+        """The view of an evaluation's ``results.json``."""
+        retrieval = results.get("retrieval") or {}
+        check = retrieval.get("contamination") or {}
+        return cls(
+            model=str(results["model"]), backend=str(results["backend"]), mode=str(results["mode"]),
+            template_hash=str(results["template"]["hash"]),
+            level=int(round(100 * results["options"]["confidence"])),
+            offline_backend=bool(results.get("offline_backend")), rows=mcqa_table(results),
+            retrieval_k=retrieval.get("k"), retrieval_shuffles=retrieval.get("shuffles"),
+            retrieval_excluded=check.get("excluded"), retrieval_checked=check.get("checked"),
+            versus_zero_shot=[Paired.from_json(n, c)
+                              for n, c in retrieval.get("versus_zero_shot", {}).items()],
+            versus_baseline=[Paired.from_json(n, c)
+                             for n, c in results.get("comparison", {}).get("benchmarks", {}).items()])
+
+
+def mcqa_table(results: dict[str, Any]) -> list[McqaRow]:
     """One row per benchmark: items, accuracy and interval, parse failures, bias."""
     rows = []
     for name, b in results["benchmarks"].items():
         acc = b["accuracy"]
-        rows.append({
-            "benchmark": name, "items": b["items"], "accuracy": acc["value"], "low": acc["low"],
-            "high": acc["high"], "parse_failure_rate": b["parse_failures"]["rate"],
-            "position_bias_tv": b["position_bias"]["total_variation"], "truncated": b["truncated"],
-        })
+        rows.append(McqaRow(name, int(b["items"]), float(acc["value"]), float(acc["low"]), float(acc["high"]),
+                            float(b["parse_failures"]["rate"]), float(b["position_bias"]["total_variation"]),
+                            int(b["truncated"])))
     return rows
 
 
@@ -66,9 +140,9 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
         "|---|---:|---:|---|---:|---:|---:|",
     ]
     for row in mcqa_table(results):
-        lines.append(f"| {row['benchmark']} | {row['items']} | {_pct(row['accuracy'])} | "
-                     f"{_pct(row['low'])} to {_pct(row['high'])} | {_pct(row['parse_failure_rate'])} | "
-                     f"{row['position_bias_tv']:.3f} | {row['truncated']} |")
+        lines.append(f"| {row.benchmark} | {row.items} | {_pct(row.accuracy)} | "
+                     f"{_pct(row.low)} to {_pct(row.high)} | {_pct(row.parse_failure_rate)} | "
+                     f"{row.position_bias_tv:.3f} | {row.truncated} |")
     for name, b in results["benchmarks"].items():
         lines += ["", f"## {name}", "", "| letter | chosen | gold | difference |", "|---|---:|---:|---:|"]
         for letter, v in b["position_bias"]["letters"].items():
@@ -137,11 +211,10 @@ def _accuracy_plot(plt: Any, results: dict[str, Any], path: Path) -> None:
     rows = mcqa_table(results)
     figure, axes = plt.subplots(figsize=(max(4, 1.4 * len(rows) + 2), 3.5))
     x = range(len(rows))
-    values = [100 * r["accuracy"] for r in rows]
-    errors = [[100 * (r["accuracy"] - r["low"]) for r in rows],
-              [100 * (r["high"] - r["accuracy"]) for r in rows]]
+    values = [100 * r.accuracy for r in rows]
+    errors = [[100 * (r.accuracy - r.low) for r in rows], [100 * (r.high - r.accuracy) for r in rows]]
     axes.bar(x, values, yerr=errors, capsize=6, color="#4C72B0")
-    axes.set_xticks(list(x), [r["benchmark"] for r in rows], rotation=20, ha="right")
+    axes.set_xticks(list(x), [r.benchmark for r in rows], rotation=20, ha="right")
     axes.set_ylabel("accuracy (%)")
     axes.set_ylim(0, 100)
     axes.set_title(f"{results['model']} ({results['mode']}): accuracy, "

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from curate.config import Config, read_config
+from curate.config import Config
 from curate.errors import ConfigError, MissingDependencyError
 from curate.synth.attacks import ATTACK_STYLES, STYLES
 from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig
@@ -190,6 +190,15 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
 
 # -- the run ------------------------------------------------------------------------------------
 
+class SafetyEvalFiles(Config):
+    """What ``curate eval safety`` reads its options from and writes to."""
+
+    config_path: str = Field(description=(
+        "YAML file of the options: the `model` and `judge` backends at least."))
+    out: str = Field(description=(
+        "Folder for results.json, report.md, predictions.parquet and the ASR plots."))
+
+
 @dataclass
 class SafetyReport:
     """What ``evaluate_safety`` wrote."""
@@ -197,6 +206,16 @@ class SafetyReport:
     out: Path
     results: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        """``report.md``."""
+        return self.out / "report.md"
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate eval safety --json``: the results and the files written."""
+        return {"out": str(self.out), "results": self.results,
+                "files": {name: str(path) for name, path in self.files.items()}}
 
 
 def _generate(backend: Any, texts: Sequence[str], seeds: Sequence[int], config: SafetyEvalConfig,
@@ -459,7 +478,3 @@ def write_plots(asr: dict[str, Any], out: Path) -> dict[str, Path]:
         files[f"asr_{key}"] = path
     return files
 
-
-def read_eval_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SafetyEvalConfig:
-    """The config in the YAML file ``path``, with ``overrides`` (command-line values) on top."""
-    return read_config(SafetyEvalConfig, path, overrides)

@@ -8,11 +8,14 @@ checking them means downloading.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from curate.catalog import Source, resolve_files
-from curate.errors import ConfigError, SourceError
+from curate.catalog import Catalog, Recipe, Source, resolve_data_root, resolve_files
+from curate.config import load_model, read_yaml
+from curate.errors import ConfigError, CurateError, SourceError
 from curate.ingest.mapping import mapped_refs, resolve_column
 from curate.ingest.readers import read_batches
 
@@ -26,6 +29,62 @@ class Check:
     file: Path
     ok: bool
     message: str
+    kind: str = "source"
+    """``source`` (sources and benchmarks) or ``mix``."""
+
+    def to_json(self) -> dict[str, object]:
+        """The entry's line of ``curate catalog validate --json``."""
+        return {"name": self.entry, "kind": self.kind, "path": str(self.file), "ok": self.ok,
+                "message": self.message}
+
+
+@dataclass
+class CatalogCheck:
+    """What ``check_catalog`` found: one check per entry."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        """Entries that passed."""
+        return sum(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, object]:
+        """``curate catalog validate --json``'s document."""
+        return {"entries": [c.to_json() for c in self.checks], "valid": self.valid,
+                "total": len(self.checks)}
+
+
+def check_catalog(paths: Sequence[str | os.PathLike[str]] = (), *,
+                  catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+                  data_root: str | os.PathLike[str] | None = None) -> CatalogCheck:
+    """Check catalog entries: the entry files ``paths``, or every entry of the catalogs.
+    A recipe is checked by resolving it against the catalogs; a source or benchmark by
+    ``check_source``."""
+    root = resolve_data_root(data_root)
+    catalog = Catalog.load(catalog_dirs)
+    entries: list[tuple[Source | Recipe, Path]] = []
+    for path in map(Path, paths):
+        data = read_yaml(path)
+        recipe = isinstance(data, dict) and "sources" in data
+        entries.append((load_model(Recipe, path) if recipe else load_model(Source, path), path))
+    if not paths:
+        entries += [(e, catalog.files[("sources", n)]) for n, e in catalog.sources.items()]
+        entries += [(e, catalog.files[("benchmarks", n)]) for n, e in catalog.benchmarks.items()]
+        entries += [(e, catalog.files[("mixes", n)]) for n, e in catalog.mixes.items()]
+    result = CatalogCheck()
+    for entry, path in entries:
+        if isinstance(entry, Recipe):
+            try:
+                catalog.recipe(path)
+                check = Check(entry.name, path, True,
+                              f"recipe: {len(entry.sources)} sources, stages {list(entry.stages)}", "mix")
+            except CurateError as exc:
+                check = Check(entry.name, path, False, str(exc), "mix")
+        else:
+            check = check_source(entry, path, root)
+        result.checks.append(check)
+    return result
 
 
 def check_source(source: Source, file: Path, data_root: Path) -> Check:

@@ -9,7 +9,8 @@ from pathlib import Path
 from curate.catalog import Catalog, Source, resolve_files
 from curate.errors import ConfigError
 from curate.ingest.check import check_source
-from curate.ingest.runner import Progress, ingest
+from curate.ingest.runner import ingest
+from curate.progress import Progress
 from curate.store import RunStore
 
 
@@ -33,7 +34,7 @@ def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Cat
     """Ingest the file ``path`` into ``store`` as one source, read with the mapping of the
     catalog source or benchmark named ``source``, or as a file with a `messages` column;
     its entry. A file the mapping cannot read fails with a ConfigError that says so.
-    ``progress(source, rows)`` after each batch read."""
+    ``progress`` gets a ``Tick`` after each batch read."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     like = None

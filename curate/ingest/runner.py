@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +15,14 @@ from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
+from pydantic import Field
 
 from curate.catalog import Source, confined, resolve_files
+from curate.config import Config
 from curate.errors import ConfigError, SourceError
 from curate.ingest.mapping import QUARANTINE_SCHEMA, columns_used, map_batch
 from curate.ingest.readers import BadRow, one_line, read_batches
+from curate.progress import Progress, Tick
 from curate.records import id_connection
 from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats, sha256_file
 
@@ -27,9 +30,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 20_000
 DEFAULT_MAX_RECORD_BYTES = 16 << 20
-"""Largest raw row read (16 MiB of JSON or text); a larger one is quarantined as
-``record_too_large``."""
-Progress = Callable[[str, int], None]  # (source name, rows read so far)
+
+
+class IngestConfig(Config):
+    """How sources are read into a run: shard size and the largest row read."""
+
+    batch_rows: int = Field(DEFAULT_BATCH_ROWS, ge=1,
+                            description="Source rows per ingested shard (bounds memory).")
+    max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, ge=1, description=(
+        "Largest raw row read (16 MiB of JSON or text); a larger one is quarantined as "
+        "record_too_large."))
 
 
 @dataclass
@@ -155,6 +165,7 @@ def ingest_source(
         result.restarted = _restart_reason(source, state, batch_rows, files)
         log.warning("source %s starts over: %s", source.name, result.restarted)
     folder.open(fp, batch_rows=batch_rows, files=files, entry=source.model_dump(mode="json"))
+    read = 0  # rows read by this run, for progress
     done = folder.done()
     result.resumed_shards = len(done)
     start = max((int(name) for name in done), default=-1) + 1
@@ -191,8 +202,9 @@ def ingest_source(
             )
             del records, quarantine, batch
             pa.default_memory_pool().release_unused()
+            read += rows
             if progress is not None:
-                progress(source.name, rows)
+                progress(Tick("ingest", source.name, read))
         if pending is not None:
             pending.result()
     except (SourceError, ConfigError) as exc:

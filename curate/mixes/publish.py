@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import Field
 
+from curate.config import Config
 from curate.errors import ConfigError
 from curate.read.releases import Release
 
@@ -20,11 +23,52 @@ def export_release(path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     return Path(out)
 
 
-def diff_releases(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Added:
+    """Rows of one source that release B has and A does not."""
+
+    source: str
+    len: int
+
+
+@dataclass(frozen=True)
+class Gone:
+    """Rows of one source that release A has and B does not, by B's stage and reason."""
+
+    source: str
+    stage: str | None
+    reason: str
+    len: int
+
+
+@dataclass(frozen=True)
+class ShareChange:
+    """One category's realised share and rows in A (None when A has none) and in B."""
+
+    category: str
+    a: float | None
+    b: float
+    a_rows: int | None
+    b_rows: int
+
+
+@dataclass(frozen=True)
+class ReleaseDiff:
+    """What changed from release A to release B."""
+
+    a: str
+    b: str
+    added: list[Added]
+    removed: list[Gone]
+    composition: list[ShareChange]
+    recipe_changed: bool
+    seed: tuple[int, int]
+
+
+def diff_releases(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> ReleaseDiff:
     """What changed from release A to B: rows added and removed by source (removed rows
     with B's reason), and the composition side by side."""
     first, second = Release.open(a), Release.open(b)
-    ma, mb = first.manifest, second.manifest
     ids_a, ids_b = first.ids(), second.ids()
     added = ids_b.join(ids_a, on="id", how="anti")
     gone = ids_a.join(ids_b, on="id", how="anti")
@@ -32,23 +76,57 @@ def diff_releases(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[
         pl.col("id").is_not_null()).unique("id", keep="first")
     gone = gone.join(reasons, on="id", how="left").with_columns(
         pl.col("reason").fill_null("not in B's inputs"))
-    share = {c["category"]: c for c in ma["composition"]}
-    return {
-        "added": added.group_by("source").len().sort("source").to_dicts(),
-        "removed": gone.group_by("source", "stage", "reason").len().sort("source", "reason").to_dicts(),
-        "composition": [
-            {"category": c["category"], "a": share.get(c["category"], {}).get("realised"),
-             "b": c["realised"], "a_rows": share.get(c["category"], {}).get("rows"), "b_rows": c["rows"]}
-            for c in mb["composition"]
-        ],
-        "recipe_changed": ma["recipe"]["resolved"] != mb["recipe"]["resolved"],
-        "seed": (ma["seed"], mb["seed"]),
-    }
+    before = {s.category: s for s in first.composition.shares}
+    return ReleaseDiff(
+        a=str(a), b=str(b),
+        added=[Added(**r) for r in added.group_by("source").len().sort("source").iter_rows(named=True)],
+        removed=[Gone(**r) for r in gone.group_by("source", "stage", "reason").len()
+                 .sort("source", "reason").iter_rows(named=True)],
+        composition=[ShareChange(s.category, getattr(before.get(s.category), "realised", None), s.realised,
+                                 getattr(before.get(s.category), "rows", None), s.rows)
+                     for s in second.composition.shares],
+        recipe_changed=first.manifest["recipe"]["resolved"] != second.manifest["recipe"]["resolved"],
+        seed=(first.manifest["seed"], second.manifest["seed"]),
+    )
+
+
+class PushConfig(Config):
+    """Where and how ``curate release push`` uploads (``push_release`` takes the same names)."""
+
+    repo: str = Field(description="Hugging Face dataset repository (owner/name).")
+    private: bool = Field(True, description=(
+        "Visibility of the repository when it is created (an existing one keeps its own)."))
+    token: str | None = Field(None, description=(
+        "Hugging Face token with write access [default: the login's, or $HF_TOKEN]."))
+    revision: str | None = Field(None, description=(
+        "Branch to upload to (created when missing) [default: main]."))
+    create_pr: bool = Field(False, description=(
+        "Open a pull request with the release instead of committing (no tag is made)."))
+    dry_run: bool = Field(False, description=(
+        "Check the release and list what would be uploaded; send nothing."))
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What ``push_release`` did, or would do (``uploaded`` False: a dry run, or offline)."""
+
+    repo: str
+    tag: str
+    files: list[str]
+    uploaded: bool
+    private: bool
+    revision: str | None
+    create_pr: bool
+    reason: str | None = None
+    """Why nothing was sent: ``dry run`` or ``offline (HF_HUB_OFFLINE=1)``."""
+    url: str | None = None
+    commit: str | None = None
+    pr_url: str | None = None
 
 
 def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = True,
                  token: str | None = None, revision: str | None = None, create_pr: bool = False,
-                 dry_run: bool = False, api: Any = None) -> dict[str, Any]:
+                 dry_run: bool = False, api: Any = None) -> Pushed:
     """Upload a release to a Hugging Face dataset repo and tag it with its version.
 
     The release must verify against its manifest and its card must be a valid Hub
@@ -65,9 +143,8 @@ def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = Tru
     root, manifest = release.path, release.manifest
     validate_card(release.folder.card.read_text("utf-8"), where=str(release.folder.card))
     files = release.folder.files()
-    plan: dict[str, Any] = {"repo": repo, "tag": f"v{manifest['version']}", "files": files,
-                            "uploaded": False, "private": private, "revision": revision,
-                            "create_pr": create_pr}
+    plan = Pushed(repo=repo, tag=f"v{manifest['version']}", files=files, uploaded=False, private=private,
+                  revision=revision, create_pr=create_pr)
     try:
         from huggingface_hub import HfApi, constants
         from huggingface_hub.errors import HfHubHTTPError
@@ -76,8 +153,7 @@ def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = Tru
 
         raise MissingDependencyError("huggingface_hub", "ml") from None
     if dry_run or constants.HF_HUB_OFFLINE:
-        plan["reason"] = "dry run" if dry_run else "offline (HF_HUB_OFFLINE=1)"
-        return plan
+        return replace(plan, reason="dry run" if dry_run else "offline (HF_HUB_OFFLINE=1)")
     if api is None:
         from huggingface_hub import get_token
 
@@ -94,7 +170,7 @@ def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = Tru
                                    commit_message=f"{manifest['name']} {manifest['version']}",
                                    revision=revision, create_pr=create_pr)
         if not create_pr:
-            api.create_tag(repo, repo_type="dataset", tag=str(plan["tag"]), revision=commit.oid,
+            api.create_tag(repo, repo_type="dataset", tag=plan.tag, revision=commit.oid,
                            exist_ok=True)
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
@@ -109,8 +185,8 @@ def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = Tru
             f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({type(exc).__name__}: "
             f"{' '.join(str(exc).split()) or 'no answer'}): go online and log in (`hf auth login`) to "
             "push, or use `--dry-run` (or HF_HUB_OFFLINE=1) to list what would be uploaded") from None
-    return {**plan, "uploaded": True, "url": str(url), "commit": commit.oid,
-            "pr_url": getattr(commit, "pr_url", None)}
+    return replace(plan, uploaded=True, url=str(url), commit=commit.oid,
+                   pr_url=getattr(commit, "pr_url", None))
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:

@@ -27,21 +27,55 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import Field
 
 from curate.catalog import Catalog, resolve_data_root
+from curate.config import Config
 from curate.curation import build_stages
-from curate.engine.local import Progress, run_stages, text_rewrite
+from curate.curation.config import DecontamConfig
+from curate.engine.local import run_stages, text_rewrite
 from curate.engine.stage import Stage, StageContext, split_reasons
 from curate.errors import ConfigError
 from curate.ingest.files import ingest_file
-from curate.ingest.runner import Progress as IngestProgress
-from curate.pipeline.rows import Repairs, check_target, write_rows
+from curate.pipeline.rows import Repairs, Written, check_target, write_rows
+from curate.progress import Progress
 from curate.read.runs import RunReader
 from curate.read.sources import ingest_entries, temporary_run
+from curate.read.views import ContaminationRow
 from curate.store import write_parquet
 
-RECIPE_REJECT_ABOVE = 0.005
+RECIPE_REJECT_ABOVE: float = DecontamConfig.model_fields["reject_source_above"].default
 """A recipe's default ``decontam.reject_source_above``: what the summary compares with."""
+
+
+class FileOptions(Config):
+    """Where a one-file command writes, and how it reads INPUT (``run_on_file`` takes the
+    same names)."""
+
+    out: str | None = Field(None, description=(
+        "Every row's decision: a .parquet file, or a folder (decisions.parquet inside); "
+        "reports go beside it."))
+    kept: str | None = Field(None, description=(
+        "Write the kept rows here, in INPUT's format and columns, with repaired text."))
+    removed: str | None = Field(None, description=(
+        "Write the removed rows here, in INPUT's format and columns, plus `reason`."))
+    source: str | None = Field(None, description=(
+        "Read INPUT with this catalog entry's mapping [default: INPUT has a `messages` column]."))
+
+
+@dataclass(frozen=True)
+class FileContamination:
+    """How contaminated one file was, and what the decision did with it."""
+
+    contaminated: int
+    rows: int
+    share: float
+    reject_source_above: float | None
+    """The threshold the decision used; None: rows judged one by one (no source rejection)."""
+    recipe_rule: float
+    """A recipe's default ``reject_source_above``."""
+    recipe_would_reject: bool
+    """Whether that rule would have rejected the whole file."""
 
 
 @dataclass
@@ -56,11 +90,11 @@ class FileResult:
     reports: dict[str, Path] = field(default_factory=dict)
     kept_path: Path | None = None
     removed_path: Path | None = None
-    written: dict[str, int] = field(default_factory=dict)
-    contamination: dict[str, Any] | None = None
-    """For decontamination: contaminated rows and share of the file, the threshold the
-    decision used (None: no source rejection) and whether a recipe's 0.5% rule would
-    have rejected the whole file."""
+    written: Written = field(default_factory=Written)
+    contamination: FileContamination | None = None
+    """For decontamination: how contaminated the file was, and what the decision did."""
+    contamination_rows: list[ContaminationRow] = field(default_factory=list)
+    """For decontamination: the contamination report, per benchmark, with examples."""
 
 
 def run_on_file(
@@ -72,18 +106,19 @@ def run_on_file(
     removed: str | os.PathLike[str] | None = None,
     source_rejection: bool = True,
     source: str | None = None,
-    benchmarks: Sequence[str] = (),
+    benchmarks: Sequence[str] | None = None,
     catalog_dirs: Iterable[str | os.PathLike[str]] = (),
     data_root: str | os.PathLike[str] | None = None,
-    ingest_progress: IngestProgress | None = None,
-    stage_progress: Progress | None = None,
+    progress: Progress | None = None,
 ) -> FileResult:
     """Run ``stages`` (name -> options, in order) over the file; write the decisions to
     ``out``, the kept rows to ``kept`` and the removed rows to ``removed`` (at least one);
-    ``ingest_progress`` and ``stage_progress`` as ``build_mix`` takes them.
+    ``progress`` as ``build_mix`` takes it.
 
     ``source_rejection=False`` (the one-file commands) judges rows only: decontamination
-    rejects the file as a whole only when its options set ``reject_source_above``."""
+    rejects the file as a whole only when its options set ``reject_source_above``.
+    ``benchmarks`` (default: the decontamination options' ``benchmarks``) are ingested
+    for the stages to read."""
     if out is None and kept is None and removed is None:
         raise ConfigError("nothing to write: give --kept PATH (the kept rows), --removed PATH "
                           "or --out PATH (every row's decision)")
@@ -98,14 +133,16 @@ def run_on_file(
     catalog = Catalog.load(catalog_dirs)
     root = resolve_data_root(data_root)
     built = build_stages(stages, where="options")
+    if benchmarks is None:
+        benchmarks = stages.get("decontam", {}).get("benchmarks", [])
     bench = [catalog.benchmark(name) for name in benchmarks]
     with temporary_run() as run:
         entry = ingest_file(Path(input_path), run.store, source=source, catalog=catalog, data_root=root,
-                            progress=ingest_progress)
+                            progress=progress)
         ingest_entries(run, [], benchmarks=bench, data_root=root)
         context = StageContext(benchmarks={b.name: run.benchmark_files(b.name) for b in bench})
         run_stages(built, run.store, [entry.name], input_fingerprint="adhoc", context=context,
-                   progress=stage_progress)
+                   progress=progress)
         table = _every_row(run, entry.name, [s.name for s in built])
         result = _write(table, None if out is None else Path(out), run, [s.name for s in built])
         if kept is not None or removed is not None:
@@ -122,6 +159,9 @@ def run_on_file(
         if "decontam" in stages:
             result.contamination = _contamination(table, stages["decontam"],
                                                   reject_given or source_rejection)
+            report = run.report("contamination")
+            result.contamination_rows = [] if report is None else [
+                ContaminationRow.from_json(r) for r in report.to_dicts()]
         return result
 
 
@@ -144,18 +184,15 @@ def _repairs(run: RunReader, source: str, built: Sequence[Stage[Any]]) -> Repair
     return Repairs(rows)
 
 
-def _contamination(table: pl.DataFrame, options: dict[str, Any], reject_given: bool) -> dict[str, Any]:
+def _contamination(table: pl.DataFrame, options: dict[str, Any], reject_given: bool) -> FileContamination:
     reasons = table.get_column("reason").fill_null("")
     contaminated = int((reasons == "contaminated").sum())
     read = int(table.height - table.get_column("id").null_count())
     share = contaminated / read if read else 0.0
-    return {
-        "contaminated": contaminated, "rows": read, "share": share,
-        "reject_source_above": options.get("reject_source_above", RECIPE_REJECT_ABOVE)
-        if reject_given else None,
-        "recipe_rule": RECIPE_REJECT_ABOVE,
-        "recipe_would_reject": share > RECIPE_REJECT_ABOVE,
-    }
+    return FileContamination(
+        contaminated=contaminated, rows=read, share=share,
+        reject_source_above=options.get("reject_source_above", RECIPE_REJECT_ABOVE) if reject_given else None,
+        recipe_rule=RECIPE_REJECT_ABOVE, recipe_would_reject=share > RECIPE_REJECT_ABOVE)
 
 
 def _every_row(run: RunReader, source: str, stage_names: list[str]) -> pl.DataFrame:

@@ -4,24 +4,45 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import polars as pl
+from pydantic import Field
 
-from curate.config import read_yaml
+from curate.config import Config, read_yaml
 from curate.curation import build_stages
-from curate.engine.local import Progress, Rewrite, StageResult, run_producer, run_stages, text_rewrite
+from curate.engine.local import Rewrite, StageResult, run_producer, run_stages, text_rewrite
 from curate.engine.stage import Producer, StageContext, build_steps
 from curate.ingest import IngestResult
-from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES
-from curate.ingest.runner import Progress as IngestProgress
+from curate.ingest.runner import IngestConfig
 from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
 from curate.mixes.release import WrittenRelease
 from curate.pipeline.run import Run, ingest_run
+from curate.pipeline.summary import RunSummary, inspect_run
+from curate.progress import Progress
 from curate.read.releases import DEFAULT_RELEASES_DIR
 from curate.synth import PRODUCERS
+
+
+class BuildConfig(Config):
+    """How ``curate build-mix`` runs (besides its ingestion, run and release folders)."""
+
+    dry_run: bool = Field(False, description=(
+        "Print the resolved plan and the feasibility check (exit 1 when infeasible); build nothing."))
+
+
+@dataclass(frozen=True)
+class Reused:
+    """What a build took from the run folder instead of computing it again."""
+
+    ingest_shards: int
+    stages: dict[str, str]
+    """Stage -> ``decisions`` (finished, reused whole) or ``scores`` (decided again)."""
+    synthetic_records: bool
+    release_unchanged: bool
 
 
 @dataclass
@@ -40,14 +61,36 @@ class BuildResult:
         """The stats of the last producer step (synth_cot_v1 for ``synth: {cot: ...}``)."""
         return self.produced[-1].stats if self.produced else None
 
-    def reused(self) -> dict[str, Any]:
+    def reused(self) -> Reused:
         """What this build took from the run folder instead of computing it again."""
-        return {
-            "ingest_shards": sum(s.resumed_shards for s in self.ingest.sources + self.ingest.benchmarks),
-            "stages": {r.name: r.reused for r in self.stages if r.reused != "nothing"},
-            "synthetic_records": bool(self.produced) and all(r.reused == "records" for r in self.produced),
-            "release_unchanged": self.release is not None and self.release.status == "unchanged",
-        }
+        return Reused(
+            ingest_shards=sum(s.resumed_shards for s in self.ingest.sources + self.ingest.benchmarks),
+            stages={r.name: r.reused for r in self.stages if r.reused != "nothing"},
+            synthetic_records=bool(self.produced) and all(r.reused == "records" for r in self.produced),
+            release_unchanged=self.release is not None and self.release.status == "unchanged",
+        )
+
+    @cached_property
+    def summary(self) -> RunSummary:
+        """What the run folder holds after the build (``curate inspect``'s summary)."""
+        return inspect_run(self.run.store.root)
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate build-mix --json``: the run's summary, what was reused, the sources that failed."""
+        return {**self.summary.to_json(), "reused": asdict(self.reused()),
+                "failed": [s.name for s in self.ingest.failed]}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A recipe resolved, and whether its mix is feasible (``build-mix --dry-run``)."""
+
+    recipe: dict[str, Any]
+    """The resolved recipe, as a recipe file would give it."""
+    feasibility: str
+    """What the check found, in one line."""
+    feasible: bool | None
+    """True, False, or None when it could not be checked yet."""
 
 
 def producers(run: Run) -> list[Producer[Any]]:
@@ -64,26 +107,24 @@ def build_mix(
     run: Run,
     *,
     releases_dir: str | os.PathLike[str] = DEFAULT_RELEASES_DIR,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    ingest_progress: IngestProgress | None = None,
-    stage_progress: Progress | None = None,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ingest: IngestConfig | None = None,
+    progress: Progress | None = None,
 ) -> BuildResult:
     """Ingest, run every stage and producer, allocate the mix and write the release.
     Stages run only when every source ingested; finished work is reused; the release is
     immutable."""
     stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
     steps = producers(run)
-    ingested = ingest_run(run, batch_rows=batch_rows, progress=ingest_progress,
-                          max_record_bytes=max_record_bytes)
+    ingest = ingest or IngestConfig()
+    ingested = ingest_run(run, options=ingest, progress=progress).result
     if ingested.failed:
         return BuildResult(run, ingested, [])
-    upstream = run.input_fingerprint(batch_rows)
+    upstream = run.input_fingerprint(ingest.batch_rows)
     context = StageContext(
         benchmarks={name: run.benchmark_files(name) for name in run.recipe.benchmarks},
         cache=run.store.cache("synth"), embedding_cache=run.store.cache("embeddings"))
     results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
-                         context=context, progress=stage_progress)
+                         context=context, progress=progress)
     rewrite = text_rewrite(stages)
     kept_fp = results[-1].stats["decision_fingerprint"] if results else upstream
 
@@ -92,7 +133,7 @@ def build_mix(
         return rewrite(table) if rewrite is not None and table.num_rows else table
 
     produced = [run_producer(step, run.store, parents, input_fingerprint=kept_fp, context=context,
-                             progress=stage_progress) for step in steps]
+                             progress=progress) for step in steps]
     try:
         release = assemble_release(_release_spec(run, results, rewrite, steps, produced), releases_dir)
     except InfeasibleMix as exc:
@@ -148,14 +189,16 @@ def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | N
         produced={step.source: made.stats for step, made in zip(steps, produced, strict=True)})
 
 
-def plan_mix(run: Run) -> dict[str, Any]:
+def plan_mix(run: Run) -> Plan:
     """The resolved recipe and whether its mix is feasible, without heavy work: the
-    check uses what the run folder already holds (ingested sources, finished stages).
-    ``feasible`` is True, False, or None when it could not be checked yet."""
+    check uses what the run folder already holds (ingested sources, finished stages)."""
     build_stages(run.recipe.stages, where=str(run.recipe_file))  # options are checked here
+    feasibility, feasible = _feasibility(run)
+    return Plan(run.recipe.model_dump(mode="json", exclude_none=True), feasibility, feasible)
+
+
+def _feasibility(run: Run) -> tuple[str, bool | None]:
     steps = producers(run)
-    plan: dict[str, Any] = {"recipe": run.recipe.model_dump(mode="json", exclude_none=True),
-                            "feasibility": "", "feasible": None}
     spec = run.recipe.mix
     missing = [n for n in run.recipe.sources if not (run.store.source(n).state() or {}).get("complete")]
     provided = {"synthetic" if e.origin == "synthetic" else e.domain for e in run.sources}
@@ -163,32 +206,26 @@ def plan_mix(run: Run) -> dict[str, Any]:
         provided.add("synthetic")
     unprovided = sorted(set(spec.targets) - provided) if spec else []
     if spec is None:
-        plan["feasibility"] = "no `mix`: every kept record goes to the release"
-    elif unprovided:
-        plan["feasibility"] = "infeasible: " + "; ".join(
+        return "no `mix`: every kept record goes to the release", None
+    if unprovided:
+        return "infeasible: " + "; ".join(
             f"no source of the recipe provides `{c}`"
             + (" (no source has origin synthetic and the recipe has no `synth`)" if c == "synthetic" else "")
-            for c in unprovided)
-        plan["feasible"] = False
-    elif missing:
-        plan["feasibility"] = (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
-                               "yet (run `curate ingest` first, or build)")
-    elif any(not (run.store.source(s.source).state() or {}).get("complete") for s in steps):
-        plan["feasibility"] = ("not checked: the synthetic records are not generated yet "
-                               "(`curate build-mix` generates them)")
-    else:
-        off = run.recipe.switched_off
-        stages = [n for n in run.recipe.stages if n not in off and run.store.stage(n).decisions.exists()]
-        pool = candidates(run, mix_sources(run), run.removed(stages), spec.tokenizer,
-                          max_length=spec.max_length)
-        units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
-        available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
-        try:
-            budget, _ = cell_budgets(available.sort("category", "modality"), spec)
-            plan["feasibility"] = (f"feasible: budget {budget:,} {spec.unit.replace('_', ' ')} "
-                                   f"(after {', '.join(stages) or 'ingestion only'})")
-            plan["feasible"] = True
-        except InfeasibleMix as exc:
-            plan["feasibility"] = str(explained(exc, run, stages))
-            plan["feasible"] = False
-    return plan
+            for c in unprovided), False
+    if missing:
+        return (f"not checked: {', '.join(missing)} not ingested in {run.store.root} "
+                "yet (run `curate ingest` first, or build)"), None
+    if any(not (run.store.source(s.source).state() or {}).get("complete") for s in steps):
+        return ("not checked: the synthetic records are not generated yet "
+                "(`curate build-mix` generates them)"), None
+    off = run.recipe.switched_off
+    stages = [n for n in run.recipe.stages if n not in off and run.store.stage(n).decisions.exists()]
+    pool = candidates(run, mix_sources(run), run.removed(stages), spec.tokenizer, max_length=spec.max_length)
+    units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
+    available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
+    try:
+        budget, _ = cell_budgets(available.sort("category", "modality"), spec)
+    except InfeasibleMix as exc:
+        return str(explained(exc, run, stages)), False
+    return (f"feasible: budget {budget:,} {spec.unit.replace('_', ' ')} "
+            f"(after {', '.join(stages) or 'ingestion only'})"), True

@@ -61,8 +61,17 @@ NOT_READ = ("not_read", None)
 """The decision of an input row that never became a record nor a quarantined row."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """Rows written to KEPT and to REMOVED, and kept rows whose text was repaired."""
+
+    kept: int = 0
+    removed: int = 0
+    repaired: int = 0
+
+
 def write_rows(input_path: Path, entry: Source, decisions: Mapping[int, tuple[str, str | None] | None],
-               repairs: Repairs, *, kept: Path | None, removed: Path | None) -> dict[str, int]:
+               repairs: Repairs, *, kept: Path | None, removed: Path | None) -> Written:
     """Write INPUT's kept rows (``decisions[row] is None``) to ``kept`` and the others, with
     their ``reason`` and ``reason_ref`` (``decisions[row]``), to ``removed``; rows per file
     written, and rows whose text was repaired."""
@@ -82,7 +91,7 @@ def write_rows(input_path: Path, entry: Source, decisions: Mapping[int, tuple[st
         if target is not None:
             _write(target, fmt, chosen, header)
     repaired = sum(1 for index in repairs.rows if decisions.get(index, NOT_READ) is None)
-    return {"kept": len(kept_rows), "removed": len(removed_rows), "repaired": repaired}
+    return Written(kept=len(kept_rows), removed=len(removed_rows), repaired=repaired)
 
 
 # -- one row of any format ------------------------------------------------------------------

@@ -10,18 +10,32 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field
 
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
+from curate.config import Config
 from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
-from curate.ingest.runner import DEFAULT_BATCH_ROWS, DEFAULT_MAX_RECORD_BYTES, source_fingerprint
-from curate.ingest.runner import Progress as IngestProgress
+from curate.ingest.runner import DEFAULT_BATCH_ROWS, IngestConfig, source_fingerprint
+from curate.pipeline.summary import RunSummary, inspect_run
+from curate.progress import Progress
 from curate.read.runs import RunReader
 from curate.store import RunStore, fingerprint
 from curate.version import __version__
 
 DEFAULT_RUNS_DIR = Path("runs")
+
+
+class RunFolder(Config):
+    """Where a recipe's run folder is (``open_run`` takes the same names)."""
+
+    runs_dir: str = Field(str(DEFAULT_RUNS_DIR), description=(
+        "Folder that holds run folders (<runs>/<recipe>/<run-id>)."))
+    run_id: str | None = Field(None, description="Run folder name [default: the recipe's version].")
 
 
 @dataclass
@@ -104,10 +118,27 @@ def row_totals(run: Run) -> dict[str, int]:
     return {name: n for name, n in totals.items() if n is not None}
 
 
-def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
-               progress: IngestProgress | None = None,
-               max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> IngestResult:
+@dataclass
+class Ingested:
+    """What ``ingest_run`` did: each source's ingestion, and the run's summary after it."""
+
+    run: Run
+    result: IngestResult
+
+    @cached_property
+    def summary(self) -> RunSummary:
+        """What the run folder holds now (``curate inspect``'s summary)."""
+        return inspect_run(self.run.store.root)
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate ingest --json``: the run's summary and the sources that failed."""
+        return {**self.summary.to_json(), "failed": [s.name for s in self.result.failed]}
+
+
+def ingest_run(run: Run, *, options: IngestConfig | None = None,
+               progress: Progress | None = None) -> Ingested:
     """Ingest the recipe's sources into the run folder and record the run's inputs."""
+    options = options or IngestConfig()
     sources, benchmarks = run.sources, run.benchmarks
     run.store.write_run_info(
         {
@@ -120,5 +151,6 @@ def ingest_run(run: Run, *, batch_rows: int = DEFAULT_BATCH_ROWS,
             "curate_version": __version__,
         }
     )
-    return ingest(sources, run.store, data_root=run.data_root, benchmarks=benchmarks,
-                  batch_rows=batch_rows, progress=progress, max_record_bytes=max_record_bytes)
+    return Ingested(run, ingest(sources, run.store, data_root=run.data_root, benchmarks=benchmarks,
+                                batch_rows=options.batch_rows, progress=progress,
+                                max_record_bytes=options.max_record_bytes))

@@ -39,6 +39,22 @@ class SearchConfig(Config):
     hnsw_ef_construction: int = Field(80, ge=1, description="`hnsw`: candidates kept while building.")
 
 
+class QueryConfig(Config):
+    """How many records ``curate rag search`` returns per query."""
+
+    k: int = Field(5, ge=1, description="Records per query.")
+
+
+class IndexFiles(Config):
+    """What ``curate rag index|cot`` writes to and how it reads a file input."""
+
+    out: str = Field(description=(
+        "The index folder: created, or appended to (records it holds are not embedded again)."))
+    source: str | None = Field(None, description="A file INPUT: read it with this catalog entry's mapping.")
+    cache_dir: str | None = Field(None, description=(
+        "Completion cache of `rag cot` [default: $CURATE_CACHE_DIR/synth or ~/.cache/curate/synth]."))
+
+
 class CotIndexConfig(SynthCotConfig):
     """Options of ``curate rag cot``: ``synth_cot_v1``'s options, the gold answer withheld by
     default (MedPrompt: the model's own chain of thought, kept when its answer is the gold)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +31,47 @@ from curate.records import SCHEMA, conform
 INDEX_SOURCE = "rag_index"
 
 
+@dataclass(frozen=True)
+class Exclusion:
+    """An index record the decontamination stage found in a benchmark."""
+
+    id: str
+    benchmark: str
+    item: str
+    tier: str
+    field: str | None
+    score: float | None
+
+
 @dataclass
 class ContaminationCheck:
     """The outcome: the clean view of the index and what was excluded."""
 
     index: Index
-    excluded: list[dict[str, Any]] = field(default_factory=list)
-    """One entry per excluded record: id, benchmark, item, tier, field, score."""
+    excluded: list[Exclusion] = field(default_factory=list)
     checked: int = 0
+
+    @property
+    def by_benchmark(self) -> dict[str, int]:
+        """Excluded records per benchmark."""
+        return dict(sorted(Counter(e.benchmark for e in self.excluded).items()))
+
+    @property
+    def by_tier(self) -> dict[str, int]:
+        """Excluded records per tier that found them."""
+        return dict(sorted(Counter(e.tier for e in self.excluded).items()))
 
     def summary(self) -> dict[str, Any]:
         """Counts for results files: checked, excluded, per benchmark and per tier, and the pairs."""
         return {
             "checked": self.checked, "excluded": len(self.excluded), "kept": len(self.index),
-            "by_benchmark": dict(sorted(Counter(e["benchmark"] for e in self.excluded).items())),
-            "by_tier": dict(sorted(Counter(e["tier"] for e in self.excluded).items())),
-            "records": self.excluded,
+            "by_benchmark": self.by_benchmark, "by_tier": self.by_tier,
+            "records": [asdict(e) for e in self.excluded],
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate rag check --json``."""
+        return self.summary()
 
 
 def as_records(index: Index) -> pa.Table:
@@ -97,12 +121,10 @@ def check_index(index: Index, benchmarks: Mapping[str, pl.DataFrame], config: De
     keyed = pl.from_arrow(records.select(["source", "row", "id"]))
     assert isinstance(keyed, pl.DataFrame)
     decided = stage.decide(keyed.hstack(scores)).filter(pl.col("contam_tier").is_not_null()).sort("row")
-    excluded = []
-    for rid, benchmark, item, tier, matched in decided.select(
-            "id", "contam_benchmark", "contam_item", "contam_tier", "contam_field").iter_rows():
-        excluded.append({"id": rid, "benchmark": benchmark, "item": item, "tier": tier, "field": matched,
-                         "score": _score(decided, rid, tier)})
-    view = index.without({e["id"]: f"contaminated:{e['benchmark']}:{e['item']}" for e in excluded})
+    excluded = [Exclusion(rid, benchmark, item, tier, matched, _score(decided, rid, tier))
+                for rid, benchmark, item, tier, matched in decided.select(
+                    "id", "contam_benchmark", "contam_item", "contam_tier", "contam_field").iter_rows()]
+    view = index.without({e.id: f"contaminated:{e.benchmark}:{e.item}" for e in excluded})
     return ContaminationCheck(index=view, excluded=excluded, checked=len(index))
 
 

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from curate.errors import ConfigError, MissingDependencyError
 from curate.rag.config import IndexConfig, SearchConfig, SearchKind
 from curate.rag.prompts import McqaItem
+from curate.read.views import CotStats
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,21 @@ class Hit:
     id: str
     score: float
     record: dict[str, Any]
+
+    @property
+    def question(self) -> str:
+        """The record's question."""
+        return str(self.record["question"])
+
+    @property
+    def source(self) -> str | None:
+        """The source the record came from."""
+        return self.record.get("source")
+
+    @property
+    def cot(self) -> str | None:
+        """The record's chain of thought (a self-generated or synthetic one), if any."""
+        return self.record.get("cot")
 
     def example(self) -> McqaItem:
         """The record as a few-shot example for ``build_prompt``."""
@@ -267,12 +283,57 @@ def _embedder(config: IndexConfig) -> dict[str, Any]:
             "batch_size": config.embedding_batch_size}
 
 
+@dataclass(frozen=True)
+class QueryHits:
+    """The records retrieved for one query, best first."""
+
+    query: str
+    hits: list[Hit]
+
+
+def search_index(path: str | os.PathLike[str], queries: Sequence[str], *, k: int = 5,
+                 search: SearchKind = "numpy") -> list[QueryHits]:
+    """The ``k`` records of the index at ``path`` most similar to each query."""
+    found = Index.open(path, search=search).search(list(queries), k)
+    return [QueryHits(query, hits) for query, hits in zip(queries, found, strict=True)]
+
+
 @dataclass
 class BuildResult:
     """What ``build_index`` did: the index, and the part it appended (None: nothing new)."""
 
     index: Index
     part: dict[str, Any]
+
+    @property
+    def added(self) -> int:
+        """Records this build embedded and appended."""
+        return int(self.part["added"])
+
+    @property
+    def already_indexed(self) -> int:
+        """Records of the input the index held already."""
+        return int(self.part["already_indexed"])
+
+    @property
+    def input_name(self) -> str:
+        """What was indexed (a release, a file, a catalog name)."""
+        return str(self.part["input"])
+
+    @property
+    def records_per_second(self) -> float | None:
+        """The embedding rate (None when nothing was embedded)."""
+        return self.part.get("records_per_second")
+
+    @property
+    def synth_cot(self) -> CotStats | None:
+        """With self-generated chains of thought: synth_cot_v1's stats."""
+        stats = self.part.get("stats", {}).get("synth_cot")
+        return None if stats is None else CotStats.from_json(stats)
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate rag index|cot --json``: the index folder, its size and the part appended."""
+        return {"index": str(self.index.path), "records": len(self.index), "part": self.part}
 
 
 def build_index(

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
+from curate.config import Config
 from curate.errors import ConfigError
+from curate.read.views import Composition, ContaminationRow, StageCounts
 from curate.store import ReleaseFolder, sha256_file
 
 if TYPE_CHECKING:
@@ -22,6 +27,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DEFAULT_RELEASES_DIR = Path("releases")
+
+
+class ReleasesFolder(Config):
+    """The folder releases are written to and listed from."""
+
+    releases_dir: str = Field(str(DEFAULT_RELEASES_DIR), description=(
+        "Folder of releases (<folder>/<recipe>/<version>)."))
 
 
 class Release:
@@ -70,14 +82,19 @@ class Release:
         return str(self.manifest.get("version", self.path.name))
 
     @property
-    def rows(self) -> int:
-        """Rows in the mix, over every category."""
-        return sum(int(c["rows"]) for c in self.manifest["composition"])
+    def composition(self) -> Composition:
+        """The mix as allocated: budget, categories, modalities."""
+        return Composition.from_json(self.manifest)
 
     @property
-    def loss_tokens(self) -> int:
-        """Loss tokens in the mix, over every category."""
-        return sum(int(c["loss_tokens"]) for c in self.manifest["composition"])
+    def stages(self) -> list[StageCounts]:
+        """What each stage decided."""
+        return [StageCounts.from_json(s) for s in self.manifest["stages"]]
+
+    @property
+    def contamination(self) -> list[ContaminationRow]:
+        """The contamination report, per source and benchmark (without examples)."""
+        return [ContaminationRow.from_json(c) for c in self.manifest.get("contamination") or []]
 
     @property
     def configs(self) -> list[str]:
@@ -111,6 +128,13 @@ class Release:
             return pl.DataFrame(schema={"id": pl.String, "source": pl.String})
         return pl.concat([pl.read_parquet(f, columns=["id", "source"]) for f in files]).unique("id")
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``curate release show --json`` prints: the release and its manifest's
+        budget, composition, modality, stages and contamination."""
+        manifest = self.manifest
+        return {"path": str(self.path), **{k: manifest.get(k) for k in (
+            "name", "version", "budget", "composition", "modality", "stages", "contamination")}}
+
     def dataset(self) -> Any:
         """The release as a ``datasets.DatasetDict``: one entry per config, images decoded by
         the ``Image`` feature."""
@@ -134,15 +158,51 @@ def load_release(path: str | os.PathLike[str]) -> Any:
     return Release.open(path).dataset()
 
 
-def list_releases(root: str | os.PathLike[str] = DEFAULT_RELEASES_DIR) -> list[Release]:
+@dataclass(frozen=True)
+class ListedRelease:
+    """One release of a releases folder: where, which, and its size."""
+
+    path: str
+    name: str
+    version: str
+    rows: int
+    loss_tokens: int
+
+
+def list_releases(root: str | os.PathLike[str] = DEFAULT_RELEASES_DIR) -> list[ListedRelease]:
     """Every release under ``root`` (``<root>/<name>/<version>``), in path order; hidden
     folders, such as those of an interrupted build, are never releases."""
     found = []
     for manifest in sorted(Path(root).glob(f"*/*/{ReleaseFolder.MANIFEST}")):
         if manifest.parent.name.startswith(".") or manifest.parent.parent.name.startswith("."):
             continue
-        found.append(Release(manifest.parent))
+        release = Release(manifest.parent)
+        composition = release.composition
+        found.append(ListedRelease(str(release.path), release.name, release.version, composition.rows,
+                                   composition.loss_tokens))
     return found
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A release folder checked against its manifest (``curate release verify``)."""
+
+    path: str
+    problems: list[str]
+    """What differs, one line each; empty when the release is intact."""
+    name: str | None = None
+    version: str | None = None
+    files: int = 0
+    """Files the manifest lists (when it could be read)."""
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> Verification:
+        """Check the release at ``path`` (``verify_release``)."""
+        problems = verify_release(path)
+        if problems:
+            return cls(str(path), problems)
+        release = Release(path)
+        return cls(str(path), [], release.name, release.version, len(release.manifest["files"]))
 
 
 def verify_release(path: str | os.PathLike[str]) -> list[str]:

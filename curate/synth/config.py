@@ -143,6 +143,17 @@ GeneratorConfig = SerializeAsAny[Annotated[BackendOptions, BeforeValidator(_vali
 options model and dumped with all of its fields."""
 
 
+class CotFileOptions(Config):
+    """Where ``curate synth cot`` (``enhance_file``) reads and writes."""
+
+    out: str = Field(description="A .parquet file (rejected and stats beside it), or a folder.")
+    cache_dir: str | None = Field(None, description=(
+        "Completion cache [default: $CURATE_CACHE_DIR/synth or ~/.cache/curate/synth]."))
+    source: str | None = Field(None, description=(
+        "Read INPUT with this catalog entry's mapping [default: INPUT has a `messages` column, "
+        "or is a parquet file of records]."))
+
+
 class SynthCotConfig(Config):
     """Options of ``synth_cot_v1`` (the recipe's ``synth: {cot: ...}`` section)."""
 

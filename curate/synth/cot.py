@@ -42,6 +42,7 @@ import pyarrow as pa
 from typing_extensions import override
 
 from curate.engine.stage import Produced, ProduceProgress, Producer, StageContext
+from curate.read.views import CotStats
 from curate.records import SCHEMA, conform, record_id
 from curate.synth.backend import Backend, Request, backend_from_config
 from curate.synth.cache import GenerationCache, cache_key, generate_cached
@@ -307,6 +308,16 @@ class CotFileResult:
     rejected: Path
     stats_path: Path
     stats: dict[str, Any]
+
+    @property
+    def cot(self) -> CotStats | None:
+        """``stats`` as a typed view."""
+        return CotStats.from_json(self.stats)
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate synth cot --json``: where the files went, and the stats."""
+        return {"synthetic": str(self.synthetic), "rejected": str(self.rejected),
+                "stats_path": str(self.stats_path), "stats": self.stats}
 
 
 def default_cache_dir() -> Path:

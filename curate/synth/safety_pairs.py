@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from curate.config import Config, read_config
+from curate.config import Config
 from curate.curation.config import MinHashConfig
 from curate.errors import ConfigError
 from curate.synth.attacks import ATTACK_STYLES, STYLES, AdversarialPrompt
@@ -108,6 +108,15 @@ class SafetyPairsConfig(Config):
         return self
 
 
+class PairsFiles(Config):
+    """What ``curate safety pairs`` reads its options from and writes to."""
+
+    config_path: str = Field(description=(
+        "YAML file of the options: `target`, `reference` and `judge` backends at least."))
+    out: str = Field(description=(
+        "Folder for train.parquet, test.parquet, candidates.parquet, stats.json, catalog/."))
+
+
 @dataclass
 class PairsResult:
     """What ``build_pairs`` wrote and counted."""
@@ -118,6 +127,50 @@ class PairsResult:
     candidates: Path
     catalog: Path
     stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def splits(self) -> list[SplitCounts]:
+        """What each split holds."""
+        return [SplitCounts(name, int(s["pairs"]), int(s["candidates"]), dict(s["reasons"]),
+                            list(s["topics"]), list(s["styles"])) for name, s in self.stats["splits"].items()]
+
+    @property
+    def prompts_read(self) -> int:
+        """Adversarial requests read from the catalog sources."""
+        return int(self.stats["prompts"]["read"])
+
+    @property
+    def near_duplicates_removed(self) -> int:
+        """Requests removed as near-duplicates of a kept one."""
+        return int(self.stats["prompts"]["near_duplicates_removed"])
+
+    @property
+    def verdicts(self) -> dict[str, int]:
+        """The judge's verdicts by label."""
+        return dict(self.stats["judge"]["verdicts"])
+
+    @property
+    def offline(self) -> bool:
+        """Whether an offline or test-double backend made the pairs (not training data)."""
+        return bool(self.stats["offline_or_test_double"])
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate safety pairs --json``: the files written and the stats."""
+        return {"out": str(self.out), "train": str(self.train), "test": str(self.test),
+                "candidates": str(self.candidates), "catalog": str(self.catalog), "stats": self.stats}
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """One split of the safety pairs: pairs kept of the candidates, why the others went,
+    its topics and styles."""
+
+    split: str
+    pairs: int
+    candidates: int
+    reasons: dict[str, int]
+    topics: list[str]
+    styles: list[str]
 
 
 @dataclass
@@ -401,7 +454,3 @@ def _write_catalog(config: SafetyPairsConfig, out: Path, paths: dict[str, Path],
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(entry, sort_keys=False), encoding="utf-8")
     return out / "catalog"
 
-
-def read_pairs_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SafetyPairsConfig:
-    """The config in the YAML file ``path``, with ``overrides`` (command-line values) on top."""
-    return read_config(SafetyPairsConfig, path, overrides)

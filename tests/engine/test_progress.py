@@ -22,17 +22,18 @@ from curate.engine.local import run_stages
 from curate.engine.stage import StageContext
 from curate.ingest.files import SAMPLE_BYTES, estimate_rows
 from curate.pipeline.adhoc import run_on_file
+from curate.progress import Tick
 from curate.store import RunStore
 
 
 class Recorder:
-    """Collects progress calls: (name, done, total)."""
+    """Collects progress ticks as (name, done, total)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, int, int]] = []
+        self.calls: list[tuple[str, int, int | None]] = []
 
-    def __call__(self, name: str, done: int, total: int) -> None:
-        self.calls.append((name, done, total))
+    def __call__(self, tick: Tick) -> None:
+        self.calls.append((tick.name, tick.done, tick.total))
 
     def of(self, name: str) -> list[tuple[int, int]]:
         return [(d, t) for n, d, t in self.calls if n == name]
@@ -70,11 +71,11 @@ def test_without_a_watcher_a_context_reports_nothing():
 
 
 def test_one_file_commands_report_ingestion_and_stages(data_root, tmp_path):
-    rows, steps = [], Recorder()
+    steps = Recorder()
     run_on_file(data_root / "general/dolly/dolly_151.jsonl", tmp_path / "out.parquet",
-                {"exact_dedup": {}}, source="dolly",
-                ingest_progress=lambda source, n: rows.append((source, n)), stage_progress=steps)
-    assert sum(n for _, n in rows) == 151 and {s for s, _ in rows} == {"dolly"}
+                {"exact_dedup": {}}, source="dolly", progress=steps)
+    ingested = [(name, done) for name, done, _ in steps.calls if name.startswith("ingest")]
+    assert ingested[-1] == ("ingest: dolly", 151) and {n for n, _ in ingested} == {"ingest: dolly"}
     assert steps.of("exact_dedup")[0] == (0, 1) and steps.of("exact_dedup")[-1] == (1, 1)
 
 
@@ -97,24 +98,23 @@ def test_row_totals_come_from_parquet_metadata_or_the_file_size(tmp_path):
 
 
 def test_the_command_lines_bars_go_to_stderr(capsys, monkeypatch):
-    from curate.cli import _progress
+    from curate.cli.console import progress_bars, rich_bars
 
     monkeypatch.setenv("FORCE_COLOR", "1")  # rich draws as on a terminal
     monkeypatch.setenv("COLUMNS", "120")
-    with _progress(True, input_rows=151) as (ingest, step):
-        assert ingest is not None and step is not None
-        ingest("dolly", 100)
-        ingest("estimated", 120)  # more rows than the estimate: the total follows
-        ingest("estimated", 40)
-        step("near_dedup", 0, 1)
-        step("near_dedup: LSH bands", 3, 16)
+    with rich_bars({}, rows=151) as tick:
+        tick(Tick("ingest", "dolly", 100))
+        tick(Tick("ingest", "estimated", 120))  # more rows than the estimate: the total follows
+        tick(Tick("ingest", "estimated", 160))
+        tick(Tick("near_dedup", None, 0, 1))
+        tick(Tick("near_dedup", "LSH bands", 3, 16))
         time.sleep(0.3)  # the bars refresh ten times a second
     out, err = capsys.readouterr()
     assert out == ""
     assert "ingest dolly" in err and "100/151" in err and "LSH bands" in err and "3/16" in err
     assert "160/160" in err and "160/151" not in err
-    with _progress(False) as callbacks:
-        assert callbacks == (None, None)
+    with progress_bars() as progress:  # stderr is not a terminal here: no bars
+        assert progress is None
 
 
 def test_build_mix_bars_get_row_totals_from_the_catalog_files(catalog, data_root, tmp_path):

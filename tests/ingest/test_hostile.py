@@ -21,6 +21,7 @@ from curate.cli import main
 from curate.config import load_model
 from curate.errors import ConfigError
 from curate.ingest import ingest
+from curate.progress import Tick
 from curate.store import RunStore
 
 
@@ -195,8 +196,8 @@ class Interrupted(Exception):
 def stop_after(shards: int):
     seen: list[int] = []
 
-    def progress(source: str, rows: int) -> None:
-        seen.append(rows)
+    def progress(tick: Tick) -> None:
+        seen.append(tick.done)
         if len(seen) == shards:
             raise Interrupted
 

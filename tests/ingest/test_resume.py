@@ -8,6 +8,8 @@ import polars as pl
 import pytest
 from conftest import ingest_into
 
+from curate.progress import Tick
+
 
 class Interrupted(Exception):
     pass
@@ -16,8 +18,8 @@ class Interrupted(Exception):
 def stop_after(shards: int):
     seen = []
 
-    def progress(source: str, rows: int) -> None:
-        seen.append(rows)
+    def progress(tick: Tick) -> None:
+        seen.append(tick.done)
         if len(seen) == shards:
             raise Interrupted(f"stopped after shard {len(seen)}")
 

@@ -301,8 +301,8 @@ def test_push_creates_a_private_repo_uploads_and_tags(tiny):
         ("create_tag", "me/tiny", {"repo_type": "dataset", "tag": "v1.0.0", "revision": "abc123",
                                    "exist_ok": True}),
     ]
-    assert result["url"] == "https://huggingface.co/datasets/me/tiny" and result["uploaded"]
-    assert result["files"] == ["README.md", "data/image_text/train-00000.parquet",
+    assert result.url == "https://huggingface.co/datasets/me/tiny" and result.uploaded
+    assert result.files == ["README.md", "data/image_text/train-00000.parquet",
                                "data/text/train-00000.parquet", "manifest.json", "removed.parquet",
                                "report.html"]
 
@@ -315,7 +315,7 @@ def test_push_to_a_branch_as_a_pull_request_in_public(tiny):
     assert api.calls[0][2]["private"] is False
     assert api.calls[1][2] == {"repo_type": "dataset", "branch": "v1-candidate", "exist_ok": True}
     assert api.calls[2][2]["revision"] == "v1-candidate" and api.calls[2][2]["create_pr"] is True
-    assert result["pr_url"].endswith("/discussions/1")
+    assert result.pr_url.endswith("/discussions/1")
 
 
 def test_push_command_prints_the_repository_url(tiny, monkeypatch):

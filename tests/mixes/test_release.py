@@ -16,6 +16,7 @@ from curate.cli import main
 from curate.mixes.publish import diff_releases, push_release
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
+from curate.progress import Tick
 from curate.read.releases import load_release
 
 RECIPE = """
@@ -98,8 +99,8 @@ def test_a_different_seed_changes_the_sample_and_nothing_else(first, tmp_path):
     same = {k for k in a if a[k] == b[k]}
     assert {"inputs", "benchmarks", "stages", "contamination", "budget", "packages"} <= same
     diff = diff_releases(result.release.path, other.release.path)
-    assert diff["added"] and diff["removed"]
-    assert {r["reason"] for r in diff["removed"]} == {"not_selected"}
+    assert diff.added and diff.removed
+    assert {r.reason for r in diff.removed} == {"not_selected"}
 
 
 class Interrupted(Exception):
@@ -109,12 +110,12 @@ class Interrupted(Exception):
 def test_an_interrupted_build_resumes_to_the_identical_release(first, tmp_path):
     _, result = first
 
-    def stop(name: str, done: int, total: int) -> None:
-        if name == "near_dedup":
-            raise Interrupted(f"stopped in {name}")
+    def stop(tick: Tick) -> None:
+        if tick.name == "near_dedup":
+            raise Interrupted(f"stopped in {tick.name}")
 
     with pytest.raises(Interrupted, match="stopped in near_dedup"):
-        build(tmp_path, name="d", stage_progress=stop)
+        build(tmp_path, name="d", progress=stop)
     assert not (tmp_path / "releases-d").exists() or not any((tmp_path / "releases-d").iterdir())
     resumed = build(tmp_path, name="d")
     assert files_of(resumed.release.path) == files_of(result.release.path)
@@ -137,8 +138,8 @@ def test_push_offline_is_a_dry_run(first, monkeypatch):
     _, result = first
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     plan = push_release(result.release.path, "someone/small")
-    assert not plan["uploaded"] and plan["tag"] == "v1"
-    assert "manifest.json" in plan["files"] and "README.md" in plan["files"]
+    assert not plan.uploaded and plan.tag == "v1"
+    assert "manifest.json" in plan.files and "README.md" in plan.files
 
 
 def test_release_commands(first):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
@@ -141,11 +142,11 @@ def test_the_library_keeps_the_recipe_rule_unless_told_to_judge_rows(tmp_path):
     mine = write_jsonl(tmp_path / "my.jsonl", rows)
     by_rule = run_on_file(mine, None, {"decontam": {}}, removed=tmp_path / "r.jsonl",
                           benchmarks=["mmlu_medical"])
-    assert by_rule.kept == 0 and by_rule.contamination["reject_source_above"] == 0.005
+    assert by_rule.kept == 0 and by_rule.contamination.reject_source_above == 0.005
     by_row = run_on_file(mine, None, {"decontam": {}}, kept=tmp_path / "k.jsonl",
                          benchmarks=["mmlu_medical"], source_rejection=False)
     assert by_row.reasons == {"contaminated": 3, "invalid_messages": 1}
-    assert by_row.contamination == {"contaminated": 3, "rows": 31, "share": 3 / 31,
+    assert asdict(by_row.contamination) == {"contaminated": 3, "rows": 31, "share": 3 / 31,
                                     "reject_source_above": None, "recipe_rule": 0.005,
                                     "recipe_would_reject": True}
-    assert by_row.written == {"kept": 28, "removed": 4, "repaired": 0}
+    assert asdict(by_row.written) == {"kept": 28, "removed": 4, "repaired": 0}

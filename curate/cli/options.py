@@ -1,5 +1,11 @@
 """Command-line options generated from config models: each option is declared once.
 
+Every option of every command comes from a field of a config model (``curate.config.Config``):
+stage options, backend options, the model spec, ingestion, the catalog and data root,
+the run and release folders. The command line adds only presentation (``--json``) and
+arguments (INPUT, RECIPE, ...); a test walks every command and fails on a hand-written
+option that shadows a config field.
+
 A stage's or backend's pydantic model is the single declaration of an option: its
 type, default, bounds (``ge``/``gt``/``le``/``lt``), choices (``Literal``) and help text
 (``description``). ``config_options`` turns a model's fields into click options, the
@@ -51,7 +57,8 @@ def config_options(model: type[BaseModel], *, at: Sequence[str] = (),
     """Click options for the fields of ``model`` whose values go under the keys ``at``.
 
     ``only``/``skip`` choose fields; ``rename`` gives a field another option name
-    (``benchmarks`` -> ``--benchmark``); ``required`` fields must be given.
+    (``benchmarks`` -> ``--benchmark``; a flag's off switch after a slash: ``private/public``);
+    ``required`` fields must be given (as must a field without a default).
     """
     names = _chosen(model, only, skip)
     rename = dict(rename or {})
@@ -60,8 +67,8 @@ def config_options(model: type[BaseModel], *, at: Sequence[str] = (),
     def decorate(command: F) -> F:
         for name in reversed(names):
             info = model.model_fields[name]
-            command = _option(name, rename.get(name, name), info, _click_type(info),
-                              target=(*at, name), models=[model], required=name in must)(command)
+            command = _option(name, rename.get(name, name), info, _click_type(info), target=(*at, name),
+                              models=[model], required=name in must or info.is_required())(command)
         return command
 
     return decorate
@@ -105,14 +112,19 @@ def union_options(models: Sequence[type[BaseModel]], *, discriminator: str, at: 
 
 def settings(context: click.Context) -> dict[str, Any]:
     """The values the command's ``ConfigOption``s were given, as nested mappings
-    (``{"decontam": {"benchmarks": [...], "min_containment": 0.6}}``); unset options
-    (None, or an empty repeatable option) are left out, so the config's default holds."""
+    (``{"decontam": {"benchmarks": [...], "min_containment": 0.6}}``); options left at
+    their default (unset, None, or an empty repeatable option) are left out, so the
+    config's default holds and the library sees only what the user gave."""
+    from click.core import ParameterSource
+
     gathered: dict[str, Any] = {}
     for param in context.command.params:
         if not isinstance(param, ConfigOption):
             continue
         value = context.params.get(param.name or "")
         if value is None or (param.multiple and not value):
+            continue
+        if context.get_parameter_source(param.name or "") in (ParameterSource.DEFAULT, None):
             continue
         node = gathered
         for key in param.target[:-1]:
@@ -155,8 +167,9 @@ def _option(field: str, name: str, info: FieldInfo, kind: Any, *, target: tuple[
         "help": help_prefix + (info.description or ""), "required": required,
         "show_default": default is not None and not isinstance(default, bool) or None,
     }
-    if kind is bool:
-        declarations = [f"--{flag}/--no-{flag}"]
+    if kind is bool:  # `rename={"private": "private/public"}` names the off switch
+        on, _, off = flag.partition("/")
+        declarations = [f"--{on}/--{off or 'no-' + on}"]
         options["default"] = default
         options["show_default"] = default is not None
     elif isinstance(kind, Multiple):

@@ -1,0 +1,1 @@
+"""How each command group prints its typed results (``--json`` aside)."""
