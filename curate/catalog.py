@@ -254,6 +254,9 @@ class MixSpec(Config):
         None, description="Tokenizer (hub name or local path) that counts loss tokens; unset: a "
         "whitespace estimate (1.3 tokens per word), which the manifest says.",
     )
+    tokenizer_revision: str | None = Field(
+        None, description="Hub revision (commit sha, tag or branch) of `tokenizer`.",
+    )
     max_length: int | None = Field(
         None, gt=0, description="Training sequence length in tokens (TRL's `max_length`): tokens "
         "past it are not trained on, so they are not counted; needs `tokenizer`.",

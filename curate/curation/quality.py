@@ -21,30 +21,32 @@ thresholds, the rest of it goes too (``source_rejected:low_quality``). A scorer 
 scores barely vary (a base model instead of a DEITA scorer, a broken checkpoint, a
 wrong dtype) fails the stage instead of selecting on noise.
 
-Backends: ``transformers`` (CPU or GPU; one forward pass per batch, left padding,
-prompts sorted by length) and ``vllm`` (GPU; a one-token generation restricted to the
-six digits, with their log-probabilities; prompts cut to the engine's context length - 1;
-``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``). The two scorers
-stay loaded together for the stage, or, with ``scorer_loading: in_turn``, one at a time:
-each engine is shut down before the other loads, so each may take the whole GPU.
+Backends (``backend``, the scorer ``deita_<backend>`` of ``curate.models.scoring.SCORERS``):
+``transformers`` (CPU or GPU; the shared forward pass ``next_token_logprobs``: one pass
+per batch, left padding, prompts sorted by length) and ``vllm`` (GPU; a one-token
+generation restricted to the six digits, with their log-probabilities; prompts cut to the
+engine's context length - 1; ``tensor_parallel_size``, ``gpu_memory_utilization``,
+``max_model_len``). The two scorers stay loaded together for the stage, or, with
+``scorer_loading: in_turn``, one at a time: each engine is shut down before the other
+loads, so each may take the whole GPU.
 """
 
 from __future__ import annotations
 
-import inspect
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 from typing_extensions import override
 
-from curate.config import Device, Dtype
+from curate.config import Device, Dtype, ModelSpec
 from curate.curation.config import QualityConfig
 from curate.engine.stage import RowStage, StageContext
 from curate.errors import ConfigError, MissingDependencyError
-from curate.models import close_vllm, free_memory, load_causal_lm, resolve_device
+from curate.models.scoring import SCORERS, Scorer, TransformersModelScorer, VllmEngineScorer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -85,16 +87,20 @@ def quality_prompt(instruction: str, output: str) -> str:
     return QUALITY_TEMPLATE.format(instruction=instruction, output=output)
 
 
-class Scorer(Protocol):
-    """A loaded scorer model: DEITA scores for prompts, in order."""
+class DeitaScorer(Scorer):
+    """A loaded DEITA scorer model (``SCORERS``' ``deita_<backend>``): DEITA scores for
+    prompts, in order; ``teardown`` frees the model."""
 
+    @abstractmethod
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
         """The expected digit (1 to 6) for each prompt, in order."""
-        ...
 
-    def close(self) -> None:
-        """Free the model (and its GPU memory)."""
-        ...
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: QualityConfig, model: str, *, revision: str | None,
+                    gpu_memory_utilization: float) -> Self:
+        """The scorer ``model`` with the stage's options (``gpu_memory_utilization``: the
+        share of the GPU this scorer may take, for a vLLM engine)."""
 
 
 class Quality(RowStage[QualityConfig]):
@@ -111,11 +117,11 @@ class Quality(RowStage[QualityConfig]):
 
     def __init__(self, config: QualityConfig | None = None):
         super().__init__(config)
-        self._scorers: dict[str, Scorer] = {}
+        self._scorers: dict[str, DeitaScorer] = {}
 
-    def scorer(self, name: str) -> Scorer:
+    def scorer(self, name: str) -> DeitaScorer:
         """The scorer model ``name``, loaded once per stage run (freed by ``teardown``). With
-        ``scorer_loading: in_turn`` the other scorer is closed first: one model at a time."""
+        ``scorer_loading: in_turn`` the other scorer is torn down first: one model at a time."""
         if name not in self._scorers:
             o = self.config
             if o.scorer_loading == "in_turn":
@@ -123,20 +129,18 @@ class Quality(RowStage[QualityConfig]):
             loaded_at_once = (1 if o.scorer_loading == "in_turn"
                               else len({o.complexity_model, o.quality_model}))
             revision = (o.complexity_revision if name == o.complexity_model else o.quality_revision)
-            self._scorers[name] = load_scorer(
-                name, revision=revision, backend=o.backend, device=o.device, dtype=o.dtype,
-                max_length=o.max_length, batch_size=o.batch_size,
-                trust_remote_code=o.trust_remote_code,
-                gpu_memory_utilization=o.gpu_memory_utilization or 0.9 / loaded_at_once,
-                tensor_parallel_size=o.tensor_parallel_size, max_model_len=o.max_model_len)
+            scorer: type[DeitaScorer] = SCORERS.load(f"deita_{o.backend}")
+            self._scorers[name] = scorer.from_config(
+                o, name, revision=revision,
+                gpu_memory_utilization=o.gpu_memory_utilization or 0.9 / loaded_at_once)
         return self._scorers[name]
 
     @override
     def teardown(self) -> None:
-        """Close the scorer models (a vLLM engine gives its GPU memory back)."""
+        """Tear the scorer models down (a vLLM engine gives its GPU memory back)."""
         scorers, self._scorers = self._scorers, {}
         for scorer in scorers.values():
-            scorer.close()
+            scorer.teardown()
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -262,7 +266,9 @@ def digit_token_ids(tokenizer: PreTrainedTokenizerBase, model: str = "the scorer
 
 
 def expected_digit(logits: np.ndarray) -> np.ndarray:
-    """sum_i i * softmax(logits)_i per row, rows being the logits of the tokens "1".."6"."""
+    """sum_i i * softmax(logits)_i per row, rows being the logits of the tokens "1".."6" (or
+    their log-probabilities, which differ from the logits by a constant per row: the same
+    softmax, DEITA's score)."""
     logits = logits.astype(np.float64)
     weights = np.exp(logits - logits.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)
@@ -294,78 +300,38 @@ def _tail_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
 
 # -- backends ---------------------------------------------------------------------------------
 
-def load_scorer(name: str, *, revision: str | None = None,
-                backend: Literal["transformers", "vllm"] = "transformers",
-                device: Device = "auto", dtype: Dtype = "auto",
-                max_length: int = 2048, batch_size: int = 16, trust_remote_code: bool = False,
-                gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
-                max_model_len: int | None = None) -> Scorer:
-    """A DEITA scorer model by hub name or local path. ``gpu_memory_utilization``,
-    ``tensor_parallel_size`` and ``max_model_len`` are vLLM's engine options (vLLM only)."""
-    if backend == "vllm":
-        return VllmScorer(name, revision=revision, dtype=dtype, max_length=max_length,
-                          trust_remote_code=trust_remote_code,
-                          gpu_memory_utilization=gpu_memory_utilization,
-                          tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
-    return TransformersScorer(name, revision=revision, device=device, dtype=dtype,
-                              max_length=max_length, batch_size=batch_size,
-                              trust_remote_code=trust_remote_code)
-
-
-class TransformersScorer:
-    """A scorer on ``transformers``: batched forward passes, the last position's logits."""
+class TransformersScorer(DeitaScorer, TransformersModelScorer):
+    """A DEITA scorer on ``transformers``: the digits' log-probabilities at the last position
+    (``next_token_logprobs``), batched by length."""
 
     def __init__(self, name: str, *, revision: str | None = None, device: Device = "auto",
                  dtype: Dtype = "auto", max_length: int = 2048, batch_size: int = 16,
                  trust_remote_code: bool = False):
-        self.device = resolve_device(device)
-        self.model, self.tokenizer = load_causal_lm(
-            name, revision=revision, dtype=dtype, device=self.device,
-            trust_remote_code=trust_remote_code, what="scorer model")
-        parameters = inspect.signature(self.model.forward).parameters
-        self.last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+        super().__init__(ModelSpec(model=name, revision=revision, trust_remote_code=trust_remote_code),
+                         device=device, dtype=dtype, batch_size=batch_size, what="scorer model")
         self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
-        self.pad_id = next((i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
-                                        self.tokenizer.unk_token_id) if i is not None), 0)
         self.max_length = max_length
-        self.batch_size = batch_size
 
+    @classmethod
+    @override
+    def from_config(cls, config: QualityConfig, model: str, *, revision: str | None,
+                    gpu_memory_utilization: float) -> Self:
+        return cls(model, revision=revision, device=config.device, dtype=config.dtype,
+                   max_length=config.max_length, batch_size=config.batch_size,
+                   trust_remote_code=config.trust_remote_code)
+
+    @override
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
-        """The expected digit (1 to 6) for each prompt, batched by length."""
-        import torch
-
+        """The expected digit (1 to 6) for each prompt."""
         encoded = encode_prompts(self.tokenizer, prompts, self.max_length)
-        order = np.argsort([len(ids) for ids in encoded], kind="stable")
-        logits = np.zeros((len(encoded), len(DIGITS)), np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                logits[batch] = self._digit_logits([encoded[i] for i in batch])
-        return expected_digit(logits)
-
-    def _digit_logits(self, batch: list[list[int]]) -> np.ndarray:
-        """One forward pass over a left-padded batch; the digits' logits at the end."""
-        import torch
-
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            mask[row, width - len(ids):] = 1
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), **self.last_only)
-        return out.logits[:, -1, self.ids].float().cpu().numpy()
-
-    def close(self) -> None:
-        """Drop the model and give its memory back."""
-        self.__dict__.pop("model", None)
-        free_memory()
+        digits = np.zeros((len(encoded), len(DIGITS)), np.float32)
+        for rows, logprobs in self.next_token_logprobs(encoded):
+            digits[rows] = logprobs[:, self.ids].numpy()
+        return expected_digit(digits)
 
 
-class VllmScorer:
-    """A scorer on vLLM: one generated token, restricted to the six digits, with their
+class VllmScorer(DeitaScorer, VllmEngineScorer):
+    """A DEITA scorer on vLLM: one generated token, restricted to the six digits, with their
     log-probabilities (``logprobs_mode="processed_logprobs"``: after the restriction, so
     exactly the six digits come back, normalised among themselves).
 
@@ -381,27 +347,30 @@ class VllmScorer:
                  gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None):
         try:
-            from vllm import LLM, SamplingParams
+            from vllm import SamplingParams
         except ImportError:
             raise MissingDependencyError("vllm", "vllm") from None
-        self.name = name
-        engine: dict[str, Any] = {
-            "model": name, "revision": revision, "dtype": dtype,
-            "logprobs_mode": "processed_logprobs", "trust_remote_code": trust_remote_code,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "tensor_parallel_size": tensor_parallel_size,
-        }
-        if max_model_len is not None:
-            engine["max_model_len"] = max_model_len
-        self.llm = LLM(**engine)
-        self.tokenizer = self.llm.get_tokenizer()
+        super().__init__(ModelSpec(model=name, revision=revision, trust_remote_code=trust_remote_code),
+                         dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                         logprobs_mode="processed_logprobs")
         self.ids = digit_token_ids(self.tokenizer, f"scorer `{name}`")
         self.params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(DIGITS),
                                      allowed_token_ids=self.ids)
-        self.max_model_len = engine_max_model_len(self.llm) or max_model_len
         self.max_length = (max_length if self.max_model_len is None
                            else min(max_length, self.max_model_len - 1))
 
+    @classmethod
+    @override
+    def from_config(cls, config: QualityConfig, model: str, *, revision: str | None,
+                    gpu_memory_utilization: float) -> Self:
+        return cls(model, revision=revision, dtype=config.dtype, max_length=config.max_length,
+                   trust_remote_code=config.trust_remote_code,
+                   gpu_memory_utilization=gpu_memory_utilization,
+                   tensor_parallel_size=config.tensor_parallel_size,
+                   max_model_len=config.max_model_len)
+
+    @override
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
         """The expected digit (1 to 6) for each prompt, in one vLLM batch."""
         encoded = encode_prompts(self.tokenizer, prompts, self.max_length)
@@ -415,20 +384,8 @@ class VllmScorer:
             missing = [DIGITS[k] for k, i in enumerate(self.ids) if i not in top]
             if missing:
                 raise ConfigError(
-                    f"scorer `{self.name}`: vLLM returned no log-probability for the digits "
+                    f"scorer `{self.model}`: vLLM returned no log-probability for the digits "
                     f"{missing}; it needs vLLM >= 0.12 (`logprobs_mode`): "
                     "pip install 'curate[vllm]'")
             logits[row] = [top[i].logprob for i in self.ids]
         return expected_digit(logits)
-
-    def close(self) -> None:
-        """Shut the engine down and give its GPU memory back."""
-        close_vllm(self.__dict__.pop("llm", None))
-
-
-def engine_max_model_len(llm: Any) -> int | None:
-    """The context length a ``vllm.LLM`` runs with (``llm.llm_engine.model_config.max_model_len``:
-    the option given, else the model's own), or None when it does not say."""
-    config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
-    value = getattr(config, "max_model_len", None)
-    return int(value) if isinstance(value, int) else None

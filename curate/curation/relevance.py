@@ -45,7 +45,7 @@ class Relevance(RowStage[RelevanceConfig]):
         self._processor: Any = None
         self._device = "cpu"
 
-    def setup(self, context: StageContext) -> None:
+    def setup(self, context: StageContext | None = None) -> None:
         """Load the CLIP model and processor once for the stage run."""
         self._model, self._processor, self._device = load_clip(
             self.config.model, revision=self.config.revision, device=self.config.device)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ from curate.engine.stage import (
     RowStage,
     Stage,
     StageContext,
-    Step,
     split_reasons,
 )
+from curate.lifecycle import running
 from curate.progress import Progress, Tick
 from curate.read.runs import RunReader, decisions_are_current
 from curate.records import KEYS, POSITION
@@ -53,16 +52,6 @@ class StageResult:
     name: str
     stats: dict[str, Any]
     reused: str  # "nothing", "scores" or "decisions" (a producer: "nothing" or "records")
-
-
-@contextmanager
-def running(step: Step[Any], context: StageContext) -> Iterator[None]:
-    """``step`` set up for the work inside the block, and torn down after it."""
-    step.setup(context)
-    try:
-        yield
-    finally:
-        step.teardown()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, g
 
 from curate.config import Config, validate_model
 from curate.errors import ConfigError
+from curate.lifecycle import Lifecycle
 from curate.registry import Registry
 
 if TYPE_CHECKING:
@@ -90,15 +91,16 @@ class StageContext:
 C = TypeVar("C", bound=Config)
 
 
-class Step(ABC, Generic[C]):
+class Step(Lifecycle, ABC, Generic[C]):
     """What every pipeline step has: a versioned name, typed options, a lifecycle.
 
     A subclass names its options class as the type argument (``RowStage[CleanConfig]``);
-    ``config_class`` is taken from it. The engine calls ``setup`` once before the step
-    does its work (load a model, build an index) and ``teardown`` once after it, even
-    when the work failed, so a model lives for one step run and its memory (GPU memory
-    included) is freed before the next step starts. A step whose results are reused
-    from the run store is never set up.
+    ``config_class`` is taken from it. The engine calls ``setup(context)`` once before the
+    step does its work (load a model, build an index) and ``teardown`` once after it, even
+    when the work failed (``curate.lifecycle.running``), so a model lives for one step run
+    and its memory (GPU memory included) is freed before the next step starts. A step is
+    built when a recipe is read, so it loads nothing before ``setup``; a step whose results
+    are reused from the run store is never set up.
     """
 
     name: ClassVar[str]
@@ -132,11 +134,9 @@ class Step(ABC, Generic[C]):
         """``<name>_v<version>``: what stats, manifests and lineage name."""
         return f"{self.name}_v{self.version}"
 
-    def setup(self, context: StageContext) -> None:
-        """Load what the work needs (models, indexes); called once before it."""
-
-    def teardown(self) -> None:
-        """Free what ``setup`` or the work loaded; called once after it."""
+    def setup(self, context: StageContext | None = None) -> None:
+        """Load what the work needs (models, indexes); called once before it, with the
+        context the work runs in (None outside the engine)."""
 
 
 class Stage(Step[C]):

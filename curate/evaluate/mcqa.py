@@ -49,7 +49,7 @@ from curate.evaluate.config import McqaConfig
 from curate.evaluate.items import McqaItem, read_benchmark
 from curate.evaluate.prompts import TEMPLATES, Prompt, Template, build_prompt
 from curate.evaluate.report import McqaSummary
-from curate.evaluate.scorers import Scored, Scorer, make_scorer
+from curate.evaluate.scorers import ChoiceScorer, Scored, make_scorer
 from curate.store import read_json, write_json, write_parquet
 from curate.version import installed_versions
 
@@ -98,7 +98,7 @@ def template_for(config: McqaConfig) -> Template:
     return TEMPLATES["letters" if config.mode == "loglik" else "cot"]
 
 
-def predict(items: Sequence[McqaItem], scorer: Scorer, *,
+def predict(items: Sequence[McqaItem], scorer: ChoiceScorer, *,
             build: Callable[[McqaItem], Prompt], batch_size: int = 64) -> pl.DataFrame:
     """Score every item (prompts from ``build``); one prediction row per item."""
     rows: list[dict[str, Any]] = []
@@ -122,7 +122,7 @@ def predict(items: Sequence[McqaItem], scorer: Scorer, *,
     return pl.DataFrame(rows, schema=PREDICTION_SCHEMA)
 
 
-def predict_ensemble(items: Sequence[McqaItem], scorer: Scorer, *,
+def predict_ensemble(items: Sequence[McqaItem], scorer: ChoiceScorer, *,
                      build: Callable[[McqaItem], list[Prompt]], seed: int,
                      batch_size: int = 64) -> list[dict[str, Any]]:
     """Score every prompt of every item (``build`` gives one per option order); per item
@@ -210,12 +210,12 @@ def evaluate_mcqa(
     baseline: str | os.PathLike[str] | None = None,
     catalog_dirs: Iterable[str | os.PathLike[str]] = (),
     data_root: str | os.PathLike[str] | None = None,
-    scorer: Scorer | None = None,
+    scorer: ChoiceScorer | None = None,
 ) -> McqaResult:
     """Evaluate the model of ``config`` on ``benchmarks`` (catalog names); write ``out``.
 
     ``scorer``: an already built scorer (its model loaded once for several calls);
-    default: built from ``config`` and closed at the end.
+    default: built from ``config`` and torn down at the end.
     """
     if not benchmarks:
         raise ConfigError("name at least one benchmark (see `curate catalog ls`)")
@@ -252,7 +252,7 @@ def evaluate_mcqa(
         identity = scorer.identity()
     finally:
         if own:
-            scorer.close()
+            scorer.teardown()
     stats: dict[str, Any] = {"resamples": config.resamples, "confidence": config.confidence,
                              "seed": config.seed}
     results: dict[str, Any] = {
@@ -304,7 +304,7 @@ class RetrievalRun:
     summary: dict[str, Any]
 
 
-def evaluate_retrieval(items: Sequence[McqaItem], scorer: Scorer, index: Any,
+def evaluate_retrieval(items: Sequence[McqaItem], scorer: ChoiceScorer, index: Any,
                        benchmarks: dict[str, pl.DataFrame], config: McqaConfig,
                        template: Template) -> RetrievalRun:
     """MedPrompt over ``items``: the contamination check of ``index`` against ``benchmarks``,

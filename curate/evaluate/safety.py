@@ -320,10 +320,10 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
         refusal_identity = refusal_backend.identity() if config.refusal == "judge" else None
     finally:
         if own_model:
-            model.close()
-        judge.close()
+            model.teardown()
+        judge.teardown()
         if own_refusal and refusal_backend is not None:
-            refusal_backend.close()
+            refusal_backend.teardown()
 
     labels = [v.label for v in verdicts]
     asr = attack_success(labels, {"topic": [i["topic"] for i in items], "style": [i["style"] for i in items]},

@@ -1,7 +1,9 @@
-"""Scorers: a batch of prompts in, one choice per prompt out.
+"""MCQA scorers: a batch of prompts in, one choice per prompt out.
 
-Every scorer is a callable ``scorer(prompts) -> list[Scored]`` with a ``close()``; which
-one runs is decided by ``make_scorer(config)``:
+Every scorer is a ``ChoiceScorer`` (a ``curate.models.scoring.Scorer``): a callable
+``scorer(prompts) -> list[Scored]`` whose ``teardown()`` frees its model. Which one runs
+is decided by ``make_scorer(config)`` through ``curate.models.scoring.SCORERS``:
+``loglik_<backend>`` for mode `loglik`, ``generate`` for mode `generate`.
 
 - ``TransformersLoglik``: option-letter log-likelihood in one forward pass per prompt.
   The context and each continuation (`` A``, `` B``, ...) are tokenized the way
@@ -9,8 +11,9 @@ one runs is decided by ``make_scorer(config)``:
   each letter must be one token there; so the log-likelihood of every option is a
   log-softmax entry of the logits after the context's last token, and one forward pass
   scores all of them. Contexts longer than ``max_length`` keep their last tokens (as
-  lm-eval does). Batches are left-padded with explicit position ids and only the last
-  position's logits are computed (``logits_to_keep=1``).
+  lm-eval does). The forward pass is the one the DEITA scorer uses
+  (``curate.models.scoring.next_token_logprobs``): left-padded batches, explicit position
+  ids, only the last position's logits computed (``logits_to_keep=1``).
 - ``VllmLoglik``: the same numbers through vLLM's prompt-logprobs API (as lm-eval's
   vLLM model does): one request per option, the token ids of the context plus the
   letter, ``SamplingParams(max_tokens=1, prompt_logprobs=1)``; the letter's entry of the
@@ -26,14 +29,17 @@ one runs is decided by ``make_scorer(config)``:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
+
+from typing_extensions import override
 
 from curate.errors import ConfigError, MissingDependencyError
 from curate.evaluate.config import McqaConfig
 from curate.evaluate.prompts import Prompt
+from curate.models.scoring import SCORERS, Scorer, TransformersModelScorer, VllmEngineScorer
 from curate.synth.config import TransformersOptions, VllmOptions
 
 if TYPE_CHECKING:
@@ -56,29 +62,17 @@ class Scored:
     attempts: int = 1
 
 
-class Scorer(ABC):
-    """Base of the scorers: ``identity()`` for results, ``close()`` to free the model."""
-
-    backend: str
-    model: str
-    revision: str | None
+class ChoiceScorer(Scorer):
+    """An MCQA scorer: ``identity()`` for results, ``teardown()`` to free the model."""
 
     @abstractmethod
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
         """One ``Scored`` per prompt, in order."""
 
-    def identity(self) -> dict[str, str | None]:
-        """Backend, model and revision: what results name."""
-        return {"backend": self.backend, "model": self.model, "revision": self.revision}
-
-    def close(self) -> None:  # noqa: B027 (a hook: most scorers hold nothing to release)
-        """Release the model (a no-op unless the scorer holds one)."""
-
-    def __enter__(self) -> Scorer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: McqaConfig) -> Self:
+        """The scorer ``config`` describes, its model loaded."""
 
 
 def encode_choices(encode: Encode, prompts: Sequence[Prompt], *, max_length: int,
@@ -110,86 +104,63 @@ def encode_choices(encode: Encode, prompts: Sequence[Prompt], *, max_length: int
     return out
 
 
-class TransformersLoglik(Scorer):
+class TransformersLoglik(ChoiceScorer, TransformersModelScorer):
     """Option-letter log-likelihood with a transformers model (see the module docstring)."""
 
-    backend = "transformers"
-
     def __init__(self, options: TransformersOptions, *, max_length: int | None = None):
-        from curate.models import load_causal_lm, resolve_device
-
+        super().__init__(options, device=options.device, dtype=options.dtype,
+                         batch_size=options.batch_size, what="evaluated model")
         self.options = options
-        self.model = options.model
-        self.revision = options.revision
-        self.device = resolve_device(options.device)
-        self.network, self.tokenizer = load_causal_lm(
-            options.model, revision=options.revision, dtype=options.dtype, device=self.device,
-            trust_remote_code=options.trust_remote_code, what="evaluated model")
         self.max_length = max_length or _model_max_length(self.network, self.tokenizer)
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+
+    @classmethod
+    @override
+    def from_config(cls, config: McqaConfig) -> Self:
+        if not isinstance(config.model, TransformersOptions):
+            raise ConfigError(f"scorer `loglik_transformers` needs backend `transformers`, "
+                              f"not `{config.model.backend}`")
+        return cls(config.model, max_length=config.max_length)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts)["input_ids"]
 
+    @override
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
         """Each option letter's log-likelihood after each prompt; the best one is the choice."""
-        import torch
-
         encoded = encode_choices(self._encode, prompts, max_length=self.max_length,
                                  what=f"model `{self.model}`")
         results: list[Scored | None] = [None] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
-        size = self.options.batch_size
-        for start in range(0, len(order), size):
-            batch = order[start:start + size]
-            longest = max(len(encoded[i][0]) for i in batch)
-            ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            for row, i in enumerate(batch):
-                context = encoded[i][0]
-                ids[row, longest - len(context):] = torch.tensor(context)
-                mask[row, longest - len(context):] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.network(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                      position_ids=positions.to(self.device), logits_to_keep=1).logits
-            logprobs = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
-            for row, i in enumerate(batch):
+        for rows, logprobs in self.next_token_logprobs([context for context, _, _ in encoded]):
+            for row, i in enumerate(rows):
                 _, letters, cut = encoded[i]
                 scores = tuple(float(v) for v in logprobs[row, letters])
                 results[i] = Scored(choice=_argmax(scores), scores=scores, truncated=cut)
         return [r for r in results if r is not None]
 
-    def close(self) -> None:
-        """Drop the model and give its memory back."""
-        from curate.models import free_memory
 
-        self.__dict__.pop("network", None)
-        free_memory()
-
-
-class VllmLoglik(Scorer):
+class VllmLoglik(ChoiceScorer, VllmEngineScorer):
     """Option-letter log-likelihood through vLLM's prompt logprobs (see the module docstring)."""
 
-    backend = "vllm"
-
     def __init__(self, options: VllmOptions, *, max_length: int | None = None):
-        from curate.synth.vllm_engine import VllmBackend
-
+        super().__init__(options, dtype=options.dtype,
+                         tensor_parallel_size=options.tensor_parallel_size,
+                         gpu_memory_utilization=options.gpu_memory_utilization,
+                         max_model_len=options.max_model_len)
         self.options = options
-        self.model = options.model
-        self.revision = options.revision
-        self.engine = VllmBackend(options)  # builds vllm.LLM with the house's engine options
-        self.tokenizer = self.engine.llm.get_tokenizer()
-        limit = options.max_model_len or getattr(
-            getattr(self.engine.llm.llm_engine, "model_config", None), "max_model_len", None)
         # the letter is the last prompt token: the context gets one token less
-        self.max_length = (max_length or limit or 2048) - 1
+        self.max_length = (max_length or self.max_model_len or 2048) - 1
+
+    @classmethod
+    @override
+    def from_config(cls, config: McqaConfig) -> Self:
+        if not isinstance(config.model, VllmOptions):
+            raise ConfigError(f"scorer `loglik_vllm` needs backend `vllm`, not `{config.model.backend}`")
+        return cls(config.model, max_length=config.max_length)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [list(self.tokenizer.encode(t)) for t in texts]
 
+    @override
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
         """Each option letter's log-likelihood from vLLM's prompt logprobs."""
         try:
@@ -201,7 +172,7 @@ class VllmLoglik(Scorer):
         requests = [TokensPrompt(prompt_token_ids=[*context, token])
                     for context, letters, _ in encoded for token in letters]
         params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=1, detokenize=False)
-        outputs = self.engine.llm.generate(requests, sampling_params=params, use_tqdm=False)
+        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         results = []
         at = 0
         for _, letters, cut in encoded:
@@ -213,14 +184,8 @@ class VllmLoglik(Scorer):
             results.append(Scored(choice=_argmax(scores), scores=tuple(scores), truncated=cut))
         return results
 
-    def close(self) -> None:
-        """Shut the engine down."""
-        engine = self.__dict__.pop("engine", None)
-        if engine is not None:
-            engine.close()
 
-
-class Generative(Scorer):
+class Generative(ChoiceScorer):
     """A chain of thought from any backend, and the letter extracted from it."""
 
     def __init__(self, backend: Backend, *, max_tokens: int, temperature: float, seed: int,
@@ -236,6 +201,7 @@ class Generative(Scorer):
         self.temperature_step = temperature_step
         self.token_step = token_step
 
+    @override
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
         """Generate for each prompt and extract the letter it concludes with; retry the
         unreadable ones (see the module docstring)."""
@@ -264,23 +230,28 @@ class Generative(Scorer):
                 break
         return [r for r in results if r is not None]
 
-    def close(self) -> None:
-        """Close the backend."""
-        self.engine.close()
+    @classmethod
+    @override
+    def from_config(cls, config: McqaConfig) -> Self:
+        from curate.synth.backend import backend_from_config
+
+        return cls(backend_from_config(config.model), max_tokens=config.max_tokens,
+                   temperature=config.temperature, seed=config.seed, retries=config.retries,
+                   temperature_step=config.retry_temperature_step,
+                   token_step=config.retry_token_step)
+
+    @override
+    def teardown(self) -> None:
+        """Tear the backend down."""
+        self.engine.teardown()
 
 
-def make_scorer(config: McqaConfig) -> Scorer:
-    """The scorer ``config`` describes (its model loaded)."""
-    options: Any = config.model
-    if config.mode == "loglik":
-        if isinstance(options, TransformersOptions):
-            return TransformersLoglik(options, max_length=config.max_length)
-        return VllmLoglik(options, max_length=config.max_length)
-    from curate.synth.backend import backend_from_config
-
-    return Generative(backend_from_config(options), max_tokens=config.max_tokens,
-                      temperature=config.temperature, seed=config.seed, retries=config.retries,
-                      temperature_step=config.retry_temperature_step, token_step=config.retry_token_step)
+def make_scorer(config: McqaConfig) -> ChoiceScorer:
+    """The scorer ``config`` describes (its model loaded): ``SCORERS``' ``loglik_<backend>``
+    in mode `loglik`, ``generate`` in mode `generate`."""
+    name = f"loglik_{config.model.backend}" if config.mode == "loglik" else "generate"
+    scorer: type[ChoiceScorer] = SCORERS.load(name)
+    return scorer.from_config(config)
 
 
 def _argmax(scores: Sequence[float]) -> int:

@@ -95,17 +95,18 @@ def rewritten(records: pl.DataFrame, rewrite: Rewrite | None) -> pl.DataFrame:
 
 def candidates(run: RunReader, sources: Sequence[str], removed: pl.DataFrame,
                tokenizer: str | None, rewrite: Rewrite | None = None, *,
-               max_length: int | None = None) -> pl.DataFrame:
+               max_length: int | None = None, tokenizer_revision: str | None = None) -> pl.DataFrame:
     """Every record the stages kept: keys, category, modality, kind and loss tokens (of
-    the cleaned text, cut at the training ``max_length``), computed shard by shard (the
-    texts are never all in memory)."""
+    the cleaned text, cut at the training ``max_length``, counted by ``tokenizer`` at
+    ``tokenizer_revision``), computed shard by shard (the texts are never all in memory)."""
     drop = removed.select(KEYS)
     parts = []
     columns = [*KEYS, "id", "kind", "domain", "origin", "task", "messages", "chosen", "rejected"]
     for _, _, shard in run.shards(sources, columns):
         shard = rewritten(shard.join(drop, on=KEYS, how="anti", maintain_order="left"), rewrite)
         parts.append(shard.select(*KEYS, "id", "kind", *_labels()).with_columns(
-            loss_tokens=loss_tokens(shard, tokenizer, max_length=max_length)))
+            loss_tokens=loss_tokens(shard, tokenizer, max_length=max_length,
+                                    revision=tokenizer_revision)))
     schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "kind": pl.String,
               "category": pl.String, "modality": pl.String, "loss_tokens": pl.UInt64}
     return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
@@ -198,8 +199,10 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     removed = run.removed(stage_names)
     tokenizer = mix.tokenizer if mix else None
     max_length = mix.max_length if mix else None
+    revision = mix.tokenizer_revision if mix else None
     sources = spec.mix_sources
-    pool = candidates(run, sources, removed, tokenizer, spec.rewrite, max_length=max_length)
+    pool = candidates(run, sources, removed, tokenizer, spec.rewrite, max_length=max_length,
+                      tokenizer_revision=revision)
     allocation = select(pool, mix, recipe.seed)
     order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(run, recipe.sources, removed, pool, allocation.selected)
@@ -224,7 +227,7 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
             if (c := _quarantine_counts(run, name))},
         "contamination": _contamination(run, stage_names),
         "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
-                   "counting": counting_method(tokenizer, max_length=max_length)},
+                   "counting": counting_method(tokenizer, max_length=max_length, revision=revision)},
         "composition": allocation.composition,
         "modality": _modality_shares(allocation.selected, mix),
         "sources_in_mix": _per_source(allocation.selected, described),

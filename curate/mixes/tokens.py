@@ -1,6 +1,7 @@
 """Loss tokens: the assistant tokens a record trains on.
 
-With a tokenizer (hub name or local path), the count is what TRL trains on:
+With a tokenizer (hub name at a pinned revision, or local path; loaded by
+``curate.models.load_tokenizer``, once per process), the count is what TRL trains on:
 - a conversation (``messages``), when the chat template marks assistant content with
   ``{% generation %}``: the tokens of TRL's assistant mask
   (``apply_chat_template(..., return_assistant_tokens_mask=True)``, what SFT with
@@ -25,7 +26,8 @@ from typing import Any
 
 import polars as pl
 
-from curate.errors import ConfigError, MissingDependencyError
+from curate.errors import ConfigError
+from curate.models import load_tokenizer
 
 WORDS_TO_TOKENS = 1.3
 WHITESPACE_ESTIMATE = "whitespace-estimate (1.3 tokens per word)"
@@ -42,21 +44,17 @@ def _answers() -> pl.Expr:
 
 
 @cache
-def load_tokenizer(name: str) -> Any:
-    """The tokenizer ``name`` (hub name or local folder), loaded once per process."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise MissingDependencyError("transformers", "ml") from None
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load tokenizer `{name}`: {exc}") from None
+def counting_tokenizer(name: str, revision: str | None = None) -> Any:
+    """The tokenizer ``name`` at ``revision`` (``curate.models.load_tokenizer``), loaded once
+    per process for each (name, revision)."""
+    return load_tokenizer(name, revision=revision, what="tokenizer")
 
 
-def loss_tokens(records: pl.DataFrame, tokenizer: str | None, *, max_length: int | None = None) -> pl.Series:
+def loss_tokens(records: pl.DataFrame, tokenizer: str | None, *, max_length: int | None = None,
+                revision: str | None = None) -> pl.Series:
     """Loss tokens of each record (UInt64), in order; ``max_length``: the training
-    sequence length (tokens past it are not trained on), only with a tokenizer."""
+    sequence length (tokens past it are not trained on), only with a tokenizer;
+    ``revision``: the tokenizer's hub revision."""
     if tokenizer is None:
         if max_length is not None:
             raise ConfigError("`max_length` needs a `tokenizer` to count loss tokens with")
@@ -64,7 +62,7 @@ def loss_tokens(records: pl.DataFrame, tokenizer: str | None, *, max_length: int
         turns = answers.list.len().fill_null(0)
         words = answers.list.eval(pl.element().str.count_matches(r"\S+")).list.sum().fill_null(0)
         return ((words * WORDS_TO_TOKENS).round(0).cast(pl.UInt64) + turns).alias("loss_tokens")
-    tok = load_tokenizer(tokenizer)
+    tok = counting_tokenizer(tokenizer, revision)
     template = getattr(tok, "chat_template", None)
     marked = isinstance(template, str) and bool(_GENERATION.search(template))
     rows = records.select("messages", "chosen", "rejected").to_dicts()
@@ -148,11 +146,12 @@ def _per_turn(rows: list[dict[str, Any]], tok: Any, max_length: int | None) -> l
     return [min(c, max_length) if max_length is not None else c for c in counts]
 
 
-def counting_method(tokenizer: str | None, *, max_length: int | None = None) -> str:
-    """How ``loss_tokens`` counted, for the manifest."""
+def counting_method(tokenizer: str | None, *, max_length: int | None = None,
+                    revision: str | None = None) -> str:
+    """How ``loss_tokens`` counted, for the manifest (``name@revision`` when pinned)."""
     if tokenizer is None:
         return WHITESPACE_ESTIMATE
-    tok = load_tokenizer(tokenizer)
+    tok = counting_tokenizer(tokenizer, revision)
     template = getattr(tok, "chat_template", None)
     if isinstance(template, str) and _GENERATION.search(template):
         how = "chat-template assistant mask"
@@ -160,4 +159,5 @@ def counting_method(tokenizer: str | None, *, max_length: int | None = None) -> 
         how = "tokens per assistant turn + 1; preference completions by chat template"
     else:
         how = "tokens per assistant turn + 1"
-    return f"tokenizer:{tokenizer} ({how}" + (f", max_length {max_length})" if max_length else ")")
+    named = tokenizer if revision is None else f"{tokenizer}@{revision}"
+    return f"tokenizer:{named} ({how}" + (f", max_length {max_length})" if max_length else ")")

@@ -220,7 +220,8 @@ def _feasibility(run: Run) -> tuple[str, bool | None]:
                 "(`curate build-mix` generates them)"), None
     off = run.recipe.switched_off
     stages = [n for n in run.recipe.stages if n not in off and run.store.stage(n).decisions.exists()]
-    pool = candidates(run, mix_sources(run), run.removed(stages), spec.tokenizer, max_length=spec.max_length)
+    pool = candidates(run, mix_sources(run), run.removed(stages), spec.tokenizer, max_length=spec.max_length,
+                      tokenizer_revision=spec.tokenizer_revision)
     units = pl.col("loss_tokens") if spec.unit == "loss_tokens" else pl.lit(1)
     available = pool.group_by("category", "modality").agg(units.sum().alias("units"))
     try:

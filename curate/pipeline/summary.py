@@ -136,7 +136,7 @@ def modality_counts(run: RunReader, info: dict[str, Any]) -> list[ModalityCount]
     removed = run.removed(stages)
     mix = info["recipe"].get("mix") or {}
     every = candidates(run, sources, removed.head(0), mix.get("tokenizer"),
-                       max_length=mix.get("max_length"))
+                       max_length=mix.get("max_length"), tokenizer_revision=mix.get("tokenizer_revision"))
     keys = ["source", "row"]
     kept = every.join(removed.select(keys), on=keys, how="anti")
     dropped = removed.join(every.select(*keys, "modality"), on=keys).group_by("modality", "stage").len()

@@ -7,6 +7,11 @@ command line, so they are registered by name (``curate.synth.config.BACKENDS``, 
 plugins extend through ``curate.backends`` entry points); each has a typed options model
 (its ``options_class``), validated strictly, so a misspelled option is an error, never
 a silent default. Nothing heavy (httpx, torch, vllm) is imported until a backend is built.
+
+A backend has the lifecycle of everything that holds a model (``curate.lifecycle``): it
+loads its model when built (``make_backend``, ``backend_from_config``) and ``teardown``
+frees it (a vLLM engine gives its GPU memory back, an HTTP client its connections);
+``with make_backend(...) as backend:`` tears it down at the end of the block.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from curate.errors import ConfigError, CurateError
+from curate.lifecycle import Lifecycle
 from curate.synth.config import (
     BACKENDS,
     GREEDY_BELOW,
@@ -87,8 +93,9 @@ OnResult = Callable[[int, Completion], None]
 """Called as each request finishes: (its index in the batch, its completion)."""
 
 
-class Backend(ABC):
-    """A text generator. ``generate`` returns one completion per request, in order."""
+class Backend(Lifecycle, ABC):
+    """A text generator. ``generate`` returns one completion per request, in order; the
+    model loads when the backend is built and ``teardown`` frees it."""
 
     name: ClassVar[str]
     options_class: ClassVar[type[BackendOptions]]
@@ -115,15 +122,6 @@ class Backend(ABC):
                  on_result: OnResult | None = None) -> list[Completion]:
         """Complete every request; call ``on_result`` as each one finishes (so a caller can
         persist results before the whole batch is done)."""
-
-    def close(self) -> None:  # noqa: B027 (a hook: most backends hold nothing to release)
-        """Release the model or connections (a no-op unless the backend holds any)."""
-
-    def __enter__(self) -> Backend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def make_backend(name: str, **options: Any) -> Backend:

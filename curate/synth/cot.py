@@ -97,7 +97,7 @@ class _Row:
 class SynthCot(Producer[SynthCotConfig]):
     """The pipeline step of ``synth_cot_v1``: chains of thought from the kept records,
     written to the run as the source ``synth_cot``. The backend is built by ``setup``
-    and closed by ``teardown`` (a vLLM engine gives its GPU memory back); completions
+    and torn down by ``teardown`` (a vLLM engine gives its GPU memory back); completions
     are cached in ``context.cache`` (else ``default_cache_dir()``)."""
 
     name = NAME
@@ -109,16 +109,16 @@ class SynthCot(Producer[SynthCotConfig]):
         self.backend: Backend | None = None
 
     @override
-    def setup(self, context: StageContext) -> None:
+    def setup(self, context: StageContext | None = None) -> None:
         """Build the generation backend (load the model, open connections)."""
         self.backend = backend_from_config(self.config.generator)
 
     @override
     def teardown(self) -> None:
-        """Close the backend."""
+        """Tear the backend down."""
         backend, self.backend = self.backend, None
         if backend is not None:
-            backend.close()
+            backend.teardown()
 
     @override
     def produce(self, records: pa.Table, context: StageContext, *,
@@ -133,7 +133,7 @@ def enhance(records: pa.Table, config: SynthCotConfig, cache_dir: str | os.PathL
             backend: Backend | None = None, progress: Progress | None = None) -> CotResult:
     """Chain-of-thought records for ``records`` (the record schema), with rejected parents and
     stats. ``backend`` reuses an already built backend (it must match ``config.generator``);
-    by default one is built from ``config.generator`` and closed at the end."""
+    by default one is built from ``config.generator`` and torn down at the end."""
     table = conform(records)
     parents = table.to_pylist()
     wanted = set(config.sources) if config.sources is not None else None
@@ -157,7 +157,7 @@ def enhance(records: pa.Table, config: SynthCotConfig, cache_dir: str | os.PathL
     finally:
         cache.close()
         if own:
-            backend.close()
+            backend.teardown()
     synthetic = [_synthetic(row, config, backend) for row in rows if row.accepted is not None]
     considered = len(rows) + len(rejected)
     rejected += [(row.index, _rejection(row.parent, row.reasons))

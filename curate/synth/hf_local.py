@@ -49,7 +49,7 @@ class TransformersBackend(Backend):
         self.tokenizer = tokenizer
 
     @override
-    def close(self) -> None:
+    def teardown(self) -> None:
         """Drop the model and give its memory back."""
         from curate.models import free_memory
 

@@ -45,6 +45,7 @@ from pydantic import Field, field_validator
 
 from curate.config import Config
 from curate.errors import ConfigError
+from curate.lifecycle import Lifecycle
 from curate.synth.backend import Backend, Request, backend_from_config
 from curate.synth.config import GeneratorConfig
 
@@ -207,10 +208,11 @@ class JudgeStats:
                 "excluded_only": self.excluded_only}
 
 
-class Judge:
+class Judge(Lifecycle):
     """Judges prompts (``User``) and responses (``Agent``) with a Llama-Guard-3-format
     prompt through a backend. ``backend`` reuses an already built one (for example a test
-    double); by default one is built from ``config.generator`` and closed by ``close``."""
+    double); by default one is built from ``config.generator`` (its model loaded) and torn
+    down by ``teardown``."""
 
     def __init__(self, config: JudgeConfig, *, backend: Backend | None = None):
         self.config = config
@@ -249,7 +251,7 @@ class Judge:
         return {**self.backend.identity(), "categories": list(self.config.categories),
                 "delivery": self.config.delivery, "format": "llama-guard-3"}
 
-    def close(self) -> None:
-        """Close the backend when the judge built it."""
+    def teardown(self) -> None:
+        """Tear the backend down when the judge built it."""
         if self._own:
-            self.backend.close()
+            self.backend.teardown()

@@ -70,7 +70,8 @@ class OpenAIBackend(Backend):
         return self._client
 
     @override
-    def close(self) -> None:
+    def teardown(self) -> None:
+        """Close the HTTP client (its connections); the next ``generate`` opens another."""
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -263,7 +263,7 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
     """Build safety preference pairs into the folder ``out`` (see the module docstring).
 
     ``target``, ``reference`` and ``judge_backend`` reuse already built backends (e.g.
-    test doubles); by default each is built from the config and closed at the end."""
+    test doubles); by default each is built from the config and torn down at the end."""
     import polars as pl
 
     from curate.catalog import Catalog, resolve_data_root
@@ -320,8 +320,8 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
         judge_identity = judge.identity()
     finally:
         for name in own:
-            backends[name].close()
-        judge.close()
+            backends[name].teardown()
+        judge.teardown()
     for index, c in enumerate(candidates):
         on_target, on_reference = verdicts[2 * index], verdicts[2 * index + 1]
         c.verdicts = {"target": on_target, "reference": on_reference}

@@ -4,7 +4,8 @@
 ``SamplingParams`` with ``max_tokens`` always set (vLLM's default is 16), its ``n``,
 ``seed`` and ``stop``, and, when it constrains its answer, structured output
 ``StructuredOutputsParams(choice=...)``. vLLM schedules the whole batch itself, so
-results are reported when the batch returns.
+results are reported when the batch returns. The engine is built by
+``curate.models.vllm.build_llm`` (with the backend's options) and shut down by ``teardown``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from typing_extensions import override
 
-from curate.errors import MissingDependencyError
 from curate.synth.backend import Backend, Completion, OnResult, Request
 from curate.synth.config import VllmOptions
 
@@ -26,26 +26,18 @@ class VllmBackend(Backend):
     options: VllmOptions
 
     def __init__(self, options: VllmOptions):
-        try:
-            from vllm import LLM
-        except ImportError:
-            raise MissingDependencyError("vllm", "vllm") from None
+        from curate.models.vllm import build_llm
+
         self.options = options
-        engine: dict[str, Any] = {
-            "model": options.model, "tensor_parallel_size": options.tensor_parallel_size,
-            "dtype": options.dtype, "gpu_memory_utilization": options.gpu_memory_utilization,
-            "trust_remote_code": options.trust_remote_code,
-        }
-        if options.revision is not None:
-            engine["revision"] = options.revision
-        if options.max_model_len is not None:
-            engine["max_model_len"] = options.max_model_len
-        self.llm = LLM(**engine)
+        self.llm = build_llm(options, dtype=options.dtype,
+                             tensor_parallel_size=options.tensor_parallel_size,
+                             gpu_memory_utilization=options.gpu_memory_utilization,
+                             max_model_len=options.max_model_len)
 
     @override
-    def close(self) -> None:
+    def teardown(self) -> None:
         """Shut the engine down and give its GPU memory back (the next step may need it)."""
-        from curate.models import close_vllm
+        from curate.models.vllm import close_vllm
 
         close_vllm(self.__dict__.pop("llm", None))
 

@@ -67,7 +67,7 @@ def test_prompts_are_capped_at_the_reported_max_model_len_minus_one(vllm, scorer
     long, short = vllm.instances[0].prompts
     assert len(long) == 39  # room for the one scored token; the double rejects 40
     assert long[-3:] == short[-3:]  # the closing line `##Complexity: ` is kept
-    scorer.close()
+    scorer.teardown()
 
 
 def test_the_max_model_len_option_reaches_vllm_and_caps_prompts(vllm, scorers):

@@ -1,6 +1,8 @@
-"""The engine owns a step's lifecycle: setup before its work, teardown after it (also when
-the work fails), neither when its results are reused; and it pads declared score columns,
-so a chain whose first stage removes every record still runs every later stage."""
+"""The one lifecycle (curate.lifecycle): setup once before the work, teardown once after it,
+also when the work fails, as a context manager or through `running`. The engine owns a
+step's lifecycle: setup before its work, teardown after it (also when the work fails),
+neither when its results are reused; and it pads declared score columns, so a chain whose
+first stage removes every record still runs every later stage."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from curate.config import Config
 from curate.curation import build_stages
 from curate.engine.local import run_producer, run_stages
 from curate.engine.stage import Produced, Producer, RowStage, StageContext
+from curate.lifecycle import Lifecycle, running
 from curate.records import SCHEMA
 from curate.store import RunStore
 
@@ -125,3 +128,52 @@ def test_a_producer_is_fingerprinted_and_resumed_like_a_stage(store):
     assert made.height == 151 and set(made.get_column("source")) == {"copies"}
     run_producer(Copies(), store, parents, input_fingerprint="other input")
     assert Copies.calls == 2
+
+
+class Recording(Lifecycle):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def setup(self, *args: object) -> None:
+        self.events.append(f"setup{args}" if args else "setup")
+
+    def teardown(self) -> None:
+        self.events.append("teardown")
+
+
+def test_the_context_manager_sets_up_and_tears_down_once_each():
+    thing = Recording()
+    with thing as entered:
+        assert entered is thing
+        thing.events.append("work")
+    assert thing.events == ["setup", "work", "teardown"]
+
+
+def test_teardown_runs_once_when_the_work_fails():
+    thing = Recording()
+    with pytest.raises(RuntimeError, match="work failed"), thing:
+        raise RuntimeError("work failed")
+    assert thing.events == ["setup", "teardown"]
+    step = Recording()
+    with pytest.raises(RuntimeError, match="work failed"), running(step, "context"):
+        raise RuntimeError("work failed")
+    assert step.events == ["setup('context',)", "teardown"]
+
+
+def test_running_passes_its_arguments_to_setup_and_yields_the_thing():
+    thing = Recording()
+    with running(thing, "context") as running_thing:
+        assert running_thing is thing
+    assert thing.events == ["setup('context',)", "teardown"]
+
+
+def test_the_base_hooks_do_nothing():
+    with Lifecycle() as plain:
+        assert isinstance(plain, Lifecycle)
+
+
+def test_a_step_has_the_one_lifecycle():
+    Counting.events.clear()
+    with running(Counting(), StageContext()) as step:
+        assert isinstance(step, Lifecycle)
+    assert Counting.events == ["setup", "teardown"]

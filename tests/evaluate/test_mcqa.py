@@ -151,7 +151,7 @@ def test_vllm_prompt_logprobs_give_the_transformers_scores(vllm_double, model_di
     try:
         got = vllm(prompts)
     finally:
-        vllm.close()
+        vllm.teardown()
     double = vllm_double.instances[0]
     assert double.engine["model"] == str(model_dir) and double.engine["tensor_parallel_size"] == 1
     params = double.params[0]

@@ -19,7 +19,7 @@ def tiny(tmp_path_factory):
     folder = build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
     backend = make_backend("transformers", model=str(folder), device="cpu", batch_size=4)
     yield backend
-    backend.close()
+    backend.teardown()
 
 
 def ask(text: str, **fields) -> Request:

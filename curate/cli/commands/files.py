@@ -56,7 +56,8 @@ def run_on_file(*names: str) -> None:
     stages = {name: options.get(name, {}) for name in names}
     with progress_bars(rows=estimate_rows(Path(rest["input_path"]))) as progress:
         result = run(rest["input_path"], files.out, stages, kept=files.kept, removed=files.removed,
-                     source=files.source, source_rejection=False, progress=progress, **options.get("catalog", {}))
+                     source=files.source, source_rejection=False, progress=progress,
+                     **options.get("catalog", {}))
     show(result, rest["as_json"], view.file_result)
 
 

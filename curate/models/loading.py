@@ -1,4 +1,4 @@
-"""Loading causal language models: one loader for every module that runs one.
+"""Loading models: one loader for every module that runs one.
 
 The quality scorer, the ``transformers`` generation backend, training and evaluation
 all load a model the same way: by hub name (with a pinned ``revision``) or local
@@ -179,42 +179,3 @@ def free_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def close_vllm(llm: Any) -> None:
-    """Shut a ``vllm.LLM`` down and free its GPU memory, so the next step can load its own.
-
-    vLLM's V1 engine runs the model in an engine-core process (``LLM.llm_engine.engine_core``,
-    ``vllm/v1/engine/core_client.py``) that holds the GPU memory until ``shutdown()``:
-    dropping the Python object alone does not stop it. Newer vLLM has ``LLM.shutdown()``
-    (which calls the same); older ones only the engine core's. Then the tensor-parallel
-    groups are destroyed (``vllm.distributed``: ``destroy_model_parallel``,
-    ``destroy_distributed_environment``, as vLLM's own test clean-up does), the references
-    dropped, garbage collected and the CUDA cache emptied (``free_memory``)."""
-    if llm is None:
-        return
-    shutdown = getattr(llm, "shutdown", None)
-    if not callable(shutdown):
-        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        shutdown = getattr(core, "shutdown", None)
-    if callable(shutdown):
-        shutdown()
-    _destroy_vllm_groups()
-    del llm, shutdown
-    free_memory()
-
-
-def _destroy_vllm_groups() -> None:
-    """Tear down vLLM's model-parallel and distributed state (a no-op when none was made)."""
-    import contextlib
-    import sys
-
-    if "vllm" not in sys.modules:
-        return
-    try:
-        from vllm.distributed import destroy_distributed_environment, destroy_model_parallel
-    except ImportError:  # a vLLM without these (or a test double of it): nothing to tear down
-        return
-    with contextlib.suppress(AssertionError, RuntimeError):
-        destroy_model_parallel()
-        destroy_distributed_environment()
