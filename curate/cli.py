@@ -1127,12 +1127,17 @@ def _training_command(task: str) -> Callable[[Callable[..., None]], click.Comman
     return wrap
 
 
-def _train_args(model_name: str, revision: str | None, trust_remote_code: bool, config_file: str | None,
-                overrides: tuple[str, ...]) -> tuple[Any, Any]:
-    from curate.train.run import ModelSpec, Options
+def _run_training(method: str, *, data: str, model_name: str, revision: str | None, trust_remote_code: bool,
+                  output_dir: str, config_file: str | None, overrides: tuple[str, ...],
+                  release_config: str | None) -> None:
+    from curate.config import ModelSpec
+    from curate.train.run import Options
+    from curate.train.run import train as run
 
-    return (ModelSpec(model_name, revision, trust_remote_code),
-            Options(config_file=config_file, overrides=overrides))
+    model = ModelSpec(model=model_name, revision=revision, trust_remote_code=trust_remote_code)
+    _print_training(run(method, data, model=model, output_dir=output_dir,
+                        options=Options(config_file=config_file, overrides=overrides),
+                        release_config=release_config))
 
 
 def _print_training(result: Any) -> None:
@@ -1141,36 +1146,26 @@ def _print_training(result: Any) -> None:
     data = (f"release {release['name']} {release['version']} ({release['config']}, manifest "
             f"{release['manifest_sha256'][:12]})" if release else record["data"]["path"])
     done = record["result"]
-    _console().print(f"[bold]{record['task']}[/] on {data}: {done['global_step']:,} steps, "
+    _console().print(f"[bold]{record['method']}[/] on {data}: {done['global_step']:,} steps, "
                      f"training loss {done['training_loss']:.4f}; model and curate-train.json in "
                      f"{result.output_dir}")
 
 
 @_training_command("sft")
-def train_sft(data: str, model_name: str, revision: str | None, trust_remote_code: bool, output_dir: str,
-              config_file: str | None, overrides: tuple[str, ...], release_config: str | None) -> None:
+def train_sft(**given: Any) -> None:
     """Supervised fine-tuning of --model on DATA (a release folder, or a dataset file or
     folder with `messages`, `prompt`/`completion` or `text`) with TRL's SFTTrainer.
     Conversational data trains on the assistant tokens when the chat template marks them;
     image_text data takes a vision-language model with a processor."""
-    from curate.train.sft import train_sft as run
-
-    model, options = _train_args(model_name, revision, trust_remote_code, config_file, overrides)
-    _print_training(run(data, model=model, output_dir=output_dir, options=options,
-                        release_config=release_config))
+    _run_training("sft", **given)
 
 
 @_training_command("dpo")
-def train_dpo(data: str, model_name: str, revision: str | None, trust_remote_code: bool, output_dir: str,
-              config_file: str | None, overrides: tuple[str, ...], release_config: str | None) -> None:
+def train_dpo(**given: Any) -> None:
     """Direct preference optimisation of --model on DATA (a release folder, or a dataset
     with `prompt`, `chosen` and `rejected`) with TRL's DPOTrainer; the reference model is
     a frozen copy of --model."""
-    from curate.train.dpo import train_dpo as run
-
-    model, options = _train_args(model_name, revision, trust_remote_code, config_file, overrides)
-    _print_training(run(data, model=model, output_dir=output_dir, options=options,
-                        release_config=release_config))
+    _run_training("dpo", **given)
 
 
 @train.command("merge")
@@ -1197,11 +1192,12 @@ def train_merge(method: str, base_model: str | None, models: tuple[str, ...], we
     """Merge fine-tuned models with mergekit (DARE-TIES by default, e.g. a domain SFT
     model with the instruct model over their base): writes OUT/mergekit.yaml, then runs
     mergekit on the CPU (pip install 'curate[merge]')."""
-    from curate.train.merge import merge_config, run_merge, write_merge_config
+    from curate.config import validate_model
+    from curate.train.merge import MergeConfig, run_merge, write_merge_config
 
-    config = merge_config(method=method, base_model=base_model, models=list(models),  # type: ignore[arg-type]
-                          weights=list(weights), densities=list(densities) or None, dtype=dtype,  # type: ignore[arg-type]
-                          seed=seed)
+    config = validate_model(MergeConfig, {
+        "method": method, "base_model": base_model, "models": list(models), "weights": list(weights),
+        "densities": list(densities) or None, "dtype": dtype, "seed": seed}, where="options")
     if config_only:
         _console().print(f"mergekit config written to {write_merge_config(config, output_dir)}")
         return

@@ -1,10 +1,11 @@
 """What a training run trained on, written beside the model it produced.
 
-``<output_dir>/curate-train.json`` holds the data (path, format, rows, and for a release
-its name, version, config and the sha256 of its manifest.json), the model (name and
-revision), the TRL config class with the options given, the defaults curate chose and
-the resolved config, the package versions, and, once training ends, the result (steps,
-loss per logged step, runtime). It is written before training starts (``status:
+``<output_dir>/curate-train.json`` holds the method (``method``: its name; ``task``: the
+data contract it checked), the data (path, format, rows, and for a release its name,
+version, config and the sha256 of its manifest.json), the model (name and revision), the
+TRL config class with the options given, the defaults curate chose and the resolved
+config, the method's notes, the package versions, and, once training ends, the result
+(steps, loss per logged step, runtime). It is written before training starts (``status:
 started``) and rewritten at the end (``finished``), so a crashed run still says what it
 was training on.
 """
