@@ -7,14 +7,11 @@ heavy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from curate.registry import Registry
 
-if TYPE_CHECKING:
-    from curate.train.run import TrainMethod
-
-TRAIN_METHODS: Registry[type[TrainMethod]] = Registry("train method", "curate.train_methods", {
+TRAIN_METHODS: Registry[Any] = Registry("train method", "curate.train_methods", {
     "sft": "curate.train.sft:SFT",
     "dpo": "curate.train.dpo:DPO",
 })

@@ -108,7 +108,9 @@ def train(method: str | TrainMethod, data_path: str | Path, *, model: ModelSpec,
     ``method`` (a ``TRAIN_METHODS`` name such as ``"sft"``, or a ``TrainMethod``); the model,
     its tokenizer and ``curate-train.json`` go to ``output_dir``. For a release,
     ``release_config`` picks the part (default: ``text`` for SFT, ``preference`` for DPO)."""
-    method = TRAIN_METHODS.load(method)() if isinstance(method, str) else method
+    if isinstance(method, str):
+        method_class: type[TrainMethod] = TRAIN_METHODS.load(method)
+        method = method_class()
     options = options or Options()
     data = read_training_data(data_path, task=method.task, config=release_config)
     file_values, overrides = options.values()
