@@ -5,7 +5,7 @@ Speed: a small release is built by build-mix from real Dolly rows (text) and Dol
 preference pairs (chosen: the row's response; rejected: the next row's), then 20 SFT
 steps and 20 DPO steps run on a small Llama built from a config (random weights,
 a byte-level BPE tokenizer trained on Dolly with a ChatML template that marks assistant
-content) twice: through curate (`train_sft` / `train_dpo` on the release path: format
+content) twice: through curate (`train("sft" | "dpo", ...)` on the release path: format
 check, config, record) and through plain TRL (`datasets.load_dataset` on the release's
 parquet files, `SFTTrainer` / `DPOTrainer` with the same config). Both are timed from
 the data path to the saved model, in one process, alternately; tokens/s counts the
@@ -79,14 +79,13 @@ def settings(steps: int) -> dict[str, object]:
 
 
 def by_curate(task: str, release: Path, model: Path, steps: int, out: Path) -> tuple[float, int]:
-    from curate.train.dpo import train_dpo
-    from curate.train.run import ModelSpec, Options
-    from curate.train.sft import train_sft
+    from curate.config import ModelSpec
+    from curate.train.run import Options, train
 
     overrides = [f"{k}={v}" for k, v in settings(steps).items()]
     start = time.perf_counter()
-    run = train_sft if task == "sft" else train_dpo
-    result = run(release, model=ModelSpec(str(model)), output_dir=out, options=Options(overrides=overrides))
+    result = train(task, release, model=ModelSpec(model=str(model)), output_dir=out,
+                   options=Options(overrides=overrides))
     return time.perf_counter() - start, _tokens(result.trainer)
 
 

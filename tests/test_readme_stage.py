@@ -24,7 +24,7 @@ def readme_code(title: str) -> str:
 
 def readme_namespace(title: str) -> dict:
     namespace: dict = {}
-    exec(compile(readme_code(title), "README.md", "exec"), namespace)
+    exec(compile(readme_code(title), "README.md", "exec", dont_inherit=True), namespace)
     return namespace
 
 

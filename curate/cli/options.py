@@ -25,6 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import annotated_types
@@ -183,22 +184,25 @@ def _option(field: str, name: str, info: FieldInfo, kind: Any, *, target: tuple[
 
 
 def _click_type(info: FieldInfo) -> Any:
-    """The click type of a field: bool, a bounded int or float, a choice, str,
-    ``Multiple`` (a list of strings or of choices), or None (no command-line form)."""
+    """The click type of a field: bool, a bounded int or float, a choice, str (a path too),
+    ``Multiple`` (a list or tuple of strings, numbers or choices), or None (no command-line
+    form)."""
     annotation = _without_none(info.annotation)
     origin = typing.get_origin(annotation)
     if annotation is bool:
         return bool
     if annotation in (int, float):
         return _bounded(annotation, info.metadata)
-    if annotation is str:
+    if annotation in (str, Path):
         return click.STRING
     if origin is Literal:
         return click.Choice([str(v) for v in _literal_values(annotation)])
-    if origin is list:
-        (item,) = typing.get_args(annotation) or (None,)
-        if item is str:
+    if origin in (list, tuple):
+        item = typing.get_args(annotation)[0] if typing.get_args(annotation) else None
+        if item in (str, Path):
             return Multiple(click.STRING)
+        if item in (int, float):
+            return Multiple(click.INT if item is int else click.FLOAT)
         if typing.get_origin(item) is Literal:
             return Multiple(click.Choice([str(v) for v in _literal_values(item)]))
     return None

@@ -9,36 +9,29 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from pathlib import Path
+from pkgutil import resolve_name
 from typing import Any
 
 from curate.train.data import TrainingData
-from curate.train.record import TrainResult
-from curate.train.run import ModelSpec, Options, train
+from curate.train.run import Defaults, TrainMethod
 
 
-def train_dpo(data: str | Path, *, model: ModelSpec, output_dir: str | Path, options: Options | None = None,
-              release_config: str | None = None) -> TrainResult:
-    """DPO of ``model`` on ``data`` (a release folder or a dataset file/folder); the
-    model, tokenizer and ``curate-train.json`` go to ``output_dir``."""
-    return train("dpo", data, model=model, output_dir=output_dir, options=options or Options(),
-                 config_class=_config_class, make_trainer=_trainer, release_config=release_config,
-                 defaults_for=_defaults)
+class DPO(TrainMethod):
+    """TRL's ``DPOTrainer`` on `prompt`/`chosen`/`rejected` data, against a frozen copy of
+    the model. A method whose trainer takes the same reference model (TRL's ``KTOTrainer``,
+    which unpairs preference data itself) subclasses it and changes the two classes."""
 
+    name = "dpo"
+    task = "dpo"
+    config_class = "trl:DPOConfig"
+    trainer_class = "trl:DPOTrainer"
 
-def _config_class() -> type:
-    from trl import DPOConfig
+    def defaults(self, data: TrainingData, processing_class: Any, given: Mapping[str, Any]) -> Defaults:
+        """No option values; the record notes where the reference model comes from."""
+        return Defaults(notes={"ref_model": "a frozen copy of the model as loaded"})
 
-    return DPOConfig
-
-
-def _defaults(data: TrainingData, processing_class: Any,
-              given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {}, {"ref_model": "a frozen copy of the model as loaded"}
-
-
-def _trainer(model: Any, args: Any, data: TrainingData, processing_class: Any) -> Any:
-    from trl import DPOTrainer
-
-    return DPOTrainer(model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=data.dataset,
-                      processing_class=processing_class)
+    def trainer(self, model: Any, args: Any, data: TrainingData, processing_class: Any) -> Any:
+        """``trainer_class`` with ``ref_model``: a frozen copy of ``model``."""
+        trainer_class = resolve_name(self.trainer_class)
+        return trainer_class(model=model, ref_model=copy.deepcopy(model), args=args,
+                             train_dataset=data.dataset, processing_class=processing_class)

@@ -1,10 +1,11 @@
 """What a training run trained on, written beside the model it produced.
 
-``<output_dir>/curate-train.json`` holds the data (path, format, rows, and for a release
-its name, version, config and the sha256 of its manifest.json), the model (name and
-revision), the TRL config class with the options given, the defaults curate chose and
-the resolved config, the package versions, and, once training ends, the result (steps,
-loss per logged step, runtime). It is written before training starts (``status:
+``<output_dir>/curate-train.json`` holds the method (``method``: its name; ``task``: the
+data contract it checked), the data (path, format, rows, and for a release its name,
+version, config and the sha256 of its manifest.json), the model (name and revision), the
+TRL config class with the options given, the defaults curate chose and the resolved
+config, the method's notes, the package versions, and, once training ends, the result
+(steps, loss per logged step, runtime). It is written before training starts (``status:
 started``) and rewritten at the end (``finished``), so a crashed run still says what it
 was training on.
 """
@@ -31,6 +32,35 @@ class TrainResult:
     output_dir: Path
     record: dict[str, Any]
     trainer: Any
+
+    @property
+    def method(self) -> str:
+        """The train method that ran (``sft``, ``dpo``, a plugin's)."""
+        return str(self.record["method"])
+
+    @property
+    def trained_on(self) -> str:
+        """What it trained on: the release (name, version, config, manifest hash) or the path."""
+        data = self.record["data"]
+        release = data["release"]
+        if not release:
+            return str(data["path"])
+        return (f"release {release['name']} {release['version']} ({release['config']}, manifest "
+                f"{release['manifest_sha256'][:12]})")
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return int(self.record["result"]["global_step"])
+
+    @property
+    def training_loss(self) -> float:
+        """The mean training loss TRL reports."""
+        return float(self.record["result"]["training_loss"])
+
+    def to_json(self) -> dict[str, Any]:
+        """``curate train --json``: where the model is, and the run record."""
+        return {"output_dir": str(self.output_dir), "record": self.record}
 
 
 def package_versions() -> dict[str, str]:

@@ -11,19 +11,19 @@ from click.testing import CliRunner
 from train_fixtures import release_fixture, tiny_lm_fixture  # noqa: F401  (fixtures)
 
 from curate.cli import main
+from curate.config import ModelSpec
 from curate.errors import ConfigError
 from curate.read.releases import load_release
 from curate.train.data import read_training_data
-from curate.train.dpo import train_dpo
-from curate.train.run import ModelSpec, Options
+from curate.train.run import Options, train
 
 
 @pytest.mark.slow
 def test_dpo_trains_on_the_release_preference_pairs(release, tiny_lm, tmp_path):
     steps = ["max_steps=3", "per_device_train_batch_size=4", "max_length=96", "logging_steps=1",
              "save_strategy=no", "learning_rate=5e-3", "lr_scheduler_type=constant"]
-    result = train_dpo(release, model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "dpo",
-                       options=Options(overrides=steps))
+    result = train("dpo", release, model=ModelSpec(model=str(tiny_lm)), output_dir=tmp_path / "dpo",
+                   options=Options(overrides=steps))
     record = result.record
     assert record["data"]["release"]["config"] == "preference"
     assert record["data"]["release"]["manifest_sha256"] == hashlib.sha256(
@@ -41,8 +41,8 @@ def test_dpo_loss_falls_on_a_repeated_batch(release, tiny_lm, tmp_path):
     four.to_json(tmp_path / "four.jsonl")
     steps = ["max_steps=4", "per_device_train_batch_size=4", "max_length=64", "logging_steps=1",
              "save_strategy=no", "learning_rate=1e-2", "lr_scheduler_type=constant"]
-    result = train_dpo(tmp_path / "four.jsonl", model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "o",
-                       options=Options(overrides=steps))
+    result = train("dpo", tmp_path / "four.jsonl", model=ModelSpec(model=str(tiny_lm)),
+                   output_dir=tmp_path / "o", options=Options(overrides=steps))
     losses = result.record["result"]["losses"]
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0], losses
 

@@ -6,8 +6,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from curate.config import validate_model
 from curate.errors import ConfigError
-from curate.train.merge import merge_config, run_merge
+from curate.train.merge import MergeConfig, run_merge
+
+
+def merge_config(**options):
+    """mergekit's mapping for ``options``, validated as the command line validates them."""
+    return validate_model(MergeConfig, options, where="options").mergekit()
 
 
 def test_configs_are_mergekit_yaml_and_bad_ones_fail_in_one_line():
@@ -38,9 +44,9 @@ def test_mergekit_merges_two_tiny_models(tmp_path, method):
 
     base, a, b = (build_tiny_lm(tmp_path / name, seed=seed)
                   for name, seed in (("base", 0), ("a", 1), ("b", 2)))
-    config = merge_config(method=method, base_model=str(base) if method == "dare_ties" else None,
-                          models=[str(a), str(b)], weights=[0.5, 0.5],
-                          densities=[1.0, 1.0] if method == "dare_ties" else None, seed=0)
+    config = MergeConfig(method=method, base_model=str(base) if method == "dare_ties" else None,
+                         models=[str(a), str(b)], weights=[0.5, 0.5],
+                         densities=[1.0, 1.0] if method == "dare_ties" else None, seed=0)
     out = run_merge(config, tmp_path / "merged")
     assert yaml.safe_load((out / "mergekit.yaml").read_text())["merge_method"] == method
     merged, wa, wb, w0 = (load_file(p / "model.safetensors") for p in (out, a, b, base))

@@ -10,11 +10,11 @@ import math
 import pytest
 from train_fixtures import release_fixture, tiny_lm_fixture  # noqa: F401  (fixtures)
 
+from curate.config import ModelSpec
 from curate.errors import ConfigError
 from curate.read.releases import load_release
 from curate.train.record import read_record
-from curate.train.run import ModelSpec, Options
-from curate.train.sft import train_sft
+from curate.train.run import Options, train
 
 CPU = ["max_steps=2", "per_device_train_batch_size=4", "max_length=128", "logging_steps=1",
        "save_strategy=no", "report_to=none", "dataloader_num_workers=0"]
@@ -22,8 +22,8 @@ CPU = ["max_steps=2", "per_device_train_batch_size=4", "max_length=128", "loggin
 
 @pytest.mark.slow
 def test_sft_trains_on_the_assistant_tokens_of_the_release_and_records_its_hash(release, tiny_lm, tmp_path):
-    result = train_sft(release, model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "out",
-                       options=Options(overrides=CPU))
+    result = train("sft", release, model=ModelSpec(model=str(tiny_lm)), output_dir=tmp_path / "out",
+                   options=Options(overrides=CPU))
     record = read_record(tmp_path / "out")
     digest = hashlib.sha256((release / "manifest.json").read_bytes()).hexdigest()
     assert record["data"]["release"] == {"name": "train-tiny", "version": "0.1.0", "config": "text",
@@ -57,8 +57,8 @@ def test_sft_loss_is_finite_and_falls_on_a_repeated_batch(release, tiny_lm, tmp_
     four.to_parquet(tmp_path / "four.parquet")
     steps = ["max_steps=4", "learning_rate=5e-3", "per_device_train_batch_size=4", "max_length=64",
              "logging_steps=1", "save_strategy=no", "lr_scheduler_type=constant", "warmup_steps=0"]
-    result = train_sft(tmp_path / "four.parquet", model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "o",
-                       options=Options(overrides=steps))
+    result = train("sft", tmp_path / "four.parquet", model=ModelSpec(model=str(tiny_lm)),
+                   output_dir=tmp_path / "o", options=Options(overrides=steps))
     losses = result.record["result"]["losses"]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert losses[-1] < losses[0] * 0.9, losses
@@ -68,8 +68,8 @@ def test_sft_loss_is_finite_and_falls_on_a_repeated_batch(release, tiny_lm, tmp_
 def test_a_yaml_config_is_overridden_by_set_and_packing_is_an_option(release, tiny_lm, tmp_path):
     (tmp_path / "sft.yaml").write_text("max_steps: 1\nmax_length: 32\nper_device_train_batch_size: 2\n"
                                        "packing: false\nsave_strategy: 'no'\n")
-    result = train_sft(release, model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "o",
-                       options=Options(config_file=tmp_path / "sft.yaml", overrides=["packing=true"]))
+    result = train("sft", release, model=ModelSpec(model=str(tiny_lm)), output_dir=tmp_path / "o",
+                   options=Options(config_file=tmp_path / "sft.yaml", overrides=["packing=true"]))
     config = result.record["trl"]["config"]
     assert config["packing"] is True and config["max_length"] == 32 and config["max_steps"] == 1
     assert result.record["trl"]["given"] == {"max_steps": 1, "max_length": 32,
@@ -82,15 +82,15 @@ def test_an_unknown_trl_option_names_the_closest_one(release, tiny_lm, tmp_path)
     (tmp_path / "sft.yaml").write_text("lerning_rate: 0.001\n")
     with pytest.raises(ConfigError, match=r"sft.yaml: unknown SFTConfig option `lerning_rate`; did you mean "
                                           r"`learning_rate`\?"):
-        train_sft(release, model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "o",
-                  options=Options(config_file=tmp_path / "sft.yaml"))
+        train("sft", release, model=ModelSpec(model=str(tiny_lm)), output_dir=tmp_path / "o",
+              options=Options(config_file=tmp_path / "sft.yaml"))
     with pytest.raises(ConfigError, match=r"--set: unknown SFTConfig option `max_lenght`; did you mean "
                                           r"`max_length`"):
-        train_sft(release, model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "o",
-                  options=Options(overrides=["max_lenght=3"]))
+        train("sft", release, model=ModelSpec(model=str(tiny_lm)), output_dir=tmp_path / "o",
+              options=Options(overrides=["max_lenght=3"]))
     with pytest.raises(ConfigError, match=r"invalid int value: 'many'"):
-        train_sft(release, model=ModelSpec(str(tiny_lm)), output_dir=tmp_path / "o",
-                  options=Options(overrides=["max_steps=many"]))
+        train("sft", release, model=ModelSpec(model=str(tiny_lm)), output_dir=tmp_path / "o",
+              options=Options(overrides=["max_steps=many"]))
 
 
 def test_assistant_only_loss_without_generation_markers_is_a_clear_error(release, tiny_lm, tmp_path):
@@ -104,10 +104,10 @@ def test_assistant_only_loss_without_generation_markers_is_a_clear_error(release
     (plain / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(ConfigError, match=r"`assistant_only_loss` is on but the chat template of .* has no "
                                           r"\{% generation %\}"):
-        train_sft(release, model=ModelSpec(str(plain)), output_dir=tmp_path / "o",
-                  options=Options(overrides=["assistant_only_loss=true", *CPU]))
+        train("sft", release, model=ModelSpec(model=str(plain)), output_dir=tmp_path / "o",
+              options=Options(overrides=["assistant_only_loss=true", *CPU]))
     # Not asked for: off, with the reason in the record.
-    result = train_sft(release, model=ModelSpec(str(plain)), output_dir=tmp_path / "o2",
-                       options=Options(overrides=["max_steps=1", "save_strategy=no", "max_length=32"]))
+    result = train("sft", release, model=ModelSpec(model=str(plain)), output_dir=tmp_path / "o2",
+                   options=Options(overrides=["max_steps=1", "save_strategy=no", "max_length=32"]))
     assert result.record["trl"]["config"]["assistant_only_loss"] is False
     assert "no {% generation %} markers" in result.record["notes"]["assistant_only_loss"]

@@ -9,10 +9,10 @@ import pytest
 from tiny_vlm import IMAGE_TOKENS, build_tiny_vlm
 from train_fixtures import release_fixture  # noqa: F401  (fixtures)
 
+from curate.config import ModelSpec
 from curate.errors import ConfigError
 from curate.read.releases import load_release
-from curate.train.run import ModelSpec, Options
-from curate.train.sft import train_sft
+from curate.train.run import Options, train
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def tiny_vlm(release, tmp_path_factory):
 def test_vision_sft_collates_images_and_masks_the_answers(release, tiny_vlm, tmp_path):
     steps = ["max_steps=3", "per_device_train_batch_size=2", "logging_steps=1", "save_strategy=no",
              "learning_rate=5e-3"]
-    result = train_sft(release, model=ModelSpec(str(tiny_vlm)), output_dir=tmp_path / "vlm",
-                       release_config="image_text", options=Options(overrides=steps))
+    result = train("sft", release, model=ModelSpec(model=str(tiny_vlm)), output_dir=tmp_path / "vlm",
+                   release_config="image_text", options=Options(overrides=steps))
     record = result.record
     assert record["data"]["vision"] and record["data"]["release"]["config"] == "image_text"
     assert record["trl"]["config"]["assistant_only_loss"] is True
@@ -56,5 +56,5 @@ def test_a_text_model_on_image_data_is_refused_in_one_line(release, tmp_path):
     lm = build_tiny_lm(tmp_path / "lm")
     with pytest.raises(ConfigError, match=r"cannot load vision-language model .* needs one, with a "
                                           r"processor"):
-        train_sft(release, model=ModelSpec(str(lm)), output_dir=tmp_path / "o", release_config="image_text",
-                  options=Options(overrides=["max_steps=1"]))
+        train("sft", release, model=ModelSpec(model=str(lm)), output_dir=tmp_path / "o",
+              release_config="image_text", options=Options(overrides=["max_steps=1"]))
