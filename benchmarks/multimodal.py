@@ -50,6 +50,7 @@ from curate.catalog import Catalog, resolve_data_root  # noqa: E402
 from curate.curation.answers import AnswerCheck  # noqa: E402
 from curate.curation.config import ImageConfig  # noqa: E402
 from curate.curation.image import ImageCheck, score_images  # noqa: E402
+from curate.engine.stage import StageContext  # noqa: E402
 from curate.ingest import ingest_source  # noqa: E402
 from curate.records import with_ids  # noqa: E402
 from curate.store import RunStore  # noqa: E402
@@ -99,10 +100,11 @@ def pr(flagged: set[int], truth: set[int]) -> dict[str, float | int]:
     }
 
 
-def answers_run(records: pl.DataFrame, answers: dict[int, str], prefix: str | tuple[str, ...]) -> dict:
+def answers_run(records: pl.DataFrame, answers: dict[int, str], prefix: str | tuple[str, ...],
+                context: StageContext) -> dict:
     stage = AnswerCheck()
     data = with_answers(records, answers)
-    decided = stage.decide(stage.score(data.lazy(), None))
+    decided = stage.decide(stage.score(data.lazy(), context))
     flagged = set(
         decided.filter(
             pl.col("reason").fill_null("").str.starts_with(prefix)
@@ -132,6 +134,9 @@ def main() -> None:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         records = load(Path(tmp))
+    # the answers stage reads and fills an embedding cache: this run's own, so every run embeds
+    scratch = tempfile.TemporaryDirectory(prefix="multimodal-bench-")
+    context = StageContext(embedding_cache=Path(scratch.name) / "embeddings")
     print(
         f"VQA-RAD: {records.height:,} QA pairs over {records.get_column('img').n_unique()} images; "
         f"seed {args.seed}"
@@ -147,7 +152,7 @@ def main() -> None:
         ("pasted (real answer)", REAL_ANSWER),
     ):
         rows = rng.sample(others, 60)
-        results[name] = answers_run(records, dict.fromkeys(rows, text), "pasted_answer")
+        results[name] = answers_run(records, dict.fromkeys(rows, text), "pasted_answer", context)
     longs = long_answers(records)
     copies = {}
     for _ in range(50):
@@ -157,7 +162,7 @@ def main() -> None:
         )
         if dst["row"] not in copies:
             copies[dst["row"]] = src["a"]
-    results["copied (single copies)"] = answers_run(records, copies, "pasted_answer")
+    results["copied (single copies)"] = answers_run(records, copies, "pasted_answer", context)
 
     yes_no = records.filter(
         (pl.col("atype") == "CLOSED") & pl.col("a").str.to_lowercase().is_in(["yes", "no"])
@@ -179,7 +184,7 @@ def main() -> None:
         }
     )
     results["wrong type (300: 150 yes/no<-term, 150 open<-yes/no)"] = answers_run(
-        records, wrong, "answer_wrong_type"
+        records, wrong, "answer_wrong_type", context
     )
 
     # -- text cannot reveal ---------------------------------------------------------
@@ -187,13 +192,13 @@ def main() -> None:
         r: ("No" if a.lower() == "yes" else "Yes")
         for r, a in yes_no.sample(150, seed=args.seed).select("row", "a").iter_rows()
     }
-    results["same-type swaps: yes<->no (any text flag)"] = answers_run(records, flips, ("",))
+    results["same-type swaps: yes<->no (any text flag)"] = answers_run(records, flips, ("",), context)
     sides = records.filter(pl.col("a").str.to_lowercase().is_in(["left", "right"]))
     swaps = {
         r: ("right" if a.lower() == "left" else "left") for r, a in sides.select("row", "a").iter_rows()
     }
     results[f"same-type swaps: left<->right, {len(swaps)} (any text flag)"] = answers_run(
-        records, swaps, ("",)
+        records, swaps, ("",), context
     )
 
     # -- images -----------------------------------------------------------------------
@@ -240,6 +245,7 @@ def main() -> None:
         imagehash.phash(Image.open(io.BytesIO(blob)))
     peer = time.perf_counter() - started
 
+    scratch.cleanup()
     print(json.dumps(results, indent=2))
     n = len(distinct)
     print(
