@@ -98,7 +98,10 @@ SMOKE: dict[str, tuple[Expect, ...]] = {
 
 
 def repository_files() -> set[str]:
-    """What git sees in the repository, ignored files included (bytecode caches left out)."""
+    """What git sees in the repository, ignored files included (bytecode caches left out); empty
+    outside a git checkout."""
+    if not (ROOT / ".git").exists():
+        return set()
     out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return {line for line in out.splitlines() if "__pycache__" not in line}
