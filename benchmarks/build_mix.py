@@ -23,6 +23,7 @@ from the same corpus, so copies are neither exact nor near duplicates of each ot
 Each run is a fresh subprocess (peak RSS is its own).
 
     .venv/bin/python benchmarks/build_mix.py --rows 100000 1000000   # about 15 min
+    .venv/bin/python benchmarks/build_mix.py --smoke     # 2,000 records, seconds (the test suite's size)
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-from _common import add_clean, announce, finish
+from _common import add_clean, add_work, announce, finish, parse_args
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work" / "build_mix"
 DATA = HERE.parent.parent / "shared" / "data"
 
 
@@ -49,9 +49,9 @@ def _rows(path: Path, question: str, answer: str) -> list[tuple[str, str]]:
     return [(r[question], r[answer]) for r in rows if r.get(question) and r.get(answer)]
 
 
-def make_corpus(rows: int) -> Path:
-    """JSON Lines of ``rows`` chats, 70% medical, 30% general, perturbed copies."""
-    folder = WORK / f"corpus_{rows}"
+def make_corpus(rows: int, work: Path) -> Path:
+    """JSON Lines of ``rows`` chats in ``work``, 70% medical, 30% general, perturbed copies."""
+    folder = work / f"corpus_{rows}"
     if (folder / "done").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,11 +98,11 @@ def write_catalog(corpus: Path, stages: str = FULL) -> tuple[Path, Path]:
     return catalog, recipe
 
 
-def run_build(rows: int, stages: str) -> dict:
+def run_build(rows: int, stages: str, work: Path) -> dict:
     from curate.pipeline.build import build_mix
     from curate.pipeline.run import open_run
 
-    corpus = make_corpus(rows)
+    corpus = make_corpus(rows, work)
     catalog, recipe = write_catalog(corpus, stages)
     for folder in ("runs", "releases"):
         shutil.rmtree(corpus / folder, ignore_errors=True)
@@ -116,14 +116,14 @@ def run_build(rows: int, stages: str) -> dict:
             "tokens": sum(c["loss_tokens"] for c in composition)}
 
 
-def run_peer(rows: int, budget: int) -> dict:
+def run_peer(rows: int, budget: int, work: Path) -> dict:
     """The same-scope mix with `datasets`: load, map, filter exact duplicates, interleave."""
     import hashlib
 
     import datasets
     import numpy as np
 
-    corpus = make_corpus(rows)
+    corpus = make_corpus(rows, work)
     cache = corpus / "hf_cache"
     shutil.rmtree(cache, ignore_errors=True)
     datasets.disable_progress_bars()
@@ -179,10 +179,11 @@ def run_peer(rows: int, budget: int) -> dict:
     return {"variants": variants, "version": datasets.__version__}
 
 
-def worker(kind: str, rows: int, budget: int = 0) -> dict:
+def worker(kind: str, rows: int, work: Path, budget: int = 0) -> dict:
     """One run in a fresh interpreter: its figures, peak RSS included."""
     out = subprocess.run([sys.executable, __file__, "--worker", kind, "--rows", str(rows),
-                          "--budget", str(budget)], check=True, capture_output=True, text=True)
+                          "--budget", str(budget), "--work", str(work)],
+                         check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -198,13 +199,14 @@ def main() -> None:
                         help="corpus sizes (records, 70%% medical); each gets all three runs")
     parser.add_argument("--worker", choices=["full", "scope", "peer"], help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=int, default=0, help=argparse.SUPPRESS)
+    add_work(parser, "build_mix")
     add_clean(parser)
-    args = parser.parse_args()
+    args = parse_args(parser, {"rows": [2000]})
     if args.worker:
         if args.worker == "peer":
-            result = run_peer(args.rows[0], args.budget)
+            result = run_peer(args.rows[0], args.budget, args.work)
         else:
-            result = run_build(args.rows[0], FULL if args.worker == "full" else SCOPE)
+            result = run_build(args.rows[0], FULL if args.worker == "full" else SCOPE, args.work)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
@@ -213,10 +215,10 @@ def main() -> None:
         f"{n:,}" for n in args.rows) + ": curate full recipe, curate same scope, datasets")
     rss = {}
     for rows in args.rows:
-        make_corpus(rows)
-        full = worker("full", rows)
-        scope = worker("scope", rows)
-        peer = worker("peer", rows, budget=scope["tokens"])
+        make_corpus(rows, args.work)
+        full = worker("full", rows, args.work)
+        scope = worker("scope", rows, args.work)
+        peer = worker("peer", rows, args.work, budget=scope["tokens"])
         rss[rows] = full["peak_rss_mb"]
         stages = ", ".join(f"{name} {s:.1f}s" for name, s in full["stages"].items())
         print(f"{rows:>10,} records")
@@ -242,7 +244,7 @@ def main() -> None:
         small, large = min(rss), max(rss)
         print(f"curate full recipe: peak RSS grows {rss[large] / rss[small]:.2f}x for "
               f"{large / small:.0f}x the records")
-    finish(started, [WORK], args.clean)
+    finish(started, [args.work], args.clean)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ on whitespace; a training row is contaminated when it shares any 13-gram with it
 
     .venv/bin/python benchmarks/decontam.py --items 100 --clean 10000 --seed 1
     .venv/bin/python benchmarks/decontam.py --items 100 --clean 6000 --embedder --demo 1000
+    .venv/bin/python benchmarks/decontam.py --smoke     # 3 items, 100 clean rows, tiers 1-3 (test suite)
 
 ``--embedder`` adds tier 4 (MiniLM) to the table; ``--demo N`` times tier 4 on N demo
 records: the cache (first vs second call), and torch bfloat16 and ONNX float32 against
@@ -313,6 +314,9 @@ def time_embedder(files: dict[str, list[Path]], work: Path, rows: int, repeats: 
 
 
 def main() -> None:
+    # imported here: the tests load this file without benchmarks/ on the path
+    from _common import announce, finish, parse_args
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=60, help="items per benchmark")
@@ -325,9 +329,7 @@ def main() -> None:
     parser.add_argument("--min-containment", type=float, default=DecontamConfig().min_containment)
     parser.add_argument("--seed", type=int, default=0,
                         help="which items are planted, and how they are edited and placed")
-    args = parser.parse_args()
-    from _common import announce, finish  # here: tests load this file without benchmarks/ on the path
-
+    args = parse_args(parser, {"items": 3, "clean": 100})
     # measured on this machine: about 60 s at the defaults, +90 s with --embedder, +6 min with --demo
     announce("decontam.py", 20 + 0.005 * args.clean + 0.2 * args.items + 90 * args.embedder
              + (300 + 0.1 * args.demo) * bool(args.demo),

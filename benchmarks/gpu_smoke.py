@@ -20,6 +20,8 @@ repeat exactly, set `VLLM_BATCH_INVARIANT=1` (or run single-process with
 
     python benchmarks/gpu_smoke.py                 # the run (needs a GPU and vLLM)
     python benchmarks/gpu_smoke.py --dry-run       # build the model and the recipe, check them, run nothing
+    python benchmarks/gpu_smoke.py --smoke         # the dry run on 5 rows in a temporary folder (the test
+                                                   # suite's size; everything that runs without a GPU)
 """
 
 from __future__ import annotations
@@ -35,17 +37,20 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_WORK = HERE / "_work" / "gpu_smoke"
 SOURCE = "gpu_smoke_medquad"
+sys.path.insert(0, str(HERE))  # _common; taken off again, as the tests import this file
+try:
+    from _common import add_clean, add_work, announce, finish, parse_args  # noqa: E402
+finally:
+    sys.path.remove(str(HERE))
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def read_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gpu_smoke.py",
         description="Run DEITA scoring and CoT generation on vLLM in one build-mix with a tiny "
         "random Llama; print what ran and the peak GPU memory per step.")
     parser.add_argument("--rows", type=int, default=50, help="Demo records to run on (default 50).")
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
-                        help=f"Working folder: model, catalog, run, release (default {DEFAULT_WORK}).")
+    add_work(parser, "gpu_smoke", emptied=True)  # the model, catalog, run and release
     parser.add_argument("--data-root", default=None,
                         help="The shared data folder [default: $CURATE_DATA_ROOT or ../shared/data].")
     parser.add_argument("--max-model-len", type=int, default=256,
@@ -56,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true",
                         help="Build the model, the catalog entry and the recipe and validate them; "
                         "load no engine (runs without a GPU or vLLM).")
-    return parser.parse_args(argv)
+    add_clean(parser)
+    return parse_args(parser, {"dry_run": True, "rows": 5}, argv)
 
 
 # -- the tiny model -----------------------------------------------------------------------------
@@ -186,10 +192,16 @@ def run(recipe: Path, catalog: Path, work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = read_args(argv)
     sys.path.insert(0, str(HERE.parent))
     from curate.catalog import resolve_data_root
 
+    started = announce("gpu_smoke.py", 10 if args.dry_run else 300, f"{args.rows} rows" + (
+        ", dry run" if args.dry_run else ", vLLM on the GPU"))
+    if args.smoke:
+        print("smoke: the dry run, everything that runs without a GPU: the tiny model (built and "
+              "saved), the catalog entry and the recipe (validated by plan_mix, as build-mix does "
+              "first); no vLLM engine, no generation, no GPU memory figures")
     work = args.work.resolve()
     if work.exists():
         shutil.rmtree(work)
@@ -211,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"dry run: recipe valid; would run quality ({quality['backend']}, "
               f"{quality['scorer_loading']}) then synth cot ({generator['backend']}) "
               f"on {args.rows} rows; no engine loaded")
+        finish(started, [work], args.clean)
         return
     import importlib.util
 
@@ -221,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     if not torch.cuda.is_available():
         sys.exit("gpu_smoke: no CUDA device visible")
     run(recipe, catalog, work)
+    finish(started, [work], args.clean)
 
 
 if __name__ == "__main__":

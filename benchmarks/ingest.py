@@ -8,6 +8,7 @@ third line is datasets doing that same work (a batched `map` that builds the
 conversation and the id).
 
     .venv/bin/python benchmarks/ingest.py --rows 100000 1000000
+    .venv/bin/python benchmarks/ingest.py --smoke     # 2,000 rows, seconds (the test suite's size)
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_clean, announce, finish
+from _common import add_clean, add_work, announce, finish, parse_args
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work"
 
 
-def replicate(source: Path, rows: int) -> Path:
-    """A JSON Lines file of ``rows`` rows: the source's lines repeated, cut to size."""
-    target = WORK / f"medquad_{rows}.jsonl"
+def replicate(source: Path, rows: int, work: Path) -> Path:
+    """A JSON Lines file of ``rows`` rows in ``work``: the source's lines repeated, cut to size."""
+    target = work / f"medquad_{rows}.jsonl"
     if target.exists():
         return target
-    WORK.mkdir(exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     lines = source.read_bytes().splitlines(keepends=True)
     with target.open("wb") as out:
         written = 0
@@ -44,7 +44,7 @@ def replicate(source: Path, rows: int) -> Path:
     return target
 
 
-def run_curate(path: Path, rows: int) -> dict:
+def run_curate(path: Path, rows: int, work: Path) -> dict:
     from curate.catalog import Catalog
     from curate.ingest import ingest_source
     from curate.ingest.runner import DEFAULT_BATCH_ROWS
@@ -52,20 +52,20 @@ def run_curate(path: Path, rows: int) -> dict:
 
     entry = Catalog.load().source("medquad")
     source = entry.model_copy(update={"location": entry.location.model_copy(update={"path": str(path)})})
-    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
         started = time.perf_counter()
-        result = ingest_source(source, RunStore(Path(tmp)).source("medquad"), data_root=WORK,
+        result = ingest_source(source, RunStore(Path(tmp)).source("medquad"), data_root=work,
                                batch_rows=int(os.environ.get("BATCH", DEFAULT_BATCH_ROWS)))
         seconds = time.perf_counter() - started
     assert result.error is None and result.records == rows, result
     return {"seconds": seconds, "rows": result.records}
 
 
-def run_datasets(path: Path, rows: int) -> dict:
+def run_datasets(path: Path, rows: int, work: Path) -> dict:
     import datasets
 
     datasets.disable_progress_bars()
-    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
         started = time.perf_counter()
         dataset = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=tmp)
         seconds = time.perf_counter() - started
@@ -74,7 +74,7 @@ def run_datasets(path: Path, rows: int) -> dict:
     return {"seconds": seconds, "rows": count}
 
 
-def run_datasets_same_work(path: Path, rows: int) -> dict:
+def run_datasets_same_work(path: Path, rows: int, work: Path) -> dict:
     """What a datasets user writes to get what curate gives: load, then a batched map that
     builds the conversation and the content id (curate's own plain-Python ``record_id``)."""
     import datasets
@@ -88,7 +88,7 @@ def run_datasets_same_work(path: Path, rows: int) -> dict:
         return {"id": ids, "messages": messages}
 
     datasets.disable_progress_bars()
-    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
         started = time.perf_counter()
         dataset = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=tmp)
         dataset = dataset.map(to_records, batched=True, batch_size=10_000)
@@ -98,10 +98,11 @@ def run_datasets_same_work(path: Path, rows: int) -> dict:
     return {"seconds": seconds, "rows": count}
 
 
-def measure(tool: str, path: Path, rows: int) -> dict:
+def measure(tool: str, path: Path, rows: int, work: Path) -> dict:
     """Run one tool in a fresh interpreter; return its time and peak RSS."""
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", tool, "--file", str(path), "--rows", str(rows)],
+        [sys.executable, __file__, "--worker", tool, "--file", str(path), "--rows", str(rows),
+         "--work", str(work)],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,11 +115,12 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--worker", choices=list(TOOLS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    add_work(parser, "ingest")
     add_clean(parser)
-    args = parser.parse_args()
+    args = parse_args(parser, {"rows": [2000]})
 
     if args.worker:
-        result = TOOLS[args.worker](args.file, args.rows[0])
+        result = TOOLS[args.worker](args.file, args.rows[0], args.work)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
@@ -129,8 +131,8 @@ def main() -> None:
     print(f"{'rows':>10} {'tool':>18} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}")
     rss: dict[int, float] = {}
     for rows in args.rows:
-        path = replicate(source, rows)
-        results = {tool: measure(tool, path, rows) for tool in TOOLS}
+        path = replicate(source, rows, args.work)
+        results = {tool: measure(tool, path, rows, args.work) for tool in TOOLS}
         for tool, r in results.items():
             print(f"{rows:>10,} {tool:>18} {r['seconds']:>8.2f} {rows / r['seconds']:>10,.0f} "
                   f"{r['peak_rss_mb']:>7.0f}MB")
@@ -141,7 +143,7 @@ def main() -> None:
     if len(rss) > 1:
         small, large = min(rss), max(rss)
         print(f"curate peak RSS grows {rss[large] / rss[small]:.2f}x for {large / small:.0f}x the rows")
-    finish(None, [WORK / f"medquad_{rows}.jsonl" for rows in args.rows], args.clean)
+    finish(None, [args.work / f"medquad_{rows}.jsonl" for rows in args.rows], args.clean)
 
 
 TOOLS = {"datasets": run_datasets, "datasets+same work": run_datasets_same_work,

@@ -45,13 +45,15 @@ The peers run on the first ``--peer-docs`` documents (self-contained prefixes: f
 never straddle 10,000-document blocks; default 10,000 and 40,000); curate runs on those
 and on the whole corpus, and the ratios are printed at each peer size. ``--scale`` is the
 1,000,000 documents x 10,000 items check, curate only. Corpora are written to
-``benchmarks/_work/`` once and reused (``--clean`` removes them at the end).
+``benchmarks/_work/minhash/`` (``--work``) once and reused (``--clean`` removes them at the end).
 
     .venv/bin/python benchmarks/minhash.py              # over an hour on a shared 2-core machine
     .venv/bin/python benchmarks/minhash.py --scale      # curate only; it prints its own estimate
+    .venv/bin/python benchmarks/minhash.py --smoke      # 2,000 documents, the matched peers (test suite)
 
 Needs ``datasketch``, ``psutil``, ``datatrove[processing]``, ``spacy`` (DataTrove's
-English word tokenizer) and ``orjson`` (DataTrove's JsonlReader).
+English word tokenizer) and ``orjson`` (DataTrove's JsonlReader); a peer whose package is
+not installed is skipped, and said so.
 """
 
 from __future__ import annotations
@@ -70,10 +72,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import add_clean, announce, finish
+from _common import add_clean, add_work, announce, finish, installed, parse_args
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work"
 BLOCK = 10_000  # families and planted items never straddle blocks, so prefixes are self-contained
 THRESHOLD = 0.8
 BIN_EDGES = (0.5, 0.7, 0.8, 0.9)
@@ -208,9 +209,9 @@ def true_jaccard(a: str, b: str) -> float:
     return len(x & y) / len(x | y) if x or y else 0.0
 
 
-def build_corpus(docs: int, items: int, planted: int, seed: int, medquad: Path) -> Path:
-    """Write (once) corpus.jsonl, items.jsonl and truth.npz; return their folder."""
-    folder = WORK / f"minhash_{docs}_{items}_{planted}_s{seed}"
+def build_corpus(docs: int, items: int, planted: int, seed: int, medquad: Path, work: Path) -> Path:
+    """Write (once) corpus.jsonl, items.jsonl and truth.npz in ``work``; return their folder."""
+    folder = work / f"minhash_{docs}_{items}_{planted}_s{seed}"
     if (folder / "truth.npz").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -486,7 +487,7 @@ def work_curate_ingest(spec: dict) -> dict:
     run = Path(spec["run"])
     shutil.rmtree(run, ignore_errors=True)
     started = time.perf_counter()
-    result = ingest([corpus_source(Path(spec["input"]))], RunStore(run), data_root=WORK,
+    result = ingest([corpus_source(Path(spec["input"]))], RunStore(run), data_root=Path(spec["input"]).parent,
                     benchmarks=[items_source(Path(spec["items"]))])
     seconds = time.perf_counter() - started
     assert not result.failed, result.failed
@@ -834,8 +835,10 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
+    add_work(parser, "minhash")
     add_clean(parser)
-    args = parser.parse_args()
+    args = parse_args(parser, {"docs": 2000, "items": 100, "planted_items": 20, "peer_docs": [2000],
+                               "peers": ["datasketch matched", "DataTrove matched"]})
 
     if args.worker:
         peak = TreePeak()
@@ -856,7 +859,7 @@ def main() -> None:
     started = announce("minhash.py", expected, f"{args.docs:,} documents, peers on "
                        + (", ".join(f"{n:,}" for n in peer_docs) or "none"))
     folder = build_corpus(args.docs, args.items, args.planted_items, args.seed,
-                          args.data_root / "medical/medquad/medquad_answered.jsonl")
+                          args.data_root / "medical/medquad/medquad_answered.jsonl", args.work)
     truth = np.load(folder / "truth.npz")
     print(f"corpus: {args.docs:,} documents, {len(truth['pairs']):,} planted near-dup pairs, "
           f"{args.items:,} benchmark items ({args.planted_items:,} planted), seed {args.seed} "
@@ -877,7 +880,10 @@ def main() -> None:
           "its defaults\n"
           "  (datasketch runs on one core by design; curate's kernels use both; DataTrove 2 worker "
           "processes)")
-    peers = [p for p in PEERS if p in args.peers]
+    modules = {"datasketch": "datasketch", "DataTrove": "datatrove"}
+    present = {tool: installed(module, tool) for tool, module in modules.items()
+               if any(p.startswith(tool) for p in args.peers)}
+    peers = [p for p in PEERS if p in args.peers and present[p.split()[0]]]
     curate_tools = ["curate kernel", "curate pipeline"]
     plan = {args.docs: curate_tools}
     for n in peer_docs:

@@ -26,6 +26,7 @@ called per image in a plain loop (``imagehash.phash(Image.open(...))``, its READ
 usage), over the same distinct images, timed the same way.
 
     .venv/bin/python benchmarks/multimodal.py
+    .venv/bin/python benchmarks/multimodal.py --smoke     # 30 images' rows, seconds (the test suite's size)
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import time
 from pathlib import Path
 
 import polars as pl
-from _common import announce, finish
+from _common import announce, finish, parse_args
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,7 @@ from curate.catalog import Catalog, resolve_data_root  # noqa: E402
 from curate.curation.answers import AnswerCheck  # noqa: E402
 from curate.curation.config import ImageConfig  # noqa: E402
 from curate.curation.image import ImageCheck, score_images  # noqa: E402
+from curate.engine.stage import StageContext  # noqa: E402
 from curate.ingest import ingest_source  # noqa: E402
 from curate.records import with_ids  # noqa: E402
 from curate.store import RunStore  # noqa: E402
@@ -99,10 +101,11 @@ def pr(flagged: set[int], truth: set[int]) -> dict[str, float | int]:
     }
 
 
-def answers_run(records: pl.DataFrame, answers: dict[int, str], prefix: str | tuple[str, ...]) -> dict:
+def answers_run(records: pl.DataFrame, answers: dict[int, str], prefix: str | tuple[str, ...],
+                context: StageContext) -> dict:
     stage = AnswerCheck()
     data = with_answers(records, answers)
-    decided = stage.decide(stage.score(data.lazy(), None))
+    decided = stage.decide(stage.score(data.lazy(), context))
     flagged = set(
         decided.filter(
             pl.col("reason").fill_null("").str.starts_with(prefix)
@@ -123,18 +126,48 @@ def long_answers(records: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def subset(records: pl.DataFrame, images: int) -> pl.DataFrame:
+    """The rows of the first ``images`` images (in row order), the pasted real answer's image
+    among them."""
+    order = records.get_column("img").unique(maintain_order=True).to_list()
+    real = records.filter(pl.col("a") == REAL_ANSWER).get_column("img")[0]
+    chosen = [real, *[i for i in order if i != real][: images - 1]]
+    return records.filter(pl.col("img").is_in(chosen))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    announce("multimodal.py", 120, "all 3,515 VQA-RAD rows, 100 re-encoded images")  # measured here
-    rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
+    parser.add_argument("--images", type=int, default=None,
+                        help="use the QA rows of this many VQA-RAD images only (the first in row order, "
+                        "the pasted real answer's among them); the corruption counts shrink with the "
+                        "rows (4 at least). Default: all 314 images, the counts in this docstring")
+    parser.add_argument("--reencoded", type=int, default=100,
+                        help="images re-encoded and resized, added as duplicate images")
+    args = parse_args(parser, {"images": 30, "reencoded": 10})
+    announce("multimodal.py", 120 if args.images is None else 15 + 0.3 * args.images,  # measured here
+             ("all 3,515 VQA-RAD rows" if args.images is None
+              else f"the rows of {args.images} VQA-RAD images") + f", {args.reencoded} re-encoded images")
+    with tempfile.TemporaryDirectory(prefix="multimodal-bench-") as tmp:
         records = load(Path(tmp))
+        # the answers stage reads and fills an embedding cache: this run's own, so every run embeds
+        context = StageContext(embedding_cache=Path(tmp) / "embeddings")
+        run(records if args.images is None else subset(records, args.images), records.height, args,
+            context)
+
+
+def run(records: pl.DataFrame, total: int, args: argparse.Namespace, context: StageContext) -> None:
+    """Every corruption kind on ``records`` (``total`` rows in all of VQA-RAD), then the image
+    stage against the peer."""
+    rng = random.Random(args.seed)
+
+    def count(n: int) -> int:  # the docstring's counts on all rows, in proportion on fewer
+        return n if records.height == total else max(4, round(n * records.height / total))
+
     print(
-        f"VQA-RAD: {records.height:,} QA pairs over {records.get_column('img').n_unique()} images; "
-        f"seed {args.seed}"
+        f"VQA-RAD: {records.height:,} QA pairs over {records.get_column('img').n_unique()} images"
+        f"{'' if records.height == total else f' (of {total:,} rows)'}; seed {args.seed}"
     )
     results: dict[str, dict] = {}
 
@@ -146,18 +179,18 @@ def main() -> None:
         ("pasted (report sentence)", REPORT_SENTENCE),
         ("pasted (real answer)", REAL_ANSWER),
     ):
-        rows = rng.sample(others, 60)
-        results[name] = answers_run(records, dict.fromkeys(rows, text), "pasted_answer")
+        rows = rng.sample(others, min(count(60), len(others)))
+        results[name] = answers_run(records, dict.fromkeys(rows, text), "pasted_answer", context)
     longs = long_answers(records)
     copies = {}
-    for _ in range(50):
+    for _ in range(count(50)):
         src = longs.row(rng.randrange(longs.height), named=True)
-        dst = records.filter(pl.col("img") != src["img"]).row(
-            rng.randrange(records.height - 40), named=True
-        )
+        elsewhere = records.filter(pl.col("img") != src["img"])
+        # an image has at most 23 rows, so on all of VQA-RAD the bound is records.height - 40
+        dst = elsewhere.row(rng.randrange(min(records.height - 40, elsewhere.height)), named=True)
         if dst["row"] not in copies:
             copies[dst["row"]] = src["a"]
-    results["copied (single copies)"] = answers_run(records, copies, "pasted_answer")
+    results["copied (single copies)"] = answers_run(records, copies, "pasted_answer", context)
 
     yes_no = records.filter(
         (pl.col("atype") == "CLOSED") & pl.col("a").str.to_lowercase().is_in(["yes", "no"])
@@ -171,33 +204,34 @@ def main() -> None:
         (pl.col("atype") == "OPEN") & ~pl.col("a").str.to_lowercase().is_in(["yes", "no"])
     )
     terms = open_terms.get_column("a").to_list()
-    wrong = {r: rng.choice(terms) for r in rng.sample(yes_no.get_column("row").to_list(), 150)}
+    kind = count(150)
+    wrong = {r: rng.choice(terms) for r in rng.sample(yes_no.get_column("row").to_list(), kind)}
     wrong.update(
         {
             r: rng.choice(["yes", "no", "Yes", "No"])
-            for r in rng.sample(open_q.get_column("row").to_list(), 150)
+            for r in rng.sample(open_q.get_column("row").to_list(), kind)
         }
     )
-    results["wrong type (300: 150 yes/no<-term, 150 open<-yes/no)"] = answers_run(
-        records, wrong, "answer_wrong_type"
+    results[f"wrong type ({2 * kind}: {kind} yes/no<-term, {kind} open<-yes/no)"] = answers_run(
+        records, wrong, "answer_wrong_type", context
     )
 
     # -- text cannot reveal ---------------------------------------------------------
     flips = {
         r: ("No" if a.lower() == "yes" else "Yes")
-        for r, a in yes_no.sample(150, seed=args.seed).select("row", "a").iter_rows()
+        for r, a in yes_no.sample(kind, seed=args.seed).select("row", "a").iter_rows()
     }
-    results["same-type swaps: yes<->no (any text flag)"] = answers_run(records, flips, ("",))
+    results["same-type swaps: yes<->no (any text flag)"] = answers_run(records, flips, ("",), context)
     sides = records.filter(pl.col("a").str.to_lowercase().is_in(["left", "right"]))
     swaps = {
         r: ("right" if a.lower() == "left" else "left") for r, a in sides.select("row", "a").iter_rows()
     }
     results[f"same-type swaps: left<->right, {len(swaps)} (any text flag)"] = answers_run(
-        records, swaps, ("",)
+        records, swaps, ("",), context
     )
 
     # -- images -----------------------------------------------------------------------
-    firsts = by_image.sample(100, seed=args.seed)
+    firsts = by_image.sample(args.reencoded, seed=args.seed)
     extra = []
     for i, rec in enumerate(firsts.iter_rows(named=True)):
         image = Image.open(io.BytesIO(rec["images"][0]["bytes"])).convert("RGB")
@@ -228,7 +262,8 @@ def main() -> None:
         .get_column("row")
         .to_list()
     )
-    results["duplicate images (100 re-encoded + resized)"] = pr(flagged, set(range(10_000, 10_100)))
+    results[f"duplicate images ({args.reencoded} re-encoded + resized)"] = pr(
+        flagged, set(range(10_000, 10_000 + args.reencoded)))
     distinct = {i["bytes"] for imgs in data.get_column("images").to_list() for i in imgs}
     import hashlib
 

@@ -2,7 +2,7 @@
 
 (a) Diversity selection over real-text MiniLM embeddings: MedQuAD question + answer
     pairs and Dolly + Self-Instruct instructions (about 17k texts, embedded once and
-    cached in benchmarks/_work/quality/), replicated to --rows, each copy moved by Gaussian
+    cached in benchmarks/_work/quality/, ``--work``), replicated to --rows, each copy moved by Gaussian
     noise (0.01 per dimension, cosine about 0.98 to its original), in a shuffled order.
     ``curate.curation.diversity.select_diverse`` against DEITA's repr filter loop as
     DEITA writes it (``IterativeFilter.filter`` in hkust-nlp/deita
@@ -28,6 +28,7 @@
     (no peer: sentence-transformers' ``encode`` is what it calls).
 
     .venv/bin/python benchmarks/quality.py     # the first run embeds about 17k texts with MiniLM
+    .venv/bin/python benchmarks/quality.py --smoke     # every part at a tiny size (the test suite's)
 """
 
 from __future__ import annotations
@@ -39,10 +40,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import add_clean, announce, finish
+from _common import add_clean, add_work, announce, finish, parse_args
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work" / "quality"
 DATA = HERE.parent.parent / "shared" / "data"
 sys.path.insert(0, str(HERE.parent / "tests"))
 
@@ -63,14 +63,14 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def base_embeddings(limit: int | None = None) -> np.ndarray:
+def base_embeddings(work: Path, limit: int | None = None) -> np.ndarray:
     """MiniLM embeddings of the real (question, answer) pairs (the first ``limit``, or all),
-    cached after the first run."""
+    cached in ``work`` after the first run."""
     from curate.curation.embed import embed
 
-    cache = WORK / f"minilm_{limit or 'all'}.npy"
+    cache = work / f"minilm_{limit or 'all'}.npy"
     if not cache.exists():
-        WORK.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
         texts = [f"{q}\n{a}" for q, a in real_texts()[:limit]]
         np.save(cache, embed(texts, max_tokens=128))
     return np.load(cache)
@@ -123,10 +123,10 @@ def deita_filter(embeddings: np.ndarray, tau: float, chunk_size: int = 100_000,
     return mask
 
 
-def bench_diversity(rows: int, peer_rows: int, tau: float, base_texts: int | None) -> None:
+def bench_diversity(rows: int, peer_rows: int, tau: float, base_texts: int | None, work: Path) -> None:
     from curate.curation.diversity import select_diverse
 
-    base = base_embeddings(base_texts)
+    base = base_embeddings(work, base_texts)
     vectors = replicated(base, rows)
     print(f"(a) diversity selection, MiniLM embeddings of {len(base):,} real texts replicated to "
           f"{rows:,}, tau {tau}; DEITA's repr filter loop (batch_size 1, chunk_size 100,000, torch "
@@ -189,7 +189,7 @@ def deita_infer_scores(folder: Path, encoded: list[list[int]]) -> tuple[np.ndarr
     return out, time.perf_counter() - started
 
 
-def bench_scoring(records: int, batch_sizes: list[int]) -> None:
+def bench_scoring(records: int, batch_sizes: list[int], layers: int, work: Path) -> None:
     import pyarrow as pa
     from tiny_lm import build_tiny_lm
 
@@ -197,10 +197,10 @@ def bench_scoring(records: int, batch_sizes: list[int]) -> None:
     from curate.engine.stage import StageContext
 
     pairs = real_texts()[:records]
-    folder = WORK / "scorer_lm"
+    folder = work / f"scorer_lm_{layers}"
     if not (folder / "config.json").exists():
         build_tiny_lm(folder, texts=[f"{q} {a}" for q, a in real_texts()[:2000]],
-                      hidden_size=512, layers=6, heads=8)
+                      hidden_size=512, layers=layers, heads=8)
     params = _parameters(folder)
     table = pa.table({
         "messages": [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
@@ -263,15 +263,19 @@ def main() -> None:
                         help="(a) cosine above which a record is redundant")
     parser.add_argument("--records", type=int, default=128, help="(b) records to score")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="(b)")
+    parser.add_argument("--scorer-layers", type=int, default=6,
+                        help="(b) layers of the scoring Llama (hidden 512; 6 layers: about 29M parameters)")
     parser.add_argument("--texts", type=int, default=2000, help="(c) texts to embed")
     parser.add_argument("--base-texts", type=int, default=None,
                         help="(a) real texts embedded as the base (default: all, about 17k; MiniLM on 2 "
                         "CPU cores takes about 90 s for them on the first run, cached after)")
+    add_work(parser, "quality")
     add_clean(parser)
-    args = parser.parse_args()
+    args = parse_args(parser, {"rows": 640, "peer_rows": 64, "base_texts": 64, "records": 2,
+                               "batch_sizes": [1, 2], "scorer_layers": 1, "texts": 16})
     # measured on the shared 2-core machine: MiniLM about 3 texts/s (the base, on the first run,
     # and (c)); (a) DEITA's loop 65 ms per record, curate's negligible; (b) 24 s per record
-    cached = (WORK / f"minilm_{args.base_texts or 'all'}.npy").exists()
+    cached = (args.work / f"minilm_{args.base_texts or 'all'}.npy").exists()
     expected = (0 if cached else (args.base_texts or 17_000) / 3) \
         + ("a" in args.parts) * (0.065 * min(args.peer_rows, args.rows)) \
         + ("b" in args.parts) * 24 * args.records + ("c" in args.parts) * args.texts / 3
@@ -279,12 +283,12 @@ def main() -> None:
                        f"(DEITA loop on {args.peer_rows:,}), {args.records} scored records, "
                        f"{args.texts:,} embedded texts")
     if "a" in args.parts:
-        bench_diversity(args.rows, args.peer_rows, args.tau, args.base_texts)
+        bench_diversity(args.rows, args.peer_rows, args.tau, args.base_texts, args.work)
     if "b" in args.parts:
-        bench_scoring(args.records, args.batch_sizes)
+        bench_scoring(args.records, args.batch_sizes, args.scorer_layers, args.work)
     if "c" in args.parts:
         bench_embedding(args.texts)
-    finish(started, [WORK], args.clean)
+    finish(started, [args.work], args.clean)
 
 
 if __name__ == "__main__":

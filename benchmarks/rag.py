@@ -20,6 +20,9 @@ far longer than a benchmark should:
    ``--single`` calls); throughput: all queries in one call.
 
     PYTHONPATH=. python benchmarks/rag.py [--embed 2000] [--vectors 100000] [--queries 1000]
+    PYTHONPATH=. python benchmarks/rag.py --smoke     # 64 questions, 2,000 vectors (the test suite's size)
+
+Without faiss (the rag extra) its rows are skipped, said so, and numpy exact search runs alone.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from _common import announce, finish, installed, parse_args
 
 
 def real_questions(n: int) -> list[str]:
@@ -76,7 +80,8 @@ def latency(fn, queries: np.ndarray, single: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--embed", type=int, default=2000, help="real questions embedded (part 1)")
     parser.add_argument("--vectors", type=int, default=100_000, help="vectors searched (part 2)")
     parser.add_argument("--queries", type=int, default=1000, help="real query vectors (part 2)")
@@ -84,8 +89,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64],
                         help="HNSW efSearch values to time (one graph, built once)")
-    args = parser.parse_args()
-    import faiss
+    args = parse_args(parser, {"embed": 64, "vectors": 2000, "queries": 20, "single": 5})
+    # measured on the shared 2-core machine: MiniLM about 30 questions/s (twice: peer and curate),
+    # HNSW built at about 2,000 vectors/s
+    announce("rag.py", 15 + 2 * args.embed / 30 + args.vectors / 2000,
+             f"{args.embed:,} questions embedded, {args.vectors:,} vectors searched by "
+             f"{args.queries:,} queries")
     import torch
 
     from curate.curation.embed import load_embedder
@@ -93,7 +102,6 @@ def main() -> None:
     from curate.rag.index import RECORD_SCHEMA, Index, build_index
 
     torch.set_num_threads(2)
-    faiss.omp_set_num_threads(2)
     questions = real_questions(args.embed)
     print(f"part 1: {len(questions):,} real MedMCQA questions, MiniLM (torch backend, batch 64, 256 tokens), "
           f"2 threads")
@@ -139,16 +147,40 @@ def main() -> None:
           f"vectors, normalised; 384 dimensions), {len(queries):,} real query vectors, k = {args.k}, "
           "2 threads")
     exact = index("numpy")
-    flat = index("faiss")
-    hnsw = index("hnsw")
+    rows = []
+    truth, exact_all = timed(exact.search_vectors, queries, args.k)
+    one = latency(lambda q: exact.search_vectors(q, args.k), queries, args.single)
+    rows.append(("curate numpy exact", 0.0, one, exact_all, 1.0))
+    if installed("faiss", "faiss (IndexFlatIP, and curate's faiss and HNSW search)", "rag"):
+        rows += faiss_rows(index, vectors, queries, truth, args)
+    print(f"{'':26}{'build s':>9}{'build rec/s':>13}{'1-query ms':>12}{'queries/s':>11}{'recall@5':>10}")
+    for name, build, single, total, quality in rows:
+        rate = f"{args.vectors / build:>13,.0f}" if build else f"{'-':>13}"
+        print(f"{name:26}{build:>9.2f}{rate}{1000 * single:>12.3f}{len(queries) / total:>11,.0f}"
+              f"{quality:>10.3f}")
+    if len(rows) > 1:
+        print("recall@5: share of the exact top-5 ids found (curate faiss flat: identical rank lists, "
+              "the same order with ties by id)")
+        print(f"HNSW (ef {args.ef_search[0]}) vs numpy exact, one query: {rows[0][2] / rows[3][2]:.1f}x "
+              f"faster; faiss flat vs numpy exact: {rows[0][2] / rows[1][2]:.1f}x")
+    finish(None, [], False)
+
+
+def faiss_rows(make_index, vectors: np.ndarray, queries: np.ndarray, truth, args: argparse.Namespace
+               ) -> list[tuple]:
+    """The table's rows for curate's faiss flat and HNSW search (``make_index(kind)``) and for
+    faiss alone: (name, build seconds, one-query seconds, all-queries seconds, recall@k against
+    the exact ``truth``)."""
+    import faiss
+
+    faiss.omp_set_num_threads(2)
+    flat = make_index("faiss")
+    hnsw = make_index("hnsw")
     _, flat_build = timed(flat.faiss_index)
     _, hnsw_build = timed(hnsw.faiss_index)
     peer = faiss.IndexFlatIP(vectors.shape[1])
     peer.add(vectors)
     rows = []
-    truth, exact_all = timed(exact.search_vectors, queries, args.k)
-    one = latency(lambda q: exact.search_vectors(q, args.k), queries, args.single)
-    rows.append(("curate numpy exact", 0.0, one, exact_all, 1.0))
     found, flat_all = timed(flat.search_vectors, queries, args.k)
     same = float(np.mean(found[0] == truth[0]))
     rows.append(("curate faiss flat", flat_build, latency(lambda q: flat.search_vectors(q, args.k), queries,
@@ -163,15 +195,7 @@ def main() -> None:
         recall = overlap(approx[0], truth[0], args.k)
         one = latency(lambda q: hnsw.search_vectors(q, args.k), queries, args.single)
         rows.append((f"curate faiss HNSW ef {ef}", hnsw_build, one, hnsw_all, recall))
-    print(f"{'':26}{'build s':>9}{'build rec/s':>13}{'1-query ms':>12}{'queries/s':>11}{'recall@5':>10}")
-    for name, build, single, total, quality in rows:
-        rate = f"{args.vectors / build:>13,.0f}" if build else f"{'-':>13}"
-        print(f"{name:26}{build:>9.2f}{rate}{1000 * single:>12.3f}{len(queries) / total:>11,.0f}"
-              f"{quality:>10.3f}")
-    print("recall@5: share of the exact top-5 ids found (curate faiss flat: identical rank lists, the "
-          "same order with ties by id)")
-    print(f"HNSW (ef {args.ef_search[0]}) vs numpy exact, one query: {rows[0][2] / rows[3][2]:.1f}x faster; "
-          f"faiss flat vs numpy exact: {rows[0][2] / rows[1][2]:.1f}x")
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ full output (every figure with its peer and ratio, as the script prints them).
 
     .venv/bin/python benchmarks/run_all.py                 # writes BENCHMARKS.md
     .venv/bin/python benchmarks/run_all.py --only synth minhash --out /tmp/B.md
+    .venv/bin/python benchmarks/run_all.py --smoke         # every script at its --smoke size (minutes)
+
+``--smoke`` runs each script with its own ``--smoke`` (the test suite's size: the code paths and
+the peers, figures that mean nothing) and writes to a temporary folder unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -160,13 +165,21 @@ def main() -> None:
                         help="keep the sections of --out for the scripts not run this time")
     parser.add_argument("--label", default="",
                         help="a line put at the top of the file (say how the machine was loaded)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="run every script with --smoke (the test suite's size: seconds each, the "
+                        "figures mean nothing); --out defaults to a new temporary folder")
     args = parser.parse_args()
+    if args.smoke:
+        if args.out == parser.get_default("out"):
+            args.out = Path(tempfile.mkdtemp(prefix="bench-smoke-")) / "BENCHMARKS.md"
+        args.label = " ".join(filter(None, [args.label, "Smoke run (`run_all.py --smoke`): every script at "
+                                            "the test suite's size; the figures mean nothing."]))
     names = [n for n in ORDER if n in (args.only or ORDER)]
     started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     start_load = os.getloadavg()[0]
-    print(f"make bench: {len(names)} scripts, sized for about 15 minutes on 2 cores (longer on a "
-          "loaded machine); "
-          f"{load_line('start')}", flush=True)
+    size = ("at their --smoke sizes (seconds each)" if args.smoke
+            else "sized for about 15 minutes on 2 cores (longer on a loaded machine)")
+    print(f"make bench: {len(names)} scripts, {size}; {load_line('start')}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     sections, total = [], time.perf_counter()
@@ -207,6 +220,7 @@ def main() -> None:
 
     for name in names:
         arguments, peer, comparable = SCRIPTS[name]
+        arguments = ["--smoke"] if args.smoke else arguments
         command = [sys.executable, str(HERE / f"{name}.py"), *arguments]
         shown = shlex.join(["python", f"benchmarks/{name}.py", *arguments])
         print(f"\n== {shown}", flush=True)

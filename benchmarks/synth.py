@@ -15,6 +15,9 @@ server, not a model. The CoT run enhances the first --rows MedMCQA dev questions
 that same server (concurrency 16), with the gold answer given and withheld.
 
     .venv/bin/python benchmarks/synth.py --latency 0.2 --rows 200   # about 40 s
+    .venv/bin/python benchmarks/synth.py --smoke     # 32 requests at 20 ms, seconds (the test suite's size)
+
+Without the openai SDK (the bench extra) the peer is skipped, said so, and curate runs alone.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from _common import add_clean, announce, finish
+from _common import add_clean, announce, finish, installed, parse_args
 
 HERE = Path(__file__).resolve().parent
 
@@ -89,10 +92,7 @@ def throughput(url: str, concurrency: int, count: int) -> float:
 
 def sdk_throughput(url: str, concurrency: int, count: int) -> float:
     """Requests per second for the same requests through ``openai.AsyncOpenAI``."""
-    try:
-        from openai import AsyncOpenAI
-    except ImportError as error:
-        raise SystemExit("the peer needs the openai SDK: pip install -e '.[bench]'") from error
+    from openai import AsyncOpenAI
 
     async def run() -> float:
         client = AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=60)
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data",
                         help="the shared data folder (MedMCQA dev questions)")
     add_clean(parser)
-    args = parser.parse_args()
+    args = parse_args(parser, {"latency": 0.02, "requests": 32, "rows": 4})
     single_count = max(5, args.requests // 8)
     waits = (2 * args.requests / args.concurrency + single_count + 2 * 2 * args.rows / 16) * args.latency
     started = announce("synth.py", 10 + 1.5 * waits, f"{args.requests} requests at concurrency "
@@ -157,16 +157,18 @@ def main() -> None:
         print(f"server: fixed-latency responder on 127.0.0.1, {args.latency * 1000:.0f} ms per "
               "request, offline template text (no model)")
         ours = throughput(url, args.concurrency, args.requests)
-        sdk = sdk_throughput(url, args.concurrency, args.requests)
+        peer = installed("openai", "the openai SDK's AsyncOpenAI")
+        sdk = sdk_throughput(url, args.concurrency, args.requests) if peer else None
         single = throughput(url, 1, single_count)
         ideal = args.concurrency / args.latency
-        import openai
-
         print(f"curate openai backend, concurrency {args.concurrency:>2}: {ours:7.2f} requests/s "
               f"({ours / ideal:.0%} of the {ideal:.0f}/s the latency allows)")
-        print(f"peer openai {openai.__version__} AsyncOpenAI + Semaphore({args.concurrency}), max_retries=0: "
-              f"{sdk:7.2f} requests/s")
-        print(f"ratio curate / SDK at concurrency {args.concurrency}: {ours / sdk:.2f}x (1.0 = same)")
+        if sdk is not None:
+            import openai
+
+            print(f"peer openai {openai.__version__} AsyncOpenAI + Semaphore({args.concurrency}), "
+                  f"max_retries=0: {sdk:7.2f} requests/s")
+            print(f"ratio curate / SDK at concurrency {args.concurrency}: {ours / sdk:.2f}x (1.0 = same)")
         print(f"curate openai backend, concurrency  1: {single:7.2f} requests/s; concurrency "
               f"{args.concurrency} runs at {ours / single:.1f}x that (a property of the server's "
               "latency, not a comparison with a peer)")

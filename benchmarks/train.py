@@ -18,6 +18,7 @@ assistant tokens, without truncation and at max_length 256, for the BPE tokenize
 and tests/tiny_lm.py's word-level one.
 
     .venv/bin/python benchmarks/train.py [--steps 20] [--drift releases/demo/0.1.0]
+    .venv/bin/python benchmarks/train.py --smoke     # 1 step each, drift on the release built here
 """
 
 from __future__ import annotations
@@ -30,17 +31,18 @@ import sys
 import time
 from pathlib import Path
 
-from _common import add_clean, announce, finish
+from _common import add_clean, add_work, announce, finish, parse_args
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work" / "train"
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "train")]
 
 SIZE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
+BUILT = "the release built here"
+"""``--drift`` without a value: the release this run builds from Dolly."""
 
 
-def build_release() -> Path:
+def build_release(work: Path) -> Path:
     from train_fixtures import PREFS_ENTRY, write_yaml
 
     from curate.catalog import resolve_data_root
@@ -51,20 +53,20 @@ def build_release() -> Path:
     rows = [json.loads(line) for line in (data / "general/dolly/dolly_151.jsonl").read_text().splitlines()]
     pairs = [{"prompt": a["instruction"], "chosen": a["response"], "rejected": b["response"]}
              for a, b in zip(rows, rows[1:], strict=False)]
-    (WORK / "prefs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    write_yaml(WORK / "catalog/sources/dolly_prefs.yaml", PREFS_ENTRY.format(path=WORK / "prefs.jsonl"))
-    recipe = write_yaml(WORK / "bench.yaml", 'name: train-bench\nversion: "1"\n'
+    (work / "prefs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    write_yaml(work / "catalog/sources/dolly_prefs.yaml", PREFS_ENTRY.format(path=work / "prefs.jsonl"))
+    recipe = write_yaml(work / "bench.yaml", 'name: train-bench\nversion: "1"\n'
                         "sources: [dolly, dolly_prefs]\nstages:\n  exact_dedup: {}\n")
-    run = open_run(recipe, catalog_dirs=[WORK / "catalog"], runs_dir=WORK / "runs")
-    return build_mix(run, releases_dir=WORK / "releases").release.path
+    run = open_run(recipe, catalog_dirs=[work / "catalog"], runs_dir=work / "runs")
+    return build_mix(run, releases_dir=work / "releases").release.path
 
 
-def build_model() -> Path:
+def build_model(work: Path) -> Path:
     import torch
     from train_fixtures import build_bpe_lm, dolly_texts
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    folder = build_bpe_lm(WORK / "model", dolly_texts(), vocab_size=4000)
+    folder = build_bpe_lm(work / "model", dolly_texts(), vocab_size=4000)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), num_key_value_heads=4,
@@ -117,8 +119,9 @@ def _tokens(trainer: object) -> int:
     return int(max(h.get("num_tokens", 0) for h in history))
 
 
-def speed(steps: int, repeats: int) -> None:
-    release, model = build_release(), build_model()
+def speed(steps: int, repeats: int, work: Path) -> Path:
+    """Time SFT and DPO through curate and through TRL by hand; return the release trained on."""
+    release, model = build_release(work), build_model(work)
     print(f"release {release} ({sum(1 for _ in (release / 'data').rglob('*.parquet'))} data files); "
           f"model: Llama {SIZE}, BPE vocab 4000; {steps} steps, batch 4, max_length 128; "
           f"best of {repeats}, alternating")
@@ -126,16 +129,17 @@ def speed(steps: int, repeats: int) -> None:
         best: dict[str, tuple[float, int]] = {}
         for i in range(repeats):
             for name, run in (("curate", by_curate), ("trl", by_trl)):
-                seconds, tokens = run(task, release, model, steps, WORK / f"out-{task}-{name}-{i}")
+                seconds, tokens = run(task, release, model, steps, work / f"out-{task}-{name}-{i}")
                 if name not in best or seconds < best[name][0]:
                     best[name] = (seconds, tokens)
         (c_s, c_t), (t_s, t_t) = best["curate"], best["trl"]
         print(f"{task}: curate {c_t / c_s:,.0f} tokens/s ({c_s:.2f} s, {c_t:,} tokens); "
               f"TRL by hand {t_t / t_s:,.0f} tokens/s ({t_s:.2f} s, {t_t:,} tokens); "
               f"ratio curate/TRL {c_t / c_s / (t_t / t_s):.3f}")
+    return release
 
 
-def drift(release: Path) -> None:
+def drift(release: Path, work: Path) -> None:
     import polars as pl
     from tiny_lm import build_tiny_lm
     from train_fixtures import build_bpe_lm, dolly_texts
@@ -148,8 +152,8 @@ def drift(release: Path) -> None:
     parts = load_release(release)
     texts = [m["content"] for name in ("text", "image_text") if name in parts
              for row in parts[name]["messages"] for m in row]
-    tokenizers = {"BPE + ChatML": build_bpe_lm(WORK / "drift-bpe", dolly_texts() + texts[:4000]),
-                  "word-level (tests/tiny_lm.py)": build_tiny_lm(WORK / "drift-word", texts=texts)}
+    tokenizers = {"BPE + ChatML": build_bpe_lm(work / "drift-bpe", dolly_texts() + texts[:4000]),
+                  "word-level (tests/tiny_lm.py)": build_tiny_lm(work / "drift-word", texts=texts)}
     manifest = json.loads((release / "manifest.json").read_text())
     print(f"release {release}: counting in its manifest: {manifest['budget']['counting']}")
     for label, path in tokenizers.items():
@@ -162,7 +166,7 @@ def drift(release: Path) -> None:
                     continue
                 data = parts[name].remove_columns([c for c in ("images",) if c in parts[name].column_names])
                 trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=data,
-                                     args=SFTConfig(output_dir=str(WORK / "unused"), bf16=False,
+                                     args=SFTConfig(output_dir=str(work / "unused"), bf16=False,
                                                     report_to="none", assistant_only_loss=True,
                                                     max_length=max_length, shuffle_dataset=False))
                 trl = {r["id"]: sum(x != -100 for x in r["labels"]) for r in trainer.train_dataset}
@@ -188,21 +192,25 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--drift", type=Path, default=None, help="A release to measure loss-token drift on.")
+    parser.add_argument("--drift", nargs="?", const=BUILT, default=None, metavar="RELEASE",
+                        help="A release to measure loss-token drift on; without a value, the small "
+                        "release this run builds from Dolly.")
     parser.add_argument("--no-speed", action="store_true", help="skip the SFT/DPO timing")
+    add_work(parser, "train", emptied=True)
     add_clean(parser)
-    args = parser.parse_args()
+    args = parse_args(parser, {"steps": 1, "drift": BUILT})
     # measured on this machine: about 3 s per step and task, for both sides, plus the build
     announce("train.py", 30 + (0 if args.no_speed else 2 * 2 * 3 * args.steps * args.repeats)
              + (60 if args.drift else 0), f"{args.steps} steps x {args.repeats} repeat(s)"
              + (f", drift on {args.drift}" if args.drift else ""))
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    if not args.no_speed:
-        speed(args.steps, args.repeats)
-    if args.drift is not None:
-        drift(args.drift)
-    finish(None, [WORK], args.clean)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    release = None if args.no_speed else speed(args.steps, args.repeats, args.work)
+    if args.drift == BUILT:
+        drift(release or build_release(args.work), args.work)
+    elif args.drift is not None:
+        drift(Path(args.drift), args.work)
+    finish(None, [args.work], args.clean)
 
 
 if __name__ == "__main__":
