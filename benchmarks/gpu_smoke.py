@@ -175,8 +175,8 @@ def run(recipe: Path, catalog: Path, work: Path) -> None:
     run_ = open_run(recipe, catalog_dirs=[catalog], runs_dir=work / "runs")
     with MemorySampler() as memory:
         result = build_mix(run_, releases_dir=work / "releases",
-                           ingest_progress=lambda source, rows: memory.at(f"ingest {source}"),
-                           stage_progress=lambda name, done, total: memory.at(name))
+                           progress=lambda tick: memory.at(f"ingest {tick.part}" if tick.step == "ingest"
+                                                           else tick.name))
     print("\nstep                      seconds  reused     peak GPU memory in use (GiB, all processes)")
     print(f"{'before':<26}{'':>8}  {'':<9}  {memory.peaks['before']:.2f}")
     for stage in result.stages:
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> None:
         from curate.pipeline.run import open_run
 
         plan = plan_mix(open_run(recipe, catalog_dirs=[catalog], runs_dir=work / "runs"))
-        quality = plan["recipe"]["stages"]["quality"]
-        generator = plan["recipe"]["synth"]["cot"]["generator"]
+        quality = plan.recipe["stages"]["quality"]
+        generator = plan.recipe["synth"]["cot"]["generator"]
         print(f"dry run: recipe valid; would run quality ({quality['backend']}, "
               f"{quality['scorer_loading']}) then synth cot ({generator['backend']}) "
               f"on {args.rows} rows; no engine loaded")
