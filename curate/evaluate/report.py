@@ -20,7 +20,8 @@ from curate.errors import MissingDependencyError
 log = logging.getLogger(__name__)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files, no screen); the `eval` extra."""
     try:
         import matplotlib
     except ImportError:
@@ -163,7 +164,7 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
         lines += [_paired_row(name, c, c["accuracy_a"], c["accuracy_b"])
                   for name, c in comparison["benchmarks"].items()]
     try:
-        plt = _pyplot()
+        plt = pyplot()
     except MissingDependencyError as exc:
         lines += ["", f"(no plots: {exc})"]
     else:
@@ -265,7 +266,7 @@ def write_audit_report(result: dict[str, Any], folder: Path) -> Path:
             shown = ", ".join(ids[:20]) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
             lines.append(f"- `{flaw}` ({len(ids)}): {shown}")
     try:
-        plt = _pyplot()
+        plt = pyplot()
     except MissingDependencyError as exc:
         lines += ["", f"(no plot: {exc})"]
     else:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from curate.config import Config
-from curate.errors import ConfigError, MissingDependencyError
+from curate.errors import ConfigError
 from curate.synth.attacks import ATTACK_STYLES, STYLES
 from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig
 from curate.synth.judge import JudgeConfig
@@ -452,12 +452,9 @@ def markdown_report(results: dict[str, Any], *, plots: Sequence[str] = ()) -> st
 
 def write_plots(asr: dict[str, Any], out: Path) -> dict[str, Path]:
     """ASR per style and per topic with their intervals, as PNG files in ``out``."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "eval") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from curate.evaluate.report import pyplot
+
+    plt = pyplot()
 
     files = {}
     for key in ("style", "topic"):

@@ -13,11 +13,12 @@ from curate.cli.console import json_option, show
 from curate.cli.options import config_options, given, settings
 from curate.cli.views import catalog as view
 
-catalog_option = config_options(CatalogConfig, only=["catalog_dirs"], rename={"catalog_dirs": "catalog"})
-"""`--catalog DIR` (repeatable)."""
-catalog_options = config_options(CatalogConfig, only=["catalog_dirs", "data_root"],
-                                  rename={"catalog_dirs": "catalog"})
-"""`--catalog DIR` and `--data-root DIR`: every command that reads catalog entries and their data."""
+
+def catalog_options(*fields: str) -> Any:
+    """The ``CatalogConfig`` options ``fields`` (default: `--catalog DIR` and `--data-root DIR`,
+    what every command that reads catalog entries and their data takes), under ``catalog``."""
+    return config_options(CatalogConfig, at=["catalog"], only=fields or ["catalog_dirs", "data_root"],
+                          rename={"catalog_dirs": "catalog"})
 
 
 @click.group(cls=Group)
@@ -26,19 +27,19 @@ def catalog() -> None:
 
 
 @catalog.command("ls")
-@catalog_option
+@catalog_options("catalog_dirs")
 @json_option
 def catalog_ls(as_json: bool, **_: Any) -> None:
     """List every source, benchmark and mix recipe of the catalogs."""
     from curate.catalog import Catalog
 
-    options = CatalogConfig.model_validate(settings(click.get_current_context()))
+    options = CatalogConfig.model_validate(settings(click.get_current_context()).get("catalog", {}))
     show(Catalog.load(options.catalog_dirs), as_json, view.catalog_listing)
 
 
 @catalog.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@catalog_options
+@catalog_options()
 @json_option
 def catalog_validate(paths: tuple[str, ...], as_json: bool, **_: Any) -> None:
     """Check catalog entries: the schema (unknown keys are errors), that the licence is
@@ -50,6 +51,7 @@ def catalog_validate(paths: tuple[str, ...], as_json: bool, **_: Any) -> None:
     from curate.ingest.check import check_catalog
 
     context = click.get_current_context()
-    result = show(check_catalog(given(context)["paths"], **settings(context)), as_json, view.catalog_check)
+    result = show(check_catalog(given(context)["paths"], **settings(context).get("catalog", {})), as_json,
+                  view.catalog_check)
     if result.valid < len(result.checks):
         sys.exit(1)

@@ -8,15 +8,13 @@ import click
 
 from curate.catalog import CatalogConfig
 from curate.cli import Group
+from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, show
 from curate.cli.options import config_options, given, settings, union_options
 from curate.cli.views import evaluate as view
 from curate.evaluate.config import AuditConfig, AuditFiles, ExportFiles, McqaConfig, McqaFiles
 from curate.evaluate.safety import SafetyEvalConfig, SafetyEvalFiles
 from curate.synth.config import GENERATORS
-
-catalog_options = config_options(CatalogConfig, at=["catalog"], only=["catalog_dirs", "data_root"],
-                                  rename={"catalog_dirs": "catalog"})
 
 
 @click.group(cls=Group, name="eval")
@@ -26,7 +24,7 @@ def eval_() -> None:
 
 @eval_.command("safety")
 @config_options(SafetyEvalFiles, at=["files"], rename={"config_path": "config"})
-@catalog_options
+@catalog_options()
 @config_options(SafetyEvalConfig, at=["eval"], rename={"sources": "source", "styles": "style"})
 @json_option
 def eval_safety(as_json: bool, **_: Any) -> None:
@@ -51,7 +49,7 @@ def eval_safety(as_json: bool, **_: Any) -> None:
 @eval_.command("mcqa")
 @click.argument("benchmarks", nargs=-1, required=True)
 @config_options(McqaFiles, at=["files"])
-@catalog_options
+@catalog_options()
 @union_options(GENERATORS, discriminator="backend", at=["mcqa", "model"],
                rename={"batch_size": "model_batch_size"})
 @config_options(McqaConfig, at=["mcqa"], skip=["model"])
@@ -78,7 +76,7 @@ def eval_mcqa(benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:
 @click.argument("benchmark")
 @config_options(ExportFiles, at=["files"])
 @config_options(McqaConfig, at=["mcqa"], only=["limit"])
-@catalog_options
+@catalog_options()
 @json_option
 def eval_export_lm_eval(benchmark: str, as_json: bool, **_: Any) -> None:
     """Export BENCHMARK as an lm-evaluation-harness task (YAML and data file) with the items
@@ -94,7 +92,7 @@ def eval_export_lm_eval(benchmark: str, as_json: bool, **_: Any) -> None:
 @click.command("audit")
 @click.argument("benchmarks", nargs=-1, required=True)
 @config_options(AuditFiles, at=["files"])
-@catalog_options
+@catalog_options()
 @config_options(AuditConfig, at=["audit"], skip=["decontam"])
 @json_option
 def audit(benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:

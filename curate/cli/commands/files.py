@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from curate.catalog import CatalogConfig
+from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, progress_bars, show
 from curate.cli.options import config_options, given, settings
 from curate.cli.views import files as view
@@ -34,9 +34,7 @@ def one_file_command(name: str) -> Any:
     the catalog options, then the stages' options (generated from their configs below it)."""
     def decorate(function: Any) -> click.Command:
         for decorator in reversed((
-                input_argument, config_options(FileOptions, at=["file"]),
-                config_options(CatalogConfig, at=["catalog"], only=["catalog_dirs", "data_root"],
-                               rename={"catalog_dirs": "catalog"}), json_option)):
+                input_argument, config_options(FileOptions, at=["file"]), catalog_options(), json_option)):
             function = decorator(function)
         return click.command(name)(function)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from curate.catalog import CatalogConfig
 from curate.cli import Group
+from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, show
 from curate.cli.options import config_options, given, settings, union_options
 from curate.cli.views import rag as view
@@ -16,8 +16,6 @@ from curate.rag.config import CotIndexConfig, IndexConfig, IndexFiles, QueryConf
 from curate.synth.config import GENERATORS
 
 input_argument = click.argument("input_spec", metavar="RELEASE_OR_SOURCE")
-catalog_options = config_options(CatalogConfig, at=["catalog"], only=["catalog_dirs", "data_root"],
-                                  rename={"catalog_dirs": "catalog"})
 
 
 @click.group(cls=Group)
@@ -29,7 +27,7 @@ def rag() -> None:
 @rag.command("index")
 @input_argument
 @config_options(IndexFiles, at=["files"], skip=["cache_dir"])
-@catalog_options
+@catalog_options()
 @config_options(IndexConfig, at=["index"])
 @json_option
 def rag_index(input_spec: str, as_json: bool, **_: Any) -> None:
@@ -48,7 +46,7 @@ def rag_index(input_spec: str, as_json: bool, **_: Any) -> None:
 @rag.command("cot")
 @input_argument
 @config_options(IndexFiles, at=["files"], rename={"cache_dir": "cache"})
-@catalog_options
+@catalog_options()
 @union_options(GENERATORS, discriminator="backend", at=["cot", "generator"],
                rename={"batch_size": "generator_batch_size"})
 @config_options(CotIndexConfig, at=["cot"], skip=["generator", "sources"])
@@ -86,7 +84,7 @@ def rag_search(index: str, queries: tuple[str, ...], as_json: bool, **_: Any) ->
 @rag.command("check")
 @click.argument("index", type=click.Path(exists=True, file_okay=False))
 @click.argument("benchmarks", nargs=-1, required=True)
-@catalog_options
+@catalog_options()
 @config_options(DecontamConfig, at=["decontam"], skip=["benchmarks"])
 @json_option
 def rag_check(index: str, benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:

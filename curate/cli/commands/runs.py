@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from curate.catalog import CatalogConfig
+from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, progress_bars, show
 from curate.cli.options import config_options, given, settings
 from curate.cli.views import runs as view
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 recipe_argument = click.argument("recipe")
 run_options = [
-    config_options(CatalogConfig, at=["catalog"], rename={"catalog_dirs": "catalog"}),
+    catalog_options("catalog_dirs", "data_root", "allow_outside_data_root"),
     config_options(RunFolder, at=["run"], rename={"runs_dir": "runs"}),
     config_options(IngestConfig, at=["ingest"]),
 ]

@@ -8,13 +8,11 @@ import click
 
 from curate.catalog import CatalogConfig
 from curate.cli import Group
+from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, show
 from curate.cli.options import config_options, settings
 from curate.cli.views import safety as view
 from curate.synth.safety_pairs import PairsFiles, SafetyPairsConfig
-
-catalog_options = config_options(CatalogConfig, at=["catalog"], only=["catalog_dirs", "data_root"],
-                                  rename={"catalog_dirs": "catalog"})
 
 
 @click.group(cls=Group)
@@ -24,7 +22,7 @@ def safety() -> None:
 
 @safety.command("pairs")
 @config_options(PairsFiles, at=["files"], rename={"config_path": "config"})
-@catalog_options
+@catalog_options()
 @config_options(SafetyPairsConfig, at=["pairs"], rename={
     "sources": "source", "styles": "style", "test_topics": "test_topic", "test_styles": "test_style"})
 @json_option

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from curate.catalog import CatalogConfig
 from curate.cli import Group
+from curate.cli.commands.catalog import catalog_options
 from curate.cli.commands.files import input_argument
 from curate.cli.console import json_option, progress_bars, show
 from curate.cli.options import config_options, given, settings, union_options
@@ -27,8 +27,7 @@ def synth() -> None:
 @synth.command("cot")
 @input_argument
 @config_options(CotFileOptions, at=["file"], rename={"cache_dir": "cache"})
-@config_options(CatalogConfig, at=["catalog"], only=["catalog_dirs", "data_root"],
-                rename={"catalog_dirs": "catalog"})
+@catalog_options()
 @backend_options
 @config_options(SynthCotConfig, at=["cot"], skip=["generator", "sources"])
 @json_option
