@@ -498,7 +498,7 @@ def work_curate_stages(spec: dict) -> dict:
     from curate.curation import build_stages
     from curate.curation.config import MinHashConfig
     from curate.curation.minhash import shingle_table, signatures
-    from curate.engine.local import run_stages
+    from curate.engine.runner import run_stages
     from curate.engine.stage import StageContext
     from curate.store import RunStore
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from curate.config import Config, load_model
+from curate.config import Config, EngineConfig, load_model
 from curate.errors import ConfigError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
@@ -315,6 +315,9 @@ class Recipe(Config):
     mix: MixSpec | None = Field(
         None, description="Targets and budget; unset: every kept record goes to the release.",
     )
+    engine: EngineConfig | None = Field(None, description=(
+        "Where the stages run (`engine: ray`, `ray_address`, `workers`); the command line's "
+        "--engine options win. Not part of the release: every engine writes the same one."))
 
     @field_validator("version", mode="before")
     @classmethod
@@ -325,6 +328,11 @@ class Recipe(Config):
     @classmethod
     def _version_safe(cls, value: str) -> str:
         return check_path_part(value, "version")
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_name(cls, value: Any) -> Any:
+        return {"engine": value} if isinstance(value, str) else value
 
     @field_validator("stages", "synth", mode="before")
     @classmethod

@@ -5,7 +5,8 @@ scorers, commands): frozen, keyword-only, unknown keys refused. Its fields carry
 type, default, bounds and help text, so the same class drives the Python API, recipes
 and YAML files, and the command line (``curate.cli.options`` builds click options from
 them). Option types that several configs share are declared here once: ``Device``,
-``Dtype`` and ``ModelSpec``.
+``Dtype``, ``ModelSpec``, and ``EngineConfig`` (a recipe's and the command line's choice of
+executor).
 
 YAML is read strictly (``read_yaml``: a key given twice is an error) and validated with
 ``validate_model``: a failure names the file, each bad key and, for an unknown key, the
@@ -61,6 +62,25 @@ class ModelSpec(Config):
     revision: str | None = Field(None, description="Hub revision (commit sha, tag or branch) of `model`.")
     trust_remote_code: bool = Field(
         False, description="Run code that ships with the model (off unless you trust it).")
+
+
+class EngineConfig(Config):
+    """Where a build's stages run: in this process, or on a Ray cluster."""
+
+    engine: Literal["local", "ray"] = Field("local", description=(
+        "`local`: in this process, one shard at a time; `ray`: on a Ray cluster (extra `ray`), "
+        "the same stages and the same release."))
+    ray_address: str | None = Field(None, description=(
+        "`ray`: the cluster to join (`host:6379`, `ray://host:10001`, `auto`) [default: "
+        "$RAY_ADDRESS, else a local cluster of this machine's CPUs]."))
+    workers: int | None = Field(None, ge=1, description=(
+        "`ray`: shards scored at once (actors of a model stage, tasks otherwise) [default: the "
+        "cluster's CPUs]."))
+    cpus_per_worker: float = Field(0.5, gt=0, description=(
+        "`ray`: CPUs each worker asks for; a fraction leaves room for Ray Data's own tasks (a "
+        "pool of whole-CPU actors can starve them)."))
+    partitions: int = Field(8, ge=1, description=(
+        "`ray`: hash partitions of the grouping steps (LSH buckets, exact-dedup ids)."))
 
 
 # -- strict YAML ---------------------------------------------------------------------------

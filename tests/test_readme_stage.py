@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 from conftest import ingest_into
 
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.store import RunStore
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -78,9 +78,17 @@ class Decontaminate(RowStage[DecontamConfig]):
                      for part, dtype in (("score", pl.Float64), ("benchmark", pl.String),
                                          ("item", pl.String), ("field", pl.String))}
 
+    setup_once = True  # the benchmark index: built once, read by every worker
+
     def __init__(self, config: DecontamConfig | None = None):
         super().__init__(config)
-        self._index: tuple[StageContext, BenchmarkIndex] | None = None
+        self._index: tuple[Any, BenchmarkIndex] | None = None
+
+    @override
+    def setup(self, context: StageContext | None = None) -> None:
+        """Build the benchmark index, every tier's side of it, before any shard is scored."""
+        if context is not None:
+            self.index(context).prepare()
 
     @override
     def teardown(self) -> None:
@@ -88,15 +96,16 @@ class Decontaminate(RowStage[DecontamConfig]):
         self._index = None
 
     def index(self, context: StageContext) -> BenchmarkIndex:
-        """The benchmark side, built once per context (so once per run)."""
-        if self._index is None or self._index[0] is not context:
-            names = self.config.benchmarks or list(context.benchmarks)
-            cache = context.embedding_cache
-            if cache is None and self.config.embedding_cache:
-                cache = default_cache_dir()
-            index = BenchmarkIndex(load_items(context, names), self.config,
-                                   cache=cache if self.config.embedding_cache else None)
-            self._index = (context, index)
+        """The benchmark side, built once per set of benchmark files (so once per run, also
+        on a worker that received the stage with its index)."""
+        names = self.config.benchmarks or list(context.benchmarks)
+        cache = context.embedding_cache
+        if cache is None and self.config.embedding_cache:
+            cache = default_cache_dir()
+        cache = cache if self.config.embedding_cache else None
+        key = (tuple(names), tuple(tuple(map(str, context.benchmarks.get(n, ()))) for n in names), str(cache))
+        if self._index is None or self._index[0] != key:
+            self._index = (key, BenchmarkIndex(load_items(context, names), self.config, cache=cache))
         return self._index[1]
 
     # -- scoring ----------------------------------------------------------------------------
@@ -237,6 +246,15 @@ class BenchmarkIndex:
         """Where matching reports its tiers and embedding batches (the stage's context)."""
         self._benchmarks = np.array(items.get_column("benchmark").to_list() + [None], dtype=object)
         self._ids = np.array(items.get_column("item").to_list() + [None], dtype=object)
+
+    def prepare(self) -> BenchmarkIndex:
+        """Build every tier's side now (n-grams, keys, anchors, item embeddings), so that a
+        copy of the index sent to a worker carries them (nothing to build without items); the index."""
+        if len(self.items):
+            _ = self.ngrams, self.anchors
+            if self.config.embedding_model is not None:
+                _ = self.embedding_keys
+        return self
 
     def benchmark_of(self, item: np.ndarray) -> pa.Array:
         """The benchmark of each item index (-1: null)."""

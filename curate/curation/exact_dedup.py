@@ -23,15 +23,8 @@ class ExactDedup(DatasetStage[ExactDedupConfig]):
 
     @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
-        return (
-            records.select("source", "row", "id")
-            .sort("source", "row")
-            .with_columns(
-                dup_copies=pl.len().over("id").cast(pl.Int64),
-                dup_rank=(pl.int_range(pl.len()).over("id") + 1).cast(pl.Int64),
-            )
-            .collect()
-        )
+        keys = records.select("source", "row", "id").collect()
+        return context.partitioned(keys, "id", copies).sort("source", "row")
 
     @override
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
@@ -40,3 +33,12 @@ class ExactDedup(DatasetStage[ExactDedupConfig]):
             keep=keep,
             reason=pl.when(keep).then(None).otherwise(pl.lit("duplicate_of:") + pl.col("id")),
         )
+
+
+def copies(keys: pl.DataFrame) -> pl.DataFrame:
+    """``dup_copies`` (records with the id) and ``dup_rank`` (1 for the first by (source,
+    row)) of records whose copies are all in ``keys`` (a partition by id, or all records)."""
+    return keys.sort("source", "row").with_columns(
+        dup_copies=pl.len().over("id").cast(pl.Int64),
+        dup_rank=(pl.int_range(pl.len()).over("id") + 1).cast(pl.Int64),
+    )

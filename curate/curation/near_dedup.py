@@ -1,11 +1,12 @@
 """Near-duplicate dedup: MinHash LSH candidates, verified by exact Jaccard, clustered.
 
 1. Signatures of every record's text (all turns) with the shared ``MinHashConfig``,
-   computed batch by batch; only the band keys stay in memory, not the texts.
-2. Candidates: records that share a band key (grouped with Polars, no Python dict of
-   buckets); each record of a bucket is paired with up to ``neighbours`` records before
-   it in the bucket, so a bucket of a few records yields all its pairs and a huge
-   bucket (templated text) stays linear.
+   computed shard by shard where the executor runs work; only the band keys come back,
+   not the texts.
+2. Candidates: records that share a band key, band by band (grouped with Polars within
+   hash partitions of the keys, no Python dict of buckets); each record of a bucket is
+   paired with up to ``neighbours`` records before it in the bucket, so a bucket of a few
+   records yields all its pairs and a huge bucket (templated text) stays linear.
 3. Verification: the exact Jaccard similarity of the two records' shingle sets must
    reach ``threshold`` (the signature estimate alone loses true pairs near it). Only
    the texts of candidate records are read again.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -25,9 +27,11 @@ from typing_extensions import override
 from curate.curation.config import MinHashConfig, NearDedupConfig
 from curate.curation.minhash import band_keys, common_shingles, shingle_table, signatures
 from curate.curation.text import all_text
-from curate.engine.stage import DatasetStage, StageContext, in_batches, select_rows
+from curate.engine.executor import GroupFunction
+from curate.engine.stage import DatasetStage, StageContext, select_rows
 
-_BATCH = 10_000
+Partitioned = Callable[[pl.DataFrame, str, GroupFunction], pl.DataFrame]
+"""(table, key, function over a partition) -> the partitions' results (``StageContext.partitioned``)."""
 
 
 class NearDedup(DatasetStage[NearDedupConfig]):
@@ -41,23 +45,18 @@ class NearDedup(DatasetStage[NearDedupConfig]):
     @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         config: MinHashConfig = self.config.minhash
-        bands, rows = config.banding
-        keys, parts = [], []
+        bands, _ = config.banding
         total = records.select(pl.len()).collect().item() if context.progress is not None else 0
-        done = 0
-        for batch in in_batches(records, "source", "row", "id", all_text().alias("text"), rows=_BATCH):
-            keys.append(band_keys(signatures(batch.get_column("text").to_arrow(), config), bands, rows))
-            parts.append(batch.select("source", "row", "id", length=pl.col("text").str.len_chars(),
-                                      empty=pl.col("text").str.len_bytes() == 0))
-            done += batch.height
-            context.report("MinHash signatures", done, total)
-        frame = pl.concat(parts) if parts else pl.DataFrame(
-            schema={"source": pl.String, "row": pl.Int64, "id": pl.String, "length": pl.UInt32,
-                    "empty": pl.Boolean})
-        key_matrix = np.vstack(keys) if keys else np.zeros((0, bands), np.uint64)
+        shards = context.map_records(partial(keyed, config=config), ["source", "row", "id", *self.columns],
+                                     part="MinHash signatures", total=total)
+        frame = pl.concat([pl.DataFrame(t) for t in shards]).sort("source", "row") if shards else (
+            pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "id": pl.String, "length": pl.UInt32,
+                                 "empty": pl.Boolean, "keys": pl.Array(pl.UInt64, bands)}))
+        key_matrix = frame.get_column("keys").to_numpy() if frame.height else np.zeros((0, bands), np.uint64)
+        frame = frame.drop("keys")
         pairs = candidate_pairs(key_matrix, empty=frame.get_column("empty"),
                                 neighbours=self.config.neighbours,
-                                progress=context.reporter("LSH bands"))
+                                progress=context.reporter("LSH bands"), partitioned=context.partitioned)
         candidates = np.unique(pairs.select(pl.concat_list("a", "b").explode()).to_series().to_numpy())
         similarity = np.zeros(0)
         if len(candidates):
@@ -87,28 +86,46 @@ class NearDedup(DatasetStage[NearDedupConfig]):
         )
 
 
+def keyed(records: pa.Table, *, config: MinHashConfig) -> pa.Table:
+    """Per record (keys, text length, whether its text is empty), its LSH band keys: the
+    row-wise work of near-dedup, one shard at a time where the executor runs work."""
+    bands, rows = config.banding
+    frame = pl.DataFrame(records).select("source", "row", "id", all_text().alias("text"))
+    keys = band_keys(signatures(frame.get_column("text").to_arrow(), config), bands, rows)
+    return frame.select("source", "row", "id", length=pl.col("text").str.len_chars(),
+                        empty=pl.col("text").str.len_bytes() == 0).with_columns(
+        keys=pl.Series(keys, dtype=pl.Array(pl.UInt64, bands))).to_arrow()
+
+
+def bucket_pairs(frame: pl.DataFrame, *, neighbours: int) -> pl.DataFrame:
+    """Pairs (a, b) of rows (``doc``) sharing a ``key``: in each bucket (rows in order), every
+    row with the ``neighbours`` rows before it. Buckets of one row (nearly all) pair with
+    nothing and are dropped before sorting."""
+    shared = frame.filter(pl.len().over("key") > 1).sort("key", "doc")
+    return pl.concat([
+        shared.select(a=pl.col("doc").shift(lag), b=pl.col("doc"),
+                      same=pl.col("key") == pl.col("key").shift(lag)).filter("same").drop("same")
+        for lag in range(1, neighbours + 1)
+    ])
+
+
 def candidate_pairs(keys: np.ndarray, *, empty: pl.Series | None = None,
                     neighbours: int = 8,
-                    progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
-    """Pairs (a, b), a < b, of rows sharing a band key: in each bucket (rows in order),
-    every row with the ``neighbours`` rows before it. Rows flagged ``empty`` (no
-    tokens) never pair. One band at a time, so memory holds one column of keys;
-    ``progress(bands done, bands)`` after each."""
+                    progress: Callable[[int, int], None] | None = None,
+                    partitioned: Partitioned | None = None) -> pl.DataFrame:
+    """Pairs (a, b), a < b, of rows sharing a band key (``bucket_pairs`` of each band). Rows
+    flagged ``empty`` (no tokens) never pair. One band at a time, so memory holds one
+    column of keys; within a band, ``partitioned(table, "key", function)`` groups the
+    buckets (default: all in this process); ``progress(bands done, bands)`` after each."""
     n, bands = keys.shape
     docs = np.arange(n, dtype=np.int64)
     if empty is not None and empty.any():
         docs = docs[~empty.to_numpy()]
+    grouped = partitioned or (lambda frame, key, fn: fn(frame))
+    pairs = partial(bucket_pairs, neighbours=neighbours)
     found = []
     for band in range(bands):
-        # Buckets of one row (nearly all) pair with nothing: drop them before sorting.
-        shared = (pl.DataFrame({"doc": docs, "key": keys[docs, band]})
-                  .filter(pl.len().over("key") > 1).sort("key", "doc"))
-        found += [
-            shared.select(a=pl.col("doc").shift(lag), b=pl.col("doc"),
-                          same=pl.col("key") == pl.col("key").shift(lag))
-            .filter("same").drop("same")
-            for lag in range(1, neighbours + 1)
-        ]
+        found.append(grouped(pl.DataFrame({"doc": docs, "key": keys[docs, band]}), "key", pairs))
         if progress is not None:
             progress(band + 1, bands)
     if not found:

@@ -119,6 +119,15 @@ class Quality(RowStage[QualityConfig]):
         super().__init__(config)
         self._scorers: dict[str, DeitaScorer] = {}
 
+    @property
+    @override
+    def gpus(self) -> float:
+        """A vLLM scorer's tensor-parallel GPUs; one for a transformers scorer on `cuda`."""
+        o = self.config
+        if o.backend == "vllm":
+            return float(o.tensor_parallel_size)
+        return 1.0 if o.device.startswith("cuda") else 0.0
+
     def scorer(self, name: str) -> DeitaScorer:
         """The scorer model ``name``, loaded once per stage run (freed by ``teardown``). With
         ``scorer_loading: in_turn`` the other scorer is torn down first: one model at a time."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from typing_extensions import override
 
 from curate.curation.config import RelevanceConfig
 from curate.engine.stage import RowStage, StageContext
@@ -38,6 +39,12 @@ class Relevance(RowStage[RelevanceConfig]):
     decision_fields = frozenset({"threshold"})
     columns = ("kind", "messages", "chosen", "images")
     score_columns = SCORES
+
+    @property
+    @override
+    def gpus(self) -> float:
+        """One GPU when CLIP is to run on `cuda`."""
+        return 1.0 if self.config.device.startswith("cuda") else 0.0
 
     def __init__(self, config: RelevanceConfig | None = None):
         super().__init__(config)

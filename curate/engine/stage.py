@@ -14,8 +14,8 @@ names the stage, so every stage's decisions query alike and stats count by code.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, get_args
 
@@ -27,6 +27,8 @@ from curate.registry import Registry
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
+
+    from curate.engine.executor import Executor, GroupFunction, Shard, ShardFunction
 
 KEYS = ("source", "row", "id")
 
@@ -53,6 +55,41 @@ class StageContext:
     """Where a stage reports progress inside its work (embedding batches, LSH bands,
     decontamination tiers); the engine sets it per stage when someone is watching. Use
     ``report``."""
+    executor: Executor | None = field(default=None, compare=False)
+    """Where the stage's row-wise work runs (``map_records``, ``partitioned``); None: here."""
+    shards: Sequence[Shard] = ()
+    """The record shards of the stage's input (the engine sets them per stage)."""
+    dropped: pl.DataFrame | None = field(default=None, compare=False)
+    """The (source, row) of the records earlier stages removed: not the stage's input."""
+
+    def map_records(self, fn: ShardFunction, columns: Sequence[str], *, part: str | None = None,
+                    total: int = 0) -> list[pa.Table]:
+        """``fn`` over the stage's input records (``columns`` of them), shard by shard, where
+        the executor runs work; its results in shard order. ``part`` names the work for
+        progress, in records (of ``total``; 0: not known)."""
+        import polars as pl
+
+        from curate.engine.executor import LocalExecutor
+
+        executor = self.executor or LocalExecutor()
+        dropped = self.dropped if self.dropped is not None else pl.DataFrame(
+            schema={"source": pl.String, "row": pl.Int64})
+        reporter = self.reporter(part) if part is not None else None
+        return executor.map_shards(
+            fn, self.shards, dropped, columns,
+            progress=None if reporter is None else (lambda done: reporter(done, total)))
+
+    def partitioned(self, frame: pl.DataFrame, key: str | Sequence[str], fn: GroupFunction) -> pl.DataFrame:
+        """``fn`` over the parts of ``frame`` partitioned by ``key`` (a group is whole in one
+        part) where the executor runs work; the results concatenated (sort them if order
+        matters)."""
+        from curate.engine.executor import LocalExecutor
+
+        return (self.executor or LocalExecutor()).partitioned(frame, key, fn)
+
+    def portable(self) -> StageContext:
+        """This context as a worker elsewhere gets it: no progress callback, no executor."""
+        return replace(self, progress=None, executor=None)
 
     def report(self, part: str, done: int, total: int) -> None:
         """Say that ``done`` of ``total`` units of ``part`` (a piece of the stage's work, such
@@ -152,6 +189,15 @@ class Stage(Step[C]):
     emptied by earlier stages, an empty run) carry the keys alone."""
     rewrites_text: ClassVar[bool] = False
     """True when ``rewrite`` changes the turns a release writes (``clean``'s repair)."""
+    setup_once: ClassVar[bool] = False
+    """True when ``setup`` builds shared, read-only state (decontamination's benchmark index)
+    that an executor builds once and hands to its workers; False: each worker sets the stage
+    up itself (a model stage loads its model)."""
+
+    @property
+    def gpus(self) -> float:
+        """GPUs one worker of this stage needs (an executor asks a cluster for them)."""
+        return 0.0
 
     def score_options(self) -> dict[str, Any]:
         """The options that change the scores (a change re-scores)."""

@@ -14,7 +14,7 @@ import polars as pl
 
 from curate.catalog import MixSpec, Recipe, Source, resolve_files
 from curate.curation.box_formats import GROUNDING_PATTERN
-from curate.engine.local import Rewrite, StageResult
+from curate.engine.runner import Rewrite, StageResult
 from curate.engine.stage import split_reasons
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import dataset_info, hub_dataset, render_card
@@ -216,7 +216,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
         "name": recipe.name,
         "version": recipe.version,
         "seed": recipe.seed,
-        "recipe": {"given": spec.recipe_given, "resolved": recipe.model_dump(mode="json")},
+        "recipe": {"given": spec.recipe_given,
+                   "resolved": recipe.model_dump(mode="json", exclude={"engine"})},
         "inputs": _inputs(spec.sources, spec.data_root),
         "benchmarks": _inputs(spec.benchmarks, spec.data_root),
         "stages": [{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")}

@@ -33,7 +33,7 @@ from curate.catalog import Catalog, resolve_data_root
 from curate.config import Config
 from curate.curation import build_stages
 from curate.curation.config import DecontamConfig
-from curate.engine.local import run_stages, text_rewrite
+from curate.engine.runner import run_stages, text_rewrite
 from curate.engine.stage import Stage, StageContext, split_reasons
 from curate.errors import ConfigError
 from curate.ingest.files import ingest_file

@@ -11,9 +11,9 @@ from typing import Any
 import polars as pl
 from pydantic import Field
 
-from curate.config import Config, read_yaml
+from curate.config import Config, EngineConfig, read_yaml
 from curate.curation import build_stages
-from curate.engine.local import Rewrite, StageResult, run_producer, run_stages, text_rewrite
+from curate.engine.runner import Rewrite, StageResult, make_executor, run_producer, run_stages, text_rewrite
 from curate.engine.stage import Producer, StageContext, build_steps
 from curate.ingest import IngestResult
 from curate.ingest.runner import IngestConfig
@@ -108,11 +108,13 @@ def build_mix(
     *,
     releases_dir: str | os.PathLike[str] = DEFAULT_RELEASES_DIR,
     ingest: IngestConfig | None = None,
+    engine: EngineConfig | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Ingest, run every stage and producer, allocate the mix and write the release.
     Stages run only when every source ingested; finished work is reused; the release is
-    immutable."""
+    immutable. ``engine`` (default: the recipe's, else in this process) says where the
+    stages' work runs; every engine writes the same release."""
     stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
     steps = producers(run)
     ingest = ingest or IngestConfig()
@@ -120,11 +122,13 @@ def build_mix(
     if ingested.failed:
         return BuildResult(run, ingested, [])
     upstream = run.input_fingerprint(ingest.batch_rows)
-    context = StageContext(
-        benchmarks={name: run.benchmark_files(name) for name in run.recipe.benchmarks},
-        cache=run.store.cache("synth"), embedding_cache=run.store.cache("embeddings"))
-    results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
-                         context=context, progress=progress)
+    with make_executor(engine or run.engine()) as executor:
+        context = StageContext(
+            benchmarks={name: run.benchmark_files(name) for name in run.recipe.benchmarks},
+            cache=run.store.cache("synth"), embedding_cache=run.store.cache("embeddings"),
+            executor=executor)
+        results = run_stages(stages, run.store, run.recipe.sources, input_fingerprint=upstream,
+                             context=context, progress=progress)
     rewrite = text_rewrite(stages)
     kept_fp = results[-1].stats["decision_fingerprint"] if results else upstream
 

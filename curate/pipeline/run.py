@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
-from curate.config import Config
+from curate.config import Config, EngineConfig, merged, validate_model
 from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, IngestConfig, source_fingerprint
@@ -56,6 +56,12 @@ class Run(RunReader):
     def benchmarks(self) -> list[Source]:
         """The catalog entries of the recipe's benchmarks, in recipe order."""
         return [self.catalog.benchmark(name) for name in self.recipe.benchmarks]
+
+    def engine(self, given: Mapping[str, Any] | None = None) -> EngineConfig:
+        """Where this run's stages run: the recipe's ``engine`` with ``given`` (the command
+        line's values) on top; in this process when neither says."""
+        base = self.recipe.engine.model_dump(exclude_unset=True) if self.recipe.engine else {}
+        return validate_model(EngineConfig, merged(base, given or {}), where="engine options")
 
     def input_fingerprint(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> str:
         """What every stage reads: each source's and benchmark's entry, shard size and

@@ -178,7 +178,7 @@ def self_generated_cot(records: pa.Table, config: SynthCotConfig, *, work: Path,
     """Chains of thought for ``records`` by ``synth_cot_v1`` (run by ``run_producer`` into a
     run store under ``work``), kept only when verified; the synthetic records and the stats
     (``rejected`` counts parents by their last reason)."""
-    from curate.engine.local import run_producer
+    from curate.engine.runner import run_producer
     from curate.engine.stage import StageContext
     from curate.read.runs import RunReader
     from curate.store import RunStore

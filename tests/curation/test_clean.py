@@ -10,7 +10,7 @@ import pytest
 from conftest import ingest_into
 
 from curate.curation.clean import Clean, CleanConfig, clean_messages
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.ingest.files import source_for_file

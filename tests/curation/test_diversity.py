@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from curate.curation import diversity
 from curate.curation.diversity import Diversity, DiversityConfig, select_diverse
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.ingest.files import source_for_file

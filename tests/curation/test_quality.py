@@ -20,7 +20,7 @@ from curate.curation.quality import (
     encode_prompts,
     quality_prompt,
 )
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.store import RunStore

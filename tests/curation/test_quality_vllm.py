@@ -13,7 +13,7 @@ from tiny_lm import build_tiny_lm
 from vllm_double import install_vllm_double, write_chat_source
 
 from curate.curation.quality import Quality, QualityConfig, VllmScorer, complexity_prompt
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.engine.stage import StageContext
 from curate.store import RunStore
 

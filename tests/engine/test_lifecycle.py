@@ -16,7 +16,7 @@ from conftest import ingest_into
 
 from curate.config import Config
 from curate.curation import build_stages
-from curate.engine.local import run_producer, run_stages
+from curate.engine.runner import run_producer, run_stages
 from curate.engine.stage import Produced, Producer, RowStage, StageContext
 from curate.lifecycle import Lifecycle, running
 from curate.records import SCHEMA

@@ -13,7 +13,7 @@ from conftest import ingest_into
 from curate.catalog import switched_off
 from curate.config import Config
 from curate.curation import build_stages
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.engine.stage import RowStage
 from curate.errors import ConfigError
 from curate.read.runs import RunReader

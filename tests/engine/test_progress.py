@@ -18,7 +18,7 @@ from curate.curation.config import NearDedupConfig
 from curate.curation.diversity import select_diverse
 from curate.curation.embed import embed
 from curate.curation.near_dedup import NearDedup
-from curate.engine.local import run_stages
+from curate.engine.runner import run_stages
 from curate.engine.stage import StageContext
 from curate.ingest.files import SAMPLE_BYTES, estimate_rows
 from curate.pipeline.adhoc import run_on_file

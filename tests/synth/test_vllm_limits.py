@@ -11,7 +11,7 @@ from vllm_double import install_vllm_double, write_chat_source
 
 from curate.config import validate_model
 from curate.curation.quality import Quality, QualityConfig
-from curate.engine.local import run_producer, run_stages
+from curate.engine.runner import run_producer, run_stages
 from curate.engine.stage import StageContext
 from curate.errors import ConfigError
 from curate.models import close_vllm

@@ -11,6 +11,7 @@ from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, progress_bars, show
 from curate.cli.options import config_options, given, settings
 from curate.cli.views import runs as view
+from curate.config import EngineConfig
 from curate.ingest.runner import IngestConfig
 from curate.pipeline.build import BuildConfig
 from curate.pipeline.run import RunFolder
@@ -65,6 +66,7 @@ def ingest(as_json: bool, **_: Any) -> None:
 @with_run_options
 @config_options(ReleasesFolder, at=["releases"], rename={"releases_dir": "out"})
 @config_options(BuildConfig, at=["build"])
+@config_options(EngineConfig, at=["engine"])
 @json_option
 def build_mix(as_json: bool, **_: Any) -> None:
     """Build RECIPE (a YAML path or a mix name) end to end: ingest every source, run every
@@ -86,7 +88,8 @@ def build_mix(as_json: bool, **_: Any) -> None:
         return
     releases = ReleasesFolder.model_validate(options.get("releases", {}))
     with progress_bars(totals=lambda: row_totals(run)) as progress:
-        result = build(run, releases_dir=releases.releases_dir, ingest=ingest_options, progress=progress)
+        result = build(run, releases_dir=releases.releases_dir, ingest=ingest_options,
+                       engine=run.engine(options.get("engine")), progress=progress)
     show(result, as_json, view.built)
     if result.ingest.failed:
         sys.exit(1)

@@ -1,10 +1,15 @@
-"""Run steps in this process over the run store, resuming what is already done.
+"""Run steps over the run store, resuming what is already done.
 
 Each stage sees the records that every earlier stage kept. Its scores are persisted
 per shard (row stages: one shard per ingested shard; dataset stages: one shard), then
 ``decide`` writes its decisions and stats (see ``curate.store`` for the layout). A
 producer step (synthesis) reads the records every stage kept and writes new records
 to the run as a source of its own.
+
+Where the scoring runs is the executor's business (``curate.engine.executor``: in this
+process, or on a Ray cluster; the context's ``executor``): a row stage's shards are
+scored where it says, a dataset stage's row-wise work is mapped there and its global
+step runs here, over compact columns. Decisions, reports and stats are made here.
 
 Fingerprints chain: a stage's scores belong to (its input, its name and version, its
 scoring options); its decisions to (its scores, its decision options); a producer's
@@ -27,6 +32,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from curate.config import EngineConfig
+from curate.engine.executor import Executor, LocalExecutor, Shard
 from curate.engine.stage import (
     DatasetStage,
     Producer,
@@ -63,13 +70,22 @@ class _Input:
     dropped: pl.DataFrame
     context: StageContext
 
-    def shards(self) -> list[tuple[str, Path]]:
-        return [(name, path) for name in self.sources for path in RunReader(self.store).record_files([name])]
+    def shards(self) -> list[Shard]:
+        return input_shards(self.store, self.sources)
 
     def records(self, path: Path | None = None) -> pl.LazyFrame:
         """All input records, or those of one shard."""
         files = [path] if path is not None else RunReader(self.store).record_files(self.sources)
         return RunReader.excluding(files, self.dropped)
+
+
+def make_executor(config: EngineConfig) -> Executor:
+    """The executor ``config`` names (Ray is imported only when it is asked for)."""
+    if config.engine == "ray":
+        from curate.engine.ray import RayExecutor
+
+        return RayExecutor(config)
+    return LocalExecutor()
 
 
 def run_stages(
@@ -89,10 +105,11 @@ def run_stages(
     dropped = pl.DataFrame(schema={"source": pl.String, "row": pl.Int64})
     upstream = input_fingerprint
     results: list[StageResult] = []
+    shards = input_shards(store, sources)
     for stage in stages:
         earlier = {r.name: store.stage(r.name).decisions for r in results}
-        inputs = _Input(store, sources, dropped,
-                        replace(context, decisions=earlier, progress=_parts(stage, progress)))
+        inputs = _Input(store, sources, dropped, replace(
+            context, decisions=earlier, progress=_parts(stage, progress), shards=shards, dropped=dropped))
         result, decisions = _run_stage(stage, inputs, upstream, progress)
         removed = decisions.filter(~pl.col("keep")).select(POSITION)
         dropped = pl.concat([dropped, removed])
@@ -124,10 +141,10 @@ def _run_stage(
     reused = "scores" if scores_folder.is_complete(score_fp) else "nothing"
     if reused == "nothing":
         scores_folder.open(score_fp)
-        with running(stage, inputs.context):
-            if isinstance(stage, RowStage):
-                _score_rows(stage, inputs, scores_folder, progress)
-            elif isinstance(stage, DatasetStage):
+        if isinstance(stage, RowStage):
+            _score_rows(stage, inputs, scores_folder, progress)  # the executor sets it up where it scores
+        elif isinstance(stage, DatasetStage):
+            with running(stage, inputs.context):
                 _score_dataset(stage, inputs, scores_folder, progress)
         scores_folder.mark_complete()
     # A shard that earlier stages emptied has keys only: concatenate by column name.
@@ -157,24 +174,29 @@ def _run_stage(
     return StageResult(stage.name, stats, reused), decisions
 
 
+def input_shards(store: RunStore, sources: Sequence[str]) -> list[Shard]:
+    """The ingested record shards of ``sources``, named ``<source>-<number>``, in order."""
+    run = RunReader(store)
+    return [Shard(f"{name}-{path.stem.split('-')[-1]}", path) for name in sources
+            for path in run.record_files([name])]
+
+
 def _score_rows(stage: RowStage[Any], inputs: _Input, folder: ShardedFolder,
                 progress: Progress | None) -> None:
+    """Score the shards without a marker yet, where the context's executor runs work."""
     shards = inputs.shards()
     done = folder.done()
-    columns = list(dict.fromkeys([*KEYS, *stage.columns]))
-    if progress is not None:
-        progress(Tick(stage.name, None, 0, len(shards)))
-    for i, (source, path) in enumerate(shards):
-        shard = f"{source}-{path.stem.split('-')[-1]}"
-        if shard not in done:
-            arrow = inputs.records(path).select(columns).collect().to_arrow()
-            scored = stage.score(arrow, inputs.context) if arrow.num_rows else pa.table({})
-            keys = arrow.select(list(KEYS))
-            for name in scored.column_names:
-                keys = keys.append_column(name, scored.column(name))
-            folder.write_shard(shard, {"scores": keys}, {"rows": arrow.num_rows})
+    todo = [shard for shard in shards if shard.name not in done]
+    total, finished = len(shards), len(shards) - len(todo)
+
+    def tick(count: int) -> None:
         if progress is not None:
-            progress(Tick(stage.name, None, i + 1, len(shards)))
+            progress(Tick(stage.name, None, finished + count, total))
+
+    tick(0)
+    if todo:
+        executor = inputs.context.executor or LocalExecutor()
+        executor.score_shards(stage, todo, inputs.dropped, inputs.context, folder, progress=tick)
 
 
 def _score_dataset(stage: DatasetStage[Any], inputs: _Input, folder: ShardedFolder,
