@@ -44,6 +44,10 @@ SMOKE: dict[str, tuple[Expect, ...]] = {
         Expect(r"benchmark +form +tiers 1 ngram +tiers 1-3 lexical +13-gram +ahead"),
         Expect(r"false positives on clean rows: \d+ of 100 .*; 13-gram baseline \d+"),
     ),
+    "engines": (
+        Expect(r"ratio ray 2 / local: time [\d.]+x, peak memory [\d.]+x", peer="ray"),
+        Expect(r"releases: identical across local"),
+    ),
     "evaluate": (
         Expect(r"curate eval mcqa: +[\d.]+ questions/s"),
         Expect(r"ratio \(curate / lm-eval\): [\d.]+x", peer="lm_eval"),
