@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -152,13 +153,18 @@ def build(engine: str, rows: int, work: Path) -> dict:
             stop_nodes()
     if process.returncode != 0:
         raise SystemExit(f"{engine}: build-mix failed:\n{err[-3000:]}")
-    import json
-
     summary = json.loads(out)
-    stages = {s["stage"].rsplit("_v", 1)[0]: s for s in summary["stages"]}
+    stages = [s["stage"].rsplit("_v", 1)[0] for s in summary["stages"]]
     release = folder / "releases" / "bench" / "1"
     return {"seconds": seconds, "peak_mb": memory.peak / 2**20, "digest": release_digest(release),
-            "stages": sorted(stages)}
+            "stages": stage_seconds(folder / "runs", stages)}
+
+
+def stage_seconds(runs: Path, stages: list[str]) -> dict[str, tuple[float, int]]:
+    """Each stage's wall time (scoring and deciding) and the rows it decided, from its
+    ``stats.json``, in the recipe's order."""
+    stats = {path.parent.name: json.loads(path.read_text()) for path in runs.glob("*/*/*/stats.json")}
+    return {name: (stats[name]["seconds"], stats[name]["rows"]) for name in stages}
 
 
 def main() -> None:
@@ -185,6 +191,9 @@ def main() -> None:
             results[engine] = r = build(engine, rows, args.work)
             print(f"  {engine:<12} {r['seconds']:8.1f} s   peak PSS {r['peak_mb']:7.0f} MB (build and Ray "
                   f"processes summed)   release {r['digest']}", flush=True)
+            stages = r["stages"].items()
+            print("               stages: " + ", ".join(
+                f"{name} {seconds:.1f} s ({rows / seconds:,.0f} rows/s)" for name, (seconds, rows) in stages))
         if "local" in results:
             base = results["local"]
             for engine, r in results.items():

@@ -45,7 +45,7 @@ from curate.engine.executor import (
     read_shard,
     score_shard,
 )
-from curate.errors import MissingDependencyError
+from curate.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from curate.engine.stage import StageContext
@@ -74,8 +74,17 @@ class RayExecutor(Executor):
         ray = _ray()
         if not ray.is_initialized():
             address = self.config.ray_address or os.environ.get("RAY_ADDRESS") or None
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.WARNING)
+            except OSError as error:
+                if "AF_UNIX path length" not in str(error):
+                    raise
+                # a local cluster keeps its sockets under $RAY_TMPDIR, else $TMPDIR (Linux)
+                raise ConfigError(
+                    f"Ray could not start a local cluster: {error}. Its socket paths must fit in "
+                    "107 bytes; set RAY_TMPDIR to a short folder (e.g. RAY_TMPDIR=/tmp) and "
+                    "build again.") from error
             self._started = True
         from ray.data import DataContext
 

@@ -7,6 +7,8 @@ seconds); the executor joins it and leaves it running."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -132,3 +134,23 @@ def test_every_stage_runs_on_ray_and_an_interrupted_build_resumes_to_the_same_re
     assert release_files(resumed.release.path) == release_files(local.release.path)
     assert (resumed.release.path / "manifest.json").read_bytes() == (
         local.release.path / "manifest.json").read_bytes()
+
+
+def test_a_temporary_folder_too_long_for_ray_s_sockets_says_to_set_ray_tmpdir(tmp_path):
+    """Ray keeps a local cluster's sockets under $TMPDIR, and a socket path has at most 107
+    bytes (a Slurm job's or pytest's temporary folder can be longer)."""
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    script = ("from curate.config import EngineConfig\n"
+              "from curate.engine.ray import RayExecutor\n"
+              "from curate.errors import ConfigError\n"
+              "try:\n    RayExecutor(EngineConfig(engine='ray')).setup()\n"
+              "except ConfigError as error:\n    print(error)\n")
+    env = {**os.environ, "TMPDIR": str(deep), "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("RAY_TMPDIR", None)
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "Ray could not start a local cluster" in done.stdout, done.stderr[-2000:]
+    assert "set RAY_TMPDIR to a short folder (e.g. RAY_TMPDIR=/tmp)" in done.stdout
