@@ -16,7 +16,8 @@ a turn. The chat template marks assistant content with ``{% generation %}`` so T
     <|user|> What is it? <|assistant|> An answer. </s> <|user|> ...
 
 Same arguments, same files: the weights come from ``seed``, the vocabulary is sorted
-(or shuffled by ``vocab_seed``).
+(or shuffled by ``vocab_seed``). ``build_tiny_tokenizer(folder)`` writes the tokenizer
+alone (no torch import), optionally with another chat template or none.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SPECIAL = ["<unk>", "<pad>", "<s>", "</s>"]
 ROLES = ["<|system|>", "<|user|>", "<|assistant|>"]
@@ -72,23 +74,10 @@ def build_tiny_lm(
     ``"bfloat16"`` for vLLM), None for the default.
     """
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    splitter = pre_tokenizers.Whitespace()
-    words = {w for text in (CORPUS, *texts) for w, _ in splitter.pre_tokenize_str(text)}
-    words = sorted(words | set("0123456789"))
-    if vocab_seed is not None:
-        random.Random(vocab_seed).shuffle(words)
-    vocab = {token: i for i, token in enumerate([*SPECIAL, *ROLES, *words])}
-    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = splitter
-    raw.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-        eos_token="</s>", additional_special_tokens=ROLES, model_max_length=max_positions)
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer = _tokenizer(texts, vocab_seed=vocab_seed, max_positions=max_positions)
+    vocab = tokenizer.get_vocab()
 
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -105,3 +94,38 @@ def build_tiny_lm(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_tokenizer(folder: Path, *, texts: Iterable[str] = (), vocab_seed: int | None = None,
+                         chat_template: str | None = CHAT_TEMPLATE) -> Path:
+    """Save ``build_tiny_lm``'s tokenizer alone in ``folder``; return ``folder``.
+
+    ``chat_template``: the template to save with it (None: no chat template).
+    """
+    tokenizer = _tokenizer(texts, vocab_seed=vocab_seed, max_positions=512)
+    tokenizer.chat_template = chat_template
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _tokenizer(texts: Iterable[str], *, vocab_seed: int | None, max_positions: int) -> Any:
+    """The word-level tokenizer (see the module docstring), with ``CHAT_TEMPLATE``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    splitter = pre_tokenizers.Whitespace()
+    words = {w for text in (CORPUS, *texts) for w, _ in splitter.pre_tokenize_str(text)}
+    words = sorted(words | set("0123456789"))
+    if vocab_seed is not None:
+        random.Random(vocab_seed).shuffle(words)
+    vocab = {token: i for i, token in enumerate([*SPECIAL, *ROLES, *words])}
+    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = splitter
+    raw.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+        eos_token="</s>", additional_special_tokens=ROLES, model_max_length=max_positions)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
