@@ -16,15 +16,20 @@ _U = np.uint64
 
 @njit(cache=True)
 def hash_slots(values):
-    """An open-addressing table of the distinct uint64 ``values`` (already well mixed:
-    shingle hashes), a power of two at least twice their count in slots: slot ``s`` holds a
-    value (``[s, 0]``) and its index in ``values`` plus one (``[s, 1]``; 0: empty), side by
-    side so that a look-up reads one cache line."""
+    """A look-up table of the distinct uint64 ``values`` (already well mixed: shingle hashes):
+    (slots, filter). The slots are an open-addressing table, a power of two at least twice
+    their count in size: slot ``s`` holds a value (``[s, 0]``) and its index in ``values``
+    plus one (``[s, 1]``; 0: empty), side by side so that a look-up reads one cache line.
+    The filter has a bit per 8 slots' worth of values, set by each value's top bits: most
+    texts' shingles are in no benchmark item, and the filter (16 bits per value, 1/16 of
+    the slots' size) answers them from the cache."""
     size = 4
     while size < 2 * len(values):
         size *= 2
     table = np.zeros((size, 2), dtype=np.uint64)
+    bits = np.zeros(size // 8, dtype=np.uint64)
     mask = _U(size - 1)
+    shift = _filter_shift(bits)
     for i in range(len(values)):
         h = values[i]
         s = h & mask
@@ -32,12 +37,26 @@ def hash_slots(values):
             s = (s + _U(1)) & mask
         table[s, 0] = h
         table[s, 1] = _U(i + 1)
-    return table
+        p = h >> shift
+        bits[p >> _U(6)] |= _U(1) << (p & _U(63))
+    return table, bits
 
 
 @njit(inline="always")
-def _find(table, h):
-    """The index of ``h`` in the values of ``table`` (``hash_slots``), or -1."""
+def _filter_shift(bits):
+    """How far a hash is shifted right to index the ``len(bits) * 64`` bits of a filter."""
+    n = 6
+    while (1 << n) < len(bits) * 64:
+        n += 1
+    return _U(64 - n)
+
+
+@njit(inline="always")
+def _find(table, bits, shift, h):
+    """The index of ``h`` in the values of a table (``hash_slots``), or -1."""
+    p = h >> shift
+    if (bits[p >> _U(6)] >> (p & _U(63))) & _U(1) == 0:
+        return -1
     mask = _U(len(table) - 1)
     s = h & mask
     while table[s, 1] != 0:
@@ -128,20 +147,21 @@ def _window(first, last, rare, earlier, lo, hi, key_start, key_of, key_need, tou
 
 
 @njit(cache=True)
-def _rare_shingles(hashes, doc, anchors, last_doc, last_at):
+def _rare_shingles(hashes, doc, anchors, anchor_bits, last_doc, last_at):
     """A text's rare shingles in one run: position ``2 t`` is token ``t`` (a word), ``2 t + 1``
     the pair of tokens ``t`` and ``t + 1``, each the index of its rare shingle or -1; and each
     position's previous one with the same rare shingle (or -1). Tokens ``a`` to ``b`` span
     positions ``2 a`` to ``2 b - 1`` (``b - a`` words and ``b - a - 1`` pairs: a one-token run
     has no pair, its word stands for it). ``last_doc`` and ``last_at`` (per rare shingle) are
     scratch space, reused from text to text."""
+    shift = _filter_shift(anchor_bits)
     n = len(hashes)
     rare = np.full(2 * n, -1, dtype=np.int64)
     earlier = np.full(2 * n, -1, dtype=np.int64)
     for t in range(n):
-        rare[2 * t] = _find(anchors, _shingle(hashes, t, 1))
+        rare[2 * t] = _find(anchors, anchor_bits, shift, _shingle(hashes, t, 1))
         if t + 1 < n:
-            rare[2 * t + 1] = _find(anchors, _shingle(hashes, t, 2))
+            rare[2 * t + 1] = _find(anchors, anchor_bits, shift, _shingle(hashes, t, 2))
     for p in range(2 * n):
         a = rare[p]
         if a >= 0:
@@ -153,8 +173,8 @@ def _rare_shingles(hashes, doc, anchors, last_doc, last_at):
 
 
 @njit(cache=True)
-def _scan_text(data, start, end, word, space, doc, ngram, ngrams, windowed, lo, hi, widths, anchors,
-               key_start, key_of, key_need, counts, touched, last_doc,
+def _scan_text(data, start, end, word, space, doc, ngram, ngrams, ngram_bits, windowed, lo, hi, widths,
+               anchors, anchor_bits, key_start, key_of, key_need, counts, touched, last_doc,
                last_at, write, ngram_doc, ngram_hash, ngram_at, cand_doc, cand_window, cand_first,
                cand_last, cand_key, cand_at):
     """One text: its tier-1 n-gram hits (``ngram`` > 0) and window candidates; written from
@@ -164,16 +184,17 @@ def _scan_text(data, start, end, word, space, doc, ngram, ngrams, windowed, lo, 
     hits = 0
     if ngram > 0 and n > 0:
         g = min(ngram, n)
+        shift = _filter_shift(ngram_bits)
         for s in range(n - g + 1):
             h = _shingle(hashes, s, g)
-            if _find(ngrams, h) >= 0:
+            if _find(ngrams, ngram_bits, shift, h) >= 0:
                 if write:
                     ngram_doc[ngram_at + hits] = doc
                     ngram_hash[ngram_at + hits] = h
                 hits += 1
     if len(key_start) == 0 or n == 0:
         return hits, 0
-    rare, earlier = _rare_shingles(hashes, doc, anchors, last_doc, last_at)
+    rare, earlier = _rare_shingles(hashes, doc, anchors, anchor_bits, last_doc, last_at)
     none = cand_key[:0]
     if not windowed:  # the whole text is one window
         k = _window(0, 2 * n - 1, rare, earlier, lo, hi, key_start, key_of, key_need, touched, counts,
@@ -222,15 +243,16 @@ def _scan_text(data, start, end, word, space, doc, ngram, ngrams, windowed, lo, 
 
 
 @njit(parallel=True, cache=True)
-def scan_texts(offsets, data, word, space, ngram, ngrams, windowed, lo, hi, widths, anchors, key_start,
-               key_of, key_need, chunk):
+def scan_texts(offsets, data, word, space, ngram, ngrams, ngram_bits, windowed, lo, hi, widths, anchors,
+               anchor_bits, key_start, key_of, key_need, chunk):
     """Tiers 1-3's look-up over texts (see ``BenchmarkIndex.look_up``), ``chunk`` texts per
     task. Tier 1: the texts' ``ngram``-token shingles found in the table ``ngrams`` (none when
-    ``ngram`` is 0). Tiers 2 and 3: each text is cut into windows of ``widths`` words
-    (``windowed``) or is one window serving widths ``lo`` to ``hi``; its candidates are the
-    keys (``_window``) of the rare shingles in the table ``anchors`` whose key lists
-    (``key_start``, ``key_of``) and needs (``key_need``) describe. A first pass counts each
-    text's n-gram hits and candidates, a second fills them in for the texts that have any.
+    ``ngram`` is 0; tables and their filters as ``hash_slots`` makes them). Tiers 2 and 3: each
+    text is cut into windows of ``widths`` words (``windowed``) or is one window serving
+    widths ``lo`` to ``hi``; its candidates are the keys (``_window``) of the rare shingles in
+    the table ``anchors`` whose key lists (``key_start``, ``key_of``) and needs (``key_need``)
+    describe. A first pass counts each text's n-gram hits and candidates, a second fills them
+    in for the texts that have any.
     Returns (n-gram doc, n-gram hash) and (candidate doc, window ordinal, first word, last
     word + 1, key)."""
     n_docs = len(offsets) - 1
@@ -249,9 +271,9 @@ def scan_texts(offsets, data, word, space, ngram, ngrams, windowed, lo, hi, widt
         last_at = np.empty(n_rare, dtype=np.int64)
         for doc in range(c * chunk, min((c + 1) * chunk, n_docs)):
             h, k = _scan_text(data, offsets[doc], offsets[doc + 1], word, space, doc, ngram, ngrams,
-                              windowed[doc], lo[doc], hi[doc], widths, anchors, key_start, key_of, key_need,
-                              counts, touched, last_doc, last_at, False, empty_i, empty_u, 0, empty_i,
-                              empty_i, empty_i, empty_i, empty_c, 0)
+                              ngram_bits, windowed[doc], lo[doc], hi[doc], widths, anchors, anchor_bits,
+                              key_start, key_of, key_need, counts, touched, last_doc, last_at, False, empty_i,
+                              empty_u, 0, empty_i, empty_i, empty_i, empty_i, empty_c, 0)
             hit_count[doc] = h
             cand_count[doc] = k
     hit_at = np.zeros(n_docs + 1, dtype=np.int64)
@@ -274,11 +296,10 @@ def scan_texts(offsets, data, word, space, ngram, ngrams, windowed, lo, hi, widt
         last_at = np.empty(n_rare, dtype=np.int64)
         for i in range(c * chunk, min((c + 1) * chunk, len(busy))):
             doc = busy[i]
-            _scan_text(data, offsets[doc], offsets[doc + 1], word, space, doc, ngram, ngrams, windowed[doc],
-                       lo[doc], hi[doc], widths, anchors, key_start, key_of, key_need, counts, touched,
-                       last_doc, last_at, True, ngram_doc,
-                       ngram_hash, hit_at[doc], cand_doc, cand_window, cand_first, cand_last, cand_key,
-                       cand_at[doc])
+            _scan_text(data, offsets[doc], offsets[doc + 1], word, space, doc, ngram, ngrams, ngram_bits,
+                       windowed[doc], lo[doc], hi[doc], widths, anchors, anchor_bits, key_start, key_of,
+                       key_need, counts, touched, last_doc, last_at, True, ngram_doc, ngram_hash, hit_at[doc],
+                       cand_doc, cand_window, cand_first, cand_last, cand_key, cand_at[doc])
     return ngram_doc, ngram_hash, cand_doc, cand_window, cand_first, cand_last, cand_key
 
 

@@ -271,7 +271,8 @@ class _Anchors:
     """The items' rare shingles as the compiled look-up reads them (``BenchmarkIndex.anchors``)."""
 
     table: np.ndarray
-    """Their hashes' table (``hash_slots``)."""
+    """Their hashes' slots and filter (``hash_slots``)."""
+    bits: np.ndarray
     key_start: np.ndarray
     """Rare shingle ``a``'s keys of width ``w`` are ``key_of[key_start[a, w]:key_start[a, w + 1]]``."""
     key_of: np.ndarray
@@ -377,11 +378,12 @@ class BenchmarkIndex:
         c = self.config
         rare = self._anchor_slots if anchors else self._no_anchors
         chunk = max(16, -(-len(windowed) // (8 * numba.get_num_threads())))
+        ngrams, ngram_bits = self._ngram_slots
         return scan_texts(offsets, data, word_characters(), whitespace_characters(),
-                          ngram if self.ngrams.height else 0, self._ngram_slots, windowed,
+                          ngram if self.ngrams.height else 0, ngrams, ngram_bits, windowed,
                           np.ascontiguousarray(serves[:, 0]), np.ascontiguousarray(serves[:, 1]),
                           np.array([c.short_window_words, c.window_words], np.int64),
-                          rare.table, rare.key_start, rare.key_of, rare.need, chunk)
+                          rare.table, rare.bits, rare.key_start, rare.key_of, rare.need, chunk)
 
     def _cut_apart(self, texts: pa.Array, which: np.ndarray) -> pl.DataFrame:
         """(doc, ordinal, key, text) of the candidate windows of texts ``which``, cut into
@@ -443,7 +445,7 @@ class BenchmarkIndex:
                 .sort("item", "field", "hash"))
 
     @cached_property
-    def _ngram_slots(self) -> np.ndarray:
+    def _ngram_slots(self) -> tuple[np.ndarray, np.ndarray]:
         """The items' n-gram hashes as the compiled look-up's table."""
         from curate.curation._decontam_kernel import hash_slots
 
@@ -606,8 +608,8 @@ class BenchmarkIndex:
         need = np.zeros(int(ids.max()) + 1 if len(ids) else 0, np.int32)
         need[ids] = np.ceil(per_key.get_column("anchors").to_numpy().astype(np.float64)
                             * self.config.min_anchor_share)
-        return _Anchors(hash_slots(hashes), key_start, anchors.get_column("key").to_numpy().astype(np.int32),
-                        need)
+        table, bits = hash_slots(hashes)
+        return _Anchors(table, bits, key_start, anchors.get_column("key").to_numpy().astype(np.int32), need)
 
     @cached_property
     def _no_anchors(self) -> _Anchors:
@@ -615,7 +617,8 @@ class BenchmarkIndex:
         from curate.curation._decontam_kernel import hash_slots
 
         none = np.zeros(0, np.int32)
-        return _Anchors(hash_slots(np.zeros(0, np.uint64)), np.zeros((0, 3), np.int64), none, none)
+        table, bits = hash_slots(np.zeros(0, np.uint64))
+        return _Anchors(table, bits, np.zeros((0, 3), np.int64), none, none)
 
     def part_shares(self, texts: pl.Series, lookup: Lookup | None = None) -> pl.DataFrame:
         """(unit, doc, key, part, share) for every window (``unit``) of a text (``doc``) and

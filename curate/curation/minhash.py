@@ -270,8 +270,8 @@ def compile_decontam_kernels() -> None:
     code_points(offsets, data, seen)
     holds_any(offsets, data, seen)
     hashes = shingle_table(["compile the kernels once"], 1)[0]
-    table = hash_slots(hashes)
+    table, bits = hash_slots(hashes)
     zero = np.zeros(2, np.int64)
-    scan_texts(offsets, data, word_characters(), np.zeros(0x110000, np.bool_), 2, table, np.ones(2, np.bool_),
-               zero, zero, np.array([2, 4]), table, np.zeros((len(hashes), 3), np.int64),
-               np.zeros(0, np.int32), np.ones(1, np.int32), 1)
+    scan_texts(offsets, data, word_characters(), np.zeros(0x110000, np.bool_), 2, table, bits,
+               np.ones(2, np.bool_), zero, zero, np.array([2, 4]), table, bits,
+               np.zeros((len(hashes), 3), np.int64), np.zeros(0, np.int32), np.ones(1, np.int32), 1)
