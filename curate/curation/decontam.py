@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import cached_property
+from dataclasses import dataclass
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from typing_extensions import override
 
 from curate.curation.config import DecontamConfig
 from curate.curation.embed import default_cache_dir, embed, nearest
-from curate.curation.minhash import shingle_hits, shingle_novelty, shingle_table
+from curate.curation.minhash import plain, shingle_novelty, shingle_table, text_buffers, word_characters
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import PartProgress, RowStage, StageContext, select_rows
 
@@ -64,6 +65,10 @@ TIERS = ("ngram", "containment", "stem", "embedding")
 FIELDS = ("question", "context", "whole", "answer")
 EXAMPLES_PER_PAIR = 3
 _CONTEXT_SEPARATOR = "\n\n"
+_BATCH = 20_000
+"""Records ``BenchmarkIndex.match`` looks up at once: what it holds besides the benchmark
+side (the normalised texts, their n-gram hits and window candidates) grows with this, not
+with the records it is given."""
 
 
 class Decontaminate(RowStage[DecontamConfig]):
@@ -235,6 +240,70 @@ def windows(texts: pl.Series, widths: Sequence[int]) -> tuple[list[str], np.ndar
     return out, np.asarray(owner, np.int64), np.asarray(serves, np.int64).reshape(-1, 2)
 
 
+@cache
+def whitespace_characters() -> np.ndarray:
+    """For every code point, whether ``str.split()`` separates words at it."""
+    return np.fromiter((chr(c).isspace() for c in range(0x110000)), np.bool_, 0x110000)
+
+
+def words_survive_normalizing(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Whether each text's words are the words of its normalised text (``normalize``), one
+    for one: true unless the text holds a character that normalising turns into a space
+    and more (NFKC: "´" becomes a space and a combining accent). Where it is true, a window
+    of the text's words, normalised, is the same run of words of the normalised text."""
+    import pyarrow.compute as pc
+
+    from curate.curation._decontam_kernel import code_points, holds_any
+
+    texts = plain(texts)
+    stable = np.ones(len(texts), np.bool_)
+    others = np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False))
+    if len(others) == 0:
+        return stable
+    offsets, data = text_buffers(texts.take(pa.array(others)), normalized=False)
+    seen = np.zeros(0x110000, np.bool_)
+    code_points(offsets, data, seen)
+    points = np.flatnonzero(seen)
+    normalized = pc.utf8_lower(pc.utf8_normalize(pa.array([chr(p) for p in points], pa.large_string()),
+                                                 "NFKC")).to_pylist()
+    split = [p for p, n in zip(points.tolist(), normalized, strict=True)
+             if not chr(p).isspace() and any(ch.isspace() for ch in n)]
+    if split:
+        marked = np.zeros(0x110000, np.bool_)
+        marked[split] = True
+        stable[others] = ~holds_any(offsets, data, marked)
+    return stable
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    """The items' rare shingles as the compiled look-up reads them (``BenchmarkIndex.anchors``)."""
+
+    table: np.ndarray
+    """Their hashes' slots and filter (``hash_slots``)."""
+    bits: np.ndarray
+    key_start: np.ndarray
+    """Rare shingle ``a``'s keys of width ``w`` are ``key_of[key_start[a, w]:key_start[a, w + 1]]``."""
+    key_of: np.ndarray
+    need: np.ndarray
+    """Per key id: how many of its rare shingles a window must hold."""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What one compiled pass over texts found for tiers 1-3 (``BenchmarkIndex.look_up``)."""
+
+    ngram_hits: pl.DataFrame
+    """(doc, hash): each n-gram of a text found among the items' (repeats kept)."""
+    candidates: pl.DataFrame
+    """(unit, key): the windows (units) that hold at least ``min_anchor_share`` of a key's
+    rare shingles, each with each such key of the width it serves."""
+    unit_doc: np.ndarray
+    """The text each unit is a window of."""
+    unit_text: pa.Array
+    """Each unit's text: its words joined by single spaces."""
+
+
 class BenchmarkIndex:
     """The benchmark side of every tier, built once and queried per shard of records."""
 
@@ -266,15 +335,86 @@ class BenchmarkIndex:
 
     def match(self, texts: pl.Series, turns: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
         """Per tier: for each record, the best item (or -1), its score and matched field.
-        ``texts`` are the records' whole texts, ``turns`` their turns (lists of texts)."""
-        self._report("tiers of this shard", 0, 3)
-        found = {"ngram": self.ngram_matches(texts)}
-        self._report("tiers of this shard", 1, 3)
-        found.update(self.containment(texts))
-        self._report("tiers of this shard", 2, 3)
-        found["embedding"] = self.similarity(turns)
-        self._report("tiers of this shard", 3, 3)
-        return found
+        ``texts`` are the records' whole texts, ``turns`` their turns (lists of texts).
+        Records are looked up ``_BATCH`` at a time; each record's result is its own."""
+        parts: list[dict[str, tuple[np.ndarray, np.ndarray, list]]] = []
+        batches = max(1, -(-len(texts) // _BATCH))
+        for b in range(batches):
+            batch = slice(b * _BATCH, (b + 1) * _BATCH)
+            self._report("tiers of this shard", 3 * b, 3 * batches)
+            lookup = self.look_up(texts[batch])
+            found = {"ngram": self.ngram_matches(texts[batch], lookup)}
+            self._report("tiers of this shard", 3 * b + 1, 3 * batches)
+            found.update(self.containment(texts[batch], lookup))
+            self._report("tiers of this shard", 3 * b + 2, 3 * batches)
+            found["embedding"] = self.similarity(turns[batch])
+            parts.append(found)
+        self._report("tiers of this shard", 3 * batches, 3 * batches)
+        if len(parts) == 1:
+            return parts[0]
+        return {tier: (np.concatenate([p[tier][0] for p in parts]),
+                       np.concatenate([p[tier][1] for p in parts]),
+                       [f for p in parts for f in p[tier][2]]) for tier in TIERS}
+
+    def look_up(self, texts: pl.Series, *, windowed: bool = True) -> Lookup:
+        """Tiers 1-3's look-up, in one compiled pass over each text (normalised and tokenised
+        once): its n-grams found among the items', and (``windowed``) its windows that hold
+        enough of a key's rare shingles to be compared with it."""
+        arrow = plain(texts.to_arrow())
+        n = len(arrow)
+        # a text whose words normalising changes is cut into windows in Python (below)
+        stable = words_survive_normalizing(arrow) if windowed else np.ones(n, np.bool_)
+        offsets, data = text_buffers(arrow)
+        none = np.zeros((n, 2), np.int64) + [1, 0]  # the texts cut into windows serve no width
+        ngram_doc, ngram_hash, doc, ordinal, first, last, key = self._scan(
+            offsets, data, ngram=self.config.ngram, windowed=stable, serves=none, anchors=windowed)
+        words = {d: (arrow[d].as_py() or "").split() for d in np.unique(doc).tolist()}
+        cut = [" ".join(words[d][a:b])
+               for d, a, b in zip(doc.tolist(), first.tolist(), last.tolist(), strict=True)]
+        found = pl.DataFrame({"doc": doc, "ordinal": ordinal, "key": key.astype(np.int64),
+                              "text": pl.Series(cut, dtype=pl.String)})
+        if not stable.all():
+            found = pl.concat([found, self._cut_apart(arrow, np.flatnonzero(~stable))])
+        units = (found.select("doc", "ordinal", "text").unique(["doc", "ordinal"]).sort("doc", "ordinal")
+                 .with_columns(unit=pl.int_range(pl.len(), dtype=pl.Int64)))
+        return Lookup(
+            ngram_hits=pl.DataFrame({"doc": ngram_doc, "hash": ngram_hash}),
+            candidates=found.join(units, on=["doc", "ordinal"]).select("unit", "key").sort("unit", "key"),
+            unit_doc=units.get_column("doc").to_numpy(),
+            unit_text=units.get_column("text").to_arrow().cast(pa.large_string()),
+        )
+
+    def _scan(self, offsets: np.ndarray, data: np.ndarray, *, ngram: int, windowed: np.ndarray,
+              serves: np.ndarray, anchors: bool) -> tuple[np.ndarray, ...]:
+        """The compiled look-up (``scan_texts``) over texts as ``text_buffers`` gives them:
+        tier 1 with ``ngram``-token n-grams (0: none), windows cut where ``windowed`` (else
+        the text is one window serving widths ``serves``), against the anchors or none."""
+        import numba
+
+        from curate.curation._decontam_kernel import scan_texts
+
+        c = self.config
+        rare = self._anchor_slots if anchors else self._no_anchors
+        chunk = max(16, -(-len(windowed) // (8 * numba.get_num_threads())))
+        ngrams, ngram_bits = self._ngram_slots
+        return scan_texts(offsets, data, word_characters(), whitespace_characters(),
+                          ngram if self.ngrams.height else 0, ngrams, ngram_bits, windowed,
+                          np.ascontiguousarray(serves[:, 0]), np.ascontiguousarray(serves[:, 1]),
+                          np.array([c.short_window_words, c.window_words], np.int64),
+                          rare.table, rare.bits, rare.key_start, rare.key_of, rare.need, chunk)
+
+    def _cut_apart(self, texts: pa.Array, which: np.ndarray) -> pl.DataFrame:
+        """(doc, ordinal, key, text) of the candidate windows of texts ``which``, cut into
+        windows in Python (``windows``), each window looked up as a text of its own."""
+        c = self.config
+        units, owner, serves = windows(pl.Series(texts.take(pa.array(which))), (c.short_window_words,
+                                                                              c.window_words))
+        offsets, data = text_buffers(units)
+        _, _, unit, _, _, _, key = self._scan(offsets, data, ngram=0, windowed=np.zeros(len(units), np.bool_),
+                                              serves=serves, anchors=True)
+        return pl.DataFrame({"doc": which[owner[unit]], "ordinal": unit - np.searchsorted(owner, owner[unit]),
+                             "key": key.astype(np.int64), "text": pl.Series([units[u] for u in unit.tolist()],
+                                                                            dtype=pl.String)})
 
     def _report(self, part: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -322,12 +462,20 @@ class BenchmarkIndex:
                 .join(shared, on="hash", how="anti").select("hash", "item", "field").unique()
                 .sort("item", "field", "hash"))
 
-    def ngram_matches(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray, list]:
-        """Per text: the item (and field) sharing the most n-grams (or -1), and how many."""
-        doc, found = shingle_hits(texts.to_arrow(), self.config.ngram,
-                                  self.ngrams.get_column("hash").to_numpy())
+    @cached_property
+    def _ngram_slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The items' n-gram hashes as the compiled look-up's table."""
+        from curate.curation._decontam_kernel import hash_slots
+
+        return hash_slots(np.unique(self.ngrams.get_column("hash").to_numpy()))
+
+    def ngram_matches(self, texts: pl.Series,
+                      lookup: Lookup | None = None) -> tuple[np.ndarray, np.ndarray, list]:
+        """Per text: the item (and field) sharing the most n-grams (or -1), and how many
+        (``lookup``: the texts' look-up, when it was made already)."""
+        lookup = self.look_up(texts, windowed=False) if lookup is None else lookup
         hits = (
-            pl.DataFrame({"doc": doc, "hash": found}).unique()
+            lookup.ngram_hits.unique()
             .join(self.ngrams, on="hash")
             .group_by("doc", "item", "field").agg(pl.len().cast(pl.Float64).alias("score"))
         )
@@ -418,14 +566,16 @@ class BenchmarkIndex:
 
     @cached_property
     def key_tokens(self) -> pl.DataFrame:
-        """(key, part, hash, idf, df): the distinct shingles of each kept key's parts."""
+        """(key, part, hash, idf, df): the distinct shingles of each kept key's parts, in
+        that order (so a part's IDF adds up in one order, run after run)."""
         return self._raw_key_tokens(self.keys).join(self.idf, on="hash", how="left").with_columns(
-            pl.col("idf").fill_null(math.log(len(self.items) + 1)), pl.col("df").fill_null(1))
+            pl.col("idf").fill_null(math.log(len(self.items) + 1)), pl.col("df").fill_null(1)).sort(
+            "key", "part", "hash")
 
     @cached_property
     def word_tokens(self) -> pl.DataFrame:
         """(key, part, hash, idf): the distinct words of each kept key's parts, weighted by
-        their IDF over the items."""
+        their IDF over the items, in that order."""
         keys = self.keys
         frames = []
         flat, starts = shingle_table(keys.get_column("a").to_arrow(), 1)
@@ -442,7 +592,7 @@ class BenchmarkIndex:
         idf = (pl.DataFrame({"hash": flat, "item": _owners(starts)}).group_by("hash").agg(df=pl.len())
                .with_columns(idf=(math.log(n + 1) - (pl.col("df") + 1).log()).clip(0.01)))
         return pl.concat(frames).unique().join(idf, on="hash", how="left").with_columns(
-            pl.col("idf").fill_null(math.log(n + 1)))
+            pl.col("idf").fill_null(math.log(n + 1))).sort("key", "part", "hash")
 
     @cached_property
     def anchors(self) -> pl.DataFrame:
@@ -458,60 +608,80 @@ class BenchmarkIndex:
         return (rare.join(rare.group_by("key").agg(anchors=pl.len()), on="key")
                 .join(self.keys.select("key", "width"), on="key").sort("hash", "key"))
 
-    def part_shares(self, texts: pl.Series) -> pl.DataFrame:
+    @cached_property
+    def _anchor_slots(self) -> _Anchors:
+        """``anchors`` as the compiled look-up reads them: each key's need is
+        ``min_anchor_share`` of its rare shingles, rounded up."""
+        from curate.curation._decontam_kernel import hash_slots
+
+        anchors = self.anchors.sort("hash", "width", "key")
+        widths = 2  # short and long windows
+        hashes, first = np.unique(anchors.get_column("hash").to_numpy(), return_index=True)
+        rare = np.repeat(np.arange(len(hashes)), np.diff(np.append(first, anchors.height)))
+        code = rare * widths + anchors.get_column("width").to_numpy()
+        wanted = np.arange(len(hashes))[:, None] * widths + np.arange(widths + 1)[None, :]
+        key_start = np.searchsorted(code, wanted.ravel()).reshape(len(hashes), widths + 1).astype(np.int64)
+        per_key = anchors.unique("key")
+        ids = per_key.get_column("key").to_numpy()
+        need = np.zeros(int(ids.max()) + 1 if len(ids) else 0, np.int32)
+        need[ids] = np.ceil(per_key.get_column("anchors").to_numpy().astype(np.float64)
+                            * self.config.min_anchor_share)
+        table, bits = hash_slots(hashes)
+        return _Anchors(table, bits, key_start, anchors.get_column("key").to_numpy().astype(np.int32), need)
+
+    @cached_property
+    def _no_anchors(self) -> _Anchors:
+        """No rare shingles: a look-up without windows."""
+        from curate.curation._decontam_kernel import hash_slots
+
+        none = np.zeros(0, np.int32)
+        table, bits = hash_slots(np.zeros(0, np.uint64))
+        return _Anchors(table, bits, np.zeros((0, 3), np.int64), none, none)
+
+    def part_shares(self, texts: pl.Series, lookup: Lookup | None = None) -> pl.DataFrame:
         """(unit, doc, key, part, share) for every window (``unit``) of a text (``doc``) and
         key compared: the IDF-weighted share of the part's words, and of its word pairs, that
         the window holds (the mean of the two: an edit breaks two pairs but one word; a
-        passage on the same topic shares words, not pairs)."""
+        passage on the same topic shares words, not pairs). A window is compared with the
+        keys of its width whose rare shingles it holds (``look_up``): a short item with short
+        windows, so that its few words scattered over a long passage on its topic do not add
+        up."""
         c = self.config
         n = c.containment_ngram
         schema = {"unit": pl.Int64, "doc": pl.Int64, "key": pl.Int64, "part": pl.String, "share": pl.Float64}
-        units, owner, serves = windows(texts, (c.short_window_words, c.window_words))
-        arrow = pa.array(units, pa.large_string())
-        if not units or self.anchors.height == 0:
-            return pl.DataFrame(schema=schema)
-        wanted_hashes = self.anchors.get_column("hash").unique().to_numpy()
-        hit_frames = [pl.DataFrame({"unit": u, "hash": h, "lo": serves[u, 0], "hi": serves[u, 1]})
-                      for u, h in (shingle_hits(arrow, k, wanted_hashes) for k in sorted({1, n}))]
-        # a window is compared with the keys of its width: a short item with short windows, so
-        # that its few words scattered over a long passage on its topic do not add up
-        candidates = (
-            pl.concat(hit_frames).unique()
-            .join(self.anchors, on="hash")
-            .filter(pl.col("width").is_between("lo", "hi"))
-            .group_by("unit", "key").agg(hits=pl.len(), anchors=pl.col("anchors").first())
-            .filter(pl.col("hits") >= (pl.col("anchors") * c.min_anchor_share).ceil())
-            .select("unit", "key")
-        )
+        lookup = self.look_up(texts) if lookup is None else lookup
+        candidates = lookup.candidates
         if candidates.height == 0:
             return pl.DataFrame(schema=schema)
-        wanted = np.unique(candidates.get_column("unit").to_numpy())
-        chosen = arrow.take(pa.array(wanted))
+        wanted = np.arange(len(lookup.unit_text), dtype=np.int64)
         unit_tokens = {}
         for k in sorted({1, n}):
-            flat, starts = shingle_table(chosen, k)
+            flat, starts = shingle_table(lookup.unit_text, k)
             unit_tokens[k] = pl.DataFrame({"unit": wanted[_owners(starts)], "hash": flat,
                                            "present": np.ones(len(flat), np.bool_)})
         # a one-word option is a one-word shingle: the pairs' side looks for words too
         present = {1: unit_tokens[1], n: pl.concat(list(unit_tokens.values())).unique(["unit", "hash"])}
         by_size = []
         for k, tokens in ((1, self.word_tokens), (n, self.key_tokens)):
+            # in the tokens' order: a sum of floats depends on its order
             by_size.append(
-                candidates.join(tokens.select("key", "part", "hash", "idf"), on="key")
-                .join(present[k], on=["unit", "hash"], how="left")
+                candidates.join(tokens.select("key", "part", "hash", "idf"), on="key",
+                                maintain_order="left_right")
+                .join(present[k], on=["unit", "hash"], how="left", maintain_order="left")
                 .group_by("unit", "key", "part")
                 .agg(share=(pl.col("idf") * pl.col("present").fill_null(False)).sum() / pl.col("idf").sum()))
         shares = pl.concat(by_size).group_by("unit", "key", "part").agg(share=pl.col("share").mean())
-        return shares.with_columns(doc=pl.Series(owner[shares.get_column("unit").to_numpy()])).select(
-            list(schema))
+        doc = lookup.unit_doc[shares.get_column("unit").to_numpy()]
+        return shares.with_columns(doc=pl.Series(doc)).select(list(schema))
 
-    def containment(self, texts: pl.Series) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+    def containment(self, texts: pl.Series,
+                    lookup: Lookup | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
         """Tiers 2 and 3: per text, the best key of each tier over the text's windows. A
         key's score in a window is the geometric mean of its parts' shares (question or
         stem, and the options): both parts must be there, but a short question whose rare
         words an edit replaced is carried by its options, and the other way round."""
         shares = (
-            self.part_shares(texts)
+            self.part_shares(texts, lookup)
             .group_by("unit", "doc", "key").agg(score=pl.col("share").log().mean().exp())
             .join(self.keys.select("key", "item", "tier", "field"), on="key")
         )
@@ -614,16 +784,17 @@ def contamination_report(
                 "record": pl.String, "record_text": pl.String, "item": pl.String,
                 "item_text": pl.String, "tier": pl.String, "field": pl.String})),
         })
-    texts = select_rows(records, hit.select("source", "row"), "source", "row", "id",
+    # the texts of the examples only: the first rows of each pair
+    shown = hit.sort("source", "row").group_by("source", "contam_benchmark", maintain_order=True).head(
+        EXAMPLES_PER_PAIR)
+    texts = select_rows(records, shown.select("source", "row"), "source", "row", "id",
                         all_text().alias("record_text"))
     item_text = index.items.select(
         "item", item_text=pl.concat_str([index.whole_stems, pl.col("options")], separator="\n"))
     examples = (
-        hit.join(texts, on=["source", "row", "id"])
+        shown.join(texts, on=["source", "row", "id"])
         .join(item_text, left_on="contam_item", right_on="item")
         .sort("source", "row")
-        .group_by("source", "contam_benchmark", maintain_order=True)
-        .head(EXAMPLES_PER_PAIR)
         .group_by("source", "contam_benchmark", maintain_order=True)
         .agg(examples=pl.struct(
             record=pl.format("{}:{}", "source", "row"),

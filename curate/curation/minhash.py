@@ -92,9 +92,8 @@ def shingle_hash(shingle: bytes) -> int:
 # -- vectorised -------------------------------------------------------------------------
 
 
-def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """NFKC and lower case, as Arrow strings (ASCII texts take a fast path: NFKC leaves
-    them as they are)."""
+def plain(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``texts`` as one Arrow ``large_string`` array, a null text empty."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -102,7 +101,15 @@ def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
         texts = texts.combine_chunks()
     # pyarrow 26 casts a slice to large_string with offsets that do not start at 0, and
     # its string kernels then read the wrong bytes: concatenating rebuilds the buffers.
-    texts = pc.fill_null(pa.concat_arrays([texts.cast(pa.large_string())]), "")
+    return pc.fill_null(pa.concat_arrays([texts.cast(pa.large_string())]), "")
+
+
+def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """NFKC and lower case, as Arrow strings (ASCII texts take a fast path: NFKC leaves
+    them as they are)."""
+    import pyarrow.compute as pc
+
+    texts = plain(texts)
     lowered = pc.ascii_lower(texts)
     ascii_mask = pc.string_is_ascii(texts)
     if pc.all(ascii_mask).as_py():
@@ -120,15 +127,19 @@ def word_characters() -> np.ndarray:
     return table
 
 
-def _text_buffers(texts: pa.Array | pa.ChunkedArray | list[str]) -> tuple[np.ndarray, np.ndarray]:
+def text_buffers(
+    texts: pa.Array | pa.ChunkedArray | list[str], *, normalized: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``texts`` as the kernels read them: (offsets, data), text ``i`` being the UTF-8
+    bytes ``data[offsets[i]:offsets[i + 1]]``; normalised (``normalize``) unless
+    ``normalized`` is False."""
     import pyarrow as pa
 
     if isinstance(texts, list):
         texts = pa.array(texts, pa.large_string())
-    normalized = normalize(texts)
-    _, offsets_buf, data_buf = normalized.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[normalized.offset :
-                                                   normalized.offset + len(normalized) + 1]
+    texts = normalize(texts) if normalized else plain(texts)
+    _, offsets_buf, data_buf = texts.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[texts.offset : texts.offset + len(texts) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
     return offsets, data
 
@@ -140,7 +151,7 @@ def signatures(texts: pa.Array | pa.ChunkedArray | list[str], config: MinHashCon
     """
     from curate.curation._minhash_kernel import minhash_kernel
 
-    offsets, data = _text_buffers(texts)
+    offsets, data = text_buffers(texts)
     a, b = permutations(config.num_perm, config.seed)
     return minhash_kernel(offsets, data, word_characters(), config.ngram, a, b)
 
@@ -159,7 +170,7 @@ def shingle_table(
         texts = pa.array(texts, pa.large_string())
     flats, starts = [], [np.zeros(1, np.int64)]
     for first in range(0, len(texts), _CHUNK):
-        offsets, data = _text_buffers(texts.slice(first, _CHUNK))
+        offsets, data = text_buffers(texts.slice(first, _CHUNK))
         flat, own = shingle_hash_kernel(offsets, data, word_characters(), ngram)
         flats.append(flat)
         starts.append(own[1:] + starts[-1][-1])
@@ -174,7 +185,7 @@ def shingle_novelty(
     covers. With an empty ``common``, the plain positional shingles of ``width``."""
     from curate.curation._minhash_kernel import ngram_novelty
 
-    offsets, data = _text_buffers(texts)
+    offsets, data = text_buffers(texts)
     return ngram_novelty(offsets, data, word_characters(), ngram, width,
                          np.unique(np.asarray(common, np.uint64)))
 
@@ -186,7 +197,7 @@ def shingle_hits(
     (repeats kept): a lookup that never holds all shingles of all texts."""
     from curate.curation._minhash_kernel import shingle_hits as kernel
 
-    offsets, data = _text_buffers(texts)
+    offsets, data = text_buffers(texts)
     return kernel(offsets, data, word_characters(), ngram, np.unique(np.asarray(wanted, np.uint64)))
 
 
@@ -247,3 +258,20 @@ def compile_kernels() -> None:
     shingle_novelty(texts, 3, width=3, common=np.zeros(0, np.uint64))
     shingle_hits(texts, 2, table[0])
     common_shingles(table, np.arange(2), table, np.arange(2))
+    compile_decontam_kernels()
+
+
+def compile_decontam_kernels() -> None:
+    """Compile decontamination's kernels (``curate.curation._decontam_kernel``)."""
+    from curate.curation._decontam_kernel import code_points, hash_slots, holds_any, scan_texts
+
+    offsets, data = text_buffers(["compile the kernels once", "´"], normalized=False)
+    seen = np.zeros(0x110000, np.bool_)
+    code_points(offsets, data, seen)
+    holds_any(offsets, data, seen)
+    hashes = shingle_table(["compile the kernels once"], 1)[0]
+    table, bits = hash_slots(hashes)
+    zero = np.zeros(2, np.int64)
+    scan_texts(offsets, data, word_characters(), np.zeros(0x110000, np.bool_), 2, table, bits,
+               np.ones(2, np.bool_), zero, zero, np.array([2, 4]), table, bits,
+               np.zeros((len(hashes), 3), np.int64), np.zeros(0, np.int32), np.ones(1, np.int32), 1)
