@@ -41,7 +41,7 @@ def run_training(method: str) -> None:
     files = TrainFiles.model_validate(options["files"])
     result = run(method, context.params["data"], model=ModelSpec.model_validate(options["model"]),
                  output_dir=files.output_dir, options=Options.model_validate(options.get("trl", {})),
-                 release_config=files.release_config)
+                 release_config=files.release_config, eval_share=files.eval_share, eval_seed=files.eval_seed)
     show(result, context.params["as_json"], view.trained)
 
 
@@ -55,16 +55,18 @@ def train_sft(**_: Any) -> None:
     """Supervised fine-tuning of --model on DATA (a release folder, or a dataset file or
     folder with `messages`, `prompt`/`completion` or `text`) with TRL's SFTTrainer.
     Conversational data trains on the assistant tokens when the chat template marks them;
-    image_text data takes a vision-language model with a processor. TRL's SFTConfig fields
-    go through --config (a YAML file) and --set key=value (e.g. --set max_steps=100)."""
+    image_text data takes a vision-language model with a processor. The fields of TRL's
+    SFTConfig and ModelConfig (use_peft, lora_r, dtype, ...) go through --config (a YAML
+    file) and --set key=value (e.g. --set max_steps=100), as `trl sft` takes them."""
     run_training("sft")
 
 
 @training_command("dpo")
 def train_dpo(**_: Any) -> None:
     """Direct preference optimisation of --model on DATA (a release folder, or a dataset
-    with `prompt`, `chosen` and `rejected`) with TRL's DPOTrainer; the reference model is
-    a frozen copy of --model. TRL's DPOConfig fields go through --config and --set."""
+    with `prompt`, `chosen` and `rejected`) with TRL's DPOTrainer; TRL sets up the reference
+    model (the base under a disabled adapter with use_peft, else a second copy of --model).
+    The fields of TRL's DPOConfig and ModelConfig go through --config and --set."""
     run_training("dpo")
 
 
