@@ -192,6 +192,8 @@ def train(method: str | TrainMethod, data_path: str | Path, *, model: ModelSpec,
         "model": {"name": model.model, "revision": model.revision, "model_config": json_config(model_args)},
         "adapter": None if peft_config is None else json_config_of_peft(peft_config),
         "quantization": None if quantization_config is None else quantization_config.to_dict(),
+        "distributed": {"world_size": args.world_size,
+                        "type": str(args.distributed_state.distributed_type).rpartition(".")[2]},
         "trl": {"config_class": classes[0].__name__, "given": given,
                 "curate_defaults": {k: v for k, v in defaults.items() if k not in spec},
                 "config": json_config(args)},
@@ -215,7 +217,7 @@ def train(method: str | TrainMethod, data_path: str | Path, *, model: ModelSpec,
     record.update(status="finished", result=result)
     if main_process:
         write_record(output_dir, record)
-    return TrainResult(Path(output_dir), record, trainer)
+    return TrainResult(Path(output_dir), record, trainer, main_process)
 
 
 def model_init_kwargs(spec: ModelSpec, args: Any, model_args: Any) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def run_training(method: str) -> None:
     result = run(method, context.params["data"], model=ModelSpec.model_validate(options["model"]),
                  output_dir=files.output_dir, options=Options.model_validate(options.get("trl", {})),
                  release_config=files.release_config, eval_share=files.eval_share, eval_seed=files.eval_seed)
-    show(result, context.params["as_json"], view.trained)
+    if result.main_process:  # under `accelerate launch`, one process speaks
+        show(result, context.params["as_json"], view.trained)
 
 
 @click.group(cls=Group)
