@@ -78,7 +78,8 @@ def test_version_floors_admit_no_trl_or_transformers_that_refuses_vision_assista
     floors = {}
     for line in pyproject["project"]["optional-dependencies"]["ml"]:
         requirement = Requirement(line)
-        floors[requirement.name] = min(Version(s.version) for s in requirement.specifier if s.operator == ">=")
+        floors[requirement.name] = min(Version(s.version) for s in requirement.specifier
+                                       if s.operator == ">=")
     assert floors["trl"] >= Version("1.16")
     source = inspect.getsource(SFTTrainer.__init__)
     (gate,) = re.findall(r"_is_vision_dataset\s+and args\.assistant_only_loss\s+and Version\(transformers"
