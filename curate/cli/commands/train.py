@@ -74,15 +74,17 @@ def train_dpo(**_: Any) -> None:
 @train.command("merge")
 @config_options(MergeConfig, at=["merge"], rename={
     "base_model": "base", "models": "model", "weights": "weight", "densities": "density"})
-@config_options(MergeRun, at=["run"])
+@config_options(MergeRun, at=["run"], rename={"config_path": "config"})
 @json_option
 def train_merge(as_json: bool, **_: Any) -> None:
     """Merge fine-tuned models with mergekit (DARE-TIES by default, e.g. a domain SFT
     model with the instruct model over their base): writes OUT/mergekit.yaml, then runs
-    mergekit on the CPU (pip install 'curate[merge]')."""
-    from curate.config import validate_model
-    from curate.train.merge import merge
+    mergekit on the CPU (pip install 'curate[merge]'). The merged model gets the first
+    model's tokenizer, chat template and generation config unless --tokenizer-source says
+    otherwise; --config takes a YAML file of these options (e.g. layer_weights)."""
+    from curate.train.merge import merge, read_merge_config
 
     options = settings(click.get_current_context())
-    config = validate_model(MergeConfig, options.get("merge", {}), where="options")
-    show(merge(config, MergeRun.model_validate(options["run"])), as_json, view.merged)
+    run = MergeRun.model_validate(options["run"])
+    config = read_merge_config(run.config_path, options.get("merge", {}))
+    show(merge(config, run), as_json, view.merged)
