@@ -55,10 +55,12 @@ def train() -> None:
 def train_sft(**_: Any) -> None:
     """Supervised fine-tuning of --model on DATA (a release folder, or a dataset file or
     folder with `messages`, `prompt`/`completion` or `text`) with TRL's SFTTrainer.
-    Conversational data trains on the assistant tokens when the chat template marks them;
-    image_text data takes a vision-language model with a processor. The fields of TRL's
-    SFTConfig and ModelConfig (use_peft, lora_r, dtype, ...) go through --config (a YAML
-    file) and --set key=value (e.g. --set max_steps=100), as `trl sft` takes them."""
+    Conversational data trains on the assistant tokens whenever TRL can mask them (the template
+    marks them, chat_template_path gives one that does, or TRL has a training template for
+    the model's family: Qwen2.5, Llama 3, ...); image_text data takes a vision-language
+    model with a processor. The fields of TRL's SFTConfig and ModelConfig (use_peft, lora_r,
+    dtype, ...) go through --config (a YAML file) and --set key=value (e.g. --set
+    max_steps=100), as `trl sft` takes them."""
     run_training("sft")
 
 
