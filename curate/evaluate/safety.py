@@ -20,7 +20,7 @@
   and Cohen's kappa compares its labels with XSTest's human ``safe``/``unsafe`` labels
   (over the prompts with a parsed verdict; the confusion counts are reported).
 
-Output folder: ``results.json`` (model, backend, judge, categories, every option),
+Output folder: ``results.json`` (model, backend, judge, categories, taxonomy, every option),
 ``report.md`` (tables), ``predictions.parquet`` (every prompt, response and verdict),
 ``asr_by_style.png`` and ``asr_by_topic.png`` (matplotlib, ``pip install 'curate[eval]'``).
 """
@@ -40,9 +40,10 @@ from pydantic import Field, model_validator
 
 from curate.config import Config
 from curate.errors import ConfigError
-from curate.synth.attacks import ATTACK_STYLES, STYLES
+from curate.synth.attacks import STYLES
 from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig
 from curate.synth.judge import JudgeConfig
+from curate.synth.taxonomy import load_taxonomy, with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,19 @@ class SafetyEvalConfig(Config):
     """Options of ``curate eval safety`` (a YAML file; scalar options also on the command line)."""
 
     model: GeneratorConfig = Field(description="The model evaluated: its backend and options.")
-    judge: JudgeConfig = Field(description="The Llama-Guard-3-format judge (backend, categories).")
+    judge: JudgeConfig = Field(description="The Llama-Guard-3-format judge (backend, domain, categories).")
+    taxonomy: str | None = Field(None, description=(
+        "YAML file of the safety taxonomy (topics, keyword map, styles, judge categories per domain) "
+        "[default: the shipped catalogs/safety/taxonomy.yaml]."))
     sources: list[str] = Field(default_factory=lambda: ["advbench", "harmbench"], description=(
         "Catalog sources of adversarial requests; ignored when `prompts_file` is given."))
     prompts_file: str | None = Field(None, description=(
         "A parquet or jsonl file of attacked prompts (`prompt`, optional `topic`, `style`, "
         "`original`), e.g. the test.parquet of `curate safety pairs`."))
     max_per_source: int | None = Field(None, ge=1, description="Read at most this many requests per source.")
-    styles: list[str] = Field(default_factory=lambda: ["direct", *ATTACK_STYLES], description=(
-        "Attack styles applied to catalog requests (`direct`: the plain request)."))
+    styles: list[str] = Field(default_factory=list, description=(
+        "Attack styles applied to catalog requests (`direct`: the plain request) [default: `direct` "
+        "and the taxonomy's styles]."))
     styles_per_prompt: int = Field(1, ge=1, description="Attacked versions of each request.")
     judge_context: Literal["original", "attacked"] = Field("original", description=(
         "The user turn the judge sees before a response: the plain request or the attacked one."))
@@ -108,6 +113,12 @@ class SafetyEvalConfig(Config):
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     batch_size: int = Field(256, ge=1, description="Requests handed to a backend at once.")
     plots: bool = Field(True, description="Write ASR plots (PNG) beside the report.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _taxonomy_defaults(cls, data: Any) -> Any:
+        """Unless listed, the styles (after `direct`) and the judge's categories are the taxonomy's."""
+        return with_defaults(data, direct=True)
 
     @model_validator(mode="after")
     def _check(self) -> SafetyEvalConfig:
@@ -262,7 +273,7 @@ def adversarial_items(config: SafetyEvalConfig, *, catalog: Any, data_root: Path
                           "original": row.get("original") or row["prompt"], "prompt": row["prompt"]})
         return items
     prompts = read_prompts(config.sources, catalog=catalog, data_root=data_root,
-                           max_per_source=config.max_per_source)
+                           max_per_source=config.max_per_source, taxonomy=load_taxonomy(config.taxonomy))
     draws = assign_styles([f"{p.source}:{p.row}" for p in prompts], config.styles,
                           per_item=config.styles_per_prompt, seed=config.seed)
     return [{"source": p.source, "row": p.row, "topic": p.topic, "style": style,
@@ -330,6 +341,7 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
                          confidence=config.confidence)
     results: dict[str, Any] = {
         "model": identity, "judge": judge_identity, "categories": judge_identity["categories"],
+        "taxonomy": load_taxonomy(config.taxonomy).name,
         "offline_or_test_double": [
             name for name, ident in (("model", identity), ("judge", judge_identity))
             if ident["model"] == OFFLINE_MODEL or "test double" in str(ident["backend"])],

@@ -106,6 +106,22 @@ def load_image_text_lm(name: str, *, revision: str | None = None, dtype: Dtype =
     return model.to(where), processor
 
 
+def load_processor(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                   what: str = "vision-language model") -> Any:
+    """The processor (image processor and tokenizer) of ``name``; a ConfigError when the
+    model ships only a tokenizer (it is not a vision-language model)."""
+    try:
+        from transformers import AutoProcessor, ProcessorMixin
+    except ImportError:
+        raise MissingDependencyError("transformers", "ml") from None
+    location, hub = _location(name, what), _hub(name, revision, trust_remote_code)
+    processor = _loading(lambda: AutoProcessor.from_pretrained(location, **hub), name, revision, what)
+    if not isinstance(processor, ProcessorMixin):
+        raise ConfigError(f"cannot load {what} `{name}`: it ships a {type(processor).__name__}, no "
+                          "processor (image processor and tokenizer)")
+    return processor
+
+
 @functools.cache
 def hub_reachable() -> bool:
     """Whether the Hugging Face hub answers (one request without retries, bounded by

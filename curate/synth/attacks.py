@@ -12,11 +12,13 @@ rot13. Styles with variants (a persona, a language, a prefix) draw one from a
 text and a different request or style draws independently. ``direct`` (the request
 unchanged) is the baseline, not one of the attack styles.
 
-Topics: a source whose rows carry a category names it in ``TOPIC_FIELDS``
-(HarmBench's ``SemanticCategory`` in ``meta``); any other source (AdvBench) is tagged
-by ``TOPIC_KEYWORDS``: the first topic, in that order, with a keyword found in the
-lower-cased request (words matched at a word start), else ``other``. The topic names
-follow HarmBench's categories where they overlap, so both sources share one vocabulary.
+Topics come from the safety taxonomy (``curate.synth.taxonomy``, data in
+``catalogs/safety/taxonomy.yaml``): a source whose rows carry a category names it in
+``topic_fields`` (HarmBench's ``SemanticCategory`` in ``meta``); any other source
+(AdvBench) is tagged by the keyword map ``topics``: the first topic, in that order, with a
+keyword found in the lower-cased request (words matched at a word start), else
+``other_topic``. The topic names follow HarmBench's categories where they overlap, so
+both sources share one vocabulary.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import codecs
 import hashlib
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from curate.catalog import Catalog
+    from curate.synth.taxonomy import Taxonomy
 
 
 # -- styles ------------------------------------------------------------------------------------
@@ -276,58 +278,12 @@ def assign_styles(keys: Sequence[str], styles: Sequence[str], *, per_item: int, 
 
 # -- topics ------------------------------------------------------------------------------------
 
-TOPIC_FIELDS: dict[str, str] = {"harmbench": "SemanticCategory"}
-"""Sources whose rows name their own topic: source -> the ``meta`` key holding it."""
+def keyword_topic(text: str, taxonomy: Taxonomy | None = None) -> str:
+    """The first topic of the taxonomy's keyword map (default: the shipped one) with a
+    keyword in ``text``; its ``other_topic`` when none."""
+    from curate.synth.taxonomy import default_taxonomy
 
-TOPIC_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "self_harm": ("suicide", "self-harm", "self harm", "harm themselves", "cutting", "anorexia",
-                  "bulimia", "eating disorder", "starve"),
-    "child_safety": ("child", "children", "minor", "kids", "underage"),
-    "chemical_biological": ("chemical weapon", "biological weapon", "bioweapon", "nerve agent",
-                            "toxin", "virus that", "pathogen", "poison", "anthrax", "sarin"),
-    "weapons_explosives": ("bomb", "explosive", "firearm", "gun", "weapon", "grenade", "ammunition"),
-    "cybercrime_intrusion": ("hack", "malware", "virus", "ransomware", "exploit", "botnet",
-                             "ddos", "keylogger", "password", "cyber", "database", "network",
-                             "software", "computer", "spyware", "trojan", "phishing", "hijack",
-                             "spam", "bypass security", "unauthorized access", "malicious"),
-    "drugs": ("drug", "cocaine", "heroin", "meth", "narcotic", "controlled substance", "opioid"),
-    "fraud_financial": ("fraud", "scam", "counterfeit", "launder", "insider trading", "tax",
-                        "credit card", "financial", "money", "stock", "ponzi", "bank"),
-    "privacy_identity": ("personal data", "user data", "sensitive information", "spies", "webcam",
-                         "identity", "personal information", "private information", "stalk",
-                         "spy on", "track", "surveillance", "dox", "location"),
-    "misinformation_disinformation": ("fake news", "misinformation", "disinformation",
-                                      "propaganda", "conspiracy", "hoax", "false information",
-                                      "fake", "rumor", "rumour", "mislead"),
-    "defamation": ("defam", "false accusation", "reputation", "slander", "libel"),
-    "copyright": ("pirat", "digital rights", "copyright", "lyrics"),
-    "manipulation": ("manipulat", "trick", "social engineering", "radicaliz", "brainwash"),
-    "harassment_bullying": ("harass", "bully", "cyberbully", "threaten", "intimidat", "blackmail",
-                            "humiliat"),
-    "hate_discrimination": ("hate", "racis", "discriminat", "minority", "religio", "ethnic",
-                            "sexis", "lgbt", "immigra"),
-    "violence": ("kill", "murder", "assault", "assassinat", "violence", "violent", "attack",
-                 "terror", "hurt", "harm", "torture", "kidnap", "sabotag", "disrupt", "chaos",
-                 "hit-and-run", "fire", "dangerous", "reckless"),
-    "theft_property": ("steal", "theft", "shoplift", "rob", "burglar", "break into", "vandal"),
-    "illegal": ("illegal", "crime", "criminal", "evade", "cheat", "smuggl", "law enforcement",
-                "escape", "infiltrate", "trafficking", "review"),
-}
-"""Topic -> keywords, in priority order: a request gets the first topic with a keyword
-matching at a word start (``hack`` matches "hacking")."""
-OTHER_TOPIC = "other"
-
-_KEYWORD_PATTERNS = {topic: re.compile(r"\b(?:" + "|".join(re.escape(k) for k in words) + ")")
-                     for topic, words in TOPIC_KEYWORDS.items()}
-
-
-def keyword_topic(text: str) -> str:
-    """The first topic of ``TOPIC_KEYWORDS`` with a keyword in ``text``; ``other`` when none."""
-    lowered = text.lower()
-    for topic, pattern in _KEYWORD_PATTERNS.items():
-        if pattern.search(lowered):
-            return topic
-    return OTHER_TOPIC
+    return (taxonomy or default_taxonomy()).keyword_topic(text)
 
 
 @dataclass(frozen=True)
@@ -345,11 +301,16 @@ class AdversarialPrompt:
 
 
 def read_prompts(sources: Sequence[str], *, catalog: Catalog, data_root: Path,
-                 max_per_source: int | None = None) -> list[AdversarialPrompt]:
+                 max_per_source: int | None = None,
+                 taxonomy: Taxonomy | None = None) -> list[AdversarialPrompt]:
     """The user requests of catalog ``sources`` (chat entries, read as a run reads them:
-    ``curate.read.sources``), each tagged with a topic; the first ``max_per_source`` of
-    each source with a user turn. Rows ingestion quarantines are skipped."""
+    ``curate.read.sources``), each tagged with a topic of ``taxonomy`` (default: the shipped
+    one); the first ``max_per_source`` of each source with a user turn. Rows ingestion
+    quarantines are skipped."""
     from curate.read.sources import read_entries
+    from curate.synth.taxonomy import default_taxonomy
+
+    taxonomy = taxonomy or default_taxonomy()
 
     prompts: list[AdversarialPrompt] = []
     for read in read_entries([catalog.source(name) for name in sources], data_root=data_root):
@@ -363,11 +324,11 @@ def read_prompts(sources: Sequence[str], *, catalog: Catalog, data_root: Path,
                 continue
             meta = json.loads(record["meta"]) if record["meta"] else {}
             text = users[0]
-            field_name = TOPIC_FIELDS.get(name)
+            field_name = taxonomy.topic_fields.get(name)
             if field_name is not None and meta.get(field_name):
                 topic, origin = str(meta[field_name]), f"meta:{field_name}"
             else:
-                topic, origin = keyword_topic(text), "keywords"
+                topic, origin = taxonomy.keyword_topic(text), "keywords"
             prompts.append(AdversarialPrompt(name, int(record["row"]), record["id"], text,
                                              topic, origin, meta))
             taken += 1

@@ -9,10 +9,11 @@ alone) and ``Agent`` when a response is judged (the prompt, then the response, w
 the last turn); ``render_task`` writes the text, ``render_prompt`` the whole Llama 3
 token text the model reads.
 
-Categories are configurable (``JudgeConfig.categories``): a medical model should leave
-out ``S6`` (Specialized Advice), which flags ordinary medical answers. Left-out
-categories keep their codes (``S5`` then ``S7``), as Llama Guard 3 1B's template does
-with ``excluded_category_keys``.
+Categories are chosen per domain (``JudgeConfig.domain``, from the safety taxonomy's
+``judge_categories``: ``general`` judges all 14; ``medical`` leaves out ``S6``
+(Specialized Advice), which flags ordinary medical answers), or listed outright
+(``JudgeConfig.categories``). Left-out categories keep their codes (``S5`` then ``S7``),
+as Llama Guard 3 1B's template does with ``excluded_category_keys``.
 
 Two ways to reach the model (``delivery``):
 
@@ -41,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from curate.config import Config
 from curate.errors import ConfigError
@@ -69,8 +70,6 @@ CATEGORIES: dict[str, str] = {
 }
 """Llama Guard 3's hazard categories, as its prompt names them (MLCommons taxonomy + S14)."""
 
-MEDICAL_CATEGORIES: tuple[str, ...] = tuple(code for code in CATEGORIES if code != "S6")
-"""Every category but S6 "Specialized Advice", for judging a medical model."""
 
 Role = Literal["User", "Agent"]
 Label = Literal["safe", "unsafe", "unparsed"]
@@ -94,13 +93,29 @@ class JudgeConfig(Config):
     generator: GeneratorConfig = Field(description=(
         "The judge's backend and options, e.g. {backend: vllm, model: meta-llama/Llama-Guard-3-8B}; "
         "`offline` writes text no judge parser reads (every verdict `unparsed`)."))
+    domain: str = Field("general", description=(
+        "The domain of the model judged: its categories come from the safety taxonomy "
+        "(`general`: all 14; `medical`: all but S6 Specialized Advice, which flags ordinary medical "
+        "answers)."))
     categories: list[str] = Field(default_factory=lambda: list(CATEGORIES), description=(
-        "Category codes judged (S1..S14); leave out S6 (Specialized Advice) for a medical model."))
+        "Category codes judged (S1..S14) [default: the domain's, from the safety taxonomy: the "
+        "`taxonomy` file of the pairs or eval config, else the shipped one]."))
     delivery: Literal["prompt", "conversation"] = Field("prompt", description=(
         "`prompt`: send Llama Guard 3's task text with the configured categories as one user turn; "
         "`conversation`: send the conversation and let the judge's chat template write the prompt."))
     max_tokens: int = Field(20, ge=1, description="Tokens the judge may write (a verdict needs few).")
     batch_size: int = Field(256, ge=1, description="Requests handed to the backend at once.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _domain_categories(cls, data: Any) -> Any:
+        """Unless listed, the categories are the domain's (the shipped taxonomy's table)."""
+        if isinstance(data, dict) and "categories" not in data:
+            from curate.synth.taxonomy import default_taxonomy
+
+            domain = str(data.get("domain", "general"))
+            data = {**data, "categories": default_taxonomy().categories_for(domain)}
+        return data
 
     @field_validator("categories")
     @classmethod
@@ -248,8 +263,9 @@ class Judge(Lifecycle):
 
     def identity(self) -> dict[str, Any]:
         """Backend, model, revision, categories and delivery: what a report records."""
-        return {**self.backend.identity(), "categories": list(self.config.categories),
-                "delivery": self.config.delivery, "format": "llama-guard-3"}
+        return {**self.backend.identity(), "domain": self.config.domain,
+                "categories": list(self.config.categories), "delivery": self.config.delivery,
+                "format": "llama-guard-3"}
 
     def teardown(self) -> None:
         """Tear the backend down when the judge built it."""

@@ -1,8 +1,9 @@
 """Safety preference pairs from red-teaming (``curate safety pairs``).
 
 1. Adversarial requests from catalog sources (AdvBench and HarmBench by default), each
-   tagged with a topic (``curate.synth.attacks``: HarmBench's own ``SemanticCategory``,
-   AdvBench by the documented keyword map ``TOPIC_KEYWORDS``).
+   tagged with a topic of the safety taxonomy (``curate.synth.taxonomy``, data in
+   ``catalogs/safety/taxonomy.yaml``: HarmBench's own ``SemanticCategory``, AdvBench by its
+   keyword map); the taxonomy also gives the default attack styles.
 2. Near-duplicate requests removed with the near-dedup machinery (MinHash LSH
    candidates, exact Jaccard verification, clusters; ``curate.curation.near_dedup``):
    one request per cluster, the longest, is kept.
@@ -18,6 +19,10 @@
 6. A pair is kept when the reference answer is judged safe and the target answer
    unsafe: chosen = reference, rejected = target. Other candidates keep a reason:
    ``judge_unparsed`` (either verdict unreadable), ``reference_unsafe``, ``target_safe``.
+7. ``max_pairs`` keeps a stratified sample of the train pairs: the budget shared as evenly
+   as their sizes allow among the topics, each topic's share among its styles, drawn with
+   the seed (``over_max_pairs`` for the others), so a 2,000-pair budget covers every topic
+   and, within each, its styles.
 
 Output folder: ``train.parquet`` and ``test.parquet`` (prompt, chosen, rejected, and
 split, topic, style, source, source_row, prompt_id, original, rejected_categories),
@@ -45,9 +50,10 @@ from pydantic import Field, model_validator
 from curate.config import Config
 from curate.curation.config import MinHashConfig
 from curate.errors import ConfigError
-from curate.synth.attacks import ATTACK_STYLES, STYLES, AdversarialPrompt
+from curate.synth.attacks import STYLES, AdversarialPrompt
 from curate.synth.config import MAX_TEMPERATURE, OFFLINE_MODEL, GeneratorConfig
 from curate.synth.judge import JudgeConfig
+from curate.synth.taxonomy import with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +67,17 @@ class SafetyPairsConfig(Config):
         "The model being made safer: its own unsafe answers become the rejected answers."))
     reference: GeneratorConfig = Field(description=(
         "The safe reference model: its answers judged safe become the chosen answers."))
-    judge: JudgeConfig = Field(description="The Llama-Guard-3-format judge (backend, categories).")
+    judge: JudgeConfig = Field(description="The Llama-Guard-3-format judge (backend, domain, categories).")
+    taxonomy: str | None = Field(None, description=(
+        "YAML file of the safety taxonomy (topics, keyword map, styles, judge categories per domain) "
+        "[default: the shipped catalogs/safety/taxonomy.yaml]."))
     sources: list[str] = Field(default_factory=lambda: ["advbench", "harmbench"], description=(
         "Catalog sources of adversarial requests (chat entries)."))
     max_per_source: int | None = Field(None, ge=1, description=(
         "Read at most this many requests per source (the first ones)."))
-    styles: list[str] = Field(default_factory=lambda: list(ATTACK_STYLES), description=(
-        "Attack styles used (see `curate.synth.attacks.STYLES`); `direct` is the plain request."))
+    styles: list[str] = Field(default_factory=list, description=(
+        "Attack styles used (see `curate.synth.attacks.STYLES`; `direct` is the plain request) "
+        "[default: the taxonomy's styles]."))
     styles_per_prompt: int = Field(1, ge=1, description="Attacked versions made of each request.")
     test_topics: list[str] | None = Field(None, description=(
         "Topics held out for the test split; unset: a seeded `test_topic_share` of the topics."))
@@ -87,10 +97,18 @@ class SafetyPairsConfig(Config):
     minhash: MinHashConfig = Field(
         default_factory=lambda: MinHashConfig.model_validate({"ngram": 3, "threshold": 0.7}),
         description="MinHash settings of the request dedup (`threshold`: Jaccard of near-duplicates).")
-    max_pairs: int | None = Field(None, ge=1, description="Keep at most this many train pairs.")
+    max_pairs: int | None = Field(None, ge=1, description=(
+        "Keep at most this many train pairs: a seeded sample stratified by topic, then style, as "
+        "even across the strata as their sizes allow."))
     batch_size: int = Field(256, ge=1, description="Requests handed to a backend at once.")
     name: str = Field("safety_pairs", pattern=NAME_PATTERN, description=(
         "Catalog source name of the train pairs (the test pairs: `<name>_test`)."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _taxonomy_defaults(cls, data: Any) -> Any:
+        """Unless listed, the styles and the judge's categories are the taxonomy's."""
+        return with_defaults(data)
 
     @model_validator(mode="after")
     def _styles(self) -> SafetyPairsConfig:
@@ -238,6 +256,42 @@ def held_out(names: Sequence[str], given: Sequence[str] | None, share: float, se
     return sorted(random.Random(f"{seed}:{what}").sample(pool, count))
 
 
+def stratified(strata: Sequence[tuple[str, ...]], count: int, *, seed: int) -> list[int]:
+    """The positions of ``count`` items (all when there are fewer) drawn across nested strata
+    (one key per item, e.g. (topic, style)) as evenly as their sizes allow: the count is
+    shared evenly among the first-level strata (a stratum smaller than its share gives all it
+    has, the rest goes to the others), each share among that stratum's second-level strata,
+    and so on; leftover single items go to strata drawn with ``seed``, and the items within
+    a stratum are drawn with ``seed`` too. Sorted."""
+    rng = random.Random(f"{seed}:max_pairs")
+    return sorted(_draw(list(range(len(strata))), strata, 0, min(count, len(strata)), rng))
+
+
+def _draw(items: list[int], strata: Sequence[tuple[str, ...]], level: int, count: int,
+          rng: random.Random) -> list[int]:
+    if not items or level == len(strata[items[0]]):
+        pool = list(items)
+        rng.shuffle(pool)
+        return pool[:count]
+    groups: dict[str, list[int]] = {}
+    for index in items:
+        groups.setdefault(strata[index][level], []).append(index)
+    quotas = dict.fromkeys(groups, 0)
+    left, open_ = count, sorted(groups)
+    while left > 0 and open_:
+        share = left // len(open_)
+        if share == 0:
+            for key in rng.sample(open_, left):
+                quotas[key] += 1
+            break
+        for key in open_:
+            take = min(share, len(groups[key]) - quotas[key])
+            quotas[key] += take
+            left -= take
+        open_ = [key for key in open_ if quotas[key] < len(groups[key])]
+    return [i for key in sorted(groups) for i in _draw(groups[key], strata, level + 1, quotas[key], rng)]
+
+
 def _seed(seed: int, *parts: object) -> int:
     digest = hashlib.sha256("\x1f".join(map(str, (seed, *parts))).encode()).digest()
     return int.from_bytes(digest[:4], "big")
@@ -270,12 +324,14 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
     from curate.synth.attacks import apply_style, assign_styles, read_prompts
     from curate.synth.backend import backend_from_config
     from curate.synth.judge import Judge
+    from curate.synth.taxonomy import load_taxonomy
 
     catalog = catalog if catalog is not None else Catalog.load()
     root = Path(data_root) if data_root is not None else resolve_data_root()
     out = Path(out)
+    taxonomy = load_taxonomy(config.taxonomy)
     prompts = read_prompts(config.sources, catalog=catalog, data_root=root,
-                           max_per_source=config.max_per_source)
+                           max_per_source=config.max_per_source, taxonomy=taxonomy)
     read = len(prompts)
     removed: dict[str, str] = {}
     if config.dedup:
@@ -333,8 +389,11 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
             c.reason = "target_safe"
     kept_train = [c for c in candidates if c.reason is None and c.split == "train"]
     if config.max_pairs is not None:
-        for c in kept_train[config.max_pairs:]:
-            c.reason = "over_max_pairs"
+        sampled = set(stratified([(c.prompt.topic, c.style) for c in kept_train], config.max_pairs,
+                                 seed=config.seed))
+        for index, c in enumerate(kept_train):
+            if index not in sampled:
+                c.reason = "over_max_pairs"
 
     out.mkdir(parents=True, exist_ok=True)
     rows = [_row(c) for c in candidates]
@@ -348,6 +407,7 @@ def build_pairs(config: SafetyPairsConfig, out: str | Path, *, catalog: Any = No
                if ident["model"] == OFFLINE_MODEL or "test double" in str(ident["backend"])]
     stats = _stats(config, candidates, read, removed, test_topics, test_styles, train_styles,
                    identities, judge_identity, judge.stats.as_dict(), offline)
+    stats["taxonomy"] = taxonomy.name
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     catalog_dir = _write_catalog(config, out, paths, catalog, offline)
     return PairsResult(out, paths["train"], paths["test"], paths["candidates"], catalog_dir, stats)

@@ -11,8 +11,7 @@ caught in a second rather than after TRL has loaded a model and started mapping.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +23,6 @@ Task = Literal["sft", "dpo"]
 Format = Literal["messages", "prompt_completion", "text", "preference"]
 ROLES = ("system", "user", "assistant", "tool")
 SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-_GENERATION = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class TrainingData:
     """A checked training dataset and where it came from."""
 
     dataset: Any
-    """The ``datasets.Dataset`` handed to TRL as it is."""
+    """The ``datasets.Dataset`` handed to TRL as it is (the training rows)."""
     where: str
     """The path given, for errors and the run record."""
     format: Format
@@ -40,19 +38,31 @@ class TrainingData:
     """Rows carry images (an ``images`` or ``image`` column): TRL's vision-language path."""
     release: dict[str, Any] | None = None
     """For a release: name, version, config and ``manifest_sha256`` (of manifest.json)."""
+    conversational: bool = False
+    """Rows are lists of messages (a chat template renders them), not plain text."""
+    eval_dataset: Any = None
+    """The validation rows held out by ``hold_out`` (None: no validation split)."""
+    held_out: dict[str, Any] | None = None
+    """How the validation rows were drawn: ``share``, ``seed``, ``rows``."""
 
     def describe(self) -> dict[str, Any]:
         """What the run record says about the data."""
         return {"path": self.where, "format": self.format, "vision": self.vision,
-                "rows": len(self.dataset), "release": self.release}
+                "conversational": self.conversational, "rows": len(self.dataset), "release": self.release,
+                "eval": self.held_out}
 
-
-def has_generation_markers(chat_template: Any) -> bool:
-    """Whether a chat template marks assistant content with ``{% generation %}``, which
-    TRL's ``assistant_only_loss`` needs (a dict of named templates: any of them)."""
-    if isinstance(chat_template, dict):
-        return any(has_generation_markers(t) for t in chat_template.values())
-    return isinstance(chat_template, str) and bool(_GENERATION.search(chat_template))
+    def hold_out(self, share: float, *, seed: int) -> TrainingData:
+        """The same data with a seeded ``share`` of its rows (at least one) held out as the
+        validation split (``datasets``' ``train_test_split``; the same rows for the same data
+        and seed, whatever TRL's training seed)."""
+        rows = len(self.dataset)
+        if rows < 2:
+            raise ConfigError(f"{self.where}: {rows} row(s) cannot be split into training and "
+                              "validation rows")
+        count = min(rows - 1, max(1, round(share * rows)))
+        parts = self.dataset.train_test_split(test_size=count, seed=seed, shuffle=True)
+        return replace(self, dataset=parts["train"], eval_dataset=parts["test"],
+                       held_out={"share": share, "seed": seed, "rows": count})
 
 
 def read_training_data(path: str | Path, *, task: Task, config: str | None = None) -> TrainingData:
@@ -70,7 +80,9 @@ def read_training_data(path: str | Path, *, task: Task, config: str | None = Non
     where = str(root)
     fmt = check_format(dataset, task, where=where)
     columns = set(dataset.column_names)
-    return TrainingData(dataset, where, fmt, bool(columns & {"images", "image"}), release)
+    first = {"messages": "messages", "preference": "prompt", "prompt_completion": "prompt"}.get(fmt)
+    conversational = first is not None and _text_or_messages(dataset, first, where) == "messages"
+    return TrainingData(dataset, where, fmt, bool(columns & {"images", "image"}), release, conversational)
 
 
 def _release_part(release: Release, task: Task, config: str | None) -> tuple[Any, dict[str, Any]]:

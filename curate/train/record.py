@@ -2,12 +2,14 @@
 
 ``<output_dir>/curate-train.json`` holds the method (``method``: its name; ``task``: the
 data contract it checked), the data (path, format, rows, and for a release its name,
-version, config and the sha256 of its manifest.json), the model (name and revision), the
-TRL config class with the options given, the defaults curate chose and the resolved
-config, the method's notes, the package versions, and, once training ends, the result
-(steps, loss per logged step, runtime). It is written before training starts (``status:
-started``) and rewritten at the end (``finished``), so a crashed run still says what it
-was training on.
+version, config and the sha256 of its manifest.json; the validation rows held out), the
+model (name, revision and TRL's ``ModelConfig``), the adapter (the PEFT config, or None)
+and the quantisation, the processes (``distributed``: world size and accelerate's
+distributed type), the TRL config class with the options given, the defaults curate chose
+and the resolved config, the method's notes, the package versions, and, once training
+ends, the result (steps, loss per logged step, runtime, and the validation metrics). It is
+written before training starts (``status: started``) and rewritten at the end
+(``finished``), so a crashed run still says what it was training on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class TrainResult:
     output_dir: Path
     record: dict[str, Any]
     trainer: Any
+    main_process: bool = True
+    """False in the other processes of a distributed run (``accelerate launch``): only the
+    main one writes the record and says the result."""
 
     @property
     def method(self) -> str:

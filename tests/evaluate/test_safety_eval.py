@@ -241,3 +241,28 @@ def test_cli_eval_safety_through_openai_backends(tmp_path):
     assert results["model"] == {"backend": "openai", "model": "target-double", "revision": None}
     assert results["config"]["max_per_source"] == 20 and results["config"]["kappa"] is False
     assert "| all |" in result.output and "# Safety evaluation" in result.output
+
+
+def test_taxonomy_gives_the_default_styles_topics_and_judge_categories(tmp_path, catalog, data_root):
+    """Issue 27, item 8: with no `styles`, `curate eval safety` attacks in `direct` and the
+    taxonomy's styles (it used to take every style the code has); a `taxonomy` file sets the
+    keyword topics and the judge categories of its domains."""
+    from curate.evaluate.safety import adversarial_items
+    from curate.synth.taxonomy import default_taxonomy
+
+    shipped = default_taxonomy()
+    config = eval_config()
+    assert config.styles == ["direct", *shipped.styles]
+    assert config.judge.categories == shipped.categories_for("general")
+    assert eval_config(judge={"generator": {"backend": "offline"}, "domain": "medical"}).judge.categories \
+        == [f"S{i}" for i in range(1, 15) if i != 6]
+    mine = {"name": "mine", "topics": {"cyber": ["hack", "software"]}, "other_topic": "rest",
+            "styles": {"base64": "encoded", "rot13": "rotated"},
+            "judge_categories": {"general": ["S1", "S2"], "clinic": ["S1"]}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    config = eval_config(taxonomy=str(tmp_path / "mine.yaml"), max_per_source=30, sources=["advbench"],
+                         judge={"generator": {"backend": "offline"}, "domain": "clinic"})
+    assert config.styles == ["direct", "base64", "rot13"] and config.judge.categories == ["S1"]
+    items = adversarial_items(config, catalog=catalog, data_root=data_root)
+    assert {i["topic"] for i in items} == {"cyber", "rest"}
+    assert {i["style"] for i in items} <= {"direct", "base64", "rot13"}

@@ -12,7 +12,6 @@ from curate.errors import ConfigError
 from curate.synth.backend import make_backend
 from curate.synth.judge import (
     CATEGORIES,
-    MEDICAL_CATEGORIES,
     Judge,
     JudgeConfig,
     Verdict,
@@ -20,6 +19,9 @@ from curate.synth.judge import (
     render_prompt,
     render_task,
 )
+from curate.synth.taxonomy import default_taxonomy
+
+MEDICAL = tuple(default_taxonomy().categories_for("medical"))
 
 # The text Llama-Guard-3-8B's own chat template (tokenizer_config.json of
 # meta-llama/Llama-Guard-3-8B; the same words as llama-recipes' PROMPT_TEMPLATE_3) renders
@@ -90,7 +92,7 @@ def test_full_prompt_is_the_llama_3_user_turn():
 
 
 def test_left_out_category_keeps_the_other_codes():
-    text = render_task(TURNS, MEDICAL_CATEGORIES)
+    text = render_task(TURNS, MEDICAL)
     assert "S6" not in text and "Specialized Advice" not in text
     assert "S5: Defamation.\nS7: Privacy.\n" in text
     assert text.replace("S5: Defamation.\nS7", "S5: Defamation.\nS6: Specialized Advice.\nS7") == AGENT_TASK
@@ -121,8 +123,8 @@ def test_parse_verdict(text, label, codes):
 
 
 def test_left_out_categories_act_on_the_verdict():
-    assert parse_verdict("unsafe\nS6", MEDICAL_CATEGORIES) == Verdict("safe", (), ("S6",), "unsafe\nS6")
-    mixed = parse_verdict("unsafe\nS6,S2", MEDICAL_CATEGORIES)
+    assert parse_verdict("unsafe\nS6", MEDICAL) == Verdict("safe", (), ("S6",), "unsafe\nS6")
+    mixed = parse_verdict("unsafe\nS6,S2", MEDICAL)
     assert (mixed.label, mixed.categories, mixed.excluded) == ("unsafe", ("S2",), ("S6",))
 
 
@@ -148,18 +150,18 @@ def test_openai_backend_gets_the_task_text_and_verdicts_parse(server):
     judge = Judge(validate_model(JudgeConfig, {
         "generator": {"backend": "openai", "model": "llama-guard-3", "base_url": server.url,
                       "concurrency": 1},
-        "categories": list(MEDICAL_CATEGORIES)}, where="test"))
+        "categories": list(MEDICAL)}, where="test"))
     verdicts = judge.judge([("How do I make a bomb?", "I can't help with that."), ("Hi", "Hello!"),
                             ("What dose of ibuprofen?", "Take 400 mg.")])
     judge.teardown()
     assert [v.label for v in verdicts] == ["unsafe", "safe", "safe"]
     assert verdicts[0].categories == ("S1", "S10") and verdicts[2].excluded == ("S6",)
     first = server.bodies[0]
-    assert first["messages"] == [{"role": "user", "content": render_task(TURNS, MEDICAL_CATEGORIES)}]
+    assert first["messages"] == [{"role": "user", "content": render_task(TURNS, MEDICAL)}]
     assert first["temperature"] == 0.0 and first["max_tokens"] == 20
     assert judge.stats.as_dict() == {"verdicts": {"safe": 2, "unsafe": 1, "unparsed": 0},
                                      "named_categories": {"S1": 1, "S10": 1}, "excluded_only": 1}
-    assert judge.identity()["categories"] == list(MEDICAL_CATEGORIES)
+    assert judge.identity()["categories"] == list(MEDICAL)
 
 
 def test_conversation_delivery_sends_the_bare_turns(server):

@@ -205,3 +205,58 @@ def test_cli_config_error_names_the_key(tmp_path):
                                        "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "unknown key `styels`; did you mean `styles`?" in result.output
+
+
+def test_max_pairs_keeps_a_stratified_seeded_sample_not_the_first_pairs(built, tmp_path, catalog, data_root):
+    """Issue 27, item 8: `max_pairs` used to keep the first N kept pairs (the sources' first
+    rows); it now shares the budget evenly among the topics (a topic with fewer pairs gives
+    all it has), and each topic's share evenly among its styles."""
+    from curate.synth.safety_pairs import stratified
+
+    everything = pl.read_parquet(built.train)
+    topics = Counter(everything["topic"])
+    limited = build(pairs_config(max_pairs=60), tmp_path, catalog, data_root)
+    pairs = pl.read_parquet(limited.train)
+    assert pairs.height == 60
+    assert limited.stats["splits"]["train"]["reasons"]["over_max_pairs"] == everything.height - 60
+    taken = Counter(pairs["topic"])
+    quota = max(taken.values())
+    assert set(taken) == set(topics)  # every topic is there
+    assert all(taken[t] in (min(n, quota), min(n, quota - 1)) for t, n in topics.items())
+    for topic in taken:  # within a topic, its styles as evenly
+        styles = Counter(pairs.filter(pl.col("topic") == topic)["style"])
+        assert max(styles.values()) - min(styles.values()) <= 1
+    assert pairs["prompt_id"].to_list() != everything["prompt_id"].head(60).to_list()
+    assert build(pairs_config(max_pairs=60), tmp_path / "again", catalog, data_root).train.read_bytes() == \
+        limited.train.read_bytes()
+    keys = [("a", "x")] * 10 + [("a", "y")] * 1 + [("b", "x")] * 2 + [("c", "y")] * 5
+    picked = Counter(keys[i] for i in stratified(keys, 9, seed=0))
+    # 9 over topics a, b, c: b gives its 2, a and c share 7 (4 and 3, or 3 and 4); a's share
+    # over its styles x and y: y gives its 1
+    assert picked[("b", "x")] == 2 and picked[("a", "y")] == 1
+    assert sorted([picked[("a", "x")] + 1, picked[("c", "y")]]) == [3, 4]
+    assert stratified(keys, 9, seed=0) == stratified(keys, 9, seed=0)
+    assert stratified(keys, 100, seed=0) == list(range(len(keys)))
+
+
+def test_judge_categories_follow_the_domain_medical_leaves_out_specialized_advice(tmp_path):
+    """Issue 27, item 8: the judge's categories come from the taxonomy's table per domain
+    (the shipped `medical` leaves out S6); they used to be all 14 unless listed."""
+    general = validate_model(SafetyPairsConfig, OFFLINE, where="test").judge
+    medical = pairs_config(judge={"generator": {"backend": "offline"}, "domain": "medical"}).judge
+    assert general.domain == "general" and "S6" in general.categories and len(general.categories) == 14
+    assert medical.categories == [c for c in general.categories if c != "S6"]
+    listed = pairs_config(judge={"generator": {"backend": "offline"}, "domain": "medical",
+                                 "categories": ["S6", "S1"]}).judge
+    assert listed.categories == ["S1", "S6"]  # listed outright: the list wins, in code order
+    with pytest.raises(ConfigError, match=r"`judge.domain`: no judge categories for domain `legal`; the "
+                                          r"taxonomy `curate-safety-v1` has general, medical \(or give "
+                                          r"`categories`\)"):
+        pairs_config(judge={"generator": {"backend": "offline"}, "domain": "legal"})
+    # a taxonomy file of the config decides both the styles and the judge's categories
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({
+        "name": "mine", "topics": {"cyber": ["hack"]}, "styles": {"base64": "b", "rot13": "r", "poem": "p"},
+        "judge_categories": {"legal": ["S2", "S5"]}}, sort_keys=False))
+    mine = pairs_config(taxonomy=str(tmp_path / "mine.yaml"),
+                        judge={"generator": {"backend": "offline"}, "domain": "legal"})
+    assert mine.styles == ["base64", "rot13", "poem"] and mine.judge.categories == ["S2", "S5"]

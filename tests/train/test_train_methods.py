@@ -24,7 +24,7 @@ STEPS = ["max_steps=2", "per_device_train_batch_size=4", "max_length=64", "loggi
 
 KTO = readme_namespace("A train method")["KTO"]
 """The README's example: TRL's KTOTrainer on a release's preference pairs (TRL unpairs them),
-against a frozen copy of the model: DPO's data and reference, other TRL classes."""
+with the reference TRL sets up as for DPO: DPO's data and reference, other TRL classes."""
 
 
 class ShortSFT(SFT):
@@ -74,7 +74,8 @@ def test_a_plugged_in_method_runs_by_name_from_an_entry_point(release, tiny_lm, 
     record = result.record
     assert record["method"] == "kto" and record["data"]["release"]["config"] == "preference"
     assert record["trl"]["config_class"] == "KTOConfig" and type(result.trainer).__name__ == "KTOTrainer"
-    assert record["notes"] == {"ref_model": "a frozen copy of the model as loaded"}
+    assert record["notes"] == {"ref_model": "a separate copy of the model, loaded by TRL from its name with "
+                                            "model_init_kwargs"}
     assert record["status"] == "finished" and record["result"]["global_step"] == 2
     assert all(math.isfinite(x) for x in record["result"]["losses"])
     # TRL unpaired the 40 pairs: a desirable and an undesirable completion each.

@@ -58,3 +58,31 @@ def test_a_text_model_on_image_data_is_refused_in_one_line(release, tmp_path):
                                           r"processor"):
         train("sft", release, model=ModelSpec(model=str(lm)), output_dir=tmp_path / "o",
               release_config="image_text", options=Options(overrides=["max_steps=1"]))
+
+
+def test_version_floors_admit_no_trl_or_transformers_that_refuses_vision_assistant_only_loss():
+    """Issue 27, item 6: vision SFT turns assistant_only_loss on for marked templates (the test
+    above). TRL 1.0-1.9 raise "Assistant-only loss is not yet supported for vision-language
+    models"; TRL 1.16 (the version tested, so the floor) raises unless transformers >= 5.18 —
+    read here from its own source, so a TRL that moves the gate fails this test."""
+    import inspect
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    from trl import SFTTrainer
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    floors = {}
+    for line in pyproject["project"]["optional-dependencies"]["ml"]:
+        requirement = Requirement(line)
+        floors[requirement.name] = min(Version(s.version) for s in requirement.specifier
+                                       if s.operator == ">=")
+    assert floors["trl"] >= Version("1.16")
+    source = inspect.getsource(SFTTrainer.__init__)
+    (gate,) = re.findall(r"_is_vision_dataset\s+and args\.assistant_only_loss\s+and Version\(transformers"
+                         r"\.__version__\) < Version\(\"([\d.]+)\.dev0\"\)", source)
+    assert floors["transformers"] >= Version(gate) == Version("5.18.0")
+    assert "peft" in floors

@@ -112,10 +112,12 @@ CHATML = (
 )
 
 
-def build_bpe_lm(folder: Path, texts: list[str], *, vocab_size: int = 1500) -> Path:
-    """A byte-level BPE tokenizer trained on ``texts`` with a ChatML chat template that
-    marks assistant content, and a tiny random Llama of its vocabulary, saved in ``folder``
-    (tokens merge across word boundaries here, unlike tests/tiny_lm.py's word-level one)."""
+def build_bpe_lm(folder: Path, texts: list[str], *, vocab_size: int = 1500,
+                 chat_template: str = CHATML) -> Path:
+    """A byte-level BPE tokenizer trained on ``texts`` with a chat template (default: ChatML
+    that marks assistant content), and a tiny random Llama of its vocabulary, saved in
+    ``folder`` (tokens merge across word boundaries here, unlike tests/tiny_lm.py's
+    word-level one)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -129,7 +131,7 @@ def build_bpe_lm(folder: Path, texts: list[str], *, vocab_size: int = 1500) -> P
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         additional_special_tokens=["<|im_start|>"], model_max_length=4096)
-    tokenizer.chat_template = CHATML
+    tokenizer.chat_template = chat_template
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,

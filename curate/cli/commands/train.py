@@ -41,8 +41,9 @@ def run_training(method: str) -> None:
     files = TrainFiles.model_validate(options["files"])
     result = run(method, context.params["data"], model=ModelSpec.model_validate(options["model"]),
                  output_dir=files.output_dir, options=Options.model_validate(options.get("trl", {})),
-                 release_config=files.release_config)
-    show(result, context.params["as_json"], view.trained)
+                 release_config=files.release_config, eval_share=files.eval_share, eval_seed=files.eval_seed)
+    if result.main_process:  # under `accelerate launch`, one process speaks
+        show(result, context.params["as_json"], view.trained)
 
 
 @click.group(cls=Group)
@@ -54,32 +55,38 @@ def train() -> None:
 def train_sft(**_: Any) -> None:
     """Supervised fine-tuning of --model on DATA (a release folder, or a dataset file or
     folder with `messages`, `prompt`/`completion` or `text`) with TRL's SFTTrainer.
-    Conversational data trains on the assistant tokens when the chat template marks them;
-    image_text data takes a vision-language model with a processor. TRL's SFTConfig fields
-    go through --config (a YAML file) and --set key=value (e.g. --set max_steps=100)."""
+    Conversational data trains on the assistant tokens whenever TRL can mask them (the template
+    marks them, chat_template_path gives one that does, or TRL has a training template for
+    the model's family: Qwen2.5, Llama 3, ...); image_text data takes a vision-language
+    model with a processor. The fields of TRL's SFTConfig and ModelConfig (use_peft, lora_r,
+    dtype, ...) go through --config (a YAML file) and --set key=value (e.g. --set
+    max_steps=100), as `trl sft` takes them."""
     run_training("sft")
 
 
 @training_command("dpo")
 def train_dpo(**_: Any) -> None:
     """Direct preference optimisation of --model on DATA (a release folder, or a dataset
-    with `prompt`, `chosen` and `rejected`) with TRL's DPOTrainer; the reference model is
-    a frozen copy of --model. TRL's DPOConfig fields go through --config and --set."""
+    with `prompt`, `chosen` and `rejected`) with TRL's DPOTrainer; TRL sets up the reference
+    model (the base under a disabled adapter with use_peft, else a second copy of --model).
+    The fields of TRL's DPOConfig and ModelConfig go through --config and --set."""
     run_training("dpo")
 
 
 @train.command("merge")
 @config_options(MergeConfig, at=["merge"], rename={
     "base_model": "base", "models": "model", "weights": "weight", "densities": "density"})
-@config_options(MergeRun, at=["run"])
+@config_options(MergeRun, at=["run"], rename={"config_path": "config"})
 @json_option
 def train_merge(as_json: bool, **_: Any) -> None:
     """Merge fine-tuned models with mergekit (DARE-TIES by default, e.g. a domain SFT
     model with the instruct model over their base): writes OUT/mergekit.yaml, then runs
-    mergekit on the CPU (pip install 'curate[merge]')."""
-    from curate.config import validate_model
-    from curate.train.merge import merge
+    mergekit on the CPU (pip install 'curate[merge]'). The merged model gets the first
+    model's tokenizer, chat template and generation config unless --tokenizer-source says
+    otherwise; --config takes a YAML file of these options (e.g. layer_weights)."""
+    from curate.train.merge import merge, read_merge_config
 
     options = settings(click.get_current_context())
-    config = validate_model(MergeConfig, options.get("merge", {}), where="options")
-    show(merge(config, MergeRun.model_validate(options["run"])), as_json, view.merged)
+    run = MergeRun.model_validate(options["run"])
+    config = read_merge_config(run.config_path, options.get("merge", {}))
+    show(merge(config, run), as_json, view.merged)
