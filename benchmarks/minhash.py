@@ -303,7 +303,8 @@ def work_curate_kernel(spec: dict) -> dict:
 
     from curate.curation.config import MinHashConfig
     from curate.curation.minhash import band_keys, shingle_table, signatures
-    from curate.curation.near_dedup import _BATCH, candidate_pairs, clusters, verify
+    from curate.curation.near_dedup import candidate_pairs, clusters, verify
+    from curate.ingest.runner import DEFAULT_BATCH_ROWS as shard_rows
 
     config = MinHashConfig()
     started = time.perf_counter()
@@ -318,10 +319,10 @@ def work_curate_kernel(spec: dict) -> dict:
     shingle_table(texts.slice(0, 64), config.ngram)
     warmup = time.perf_counter() - started  # reported, and counted in sig (as every peer's start-up is)
 
-    def sign() -> tuple[np.ndarray, float]:  # in batches, as the NearDedup stage does
+    def sign() -> tuple[np.ndarray, float]:  # a shard at a time, as the NearDedup stage does
         started = time.perf_counter()
-        sigs = np.vstack([signatures(texts.slice(s, _BATCH), config)
-                          for s in range(0, len(texts), _BATCH)])
+        sigs = np.vstack([signatures(texts.slice(s, shard_rows), config)
+                          for s in range(0, len(texts), shard_rows)])
         return sigs, time.perf_counter() - started
 
     sigs, sig = sign()
