@@ -61,6 +61,11 @@ SMOKE: dict[str, tuple[Expect, ...]] = {
         Expect(r"dry run: recipe valid; would run quality \(vllm, in_turn\) then synth cot \(vllm\) "
                r"on 5 rows"),
     ),
+    "guard": (
+        Expect(r"planted fifth_word +[\d.]+ +[\d.]+ +[\d.]+"),
+        Expect(r"threshold +verbatim +shuffled +paraphrased +fifth_word +queries hit +records hit"),
+        Expect(r"MedPrompt retrieval, k 5, 12 test questions: planted copies returned 0"),
+    ),
     "ingest": (
         Expect(r"curate runs at [\d.]+x the speed of datasets\n"),
         Expect(r"curate runs at [\d.]+x the speed of datasets\+same work"),

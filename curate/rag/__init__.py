@@ -2,7 +2,10 @@
 prompts and the choice-shuffle ensemble.
 
 - ``Index.open(path).search(texts, k)``: the k most similar indexed records per text
-  (``curate.rag.index``); ``build_index`` / ``Index.append`` build it;
+  (``curate.rag.index``); ``build_index`` builds it;
+- ``open_index(path, benchmarks=[...])``: the index opened *for* benchmarks: the guard
+  (``GuardConfig``: decontamination tiers and the similarity guard) leaves out every record
+  found in them, and ``search``/``retrieve`` drop a result too similar to the query;
 - ``build_prompt(question, template, examples=...)``: the one prompt builder
   (``curate.rag.prompts``), for evaluation, serving and notebooks;
 - ``check_index``: the index's records against a benchmark with the decontamination
@@ -20,7 +23,8 @@ from typing import Any
 _NAMES = {
     "Index": "curate.rag.index", "Hit": "curate.rag.index", "build_index": "curate.rag.index",
     "build_prompt": "curate.rag.prompts", "McqaItem": "curate.rag.prompts", "Prompt": "curate.rag.prompts",
-    "check_index": "curate.rag.exclusion",
+    "check_index": "curate.rag.exclusion", "open_index": "curate.rag.build",
+    "search_index": "curate.rag.build", "GuardConfig": "curate.rag.config", "Retrieved": "curate.rag.index",
     "permutations": "curate.rag.ensemble", "vote": "curate.rag.ensemble",
 }
 

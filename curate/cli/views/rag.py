@@ -27,7 +27,8 @@ def found(results: list[QueryHits]) -> None:
     from rich.table import Table
 
     for query in results:
-        table = Table("rank", "score", "id", "source", "question", "cot", title=query.query,
+        title = query.query + (f" ({query.dropped} dropped by the similarity guard)" if query.dropped else "")
+        table = Table("rank", "score", "id", "source", "question", "cot", title=title,
                       title_justify="left")
         for rank, hit in enumerate(query.hits, start=1):
             table.add_row(str(rank), f"{hit.score:.3f}", hit.id[:12], str(hit.source), hit.question[:80],
@@ -36,9 +37,13 @@ def found(results: list[QueryHits]) -> None:
 
 
 def checked(check: ContaminationCheck) -> None:
-    """How many records were checked and excluded, and the first twenty exclusions."""
+    """How many records were checked and excluded, and the first twenty exclusions (all of
+    them with `--out` or `--json`)."""
     out = console()
     out.print(f"{check.checked} records checked: {len(check.excluded)} contaminated "
               f"{check.by_benchmark or ''} {check.by_tier or ''}, {len(check.index)} kept")
     for e in check.excluded[:20]:
-        out.print(f"  {e.id[:12]} = {e.item} ({e.tier}, {e.field})")
+        score = "" if e.score is None else f" {e.score:.3f}"
+        out.print(f"  {e.id[:12]} = {e.item} ({e.tier}{score}, {e.field})")
+    if len(check.excluded) > 20:
+        out.print(f"  ... {len(check.excluded) - 20} more: --out FILE or --json lists every one")
