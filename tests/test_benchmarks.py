@@ -81,6 +81,11 @@ SMOKE: dict[str, tuple[Expect, ...]] = {
         Expect(r'"duplicate images \(10 re-encoded \+ resized\)"'),
         Expect(r"stage / peer speed: [\d.]+x"),
     ),
+    "passages": (
+        Expect(r"answer recall@5 \(the question's own answer among the 5 passages, exact\): [\d.]+"),
+        Expect(r"curate numpy exact +[\d.]+ +[\d.]+ +[\d,]+ +1\.000 +1\.000"),
+        Expect(r"curate faiss HNSW ef 64( +[\d.,]+){5}", peer="faiss"),
+    ),
     "quality": (
         Expect(r"ratio DEITA \(its faster setting\) / curate [\d.]+x"),
         Expect(r"ratio curate batch 2 / DEITA path: [\d.]+x"),

@@ -8,6 +8,8 @@ prompts and the choice-shuffle ensemble.
   found in them, and ``search``/``retrieve`` drop a result too similar to the query;
 - ``build_prompt(question, template, examples=...)``: the one prompt builder
   (``curate.rag.prompts``), for evaluation, serving and notebooks;
+- ``index_passages`` / ``grounded_prompt`` / ``Passage``: passage retrieval for open
+  questions (``curate.rag.passages``: chunks with ids and provenance, the same guard);
 - ``check_index``: the index's records against a benchmark with the decontamination
   stage (``curate.rag.exclusion``);
 - ``permutations`` / ``vote``: the shuffle ensemble (``curate.rag.ensemble``).
@@ -24,7 +26,9 @@ _NAMES = {
     "Index": "curate.rag.index", "Hit": "curate.rag.index", "build_index": "curate.rag.index",
     "build_prompt": "curate.rag.prompts", "McqaItem": "curate.rag.prompts", "Prompt": "curate.rag.prompts",
     "check_index": "curate.rag.exclusion", "open_index": "curate.rag.build",
-    "search_index": "curate.rag.build", "GuardConfig": "curate.rag.config", "Retrieved": "curate.rag.index",
+    "search_index": "curate.rag.build", "index_passages": "curate.rag.build",
+    "grounded_prompt": "curate.rag.passages", "Passage": "curate.rag.passages",
+    "GuardConfig": "curate.rag.config", "Retrieved": "curate.rag.index",
     "permutations": "curate.rag.ensemble", "vote": "curate.rag.ensemble",
 }
 

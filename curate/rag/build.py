@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import ConfigError
-from curate.rag.config import GuardConfig, IndexConfig, SearchConfig, SearchKind
+from curate.rag.config import GuardConfig, IndexConfig, PassageConfig, SearchConfig, SearchKind
 from curate.rag.examples import index_rows, read_input, self_generated_cot
 from curate.rag.exclusion import ContaminationCheck, check_index
 from curate.rag.index import BuildResult, Index, QueryHits, build_index
@@ -51,6 +51,30 @@ def index_input(spec: str, out: str | os.PathLike[str], config: IndexConfig | No
                           f"{'; see the synth_cot rejections' if cot is not None else ''})")
     return build_index(rows, out, config, input_name=read.name, release_hash=read.release_hash, stats=stats,
                        cache=embedding_cache)
+
+
+def index_passages(spec: str, out: str | os.PathLike[str], config: IndexConfig | None = None, *,
+                   passages: PassageConfig | None = None, source: str | None = None, catalog_dirs: Dirs = (),
+                   data_root: str | os.PathLike[str] | None = None,
+                   embedding_cache: str | os.PathLike[str] | None = None,
+                   allow_benchmark: bool = False) -> BuildResult:
+    """Index the text of ``spec`` (a catalog source or a file) as passages
+    (``curate.rag.passages``) into ``out``: chunked, with ids and provenance. A benchmark is
+    refused unless ``allow_benchmark``."""
+    from curate.rag.passages import KIND, passage_rows
+
+    if not allow_benchmark:
+        _refuse_benchmark(spec, source, catalog_dirs)
+    read = read_input(spec, source=source, catalog_dirs=catalog_dirs, data_root=data_root)
+    config_passages = passages or PassageConfig.model_validate({})
+    rows, skipped = passage_rows(read.records, config_passages)
+    if rows.num_rows == 0:
+        raise ConfigError(f"{spec}: no text to cut into passages (skipped: {skipped or 'none'})")
+    stats: dict[str, Any] = {"passages": {**config_passages.model_dump(mode="json"),
+                                          "records": read.records.num_rows, "chunks": rows.num_rows,
+                                          **({"skipped": skipped} if skipped else {})}}
+    return build_index(rows, out, config, input_name=read.name, release_hash=read.release_hash, stats=stats,
+                       cache=embedding_cache, kind=KIND)
 
 
 def _refuse_benchmark(spec: str, source: str | None, catalog_dirs: Dirs) -> None:
@@ -96,15 +120,27 @@ def open_index(path: str | os.PathLike[str], *, benchmarks: Sequence[str] = (),
 
 
 def search_index(path: str | os.PathLike[str], queries: Sequence[str], *, k: int = 5,
-                 benchmarks: Sequence[str] = (), guard: GuardConfig | None = None,
+                 benchmarks: Sequence[str] = (), grounded: bool = False, guard: GuardConfig | None = None,
                  search: SearchKind = "numpy", catalog_dirs: Dirs = (),
                  data_root: str | os.PathLike[str] | None = None) -> list[QueryHits]:
     """The ``k`` records of the index at ``path`` most similar to each query; with
-    ``benchmarks``, the index opened for them (``open_index``)."""
+    ``benchmarks``, the index opened for them (``open_index``); ``grounded`` (a passage
+    index): each query's grounded prompt too."""
     index = open_index(path, benchmarks=benchmarks, guard=guard, search=search, catalog_dirs=catalog_dirs,
                        data_root=data_root)
+    if grounded and index.kind != "passages":
+        raise ConfigError(f"{path} is an index of {index.kind}; --grounded builds prompts from passages "
+                          "(`curate rag passages`)")
     found = index.retrieve(list(queries), k)
-    return [QueryHits(query, r.hits, len(r.dropped)) for query, r in zip(queries, found, strict=True)]
+    out = []
+    for query, r in zip(queries, found, strict=True):
+        prompt = None
+        if grounded:
+            from curate.rag.passages import Passage, grounded_prompt
+
+            prompt = grounded_prompt(query, [Passage.of(h) for h in r.hits])
+        out.append(QueryHits(query, r.hits, len(r.dropped), prompt))
+    return out
 
 
 def check_benchmarks(index: str | os.PathLike[str] | Index, benchmarks: Sequence[str],

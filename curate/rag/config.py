@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curate.config import Config
 from curate.curation.config import DEFAULT_EMBEDDER, DecontamConfig
@@ -76,6 +76,9 @@ class QueryConfig(Config):
     benchmarks: list[str] = Field(default_factory=list, description=(
         "Open the index for these benchmarks (catalog names): records the guard finds in them "
         "are never returned, and results too similar to the query are dropped and counted."))
+    grounded: bool = Field(False, description=(
+        "A passage index: print, per query, the grounded prompt built from its passages "
+        "(`curate.rag.grounded_prompt`) instead of the table."))
 
 
 class CheckFiles(Config):
@@ -97,6 +100,25 @@ class IndexFiles(Config):
     source: str | None = Field(None, description="A file INPUT: read it with this catalog entry's mapping.")
     cache_dir: str | None = Field(None, description=(
         "Completion cache of `rag cot` [default: $CURATE_CACHE_DIR/synth or ~/.cache/curate/synth]."))
+
+
+class PassageConfig(Config):
+    """Options of ``curate rag passages``: how records become passages."""
+
+    chunk_words: int = Field(200, ge=16, le=2000, description=(
+        "Words per passage (MiniLM reads about 256 tokens, some 190 words; longer passages are "
+        "cut when embedded)."))
+    chunk_overlap: int = Field(40, ge=0, description="Words a passage shares with the one before it.")
+    text: Literal["assistant", "all"] = Field("assistant", description=(
+        "`assistant`: a record's answers are its text (a QA source's reference answers); `all`: "
+        "every turn."))
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> PassageConfig:
+        if self.chunk_overlap >= self.chunk_words:
+            raise ValueError(f"`chunk_overlap` ({self.chunk_overlap}) must be below `chunk_words` "
+                             f"({self.chunk_words})")
+        return self
 
 
 class CotIndexConfig(SynthCotConfig):

@@ -144,6 +144,11 @@ class Index:
         return self.records.height
 
     @property
+    def kind(self) -> str:
+        """``examples`` (solved questions) or ``passages`` (``curate.rag.passages``)."""
+        return str(self.manifest.get("kind", "examples"))
+
+    @property
     def ids(self) -> list[str]:
         """Record ids in index order (sorted)."""
         return self.records.get_column("id").to_list()
@@ -327,6 +332,8 @@ class QueryHits:
     query: str
     hits: list[Hit]
     dropped: int = 0
+    prompt: list[dict[str, str]] | None = None
+    """With ``grounded`` (a passage index): the grounded prompt's messages."""
 
 
 
@@ -379,10 +386,12 @@ def build_index(
     release_hash: str | None = None,
     stats: dict[str, Any] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    kind: str = "examples",
 ) -> BuildResult:
     """Embed ``records`` (``RECORD_SCHEMA``) into the index at ``out``: a new index, or a
     part appended to an existing one built with the same embedder (records whose id it
-    holds already are skipped). ``stats``: how the records were made (kept in the part)."""
+    holds already are skipped). ``stats``: how the records were made (kept in the part);
+    ``kind``: ``examples`` or ``passages`` (an index holds one kind)."""
     from curate.curation.embed import embed
     from curate.store import write_json, write_parquet
 
@@ -403,9 +412,12 @@ def build_index(
             raise ConfigError(f"index {folder} was embedded with {old}; appending with {new} would mix "
                               "vector spaces: use the same --embedder, --embedding-backend and "
                               "--embedding-max-tokens, or a new --out")
+        if manifest.get("kind", "examples") != kind:
+            raise ConfigError(f"index {folder} holds {manifest.get('kind', 'examples')}; appending {kind} "
+                              "would mix them: use a new --out")
         held = set(Index.open(folder).ids)
     else:
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "embedder": embedder,
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "embedder": embedder,
                     "dimensions": None, "normalised": True, "metric": "inner_product", "records": 0,
                     "parts": []}
         held = set()

@@ -18,6 +18,7 @@ from curate.rag.config import (
     GuardConfig,
     IndexConfig,
     IndexFiles,
+    PassageConfig,
     QueryConfig,
     SearchConfig,
 )
@@ -87,6 +88,28 @@ def rag_cot(input_spec: str, as_json: bool, **_: Any) -> None:
     config = validate_model(IndexConfig, options.get("index", {}), where="options")
     show(index_input(input_spec, config=config, cot=cot, **options["files"], **options.get("catalog", {})),
          as_json, view.indexed)
+
+
+@rag.command("passages")
+@input_argument
+@config_options(IndexFiles, at=["files"], skip=["cache_dir"])
+@catalog_options()
+@config_options(PassageConfig, at=["passages"])
+@config_options(IndexConfig, at=["index"])
+@json_option
+def rag_passages(input_spec: str, as_json: bool, **_: Any) -> None:
+    """Index the text of RELEASE_OR_SOURCE (a catalog source or a file; a QA source's answers
+    by default) as passages for open questions: chunked into `--chunk-words` word windows
+    with ids and provenance, embedded (MiniLM by default). `curate rag search INDEX QUESTION
+    --grounded` builds the grounded prompt; the same guard applies (`--benchmark`)."""
+    from curate.config import validate_model
+    from curate.rag.build import index_passages
+
+    options = settings(click.get_current_context())
+    config = validate_model(IndexConfig, options.get("index", {}), where="options")
+    passages = validate_model(PassageConfig, options.get("passages", {}), where="options")
+    show(index_passages(input_spec, config=config, passages=passages, **options["files"],
+                        **options.get("catalog", {})), as_json, view.indexed)
 
 
 @rag.command("search")

@@ -16,6 +16,10 @@ def indexed(result: BuildResult) -> None:
             out.print("[bold]offline backend: template text for tests and demos; not a model's reasoning[/]")
         out.print(f"synth_cot_v1: {cot.synthetic} verified of {cot.rows}; rejected {cot.rejected or 'none'}")
     rate = result.records_per_second
+    chunks = result.part.get("stats", {}).get("passages")
+    if chunks is not None:
+        out.print(f"{chunks['records']} records cut into {chunks['chunks']} passages of up to "
+                  f"{chunks['chunk_words']} words ({chunks['chunk_overlap']} overlapping)")
     out.print(f"{result.index.path}: {result.added} records added from {result.input_name} "
               f"({result.already_indexed} already indexed"
               f"{f', {rate:,.0f} records/s embedded' if rate else ''}); "
@@ -27,6 +31,11 @@ def found(results: list[QueryHits]) -> None:
     from rich.table import Table
 
     for query in results:
+        if query.prompt is not None:
+            for message in query.prompt:
+                console().print(message["role"], style="bold", markup=False)
+                console().print(message["content"] + "\n", markup=False)
+            continue
         title = query.query + (f" ({query.dropped} dropped by the similarity guard)" if query.dropped else "")
         table = Table("rank", "score", "id", "source", "question", "cot", title=title,
                       title_justify="left")
