@@ -143,3 +143,17 @@ def test_the_command_line_indexes_passages_and_prints_a_grounded_prompt(medquad,
     as_json = CliRunner().invoke(main, ["rag", "search", str(medquad["built"].index.path), question,
                                         "--grounded", "--json"])
     assert as_json.exit_code == 0 and json.loads(as_json.output)[0]["prompt"][0]["role"] == "system"
+
+
+@pytest.mark.slow
+def test_a_grounded_prompt_needs_a_passage_index(tmp_path):
+    import pyarrow as pa
+
+    from curate.rag.index import RECORD_SCHEMA, build_index
+
+    rows = [{"id": "q1", "question": "Which nerve supplies the deltoid?", "options": ["Axillary", "Radial"],
+             "answer": 0}]
+    build_index(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), tmp_path / "examples", input_name="test")
+    out = CliRunner().invoke(main, ["rag", "search", str(tmp_path / "examples"), "deltoid", "--grounded"])
+    assert out.exit_code == 2
+    assert "is an index of examples; --grounded builds prompts from passages" in out.output
