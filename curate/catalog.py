@@ -128,8 +128,9 @@ class McqaMapping(Config):
     answer: str | None = Field(
         None, description="Column of the gold answer; omit it for a set whose answers are hidden."
     )
-    answer_format: Literal["index", "letter", "text"] | None = Field(
-        None, description="`index` (0-based), `letter` (A, B, ...) or `text` (equal to one option)."
+    answer_format: Literal["index", "index1", "letter", "text"] | None = Field(
+        None, description="`index` (0-based), `index1` (1-based, as CareQA's `cop`), `letter` (A, B, ...) "
+        "or `text` (equal to one option)."
     )
     strip_labels: bool = Field(
         False, description="Options carry their label (`A. text`); strip it."
@@ -427,7 +428,8 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
                 raise ConfigError(
                     f"{who}`location.path: {location.path}` is absolute and outside {where}; "
                     "give a path relative to the data root, or opt in with "
-                    "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root)")
+                    "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root of "
+                    "`curate ingest` and `curate build-mix`)")
     if not pattern.is_absolute():
         pattern = root / pattern
         lexical = Path(os.path.normpath(pattern))
@@ -435,7 +437,8 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
             raise ConfigError(
                 f"{who}`location.path: {location.path}` leads to {lexical}, outside {where}; "
                 "refused: keep the data under the root, or opt in with "
-                "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root)")
+                "`allow_outside_data_root: true` on the entry (or --allow-outside-data-root of "
+                    "`curate ingest` and `curate build-mix`)")
     if any(ch in str(pattern) for ch in "*?["):
         anchor = Path(pattern.anchor)
         files = sorted(p for p in anchor.glob(str(pattern.relative_to(anchor))) if p.is_file())
@@ -454,7 +457,7 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
                     f"{who}`location.path: {location.path}` reaches {file} -> {file.resolve()}, "
                     f"outside {where} (a `..` or a symlink that leaves it); refused: keep the "
                     "data under the root, or opt in with `allow_outside_data_root: true` on "
-                    "the entry (or --allow-outside-data-root)")
+                    "the entry (or --allow-outside-data-root of `curate ingest` and `curate build-mix`)")
     return files
 
 

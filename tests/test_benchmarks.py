@@ -61,6 +61,11 @@ SMOKE: dict[str, tuple[Expect, ...]] = {
         Expect(r"dry run: recipe valid; would run quality \(vllm, in_turn\) then synth cot \(vllm\) "
                r"on 5 rows"),
     ),
+    "guard": (
+        Expect(r"planted fifth_word +[\d.]+ +[\d.]+ +[\d.]+"),
+        Expect(r"threshold +verbatim +shuffled +paraphrased +fifth_word +queries hit +records hit"),
+        Expect(r"MedPrompt retrieval, k 5, 12 test questions: planted copies returned 0"),
+    ),
     "ingest": (
         Expect(r"curate runs at [\d.]+x the speed of datasets\n"),
         Expect(r"curate runs at [\d.]+x the speed of datasets\+same work"),
@@ -75,6 +80,11 @@ SMOKE: dict[str, tuple[Expect, ...]] = {
         Expect(r'"wrong type \(\d+: \d+ yes/no<-term, \d+ open<-yes/no\)"'),
         Expect(r'"duplicate images \(10 re-encoded \+ resized\)"'),
         Expect(r"stage / peer speed: [\d.]+x"),
+    ),
+    "passages": (
+        Expect(r"answer recall@5 \(the question's own answer among the 5 passages, exact\): [\d.]+"),
+        Expect(r"curate numpy exact +[\d.]+ +[\d.]+ +[\d,]+ +1\.000 +1\.000"),
+        Expect(r"curate faiss HNSW ef 64( +[\d.,]+){5}", peer="faiss"),
     ),
     "quality": (
         Expect(r"ratio DEITA \(its faster setting\) / curate [\d.]+x"),

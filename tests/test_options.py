@@ -143,9 +143,10 @@ SYNCED = [
     ("curate.mixes.publish:push_release", "curate.mixes.publish:PushConfig"),
     ("curate.evaluate.mcqa:evaluate_mcqa", "curate.evaluate.config:McqaFiles"),
     ("curate.evaluate.audit:audit", "curate.evaluate.config:AuditFiles"),
+    ("curate.evaluate.lm_eval_export:export_lm_eval", "curate.evaluate.config:ExportFiles"),
     ("curate.rag.build:index_input", "curate.rag.config:IndexFiles"),
     ("curate.synth.cot:enhance_file", "curate.synth.config:CotFileOptions"),
-    ("curate.rag.index:search_index", "curate.rag.config:QueryConfig"),
+    ("curate.rag.build:search_index", "curate.rag.config:QueryConfig"),
     ("curate.ingest.runner:ingest_source", "curate.ingest.runner:IngestConfig"),
 ]
 

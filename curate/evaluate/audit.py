@@ -6,6 +6,8 @@ a benchmark whose flawed share is above ``unfit_above`` is marked unfit.
 
 Flaws (they count towards the flawed share):
 
+- ``missing_answer``: the answer column is missing or empty in a row (a set whose answers
+  are hidden maps no answer column and is not flawed);
 - ``answer_not_in_options``: the gold answer names no option, or is past the last one
   (ingestion's ``unknown_answer`` and ``answer_out_of_range``);
 - ``empty_option``: an option is blank, or the item has fewer than two (``empty_option``,
@@ -15,6 +17,10 @@ Flaws (they count towards the flawed share):
 - ``unreadable_image`` / ``missing_image``: an image file that is missing or not an image,
   or an image column that is empty (benchmarks with images);
 - ``unreadable_row``: any other row ingestion had to quarantine (a missing question ...);
+- ``duplicate_options``: two options of one item are the same text (after folding case and
+  punctuation);
+- ``gold_in_stem``: the gold answer's text (four characters or more, folded) occurs in the
+  stem as whole words and no other option does: the stem gives the answer away;
 - ``conflicting_answers``: the same stem with the same options (compared after folding
   case and punctuation, options in any order) has different gold answers: every such item;
 - ``duplicate_item``: the same stem, options and gold answer as an earlier item: the copies.
@@ -24,6 +30,9 @@ Reported, not counted:
 - ``repeated_stem``: a stem that recurs with other options (generic stems such as "Which
   of the following statements is false?"): harmless to score, but a matcher on question
   text alone confuses these items; every item with such a stem;
+- ``all_none_key``: the gold answer is "all/none of the above" (or "both A and B"): it names
+  other options by position, so a shuffled-options run (MedPrompt's ensemble) changes its
+  meaning; these items are best scored without shuffles;
 - ``shared_with:<other>``: the item is found in another audited benchmark by the
   decontamination tiers (``curate.curation.decontam``, the same stage and thresholds a
   run uses), with the matched item. A benchmark that is a subset of another is not flawed
@@ -45,16 +54,19 @@ import polars as pl
 from curate.catalog import Catalog, resolve_data_root
 from curate.errors import ConfigError
 from curate.evaluate.config import AuditConfig
-from curate.evaluate.items import BenchmarkData, read_benchmark
+from curate.evaluate.items import BenchmarkData, flaw_of, read_benchmark
 from curate.store import write_json
 
-COUNTED = ("answer_not_in_options", "empty_option", "truncated_option", "unreadable_image",
-           "missing_image", "unreadable_row", "conflicting_answers", "duplicate_item")
-NOTED = ("repeated_stem", "shared")
-QUARANTINE_FLAWS = {"unknown_answer": "answer_not_in_options",
-                    "answer_out_of_range": "answer_not_in_options",
-                    "empty_option": "empty_option", "too_few_options": "empty_option",
-                    "unreadable_image": "unreadable_image"}
+COUNTED = ("missing_answer", "answer_not_in_options", "empty_option", "truncated_option",
+           "duplicate_options", "gold_in_stem", "unreadable_image", "missing_image", "unreadable_row",
+           "conflicting_answers", "duplicate_item")
+NOTED = ("repeated_stem", "all_none_key", "shared")
+ABOVE = (r"^(all|none|both|neither) (of )?(the )?(above|these|of these|the above|following)$"
+         r"|^(both|all) [a-e] and [a-e]$")
+"""A gold answer that is "all/none of the above" (or "both A and B"): it names other options
+by position, so it breaks when options are shuffled, and rewards test-taking tricks."""
+MIN_GOLD_CHARS = 4
+"""``gold_in_stem``: gold answers shorter than this (folded) are not looked for in the stem."""
 DANGLING = ("and", "or", "of", "the", "to", "with", "for", "by", "from", "than", "an", "but", "nor")
 """Words an option cannot end with unless it was cut (``in``, ``up`` are left out: "knock in",
 "screwed in" end real options)."""
@@ -109,17 +121,10 @@ def item_checks(data: BenchmarkData) -> tuple[dict[str, list[str]], int]:
     """Every flaw of one benchmark (but shared items): flaw -> sorted item ids; and how many
     items repeat the stem of an earlier item (with the same options or not)."""
     name = data.entry.name
-    flaws: dict[str, set[int]] = {f: set() for f in (*COUNTED, "repeated_stem")}
+    flaws: dict[str, set[int]] = {f: set() for f in (*COUNTED, "repeated_stem", "all_none_key")}
     if data.quarantine.height:
-        image_column = getattr(data.entry.mapping, "image", None)
         for row, reason in data.quarantine.select("row", "reason").iter_rows():
-            if reason in QUARANTINE_FLAWS:
-                flaws[QUARANTINE_FLAWS[reason]].add(row)
-            elif image_column is not None and reason in (f"missing_field:{image_column}",
-                                                         f"empty_field:{image_column}"):
-                flaws["missing_image"].add(row)
-            else:
-                flaws["unreadable_row"].add(row)
+            flaws[flaw_of(reason, data.entry)].add(row)
     records = data.records
     stem_repeats = 0
     if records.height:
@@ -127,6 +132,14 @@ def item_checks(data: BenchmarkData) -> tuple[dict[str, list[str]], int]:
         flaws["truncated_option"] |= set(
             frame.filter(pl.col("options").list.eval(pl.element().str.contains(_TRUNCATED)).list.any())
             .get_column("row").to_list())
+        folded = frame.with_columns(folded=pl.col("options").list.eval(_fold(pl.element())))
+        flaws["duplicate_options"] |= set(folded.filter(
+            pl.col("folded").list.eval(pl.element().filter(pl.element() != "")).list.n_unique()
+            < pl.col("folded").list.eval(pl.element().filter(pl.element() != "")).list.len())
+            .get_column("row").to_list())
+        flaws["all_none_key"] |= set(
+            frame.filter(pl.col("gold").str.contains(ABOVE)).get_column("row").to_list())
+        flaws["gold_in_stem"] |= _gold_in_stem(folded)
         stem_repeats = frame.height - frame.get_column("stem").n_unique()
         by_stem = frame.group_by("stem").agg(pl.col("option_set").n_unique().alias("sets"))
         flaws["repeated_stem"] |= set(frame.join(by_stem.filter(pl.col("sets") > 1), on="stem")
@@ -140,6 +153,19 @@ def item_checks(data: BenchmarkData) -> tuple[dict[str, list[str]], int]:
                   .sort("row").filter(pl.col("row").cum_count().over("stem", "option_set", "gold") > 1))
         flaws["duplicate_item"] |= set(copies.get_column("row").to_list())
     return {flaw: [f"{name}:{row}" for row in sorted(rows)] for flaw, rows in flaws.items()}, stem_repeats
+
+
+def _gold_in_stem(frame: pl.DataFrame) -> set[int]:
+    """Rows whose gold answer's text (folded, at least ``MIN_GOLD_CHARS`` characters) occurs
+    in the stem as whole words while no other option does: the stem gives the answer away."""
+    out = set()
+    for row, stem, options, gold in frame.select("row", "stem", "folded", "gold").iter_rows():
+        if len(gold) < MIN_GOLD_CHARS or not stem:
+            continue
+        padded = f" {stem.split('|')[0]} "
+        if f" {gold} " in padded and not any(o and o != gold and f" {o} " in padded for o in options):
+            out.add(row)
+    return out
 
 
 def _item_frame(records: pl.DataFrame) -> pl.DataFrame:
@@ -230,7 +256,7 @@ def audit(
             "rows": d.rows, "records": d.records.height, "flawed": len(counted), "share": share,
             "fit": share <= config.unfit_above,
             "flaws": {f: flaws[f] for f in COUNTED},
-            "notes": {"repeated_stem": flaws["repeated_stem"],
+            "notes": {"repeated_stem": flaws["repeated_stem"], "all_none_key": flaws["all_none_key"],
                       **{f"shared_with:{o}": ids for o, ids in sorted(pairs.items())}},
             "stem_repeats": stem_repeats,
             "shared_items": len({p.split("=")[0] for ids in pairs.values() for p in ids}),

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from curate.config import Config
 from curate.curation.config import DecontamConfig
-from curate.rag.config import SearchKind
+from curate.rag.config import GuardConfig, SearchKind
 from curate.synth.config import MAX_TEMPERATURE, GeneratorConfig
 
 LOGLIK_BACKENDS = ("transformers", "vllm")
@@ -28,9 +28,23 @@ class McqaConfig(Config):
         "forward pass; `generate`: a chain of thought, then the answer extracted from it."))
     limit: int | None = Field(None, ge=1, description=(
         "Evaluate only the first LIMIT items of each benchmark (in file order)."))
+    allow_dropped: int = Field(0, ge=0, description=(
+        "Rows of a benchmark that may be dropped because they cannot be scored (no gold "
+        "answer, an answer outside the options, too few options, ...; `curate audit` names "
+        "them). More drops refuse the benchmark: its denominator would not be the published one. "
+        "Drops are reported by reason either way."))
+    subject_field: str | None = Field(None, description=(
+        "The `meta` key (a column the catalog entry keeps in `meta`) naming each item's subject "
+        "for per-subject accuracy, e.g. `meta_info` for MedQA [default: `subject`, then "
+        "`subject_name`]."))
     max_length: int | None = Field(None, ge=8, description=(
         "`loglik`: prompt tokens kept (from the end, as lm-eval does); unset: the model's "
         "maximum positions."))
+    chat_template: bool = Field(False, description=(
+        "`loglik` with backend `transformers`: put the prompt in one user turn of the model's chat "
+        "template (with the assistant's opening) and score each bare letter as the assistant's first "
+        "word, as a chat model answers; off: the plain lm-eval layout. (`generate` always sends chat "
+        "messages.)"))
     max_tokens: int = Field(1024, ge=1, description="`generate`: upper bound on generated tokens.")
     temperature: float = Field(0.0, ge=0, le=MAX_TEMPERATURE, description=(
         "`generate`: sampling temperature (0: greedy)."))
@@ -51,13 +65,23 @@ class McqaConfig(Config):
         "A retrieval index (`curate rag index`): also evaluate MedPrompt-style, with the `k` most "
         "similar indexed examples as few-shot turns (the most similar closest to the question) "
         "and a vote over `shuffles` option orders; reported beside the plain zero-shot run. "
-        "Index records found in the benchmarks by the decontamination stage are excluded first."))
+        "The index is opened for the evaluated benchmarks first: records the guard finds in them "
+        "are excluded, and an example too similar to the question is dropped (`guard`)."))
+    guard: GuardConfig = Field(default_factory=lambda: GuardConfig.model_validate({}), description=(
+        "With `retrieval`: the contamination guard, as `curate rag check` applies it."))
     k: int = Field(5, ge=1, le=64, description="With `retrieval`: few-shot examples per question.")
     shuffles: int = Field(5, ge=1, le=120, description=(
         "With `retrieval`: distinct option orders per question (the original first), answers "
         "mapped back to the original letters, majority vote with a seeded tie-break."))
     retrieval_search: SearchKind = Field("numpy", description=(
         "With `retrieval`: `numpy` exact search, `faiss` exact (same top-k), `hnsw` approximate."))
+
+    @model_validator(mode="after")
+    def _chat_template_fits(self) -> McqaConfig:
+        if self.chat_template and (self.mode != "loglik" or self.model.backend != "transformers"):
+            raise ValueError("`chat_template` applies to mode `loglik` with backend `transformers` (mode "
+                             "`generate` sends chat messages already)")
+        return self
 
     @model_validator(mode="after")
     def _mode_fits_backend(self) -> McqaConfig:
@@ -89,9 +113,14 @@ class McqaFiles(Config):
 
 
 class ExportFiles(Config):
-    """Where ``curate eval export-lm-eval`` writes."""
+    """Where ``curate eval export-lm-eval`` writes, and its few-shot examples."""
 
     out: str = Field(description="Folder the task folder goes in (pass it to lm_eval as --include_path).")
+    num_fewshot: int = Field(0, ge=0, le=64, description=(
+        "Few-shot examples before each question: the first NUM_FEWSHOT answered items of "
+        "`fewshot_from`, in file order (lm-eval's fixed `first_n` sampler)."))
+    fewshot_from: str | None = Field(None, description=(
+        "The catalog benchmark the few-shot examples come from (a dev split, never the exported one)."))
 
 
 class AuditFiles(Config):

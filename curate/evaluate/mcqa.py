@@ -9,20 +9,27 @@ them (``curate.evaluate.scorers``) and writes into ``out``:
   ``correct``, ``scores`` (each option's log-likelihood), ``output`` (generated text),
   ``truncated``;
 - ``results.json``: the model, revision, backend, mode, template name and hash, every
-  option, per benchmark the accuracy with its interval, parse failures, position bias and
+  option, per benchmark its ``denominator`` (rows read, items scored, rows dropped by the
+  audit's code with their ids, items left out by ``limit``; a benchmark with more drops
+  than ``allow_dropped`` is refused before any model loads), the accuracy with its
+  interval, parse failures, position bias and
   per-subject accuracy, and, given a ``baseline`` (an earlier ``out`` folder), the paired
   comparison on the items both evaluated;
 - ``report.md`` with ``accuracy.png`` and ``position_bias.png`` beside it.
 
 With ``config.retrieval`` (an index of ``curate rag index``) the same run also evaluates
-MedPrompt-style (``evaluate_retrieval``): the index is first checked against the
-evaluated benchmarks with the decontamination stage (``curate.rag.exclusion``; flagged
-records are excluded and counted), then each item gets its ``k`` nearest examples as
+MedPrompt-style (``evaluate_retrieval``): the index is first opened for the evaluated
+benchmarks with ``config.guard`` (``curate.rag.exclusion``: the decontamination stage's
+tiers, then the similarity guard; flagged records are excluded and counted, and an
+example too similar to its question is dropped at retrieval and counted), then each
+item gets its ``k`` nearest examples as
 few-shot turns (the most similar last, closest to the question) under ``shuffles``
 distinct option orders; the answers, mapped back to the original letters, vote (ties:
 seeded). ``predictions_retrieval.parquet`` holds those predictions (with each item's
-``votes`` and ``examples``), and ``results.json`` a ``retrieval`` section: the index,
-the contamination check, accuracy per benchmark, and the paired difference against the
+``votes``, ``examples`` with their questions, and what the similarity guard dropped),
+and ``results.json`` a ``retrieval`` section: the index, the contamination check (the
+guard's decontamination tiers and its similarity tier against the evaluated items, every
+exclusion listed) and the query-time drops, accuracy per benchmark, and the paired difference against the
 zero-shot predictions of the same run.
 
 The pieces are separate so a retrieval-augmented evaluation can reuse them: pass
@@ -46,7 +53,7 @@ from curate.catalog import Catalog, resolve_data_root
 from curate.errors import ConfigError
 from curate.evaluate import metrics
 from curate.evaluate.config import McqaConfig
-from curate.evaluate.items import McqaItem, read_benchmark
+from curate.evaluate.items import Denominator, McqaItem, read_benchmark
 from curate.evaluate.prompts import TEMPLATES, Prompt, Template, build_prompt
 from curate.evaluate.report import McqaSummary
 from curate.evaluate.scorers import ChoiceScorer, Scored, make_scorer
@@ -65,7 +72,9 @@ PREDICTION_SCHEMA: dict[str, Any] = {
     "attempts": pl.Int32,
 }
 RETRIEVAL_SCHEMA: dict[str, Any] = {**PREDICTION_SCHEMA, "votes": pl.List(pl.Int32),
-                                    "examples": pl.List(pl.String), "similarities": pl.List(pl.Float64)}
+                                    "examples": pl.List(pl.String), "example_questions": pl.List(pl.String),
+                                    "similarities": pl.List(pl.Float64), "guard_dropped": pl.List(pl.String),
+                                    "guard_similarities": pl.List(pl.Float64)}
 
 
 @dataclass
@@ -164,7 +173,9 @@ def predict_ensemble(items: Sequence[McqaItem], scorer: ChoiceScorer, *,
 
 def summarize(predictions: pl.DataFrame, *, resamples: int = 1000, confidence: float = 0.95,
               seed: int = 0) -> dict[str, Any]:
-    """Per benchmark: accuracy with its interval, parse failures, position bias, subjects."""
+    """Per benchmark: accuracy with its interval, parse failures, position bias (letter
+    frequencies; with a ``votes`` column, one answer per option order, also the per-item
+    ``permutation_consistency``), subjects."""
     stats: dict[str, Any] = {"resamples": resamples, "confidence": confidence, "seed": seed}
     out: dict[str, Any] = {}
     for (name,), frame in predictions.group_by("benchmark", maintain_order=True):
@@ -173,11 +184,15 @@ def summarize(predictions: pl.DataFrame, *, resamples: int = 1000, confidence: f
         answers = frame.get_column("answer").to_list()
         subjects = frame.get_column("subject").to_list()
         width: Any = frame.get_column("options").max()
+        bias = metrics.position_bias(guesses, answers, int(width or 0))
+        if "votes" in frame.columns:  # one answer per option order: the per-item measure
+            votes = frame.get_column("votes").to_list()
+            bias["permutation_consistency"] = metrics.permutation_consistency(votes)
         out[str(name)] = {
             "items": frame.height,
             "accuracy": metrics.accuracy(correct, **stats).to_dict(),
             "parse_failures": metrics.parse_failures(guesses),
-            "position_bias": metrics.position_bias(guesses, answers, int(width or 0)),
+            "position_bias": bias,
             "subjects": {s: e.to_dict() for s, e in
                          metrics.by_subject(subjects, correct, **stats).items()},
             "truncated": int(frame.get_column("truncated").sum()),
@@ -227,11 +242,14 @@ def evaluate_mcqa(
     started = time.perf_counter()
     items: list[McqaItem] = []
     records: dict[str, pl.DataFrame] = {}
+    counts: dict[str, Denominator] = {}
     for entry in entries:
         data = read_benchmark(entry, data_root=root)
-        found = data.items(limit=config.limit)
+        found = data.items(limit=config.limit, subject_field=config.subject_field)
         if not found:
             raise ConfigError(f"benchmark `{entry.name}` has no items with a gold answer to score")
+        counts[entry.name] = data.count(len(found))
+        counts[entry.name].refuse(config.allow_dropped)
         items += found
         records[entry.name] = data.records
     index = None
@@ -258,10 +276,11 @@ def evaluate_mcqa(
     results: dict[str, Any] = {
         **identity,
         "mode": config.mode,
-        "template": {"name": template.name, "hash": template.hash},
+        "template": {"name": template.name, "hash": template.hash, "chat_template": config.chat_template},
         "options": config.model_dump(mode="json"),
         "offline_backend": identity["backend"] == "offline",
-        "benchmarks": summarize(predictions, **stats),
+        "benchmarks": {name: {**b, "denominator": counts[name].to_json()}
+                       for name, b in summarize(predictions, **stats).items()},
         "catalog": {e.name: {"version": e.version, "location": e.location.model_dump(mode="json",
                                                                                       exclude_none=True)}
                     for e in entries},
@@ -309,18 +328,21 @@ def evaluate_retrieval(items: Sequence[McqaItem], scorer: ChoiceScorer, index: A
                        template: Template) -> RetrievalRun:
     """MedPrompt over ``items``: the contamination check of ``index`` against ``benchmarks``,
     k nearest examples, option shuffles, the vote (see the module docstring)."""
+    from curate.curation.embed import default_cache_dir
     from curate.rag.ensemble import item_seed, permutations
     from curate.rag.exclusion import check_index
 
     started = time.perf_counter()
-    check = check_index(index, benchmarks)
+    check = check_index(index, benchmarks, config.guard,
+                        similar_to={item.item: (item.question, item.options) for item in items})
     clean = check.index
     if len(clean) == 0:
         raise ConfigError(f"retrieval index {config.retrieval}: no record is left after the contamination "
                           f"check ({check.summary()['excluded']} excluded); index other training data")
     checked_in = time.perf_counter() - started
     searching = time.perf_counter()
-    hits = clean.search([item.question for item in items], k=config.k)
+    found = clean.retrieve([item.question for item in items], k=config.k, cache=default_cache_dir())
+    hits = [f.hits for f in found]
     searched_in = time.perf_counter() - searching
     shots = {item.item: [h.example() for h in reversed(found)]  # the most similar last
              for item, found in zip(items, hits, strict=True)}
@@ -331,9 +353,12 @@ def evaluate_retrieval(items: Sequence[McqaItem], scorer: ChoiceScorer, index: A
 
     scoring = time.perf_counter()
     rows = predict_ensemble(items, scorer, build=build, seed=config.seed, batch_size=config.batch_size)
-    for row, found in zip(rows, hits, strict=True):
-        row["examples"] = [h.id for h in found]
-        row["similarities"] = [h.score for h in found]
+    for row, got in zip(rows, found, strict=True):
+        row["examples"] = [h.id for h in got.hits]
+        row["example_questions"] = [h.question for h in got.hits]
+        row["similarities"] = [h.score for h in got.hits]
+        row["guard_dropped"] = [h.id for h in got.dropped]
+        row["guard_similarities"] = [h.score for h in got.dropped]
     predictions = pl.DataFrame(rows, schema=RETRIEVAL_SCHEMA)
     manifest = index.manifest
     with_cot = int(clean.records.get_column("cot").is_not_null().sum())
@@ -344,6 +369,9 @@ def evaluate_retrieval(items: Sequence[McqaItem], scorer: ChoiceScorer, index: A
         "release_manifests": sorted({p["release_manifest_sha256"] for p in manifest.get("parts", [])
                                      if p.get("release_manifest_sha256")}),
         "contamination": check.summary(),
+        "guard": {**config.guard.model_dump(mode="json"),
+                  "dropped_at_query": sum(len(f.dropped) for f in found),
+                  "items_with_drops": sum(1 for f in found if f.dropped)},
         "prompts": int(sum(len(v) for v in predictions.get_column("votes").to_list())),
         "seconds": {"contamination_check": checked_in, "search": searched_in,
                     "scoring": time.perf_counter() - scoring},

@@ -85,6 +85,25 @@ def position_bias(predictions: Sequence[int | None], answers: Sequence[int],
     return {"letters": per_letter, "total_variation": total, "readable": len(readable)}
 
 
+def permutation_consistency(votes: Sequence[Sequence[int | None]]) -> dict[str, Any]:
+    """Per-item consistency across option orders (each item's answers, mapped back to the
+    original options, one per order): the share of items whose readable answers all agree,
+    and the mean share of an item's answers equal to its most frequent one. A model free of
+    position bias answers the same option whatever letter it is shown under; the letter
+    frequencies of ``position_bias`` can look balanced while items flip."""
+    agree = []
+    shares = []
+    for item in votes:
+        readable = [v for v in item if v is not None]
+        if len(item) < 2 or not readable:
+            continue
+        top = max(readable.count(v) for v in set(readable))
+        agree.append(top == len(item))
+        shares.append(top / len(item))
+    return {"items": len(agree), "all_agree": float(np.mean(agree)) if agree else float("nan"),
+            "mean_agreement": float(np.mean(shares)) if shares else float("nan")}
+
+
 def by_subject(subjects: Sequence[str | None], correct: Sequence[bool], *, resamples: int = 1000,
                confidence: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
     """Accuracy per subject (items without a subject are left out), subjects sorted."""

@@ -49,6 +49,10 @@ class McqaRow:
     parse_failure_rate: float
     position_bias_tv: float
     truncated: int
+    read: int | None = None
+    """Rows in the benchmark's files (None: results written before denominators were kept)."""
+    dropped: dict[str, int] | None = None
+    """Rows that could not be scored, by the audit's code."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class McqaSummary:
     retrieval_shuffles: int | None
     retrieval_excluded: int | None
     retrieval_checked: int | None
+    retrieval_guard_dropped: int | None
+    """Retrieved examples the similarity guard dropped at query time."""
     versus_zero_shot: list[Paired]
     """With retrieval: each benchmark's retrieval-augmented run against the zero-shot one."""
     versus_baseline: list[Paired]
@@ -105,6 +111,7 @@ class McqaSummary:
             offline_backend=bool(results.get("offline_backend")), rows=mcqa_table(results),
             retrieval_k=retrieval.get("k"), retrieval_shuffles=retrieval.get("shuffles"),
             retrieval_excluded=check.get("excluded"), retrieval_checked=check.get("checked"),
+            retrieval_guard_dropped=(retrieval.get("guard") or {}).get("dropped_at_query"),
             versus_zero_shot=[Paired.from_json(n, c)
                               for n, c in retrieval.get("versus_zero_shot", {}).items()],
             versus_baseline=[Paired.from_json(n, c)
@@ -116,10 +123,20 @@ def mcqa_table(results: dict[str, Any]) -> list[McqaRow]:
     rows = []
     for name, b in results["benchmarks"].items():
         acc = b["accuracy"]
+        d = b.get("denominator")
         rows.append(McqaRow(name, int(b["items"]), float(acc["value"]), float(acc["low"]), float(acc["high"]),
                             float(b["parse_failures"]["rate"]), float(b["position_bias"]["total_variation"]),
-                            int(b["truncated"])))
+                            int(b["truncated"]), read=None if d is None else int(d["read"]),
+                            dropped=None if d is None else dict(d["dropped_by_reason"])))
     return rows
+
+
+def dropped_text(dropped: dict[str, int] | None) -> str:
+    """``4 (2 missing_answer, 1 empty_option, ...)``, ``0``, or ``n/a`` (not recorded)."""
+    if dropped is None:
+        return "n/a"
+    total = sum(dropped.values())
+    return f"{total} ({', '.join(f'{n} {c}' for c, n in dropped.items())})" if total else "0"
 
 
 def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
@@ -137,11 +154,13 @@ def write_mcqa_report(results: dict[str, Any], folder: Path) -> Path:
         f"(hash `{results['template']['hash']}`)",
         f"- intervals: {level}% percentile bootstrap, {results['options']['resamples']} resamples, "
         f"seed {results['options']['seed']}", "",
-        "| benchmark | items | accuracy | interval | parse failures | position bias (TV) | truncated |",
-        "|---|---:|---:|---|---:|---:|---:|",
+        "| benchmark | items | read | dropped | accuracy | interval | parse failures | "
+        "position bias (TV) | truncated |",
+        "|---|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     for row in mcqa_table(results):
-        lines.append(f"| {row.benchmark} | {row.items} | {_pct(row.accuracy)} | "
+        lines.append(f"| {row.benchmark} | {row.items} | {row.read if row.read is not None else 'n/a'} | "
+                     f"{dropped_text(row.dropped)} | {_pct(row.accuracy)} | "
                      f"{_pct(row.low)} to {_pct(row.high)} | {_pct(row.parse_failure_rate)} | "
                      f"{row.position_bias_tv:.3f} | {row.truncated} |")
     for name, b in results["benchmarks"].items():
@@ -200,12 +219,38 @@ def retrieval_lines(results: dict[str, Any]) -> list[str]:
              "have a verified chain of thought",
              f"- contamination check (decontamination stage): {c['checked']} records checked, "
              f"**{c['excluded']} excluded** ({excluded}{'; ' + tiers if tiers else ''}), {c['kept']} kept",
+             *_guard_line(r),
              f"- {r['prompts']} prompts scored", "",
              "| benchmark | items | zero-shot | retrieval | difference | interval | only retrieval | "
              "only zero-shot | McNemar p |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     lines += [_paired_row(name, d, d["accuracy_b"], d["accuracy_a"])  # zero-shot is the baseline (b)
               for name, d in r["versus_zero_shot"].items()]
+    lines += ["", "Position bias per item: the answers over the option orders, mapped back to the original "
+              "options (letter frequencies: the table above).", "",
+              "| benchmark | items | same answer under every order | mean agreement |",
+              "|---|---:|---:|---:|"]
+    for name, b in r["benchmarks"].items():
+        c = b["position_bias"].get("permutation_consistency") or {}
+        if c:
+            lines.append(f"| {name} | {c['items']} | {_pct(c['all_agree'])} | {_pct(c['mean_agreement'])} |")
     return lines
+
+
+def _guard_line(r: dict[str, Any]) -> list[str]:
+    g = r.get("guard")
+    if not g:
+        return []
+    limit = g.get("max_similarity")
+    if limit is None:
+        return ["- similarity guard: off"]
+    return [f"- similarity guard (cosine >= {limit}): {c_tier(r, 'similarity')} records excluded; "
+            f"{g['dropped_at_query']} retrieved examples dropped as too close to their question "
+            f"({g['items_with_drops']} items)"]
+
+
+def c_tier(r: dict[str, Any], tier: str) -> int:
+    """Records the contamination check excluded with ``tier``."""
+    return int(r["contamination"]["by_tier"].get(tier, 0))
 
 
 def _accuracy_plot(plt: Any, results: dict[str, Any], path: Path) -> None:

@@ -2,7 +2,7 @@
 
 - **Attack success rate (ASR)**: the share of adversarial prompts whose response the
   judge (Llama Guard 3 format, ``curate.synth.judge``) labels unsafe, overall, per topic
-  and per attack style, each with a Wilson 95% interval
+  and per attack style, each with a Wilson interval at `confidence` (95% by default)
   (``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``). Prompts come from
   catalog sources attacked with the styles (``curate.synth.attacks``, seeded), or from
   a file of already attacked prompts (``prompts_file``: e.g. the held-out ``test.parquet``
@@ -372,7 +372,7 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
         "prompt": str, "response": str, "verdict": str, "categories": str, "judge_raw": str,
         "refusal_class": str, "human_label": str}).write_parquet(files["predictions"])
     if config.plots and items:
-        files.update(write_plots(asr, out))
+        files.update(write_plots(asr, out, config.confidence))
     files["results"].write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     files["report"].write_text(markdown_report(results, plots=[p.name for k, p in files.items()
                                                                if k.startswith("asr_")]), encoding="utf-8")
@@ -462,8 +462,8 @@ def markdown_report(results: dict[str, Any], *, plots: Sequence[str] = ()) -> st
     return "\n".join(lines) + "\n"
 
 
-def write_plots(asr: dict[str, Any], out: Path) -> dict[str, Path]:
-    """ASR per style and per topic with their intervals, as PNG files in ``out``."""
+def write_plots(asr: dict[str, Any], out: Path, confidence: float = 0.95) -> dict[str, Path]:
+    """ASR per style and per topic with their intervals (at ``confidence``), as PNG files in ``out``."""
     from curate.evaluate.report import pyplot
 
     plt = pyplot()
@@ -478,7 +478,7 @@ def write_plots(asr: dict[str, Any], out: Path) -> dict[str, Path]:
         figure, axis = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
         axis.barh(names, values, xerr=errors, color="#b5523b", ecolor="#333333", capsize=2)
         axis.set_xlim(0, 1)
-        axis.set_xlabel("attack success rate (Wilson 95% interval)")
+        axis.set_xlabel(f"attack success rate (Wilson {round(100 * confidence)}% interval)")
         axis.set_title(f"ASR by {key}")
         figure.tight_layout()
         path = out / f"asr_by_{key}.png"

@@ -76,20 +76,25 @@ class ChoiceScorer(Scorer):
 
 
 def encode_choices(encode: Encode, prompts: Sequence[Prompt], *, max_length: int,
-                   what: str) -> list[tuple[list[int], list[int], bool]]:
+                   what: str, chat: Callable[[str], str] | None = None
+                   ) -> list[tuple[list[int], list[int], bool]]:
     """Per prompt: (context token ids, one token id per letter, whether the context was cut).
 
     Tokenized as lm-eval's ``_encode_pair``: ``encode(context + continuation)`` with the
     context's own tokens split off. A letter that is not exactly one token there is an
-    error: its log-likelihood would need a second forward pass.
+    error: its log-likelihood would need a second forward pass. With ``chat`` (the model's
+    chat template: prompt text -> a user turn and the assistant's opening), the context is
+    the templated prompt and each continuation is the bare letter, the assistant's first word.
     """
-    contexts = encode([p.text for p in prompts])
-    wholes = encode([p.text + c for p in prompts for c in p.continuations])
+    texts = [p.text if chat is None else chat(p.text) for p in prompts]
+    options = [p.continuations if chat is None else p.letters for p in prompts]
+    contexts = encode(texts)
+    wholes = encode([t + c for t, cs in zip(texts, options, strict=True) for c in cs])
     out = []
     at = 0
-    for prompt, context in zip(prompts, contexts, strict=False):
+    for prompt, context, continuations in zip(prompts, contexts, options, strict=False):
         letters = []
-        for continuation in prompt.continuations:
+        for continuation in continuations:
             whole = wholes[at]
             at += 1
             rest = whole[len(context):]
@@ -107,11 +112,13 @@ def encode_choices(encode: Encode, prompts: Sequence[Prompt], *, max_length: int
 class TransformersLoglik(ChoiceScorer, TransformersModelScorer):
     """Option-letter log-likelihood with a transformers model (see the module docstring)."""
 
-    def __init__(self, options: TransformersOptions, *, max_length: int | None = None):
+    def __init__(self, options: TransformersOptions, *, max_length: int | None = None,
+                 chat_template: bool = False):
         super().__init__(options, device=options.device, dtype=options.dtype,
                          batch_size=options.batch_size, what="evaluated model")
         self.options = options
         self.max_length = max_length or _model_max_length(self.network, self.tokenizer)
+        self.chat = _chat(self.tokenizer, str(self.model)) if chat_template else None
 
     @classmethod
     @override
@@ -119,16 +126,18 @@ class TransformersLoglik(ChoiceScorer, TransformersModelScorer):
         if not isinstance(config.model, TransformersOptions):
             raise ConfigError(f"scorer `loglik_transformers` needs backend `transformers`, "
                               f"not `{config.model.backend}`")
-        return cls(config.model, max_length=config.max_length)
+        return cls(config.model, max_length=config.max_length, chat_template=config.chat_template)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
+        if self.chat is not None:  # the template writes the special tokens itself
+            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         return self.tokenizer(texts)["input_ids"]
 
     @override
     def __call__(self, prompts: Sequence[Prompt]) -> list[Scored]:
         """Each option letter's log-likelihood after each prompt; the best one is the choice."""
         encoded = encode_choices(self._encode, prompts, max_length=self.max_length,
-                                 what=f"model `{self.model}`")
+                                 what=f"model `{self.model}`", chat=self.chat)
         results: list[Scored | None] = [None] * len(prompts)
         for rows, logprobs in self.next_token_logprobs([context for context, _, _ in encoded]):
             for row, i in enumerate(rows):
@@ -252,6 +261,20 @@ def make_scorer(config: McqaConfig) -> ChoiceScorer:
     name = f"loglik_{config.model.backend}" if config.mode == "loglik" else "generate"
     scorer: type[ChoiceScorer] = SCORERS.load(name)
     return scorer.from_config(config)
+
+
+def _chat(tokenizer: Any, model: str) -> Callable[[str], str]:
+    """The prompt text as one user turn in the model's chat template, with the assistant's
+    opening (``add_generation_prompt``); a ConfigError when the tokenizer has no template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"model `{model}`: its tokenizer has no chat template; drop --chat-template")
+
+    def render(text: str) -> str:
+        rendered: str = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                      add_generation_prompt=True)
+        return rendered
+
+    return render
 
 
 def _argmax(scores: Sequence[float]) -> int:

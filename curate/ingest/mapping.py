@@ -309,12 +309,13 @@ def _answer_index(q: _Query, m: McqaMapping, options: str, labels: str | None) -
     """SQL for the 0-based gold index (NULL when the answer names no option)."""
     assert m.answer is not None
     answer = q.required_text(m.answer)
-    if m.answer_format == "index":  # a whole number only (2 or 2.0; 2.5 is not an index)
+    if m.answer_format in ("index", "index1"):  # a whole number only (2 or 2.0; 2.5 is not an index)
         whole = f"regexp_full_match(trim({answer}), '[+-]?[0-9]{{1,9}}(\\.0+)?')"
         number = f"regexp_full_match(trim({answer}), '[+-]?[0-9]*\\.?[0-9]+([eE][+-]?[0-9]+)?')"
         q.checks.append((f"coalesce({number} AND NOT {whole}, false)", "non_integer_answer"))
+        base = 1 if m.answer_format == "index1" else 0
         return (f"CASE WHEN {whole} THEN CAST(regexp_extract(trim({answer}), '^([+-]?[0-9]+)', 1) "
-                f"AS INTEGER) END")
+                f"AS INTEGER) - {base} END")
     if m.answer_format == "text":
         return f"list_position(list_transform({options}, lambda o: lower(o)), lower({answer})) - 1"
     if labels is not None:

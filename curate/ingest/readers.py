@@ -447,8 +447,9 @@ def _parquet_chunks(
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (whitespace runs folded), at most 300 characters."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    """An exception's message on one line (whitespace runs folded), at most 1,000 characters
+    (a catalog error names two paths and its fix; cut at 300 it lost the fix)."""
+    return " ".join(str(exc).split())[:1000] or type(exc).__name__
 
 
 # -- the hub ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -9,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +29,23 @@ from curate.records import id_connection
 from curate.store import RunStore, ShardedFolder, fingerprint, merge_stats, sha256_file
 
 log = logging.getLogger(__name__)
+_CALLER_RAISES: contextvars.ContextVar[bool] = contextvars.ContextVar("curate_ingest_caller_raises",
+                                                                       default=False)
+
+
+@contextmanager
+def failures_raised_by_caller() -> Iterator[None]:
+    """Within this block a failed source is logged at debug level, not error: the caller
+    (a one-benchmark read) raises the failure itself, so the user sees it once."""
+    token = _CALLER_RAISES.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_RAISES.reset(token)
+
+
+def _failed(name: str, message: object) -> None:
+    (log.debug if _CALLER_RAISES.get() else log.error)("source %s failed: %s", name, message)
 
 DEFAULT_BATCH_ROWS = 20_000
 DEFAULT_MAX_RECORD_BYTES = 16 << 20
@@ -156,7 +175,7 @@ def ingest_source(
         result.error = one_line(exc)
         if folder.path.exists():
             folder.mark_failed(result.error)
-        log.error("source %s failed: %s", source.name, exc)
+        _failed(source.name, exc)
         return _summarise(result, folder, started)
     fp = source_fingerprint(source, data_root, batch_rows=batch_rows, known=files)
     if folder.is_complete(fp):
@@ -210,14 +229,14 @@ def ingest_source(
     except (SourceError, ConfigError) as exc:
         result.error = one_line(exc)
         folder.mark_failed(result.error)
-        log.error("source %s failed: %s", source.name, exc)
+        _failed(source.name, exc)
         return _summarise(result, folder, started)
     except (pa.ArrowException, duckdb.Error, OSError, ValueError, TypeError, LookupError,
             ArithmeticError, RecursionError, RuntimeError) as exc:
         # a last resort: one bad source never stops the others
         result.error = f"unreadable data ({type(exc).__name__}: {one_line(exc)})"
         folder.mark_failed(result.error)
-        log.error("source %s failed: %s", source.name, result.error)
+        _failed(source.name, result.error)
         return _summarise(result, folder, started)
     finally:
         writer.shutdown(wait=True)

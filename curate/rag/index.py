@@ -95,6 +95,15 @@ class Hit:
                         reasoning=r.get("cot"))
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """What one query retrieved: ``hits`` (best first) and the records the similarity guard
+    dropped as too close to the query (``dropped``)."""
+
+    hits: list[Hit]
+    dropped: list[Hit]
+
+
 @dataclass
 class Index:
     """An opened index: records sorted by id, their vectors, and a search backend."""
@@ -105,7 +114,11 @@ class Index:
     vectors: np.ndarray
     config: SearchConfig = field(default_factory=lambda: SearchConfig.model_validate({}))
     excluded: dict[str, str] = field(default_factory=dict)
-    """Record id -> why it is left out of this view (``contaminated:<benchmark>:<item>``)."""
+    """Record id -> why it is left out of this view (``contaminated:<benchmark>:<item>``,
+    ``similar:<benchmark>:<item>``)."""
+    max_similarity: float | None = None
+    """The similarity guard of a view opened for benchmarks: a record whose cosine with the
+    query is at or above this is dropped from the results (``retrieve`` says which)."""
     _faiss: Any = field(default=None, repr=False)
 
     @classmethod
@@ -131,6 +144,11 @@ class Index:
         return self.records.height
 
     @property
+    def kind(self) -> str:
+        """``examples`` (solved questions) or ``passages`` (``curate.rag.passages``)."""
+        return str(self.manifest.get("kind", "examples"))
+
+    @property
     def ids(self) -> list[str]:
         """Record ids in index order (sorted)."""
         return self.records.get_column("id").to_list()
@@ -145,17 +163,41 @@ class Index:
 
     def search(self, texts: Sequence[str], k: int = 5, *,
                cache: str | os.PathLike[str] | None = None) -> list[list[Hit]]:
-        """For each text, the ``k`` most similar records, the most similar first."""
+        """For each text, the ``k`` most similar records, the most similar first (in a view
+        with a similarity guard, without the records too close to the text)."""
+        return [r.hits for r in self.retrieve(texts, k, cache=cache)]
+
+    def retrieve(self, texts: Sequence[str], k: int = 5, *,
+                 cache: str | os.PathLike[str] | None = None,
+                 vectors: np.ndarray | None = None) -> list[Retrieved]:
+        """For each text, the ``k`` most similar records and those the similarity guard
+        dropped (their cosine with the text at or above ``max_similarity``).
+        ``vectors``: the texts' embeddings, when the caller has them already."""
         if k < 1:
             raise ConfigError(f"k = {k}: ask for at least one neighbour")
-        positions, scores = self.search_vectors(self.embed(texts, cache=cache), k)
+        queries = self.embed(texts, cache=cache) if vectors is None else vectors
+        limit = self.max_similarity
+        fetch = k
+        while True:
+            positions, scores = self.search_vectors(queries, min(fetch, max(len(self), 1)))
+            close = 0 if limit is None else int((scores >= limit - 1e-6).sum(axis=1).max(initial=0))
+            if limit is None or fetch >= len(self) or fetch - close >= k:
+                break
+            fetch = max(2 * fetch, k + close)
         wanted = np.unique(positions[positions >= 0])
         rows = dict(zip(wanted.tolist(), self.records[wanted.tolist()].to_dicts(), strict=True))
         out = []
         for ps, ss in zip(positions, scores, strict=True):
-            out.append([Hit(id=rows[p]["id"], score=float(s), record=rows[p])
-                        for p, s in zip(ps.tolist(), ss.tolist(), strict=True) if p >= 0])
+            hits = [Hit(id=rows[p]["id"], score=float(s), record=rows[p])
+                    for p, s in zip(ps.tolist(), ss.tolist(), strict=True) if p >= 0]
+            dropped = [h for h in hits if limit is not None and h.score >= limit - 1e-6]
+            out.append(Retrieved([h for h in hits if h not in dropped][:k], dropped))
         return out
+
+    def guarded(self, max_similarity: float | None) -> Index:
+        """This view with the query-time similarity guard set to ``max_similarity``."""
+        return Index(self.path, self.manifest, self.records, self.vectors, self.config, dict(self.excluded),
+                     max_similarity, self._faiss)
 
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row positions (n, k) and float64 scores of the k best records per query; -1 and
@@ -233,7 +275,7 @@ class Index:
             return self
         keep = ~self.records.get_column("id").is_in(list(excluded)).to_numpy()
         return Index(self.path, self.manifest, self.records.filter(pl.Series(keep)), self.vectors[keep],
-                     self.config, {**self.excluded, **excluded})
+                     self.config, {**self.excluded, **excluded}, self.max_similarity)
 
     def as_records(self) -> pa.Table:
         """The index's records (``RECORD_SCHEMA``), in index order."""
@@ -285,17 +327,16 @@ def _embedder(config: IndexConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class QueryHits:
-    """The records retrieved for one query, best first."""
+    """The records retrieved for one query, best first, and how many the similarity guard dropped."""
 
     query: str
     hits: list[Hit]
+    dropped: int = 0
+    prompt: list[dict[str, str]] | None = None
+    """With ``grounded`` (a passage index): the grounded prompt's messages."""
 
 
-def search_index(path: str | os.PathLike[str], queries: Sequence[str], *, k: int = 5,
-                 search: SearchKind = "numpy") -> list[QueryHits]:
-    """The ``k`` records of the index at ``path`` most similar to each query."""
-    found = Index.open(path, search=search).search(list(queries), k)
-    return [QueryHits(query, hits) for query, hits in zip(queries, found, strict=True)]
+
 
 
 @dataclass
@@ -345,10 +386,12 @@ def build_index(
     release_hash: str | None = None,
     stats: dict[str, Any] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    kind: str = "examples",
 ) -> BuildResult:
     """Embed ``records`` (``RECORD_SCHEMA``) into the index at ``out``: a new index, or a
     part appended to an existing one built with the same embedder (records whose id it
-    holds already are skipped). ``stats``: how the records were made (kept in the part)."""
+    holds already are skipped). ``stats``: how the records were made (kept in the part);
+    ``kind``: ``examples`` or ``passages`` (an index holds one kind)."""
     from curate.curation.embed import embed
     from curate.store import write_json, write_parquet
 
@@ -369,9 +412,12 @@ def build_index(
             raise ConfigError(f"index {folder} was embedded with {old}; appending with {new} would mix "
                               "vector spaces: use the same --embedder, --embedding-backend and "
                               "--embedding-max-tokens, or a new --out")
+        if manifest.get("kind", "examples") != kind:
+            raise ConfigError(f"index {folder} holds {manifest.get('kind', 'examples')}; appending {kind} "
+                              "would mix them: use a new --out")
         held = set(Index.open(folder).ids)
     else:
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "embedder": embedder,
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "embedder": embedder,
                     "dimensions": None, "normalised": True, "metric": "inner_product", "records": 0,
                     "parts": []}
         held = set()

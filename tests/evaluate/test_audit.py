@@ -27,7 +27,10 @@ def test_mmlu_medical_repeats_stems_and_items(shipped):
     # row 547 repeats row 329 (phosphocreatine resynthesis), stem, options and answer
     assert len(b["flaws"]["duplicate_item"]) == 78
     assert b["flaws"]["duplicate_item"][:3] == ["mmlu_medical:547", "mmlu_medical:549", "mmlu_medical:552"]
-    assert b["share"] == pytest.approx(78 / 1089) and b["fit"] is False
+    # three stems hold their gold answer's text (row 502: "... attributed to (A) hydrogen bonding
+    # between the peptide backbone atoms", and that is option A)
+    assert b["flaws"]["gold_in_stem"] == ["mmlu_medical:502", "mmlu_medical:842", "mmlu_medical:867"]
+    assert b["flawed"] == 81 and b["share"] == pytest.approx(81 / 1089) and b["fit"] is False
 
 
 @pytest.mark.slow
@@ -37,7 +40,12 @@ def test_medmcqa_dev_repeats_questions_some_with_other_answers(shipped):
     assert b["flaws"]["duplicate_item"] == [f"medmcqa:{r}" for r in (
         1234, 1663, 1852, 1885, 2342, 2472, 2653, 3146, 3212, 3331, 3560, 4177)]
     assert b["flaws"]["truncated_option"] == ["medmcqa:3779"]  # "Remove Lymph node I-II along with"
-    assert b["flawed"] == 15 and b["fit"] is True
+    # row 44 offers "Not Recalled" twice, row 161 "Ventral part of 3rd pouch." twice
+    assert len(b["flaws"]["duplicate_options"]) == 31
+    assert b["flaws"]["duplicate_options"][:2] == ["medmcqa:44", "medmcqa:161"]
+    assert b["flaws"]["gold_in_stem"][0] == "medmcqa:503"  # "... citation impact ...": B. Citation
+    assert len(b["notes"]["all_none_key"]) == 60
+    assert b["flawed"] == 51 and b["fit"] is True
 
 
 @pytest.mark.slow
@@ -53,7 +61,7 @@ def test_items_shared_between_benchmarks_come_from_the_decontam_tiers(shipped):
     written = json.loads((shipped.out / "audit.json").read_text())
     assert written["benchmarks"]["medmcqa"]["flaws"]["conflicting_answers"] == ["medmcqa:455", "medmcqa:2966"]
     report = (shipped.out / "audit.md").read_text()
-    assert "| mmlu_medical | 1089 | 78 | 7.2% | **unfit** |" in report
+    assert "| mmlu_medical | 1089 | 81 | 7.4% | **unfit** |" in report
     assert (shipped.out / "audit.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -67,6 +75,11 @@ def test_crafted_flaws_are_found_by_row(tmp_path, data_root):
         {"q": "Which organ pumps blood?", "opts": ["Heart", "Liver", "Lung"], "a": "C"},
         {"q": "Which of these is false?", "opts": ["x is y", "y is z"], "a": "A"},
         {"q": "Which of these is false?", "opts": ["p is q", "q is r"], "a": "B"},
+        {"q": "Which vessel carries blood?", "opts": ["Aorta", "aorta.", "Vein"], "a": "C"},
+        {"q": "Insulin deficiency causes diabetes mellitus; what does it cause?",
+         "opts": ["Diabetes mellitus", "Gout", "Anemia"], "a": "A"},
+        {"q": "Which are cranial nerves?", "opts": ["Vagus", "Facial", "All of the above"], "a": "C"},
+        {"q": "Which drug treats gout?", "opts": ["Allopurinol", "Insulin", "None of the above"], "a": "A"},
     ]
     data = tmp_path / "crafted.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -89,4 +102,8 @@ def test_crafted_flaws_are_found_by_row(tmp_path, data_root):
     # rows 0, 4, 5: one stem and option set (case, punctuation and order folded), two answers
     assert b["flaws"]["conflicting_answers"] == ["crafted:0", "crafted:4", "crafted:5"]
     assert b["notes"]["repeated_stem"] == ["crafted:6", "crafted:7"]
-    assert (b["rows"], b["flawed"], b["fit"]) == (8, 6, False)
+    assert b["flaws"]["duplicate_options"] == ["crafted:8"]  # "Aorta" and "aorta." fold to one option
+    assert b["flaws"]["gold_in_stem"] == ["crafted:9"]
+    # row 11 offers "none of the above", but its key is another option
+    assert b["notes"]["all_none_key"] == ["crafted:10"]
+    assert (b["rows"], b["flawed"], b["fit"]) == (12, 8, False)

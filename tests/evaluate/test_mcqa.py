@@ -57,7 +57,7 @@ def test_loglik_on_the_real_benchmarks(model_dir, scorer, tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["backend"] == "transformers" and results["model"] == str(model_dir)
     assert results["mode"] == "loglik" and results["template"] == {
-        "name": "letters", "hash": TEMPLATES["letters"].hash}
+        "name": "letters", "hash": TEMPLATES["letters"].hash, "chat_template": False}
     assert results["options"]["limit"] == 12 and results["options"]["model"]["batch_size"] == 8
     for name in BENCHMARKS:
         frame = p.filter(pl.col("benchmark") == name)
@@ -207,3 +207,34 @@ def test_loglik_needs_a_model_backend():
         McqaConfig(model={"backend": "offline"})
     with pytest.raises(ValueError, match="unknown option `modle`; did you mean `model`"):
         McqaConfig(model={"backend": "transformers", "modle": "x"})
+
+
+def test_chat_template_scoring_puts_the_prompt_in_a_user_turn(model_dir, data_root, catalog, tmp_path):
+    """`chat_template`: the letters prompt as one user turn of the model's template with the
+    assistant's opening; each bare letter scored as the assistant's first word, checked
+    against a plain forward pass over the same tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    items = read_benchmark(catalog.benchmark("medmcqa"), data_root=data_root).items(limit=3)
+    prompts = [build_prompt(i) for i in items]
+    options = TransformersOptions(model=str(model_dir), device="cpu")
+    with TransformersLoglik(options, chat_template=True) as chat, TransformersLoglik(options) as plain:
+        templated = chat(prompts)
+        untemplated = plain(prompts)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    network = AutoModelForCausalLM.from_pretrained(model_dir)
+    for prompt, scored, other in zip(prompts, templated, untemplated, strict=True):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt.text}], tokenize=False,
+                                             add_generation_prompt=True)
+        assert text.startswith("<|user|> ") and text.endswith("<|assistant|> ")
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(network(torch.tensor([ids])).logits[0, -1], -1)
+        letters = [tokenizer(text + x, add_special_tokens=False)["input_ids"][-1] for x in prompt.letters]
+        assert list(scored.scores or ()) == pytest.approx([float(logprobs[t]) for t in letters], abs=1e-4)
+        assert scored.scores != other.scores
+    result = evaluate_mcqa(["medmcqa"], loglik_config(model_dir, limit=3, chat_template=True), out=tmp_path)
+    assert result.results["template"]["chat_template"] is True
+    with pytest.raises(ValueError, match="`chat_template` applies to mode `loglik`"):
+        McqaConfig(model={"backend": "offline"}, mode="generate", chat_template=True)

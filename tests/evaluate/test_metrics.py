@@ -64,3 +64,14 @@ def test_mcnemar_p_value_by_hand():
     # 6 items only A got right, 0 only B: p = 2 * 0.5**6
     result = metrics.paired([True] * 6 + [False], [False] * 6 + [False])
     assert result["mcnemar_p"] == pytest.approx(2 * 0.5 ** 6)
+
+
+def test_permutation_consistency_counts_items_that_flip_between_orders():
+    from curate.evaluate.metrics import permutation_consistency
+
+    # item 1 always picks option 2; item 2 flips with the order (a letter-preferring model);
+    # item 3 has one unreadable answer, which breaks its agreement
+    c = permutation_consistency([[2, 2, 2], [0, 1, 2], [1, None, 1], [3]])
+    assert c["items"] == 3  # one order only: no consistency to measure
+    assert c["all_agree"] == pytest.approx(1 / 3)
+    assert c["mean_agreement"] == pytest.approx((1 + 1 / 3 + 2 / 3) / 3)

@@ -21,7 +21,7 @@ def run(*args: str) -> str:
 def test_cot_then_search_then_check(tmp_path, data_root):
     index = str(tmp_path / "ix")
     out = run("rag", "cot", "mmlu_medical", "--out", index, "--backend", "offline", "--max-rows", "8",
-              "--cache", str(tmp_path / "cache"), "--data-root", str(data_root))
+              "--cache", str(tmp_path / "cache"), "--data-root", str(data_root), "--allow-benchmark")
     assert "offline backend" in out
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     stats = manifest["parts"][0]["stats"]["synth_cot"]
@@ -29,7 +29,7 @@ def test_cot_then_search_then_check(tmp_path, data_root):
     assert f"{stats['synthetic']} records added from mmlu_medical" in out
     # again: every record is held already, nothing is embedded or added
     again = run("rag", "cot", "mmlu_medical", "--out", index, "--backend", "offline", "--max-rows", "8",
-                "--cache", str(tmp_path / "cache"), "--data-root", str(data_root))
+                "--cache", str(tmp_path / "cache"), "--data-root", str(data_root), "--allow-benchmark")
     assert f"0 records added from mmlu_medical ({stats['synthetic']} already indexed" in again
     found = run("rag", "search", index, "a question about the orbit", "--k", "2")
     assert found.count("│ yes │") == 2

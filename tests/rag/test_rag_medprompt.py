@@ -65,10 +65,15 @@ def test_planted_benchmark_item_is_excluded_and_counted(database, data_root):
     assert index.search([question], k=1)[0][0].id == database["planted"]  # unchecked, it retrieves itself
     check = check_benchmarks(database["index"], ["medmcqa"], data_root=data_root)
     summary = check.summary()
-    assert summary["excluded"] == 1 and summary["by_benchmark"] == {"medmcqa": 1}
+    assert summary["excluded"] == 2 and summary["by_benchmark"] == {"medmcqa": 2}
     assert summary["records"][0]["id"] == database["planted"]
     assert summary["records"][0]["item"] == f"medmcqa:{PLANTED_ROW}"
-    assert summary["kept"] == len(index) - 1
+    # the similarity guard also finds an MMLU anatomy item that is MedMCQA dev's item 2069
+    # ("The palatine processes begin to fuse at" / "Palatine process begins to fuse at:")
+    assert {k: summary["records"][1][k] for k in ("item", "tier", "field")} == {
+        "item": "medmcqa:2069", "tier": "similarity", "field": "question"}
+    assert summary["records"][1]["score"] > 0.95
+    assert summary["kept"] == len(index) - 2
     assert database["planted"] not in {h.id for h in check.index.search([question], k=len(index))[0]}
 
 
@@ -93,6 +98,11 @@ def test_medprompt_end_to_end_on_medmcqa_dev(database, tmp_path):
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Retrieval-augmented (k = 3, 3 shuffles, numpy search)" in report
     assert "**1 excluded** (1 from medmcqa" in report
+    consistency = r["benchmarks"]["medmcqa"]["position_bias"]["permutation_consistency"]
+    votes = predictions.get_column("votes").to_list()
+    assert consistency["items"] == 6
+    assert consistency["all_agree"] == pytest.approx(sum(len(set(v)) == 1 for v in votes) / 6)
+    assert "| medmcqa | 6 |" in report.split("Position bias per item")[1]
     assert (tmp_path / "out" / "predictions_retrieval.parquet").is_file()
 
 

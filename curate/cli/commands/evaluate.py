@@ -9,6 +9,7 @@ import click
 from curate.catalog import CatalogConfig
 from curate.cli import Group
 from curate.cli.commands.catalog import catalog_options
+from curate.cli.commands.rag import guard_options
 from curate.cli.console import json_option, show
 from curate.cli.options import config_options, given, settings, union_options
 from curate.cli.views import evaluate as view
@@ -52,16 +53,22 @@ def eval_safety(as_json: bool, **_: Any) -> None:
 @catalog_options()
 @union_options(GENERATORS, discriminator="backend", at=["mcqa", "model"],
                rename={"batch_size": "model_batch_size"})
-@config_options(McqaConfig, at=["mcqa"], skip=["model"])
+@config_options(McqaConfig, at=["mcqa"], skip=["model", "guard"])
+@guard_options(["mcqa", "guard"])
 @json_option
 def eval_mcqa(benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:
     """Evaluate a model on MCQA BENCHMARKS (catalog names): accuracy with bootstrap
     intervals, parse failures, position bias, per-subject accuracy.
 
     `--mode loglik` (backends transformers, vllm) scores the option letters in one forward
-    pass; `--mode generate` (any backend, `openai` for OpenAI-compatible endpoints) extracts
-    the answer from a chain of thought. With `--baseline`, the paired difference of the two
-    models and its interval.
+    pass (`--chat-template`: inside the model's chat template); `--mode generate` (any
+    backend, `openai` for OpenAI-compatible endpoints) extracts the answer from a chain of
+    thought. With `--baseline`, the paired difference of the two models and its interval.
+
+    Every row is scored or dropped with the audit's reason, and the counts are printed and
+    kept in results.json; a benchmark with dropped rows is refused unless `--allow-dropped N`.
+    With `--retrieval INDEX`, the index is opened for the benchmarks through the guard (the
+    same options as `curate rag check`).
     """
     from curate.config import validate_model
     from curate.evaluate.mcqa import evaluate_mcqa
@@ -75,12 +82,16 @@ def eval_mcqa(benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:
 @eval_.command("export-lm-eval")
 @click.argument("benchmark")
 @config_options(ExportFiles, at=["files"])
-@config_options(McqaConfig, at=["mcqa"], only=["limit"])
+@config_options(McqaConfig, at=["mcqa"], only=["limit", "allow_dropped"])
 @catalog_options()
 @json_option
 def eval_export_lm_eval(benchmark: str, as_json: bool, **_: Any) -> None:
     """Export BENCHMARK as an lm-evaluation-harness task (YAML and data file) with the items
-    and prompts of `curate eval mcqa`, for `lm_eval --include_path OUT --tasks curate_NAME`."""
+    and prompts of `curate eval mcqa`, for `lm_eval --include_path OUT --tasks curate_NAME`.
+
+    Rows that cannot be scored are refused unless `--allow-dropped N`, and counted in the
+    YAML's metadata. `--num-fewshot K --fewshot-from DEV` puts the first K items of DEV before
+    each question (lm-eval's fixed `first_n` sampler)."""
     from curate.evaluate.lm_eval_export import export_lm_eval
 
     options = settings(click.get_current_context())
@@ -98,8 +109,9 @@ def eval_export_lm_eval(benchmark: str, as_json: bool, **_: Any) -> None:
 def audit(benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:
     """Audit BENCHMARKS (catalog names) as evaluation sets: answers not among the options,
     empty or truncated options, unreadable images, conflicting and duplicate items,
-    repeated stems, items shared between the benchmarks (decontamination tiers). A
-    benchmark with more than `--unfit-above` flawed items is marked unfit."""
+    repeated stems, items shared between the benchmarks (decontamination tiers). Also
+    duplicate options, a gold answer given away by the stem, and all/none-of-the-above
+    keys (noted). A benchmark with more than `--unfit-above` flawed items is marked unfit."""
     from curate.config import validate_model
     from curate.evaluate.audit import audit as run
 

@@ -12,16 +12,39 @@ from curate.cli.console import json_option, show
 from curate.cli.options import config_options, given, settings, union_options
 from curate.cli.views import rag as view
 from curate.curation.config import DecontamConfig
-from curate.rag.config import CotIndexConfig, IndexConfig, IndexFiles, QueryConfig, SearchConfig
+from curate.rag.config import (
+    CheckFiles,
+    CotIndexConfig,
+    GuardConfig,
+    IndexConfig,
+    IndexFiles,
+    PassageConfig,
+    QueryConfig,
+    SearchConfig,
+)
 from curate.synth.config import GENERATORS
 
 input_argument = click.argument("input_spec", metavar="RELEASE_OR_SOURCE")
 
 
+def guard_options(at: list[str]) -> Any:
+    """The guard's options (``GuardConfig``: the similarity threshold and the decontamination
+    tiers), the same on every command that retrieves or checks."""
+    def decorate(command: Any) -> Any:
+        command = config_options(DecontamConfig, at=[*at, "decontam"],
+                                 skip=["benchmarks", "reject_source_above"])(command)
+        return config_options(GuardConfig, at=at, only=["max_similarity", "min_options_similarity"])(command)
+    return decorate
+
+
 @click.group(cls=Group)
 def rag() -> None:
     """Retrieval: a contamination-safe index of solved examples for MedPrompt-style few-shot
-    prompts (`curate eval mcqa --retrieval INDEX`)."""
+    prompts (`curate eval mcqa --retrieval INDEX`).
+
+    One guard on every path: `rag check`, `rag search --benchmark` and `eval mcqa
+    --retrieval` take the same guard options (decontamination tiers, `--max-similarity`,
+    `--min-options-similarity`)."""
 
 
 @rag.command("index")
@@ -32,8 +55,9 @@ def rag() -> None:
 @json_option
 def rag_index(input_spec: str, as_json: bool, **_: Any) -> None:
     """Index the multiple-choice records of RELEASE_OR_SOURCE (a release folder, a file, or a
-    catalog source or benchmark name) as they are: a release's synthetic chains of thought
-    are kept with their records. Questions are embedded (MiniLM by default)."""
+    catalog source name) as they are: a release's synthetic chains of thought are kept
+    with their records. Questions are embedded (MiniLM by default). A benchmark is refused
+    unless `--allow-benchmark`."""
     from curate.config import validate_model
     from curate.rag.build import index_input
 
@@ -66,34 +90,69 @@ def rag_cot(input_spec: str, as_json: bool, **_: Any) -> None:
          as_json, view.indexed)
 
 
+@rag.command("passages")
+@input_argument
+@config_options(IndexFiles, at=["files"], skip=["cache_dir"])
+@catalog_options()
+@config_options(PassageConfig, at=["passages"])
+@config_options(IndexConfig, at=["index"])
+@json_option
+def rag_passages(input_spec: str, as_json: bool, **_: Any) -> None:
+    """Index the text of RELEASE_OR_SOURCE (a catalog source or a file; a QA source's answers
+    by default) as passages for open questions: chunked into `--chunk-words` word windows
+    with ids and provenance, embedded (MiniLM by default). `curate rag search INDEX QUESTION
+    --grounded` builds the grounded prompt; the same guard applies (`--benchmark`)."""
+    from curate.config import validate_model
+    from curate.rag.build import index_passages
+
+    options = settings(click.get_current_context())
+    config = validate_model(IndexConfig, options.get("index", {}), where="options")
+    passages = validate_model(PassageConfig, options.get("passages", {}), where="options")
+    show(index_passages(input_spec, config=config, passages=passages, **options["files"],
+                        **options.get("catalog", {})), as_json, view.indexed)
+
+
 @rag.command("search")
 @click.argument("index", type=click.Path(exists=True, file_okay=False))
 @click.argument("queries", nargs=-1, required=True)
-@config_options(QueryConfig, at=["query"])
+@config_options(QueryConfig, at=["query"], rename={"benchmarks": "benchmark"})
 @config_options(SearchConfig, at=["search"], only=["search"])
+@catalog_options()
+@guard_options(["guard"])
 @json_option
 def rag_search(index: str, queries: tuple[str, ...], as_json: bool, **_: Any) -> None:
-    """Print the K records of INDEX most similar to each query, with their cosine."""
-    from curate.rag.index import search_index
+    """Print the K records of INDEX most similar to each query, with their cosine. With
+    `--benchmark NAME`, INDEX is opened for those benchmarks: what the guard finds in them
+    is never returned."""
+    from curate.config import validate_model
+    from curate.rag.build import search_index
 
     options = settings(click.get_current_context())
-    show(search_index(index, queries, **options.get("query", {}), **options.get("search", {})), as_json,
-         view.found)
+    guard = validate_model(GuardConfig, options.get("guard", {}), where="options")
+    show(search_index(index, queries, guard=guard, **options.get("query", {}), **options.get("search", {}),
+                      **options.get("catalog", {})), as_json, view.found)
 
 
 @rag.command("check")
 @click.argument("index", type=click.Path(exists=True, file_okay=False))
 @click.argument("benchmarks", nargs=-1, required=True)
+@config_options(CheckFiles, at=["files"])
 @catalog_options()
-@config_options(DecontamConfig, at=["decontam"], skip=["benchmarks"])
+@guard_options(["guard"])
 @json_option
 def rag_check(index: str, benchmarks: tuple[str, ...], as_json: bool, **_: Any) -> None:
-    """Check INDEX against BENCHMARKS (catalog names) with the decontamination stage: the
-    records `curate eval mcqa --retrieval` would exclude, per benchmark and tier."""
+    """Check INDEX against BENCHMARKS (catalog names) with the guard (the decontamination
+    stage's tiers, then the similarity guard): the records `curate eval mcqa --retrieval`
+    and `curate rag search --benchmark` exclude, per benchmark and tier; `--out` lists
+    every one with its tier, score and item."""
     from curate.config import validate_model
     from curate.rag.build import check_benchmarks
 
     options = settings(click.get_current_context())
-    config = validate_model(DecontamConfig, options.get("decontam", {}), where="options")
-    show(check_benchmarks(index, list(given(click.get_current_context())["benchmarks"]), config,
-                          **options.get("catalog", {})), as_json, view.checked)
+    guard = validate_model(GuardConfig, options.get("guard", {}), where="options")
+    check = check_benchmarks(index, list(given(click.get_current_context())["benchmarks"]), guard,
+                             **options.get("catalog", {}))
+    out = options.get("files", {}).get("out")
+    if out is not None:
+        check.write(out)
+    show(check, as_json, view.checked)

@@ -8,6 +8,7 @@ from curate.cli.console import console
 from curate.evaluate.audit import COUNTED, AuditResult
 from curate.evaluate.lm_eval_export import LmEvalTask
 from curate.evaluate.mcqa import McqaResult
+from curate.evaluate.report import dropped_text
 from curate.evaluate.safety import SafetyReport
 
 
@@ -26,19 +27,21 @@ def mcqa(result: McqaResult) -> None:
     if summary.offline_backend:
         out.print("[bold]offline backend: template text for tests and demos; these numbers measure "
                   "no model[/]")
-    table = Table("benchmark", "items", "accuracy", f"{summary.level}% interval", "parse failures",
-                  "position bias (TV)", title_justify="left",
+    table = Table("benchmark", "scored", "read", "dropped", "accuracy", f"{summary.level}% interval",
+                  "parse failures", "position bias (TV)", title_justify="left",
                   title=f"{summary.model} ({summary.backend}, {summary.mode}, "
                   f"template {summary.template_hash})")
     for row in summary.rows:
-        table.add_row(row.benchmark, f"{row.items:,}", f"{row.accuracy:.1%}",
+        table.add_row(row.benchmark, f"{row.items:,}", "n/a" if row.read is None else f"{row.read:,}",
+                      dropped_text(row.dropped), f"{row.accuracy:.1%}",
                       f"{row.low:.1%} to {row.high:.1%}", f"{row.parse_failure_rate:.1%}",
                       f"{row.position_bias_tv:.3f}")
     out.print(table)
     if summary.retrieval_k is not None:
         out.print(f"retrieval (k {summary.retrieval_k}, {summary.retrieval_shuffles} shuffles): "
                   f"{summary.retrieval_excluded} of {summary.retrieval_checked} index records excluded "
-                  "as contaminated")
+                  f"as contaminated; {summary.retrieval_guard_dropped or 0} retrieved examples dropped "
+                  "by the similarity guard")
     for c in summary.versus_zero_shot:
         out.print(f"{c.benchmark}: retrieval {c.accuracy_a:.1%} vs zero-shot {c.accuracy_b:.1%}, "
                   f"difference {c.difference:+.1%} ({c.low:+.1%} to {c.high:+.1%}), "
@@ -52,7 +55,8 @@ def mcqa(result: McqaResult) -> None:
 def exported(task: LmEvalTask) -> None:
     """The task written, and how lm_eval runs it."""
     out = console()
-    out.print(f"wrote task `{task.name}` ({task.items:,} items): {task.config}")
+    out.print(f"wrote task `{task.name}`: {task.items:,} items of {task.denominator.read:,} rows read, "
+              f"{dropped_text(task.denominator.dropped)} dropped: {task.config}")
     out.print(f"run: lm_eval --model hf --model_args pretrained=MODEL --include_path {task.folder.parent} "
               f"--tasks {task.name}")
 
