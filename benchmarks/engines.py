@@ -7,9 +7,10 @@ mix). Engines, each a fresh `curate build-mix` process with its own run folder:
 
 - `local`: in this process, one shard at a time;
 - `ray 1` and `ray 2`: a local Ray cluster the build starts, 1 and 2 workers;
-- `ray 2 nodes`: two Ray "nodes" on this machine (`ray start --head --num-cpus 1` and
-  `ray start --address ... --num-cpus 1`), joined with `--ray-address`, so objects really
-  cross between raylets and object stores.
+- `ray 2 nodes`: two Ray "nodes" on this machine (`ray start --block --head --num-cpus 1`
+  and `ray start --block --address ... --num-cpus 1`, under a temporary folder of their
+  own), joined with `--ray-address`, so objects really cross between raylets and object
+  stores; stopping them stops those two nodes only, never another Ray on the machine.
 
 Memory is the peak of the summed proportional set size (PSS: shared pages counted once
 across processes) of the build and every Ray process, sampled ten times a second; Ray's
@@ -29,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -106,22 +108,58 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_T
 with a token (as the Slurm script does, one per run)."""
 
 
-def start_two_nodes() -> str:
-    """A head and a second node on this machine, one CPU each; the head's address."""
-    env = {**os.environ, **RAY_ENV}
+class TwoNodes:
+    """A head and a second node on this machine, one CPU each, each a `ray start --block`
+    process of its own (as the Slurm script starts them), under a temporary folder of their
+    own: a driver elsewhere on the machine never joins them by chance (`ray.init()` joins
+    the cluster recorded under its temporary folder), and stopping them stops these two
+    nodes only (`ray stop` would stop every Ray on the machine, a test suite's included)."""
+
     address = "127.0.0.1:6390"
-    for start in (["--head", "--port", "6390", "--include-dashboard", "false"], ["--address", address]):
-        done = subprocess.run([ray_cli(), "start", *start, "--node-ip-address", "127.0.0.1",
-                               "--num-cpus", "1", "--disable-usage-stats"], capture_output=True, text=True,
-                              env=env)
-        if done.returncode != 0:
-            stop_nodes()
-            raise SystemExit(f"ray start {' '.join(start)} failed:\n{done.stderr[-2000:]}")
-    return address
 
+    def __enter__(self) -> TwoNodes:
+        self.folder = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # sockets: 107 bytes at most
+        self.env = {**os.environ, **RAY_ENV, "RAY_TMPDIR": str(self.folder)}
+        self.nodes: list[subprocess.Popen] = []
+        try:
+            for start in (["--head", "--port", "6390", "--include-dashboard", "false"],
+                          ["--address", self.address]):
+                with open(self.folder / f"node-{len(self.nodes)}.log", "w") as log:
+                    self.nodes.append(subprocess.Popen(
+                        [ray_cli(), "start", "--block", *start, "--node-ip-address", "127.0.0.1",
+                         "--num-cpus", "1", "--disable-usage-stats"],
+                        stdout=log, stderr=subprocess.STDOUT, env=self.env))
+                self._wait_for(len(self.nodes))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
 
-def stop_nodes() -> None:
-    subprocess.run([ray_cli(), "stop", "--force"], capture_output=True)
+    def _wait_for(self, nodes: int, timeout: float = 180) -> None:
+        """Until `ray status` counts ``nodes`` live nodes (a node process that ends fails)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, node in enumerate(self.nodes):
+                if node.poll() is not None:
+                    log = (self.folder / f"node-{i}.log").read_text()
+                    raise SystemExit(f"ray start failed:\n{log[-2000:]}")
+            status = subprocess.run([ray_cli(), "status", "--address", self.address], capture_output=True,
+                                    text=True, env=self.env)
+            active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
+            if status.returncode == 0 and active.count("node_") >= nodes:
+                return
+            time.sleep(1)
+        raise SystemExit(f"ray start: {nodes} node(s) not up after {timeout:.0f} s")
+
+    def __exit__(self, *_: object) -> None:
+        for node in reversed(self.nodes):  # `ray start --block` stops its node's processes on SIGTERM
+            node.terminate()
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def build(engine: str, rows: int, work: Path) -> dict:
@@ -131,16 +169,17 @@ def build(engine: str, rows: int, work: Path) -> dict:
     folder = corpus / engine.replace(" ", "_")
     shutil.rmtree(folder, ignore_errors=True)
     options = ["--engine", "local"]
-    address = None
+    nodes: TwoNodes | None = None
+    env = {**os.environ, **RAY_ENV}
     if engine.startswith("ray"):
         options = ["--engine", "ray", "--workers", "2" if "2" in engine else "1", "--partitions", "4"]
         if engine == "ray 2 nodes":
-            address = start_two_nodes()
-            options += ["--ray-address", address]
+            nodes = TwoNodes().__enter__()
+            options += ["--ray-address", nodes.address]
+            env = nodes.env
     command = [sys.executable, "-m", "curate.cli", "build-mix", str(recipe), "--catalog", str(catalog),
                "--data-root", str(DATA), "--runs", str(folder / "runs"), "--out", str(folder / "releases"),
                "--json", *options]
-    env = {**os.environ, **RAY_ENV}
     started = time.perf_counter()
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -149,8 +188,8 @@ def build(engine: str, rows: int, work: Path) -> dict:
             out, err = process.communicate()
         seconds = time.perf_counter() - started
     finally:
-        if address is not None:
-            stop_nodes()
+        if nodes is not None:
+            nodes.__exit__()
     if process.returncode != 0:
         raise SystemExit(f"{engine}: build-mix failed:\n{err[-3000:]}")
     summary = json.loads(out)

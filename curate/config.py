@@ -71,8 +71,9 @@ class EngineConfig(Config):
         "`local`: in this process, one shard at a time; `ray`: on a Ray cluster (extra `ray`), "
         "the same stages and the same release."))
     ray_address: str | None = Field(None, description=(
-        "`ray`: the cluster to join (`host:6379`, `ray://host:10001`, `auto`) [default: "
-        "$RAY_ADDRESS, else a local cluster of this machine's CPUs]."))
+        "`ray`: the cluster to join (`host:6379`, `ray://host:10001`, `auto`; `local`: a new "
+        "local cluster) [default: $RAY_ADDRESS, else the cluster `ray start` runs on this "
+        "machine, else a new local cluster of its CPUs]."))
     workers: int | None = Field(None, ge=1, description=(
         "`ray`: shards scored at once (actors of a model stage, tasks otherwise) [default: the "
         "cluster's CPUs]."))
