@@ -19,8 +19,9 @@
 
 ``ray.init`` joins ``ray_address`` (else ``$RAY_ADDRESS``, else, as Ray does, a cluster
 ``ray start`` runs on this machine under the same temporary folder), or starts a local
-cluster of this machine's CPUs (``local`` always does); workers ask for a fraction of a CPU each (``cpus_per_worker``): a pool
-of whole-CPU actors on a small node can leave no CPU for Ray Data's own tasks.
+cluster of this machine's CPUs (``local`` always does); workers ask for a fraction of a
+CPU each (``cpus_per_worker``): a pool of whole-CPU actors on a small node can leave no CPU
+for Ray Data's own tasks.
 """
 
 from __future__ import annotations
