@@ -458,6 +458,17 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
     return files
 
 
+def portable_path(path: Path, data_root: Path) -> str | None:
+    """``path`` as a catalog entry writes it, the same on any machine: relative to the data
+    root, or ``catalog:<path>`` under the shipped catalogs folder; None for a file outside
+    both (an entry that opted in with ``allow_outside_data_root``)."""
+    for root, prefix in ((Path(data_root), ""), (shipped_catalog_dir(), CATALOG_PREFIX)):
+        for candidate, base in ((path, root), (path.resolve(), root.resolve())):
+            if candidate.is_relative_to(base):
+                return prefix + candidate.relative_to(base).as_posix()
+    return None
+
+
 # -- the catalog ----------------------------------------------------------------------
 
 

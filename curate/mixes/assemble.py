@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.catalog import MixSpec, Recipe, Source, resolve_files
+from curate.catalog import MixSpec, Recipe, Source, portable_path, resolve_files
 from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.runner import Rewrite, StageResult
 from curate.engine.stage import split_reasons
@@ -183,12 +183,19 @@ def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
         if entry.location.hf is not None:
             info["hf"] = entry.location.hf.model_dump(mode="json")
         else:
-            info["files"] = [
-                {"path": str(p.relative_to(data_root)) if p.is_relative_to(data_root) else str(p),
-                 "sha256": sha256_file(p)}
-                for p in resolve_files(entry.location, data_root, entry=entry.name)]
+            info["files"] = [_input_file(p, data_root)
+                             for p in resolve_files(entry.location, data_root, entry=entry.name)]
         described[entry.name] = info
     return described
+
+
+def _input_file(path: Path, data_root: Path) -> dict[str, Any]:
+    """One input file as the manifest records it: its path relative to the data root (or
+    ``catalog:<path>``), never a path of the machine that built the release, and its sha256."""
+    portable = portable_path(path, data_root)
+    if portable is None:  # outside both roots (an opt-in): its name only
+        return {"path": path.name, "outside_data_root": True, "sha256": sha256_file(path)}
+    return {"path": portable, "sha256": sha256_file(path)}
 
 
 def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) -> WrittenRelease:
@@ -258,8 +265,17 @@ def _quarantine_counts(run: RunReader, name: str) -> dict[str, int]:
 
 
 def _contamination(run: RunReader, stage_names: Sequence[str]) -> list[dict[str, Any]]:
+    """The contamination report per source x benchmark, without its examples (they quote
+    benchmark items), with the ids of the items matched (``<benchmark>:<row>``)."""
     report = run.report("contamination", stage_names)
-    return [] if report is None else report.drop("examples").to_dicts()
+    if report is None:
+        return []
+    matched = run.contaminated(stage_names)
+    rows = report.drop("examples").to_dicts()
+    for row in rows:
+        mine = matched.filter((pl.col("source") == row["source"]) & (pl.col("benchmark") == row["benchmark"]))
+        row["items"] = [f"{row['benchmark']}:{n}" for n in mine.get_column("item_row").unique().sort()]
+    return rows
 
 
 def _shares(selected: pl.DataFrame, column: str) -> dict[str, dict[str, float | int]]:

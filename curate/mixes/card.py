@@ -91,6 +91,16 @@ def _synthetic_note(synth: dict[str, Any]) -> str:
             f"{synth['completion_tokens_per_row']:.1f} completion tokens per parent row.")
 
 
+ITEMS_SHOWN = 5
+
+
+def _items(items: list[str]) -> str:
+    """A few item ids (``mmlu_medical:60``), then how many more: the card names the items
+    a row matched and never quotes them."""
+    shown = ", ".join(items[:ITEMS_SHOWN])
+    return (shown + (f" and {len(items) - ITEMS_SHOWN:,} more" if len(items) > ITEMS_SHOWN else "")) or "-"
+
+
 def _size_category(rows: int) -> str:
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
               (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
@@ -193,9 +203,10 @@ def render_card(manifest: dict[str, Any], configs: list[str],
          + ", ".join(_code(name) for name in manifest["stages_switched_off"]) + ".")
         if manifest.get("stages_switched_off") else "",
         "## Contamination",
-        _table(["source", "benchmark", "contaminated rows", "share", "source rejected"], [
+        _table(["source", "benchmark", "contaminated rows", "share", "source rejected", "items matched"], [
             [c["source"], c["benchmark"], f"{c['contaminated']:,}", f"{c['share']:.2%}",
-             "yes" if c["source_rejected"] else "no"] for c in manifest["contamination"]])
+             "yes" if c["source_rejected"] else "no", _items(c.get("items") or [])]
+            for c in manifest["contamination"]])
         if manifest["contamination"] else
         "No training row matched a benchmark item"
         + (f" ({', '.join(escape(b) for b in manifest['benchmarks'])})." if manifest["benchmarks"] else

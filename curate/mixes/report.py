@@ -46,15 +46,40 @@ def esc(value: Any) -> str:
 
 def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
                  stage_names: Sequence[str]) -> str:
-    """Write ``report.html`` into the release ``folder``; its path relative to the folder.
+    """Write the published ``report.html`` into the release ``folder``; its path relative to
+    the folder (see :func:`render_report`)."""
+    (folder / REPORT).write_text(render_report(manifest, run, removed, stage_names), "utf-8")
+    return REPORT
 
-    ``removed`` is the release's audit trail (``removed.parquet``: keys, stage, reason,
-    reason_ref); score histograms and example texts are read from the ``run``.
+
+def write_local_report(target: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
+                       stage_names: Sequence[str]) -> Path:
+    """Write the local report to ``target`` (in the run folder, never in a release): the
+    release report with the text of every example row, contaminated rows beside the
+    benchmark items they match."""
+    target.write_text(render_report(manifest, run, removed, stage_names, local=True), "utf-8")
+    return target
+
+
+def render_report(manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
+                  stage_names: Sequence[str], *, local: bool = False) -> str:
+    """The report page. ``removed`` is the release's audit trail (``removed.parquet``: keys,
+    stage, reason, reason_ref); score histograms and example texts are read from the ``run``.
+
+    Published (``local=False``), the page never quotes a benchmark item: contamination is
+    shown as counts and item ids, and an example row's text is shown only when
+    decontamination checked that content and found it clean (its id is one the stage kept,
+    or removed for another reason than a match); other rows are named by id. ``local=True``
+    quotes every example, contaminated rows beside the items they match: for the run
+    folder only.
     """
     synthetic = manifest.get("synthetic") or {}
     order = ["ingest", *stage_names, "mix"]  # where a row can leave, in the order it happens
     parts = [
         f"<h1>{esc(manifest['name'])} {esc(manifest['version'])}: release report</h1>",
+        "<p class=warn>Local report: it quotes the training rows that matched benchmark items "
+        "and the items themselves. Keep it on this machine; the release's own report.html "
+        "is the one to publish.</p>" if local else "",
         "<p class=warn>The synthetic share was written by curate's offline template backend "
         "(deterministic template text for tests and demos, not a language model).</p>"
         if synthetic.get("offline_backend") else "",
@@ -63,18 +88,17 @@ def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed
         f"{esc(manifest['budget']['unit'])}.</p>",
         _composition(manifest),
         _contamination(manifest),
+        _contaminated_rows(run, stage_names),
         _removals(removed, order),
         _histograms(run, stage_names),
-        _examples(run, removed, order),
+        _examples(run, removed, order, stage_names, local=local),
     ]
-    page = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; "
             "style-src 'unsafe-inline'; img-src data:\">"
             f"<title>{esc(manifest['name'])} {esc(manifest['version'])}</title>"
             f"<style>{_STYLE}</style></head><body>\n" + "\n".join(p for p in parts if p)
             + "\n</body></html>\n")
-    (folder / REPORT).write_text(page, "utf-8")
-    return REPORT
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -154,24 +178,92 @@ def _histograms(run: RunReader, stage_names: Sequence[str]) -> str:
     return "<h2>Score distributions</h2><div class=charts>" + "".join(charts) + "</div>"
 
 
-def _examples(run: RunReader, removed: pl.DataFrame, order: list[str]) -> str:
+CONTAMINATED_ROWS_SHOWN = 50
+
+
+def _contaminated_rows(run: RunReader, stage_names: Sequence[str]) -> str:
+    """Each training row that matched a benchmark item, by ids: the row, the item, the
+    tier and field that matched (never the text)."""
+    rows = run.contaminated(stage_names)
+    if rows.height == 0:
+        return ""
+    shown = rows.head(CONTAMINATED_ROWS_SHOWN)
+    table = _table(["training row", "benchmark item", "tier", "field"], [
+        [f"{r['source']}:{r['row']}", f"{r['benchmark']}:{r['item_row']}", r["tier"] or "-",
+         r["field"] or "-"] for r in shown.iter_rows(named=True)])
+    more = (f"<p class=muted>and {rows.height - shown.height:,} more (the run's <code>fate</code> view "
+            "lists them all).</p>" if rows.height > shown.height else "")
+    return ("<h3 id=contaminated-rows>Rows that matched a benchmark item</h3><p class=muted>By id: "
+            "this report never quotes a benchmark item.</p>" + table + more)
+
+
+def _examples(run: RunReader, removed: pl.DataFrame, order: list[str], stage_names: Sequence[str], *,
+              local: bool) -> str:
     rank = pl.col("stage").replace_strict(order, list(range(len(order))), default=len(order))
     picked = (removed.sort(rank, "stage", "reason", "source", "row")
               .group_by("stage", "reason", maintain_order=True).head(EXAMPLES_PER_REASON))
     if picked.height == 0:
         return ""
     texts = _texts(run, picked.select(*POSITION).unique())
-    picked = picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
+    matched = run.contaminated(stage_names).select(*POSITION, "benchmark", "item_row", "tier", "field")
+    picked = (picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
+              .join(matched, on=list(POSITION), how="left", maintain_order="left"))
+    quotable = None if local else _quotable(run, stage_names)
+    items = _item_texts(run, picked) if local else {}
     blocks = []
     for (stage, reason), group in picked.group_by("stage", "reason", maintain_order=True):
-        items = "".join(
-            f"<li><code>{esc(r['source'])}:{esc(r['row'])}</code>"
-            + (f" (<code>{esc(r['reason_ref'])}</code>)" if r["reason_ref"] else "")
-            + f"<pre>{esc(_clip(r['text']) if r['text'] else '(no text: the row was not ingested)')}</pre>"
-            + "</li>"
-            for r in group.iter_rows(named=True))
-        blocks.append(f"<h3>{esc(stage)}: {esc(reason)}</h3><ul>{items}</ul>")
+        entries = []
+        for r in group.iter_rows(named=True):
+            item = None if r["benchmark"] is None else f"{r['benchmark']}:{r['item_row']}"
+            head = (f"<code>{esc(r['source'])}:{esc(r['row'])}</code>"
+                    + (f" (<code>{esc(r['reason_ref'])}</code>)" if r["reason_ref"] else "")
+                    + (f" matched benchmark item <code>{esc(item)}</code> ({esc(r['tier'] or '-')} / "
+                       f"{esc(r['field'] or '-')})" if item else ""))
+            if item is not None and not local:
+                body = "<p class=muted>(text not shown: it holds a benchmark item)</p>"
+            elif quotable is not None and r["id"] not in quotable:
+                body = ("<p class=muted>(text not shown: decontamination never checked this content: "
+                        + ("it left before that stage)" if r["id"] else "the row was not ingested)") + "</p>")
+            else:
+                text = _clip(r["text"]) if r["text"] else "(no text: the row was not ingested)"
+                body = f"<pre>{esc(text)}</pre>"
+                if item is not None:
+                    body += (f"<p>benchmark item <code>{esc(item)}</code>:</p>"
+                             f"<pre>{esc(_clip(items.get(item) or ''))}</pre>")
+            entries.append(f"<li>{head}{body}</li>")
+        blocks.append(f"<h3>{esc(stage)}: {esc(reason)}</h3><ul>{''.join(entries)}</ul>")
     return "<h2>Example rows per reason</h2>" + "".join(blocks)
+
+
+def _quotable(run: RunReader, stage_names: Sequence[str]) -> set[str] | None:
+    """The ids whose text the published report may quote: those decontamination checked and
+    found clean; none when the recipe names benchmarks but no stage checked them; None (any)
+    when the recipe checks no benchmark."""
+    vouched = run.vouched_ids(stage_names)
+    if vouched is not None:
+        return set(vouched.drop_nulls().to_list())
+    return set() if (run.store.run_info() or {}).get("benchmarks") else None
+
+
+def _item_texts(run: RunReader, picked: pl.DataFrame) -> dict[str, str]:
+    """The text of each benchmark item the ``picked`` rows matched (``<benchmark>:<row>``)."""
+    texts: dict[str, str] = {}
+    wanted = picked.filter(pl.col("benchmark").is_not_null()).select("benchmark", "item_row").unique()
+    for (name,), rows in wanted.group_by("benchmark"):
+        files = run.benchmark_files(str(name))
+        if not files:
+            continue
+        found = pl.scan_parquet(files).filter(pl.col("row").is_in(rows.get_column("item_row").implode()))
+        for row, text in found.select("row", _turns()).collect().iter_rows():
+            texts[f"{name}:{row}"] = text
+    return texts
+
+
+def _turns() -> pl.Expr:
+    """A record's turns as ``role: content`` lines (``text``)."""
+    return pl.col("messages").list.eval(
+        pl.concat_str(pl.element().struct.field("role"), pl.lit(": "),
+                      pl.element().struct.field("content"))).list.join("\n").alias("text")
 
 
 def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
@@ -180,10 +272,8 @@ def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
     for name in keys.get_column("source").unique().sort().to_list():
         mine = keys.filter(pl.col("source") == name).lazy()
         if run.record_files([name]):
-            frames.append(run.records([name]).join(mine, on=list(POSITION), how="semi").select(
-                *POSITION, text=pl.col("messages").list.eval(
-                    pl.concat_str(pl.element().struct.field("role"), pl.lit(": "),
-                                  pl.element().struct.field("content"))).list.join("\n")).collect())
+            frames.append(run.records([name]).join(mine, on=list(POSITION), how="semi")
+                          .select(*POSITION, _turns()).collect())
         frames.append(run.quarantined([name]).join(mine, on=list(POSITION), how="semi")
                       .select(*POSITION, text=pl.col("raw").cast(pl.String)).collect())
     return pl.concat(frames).unique(list(POSITION), keep="first", maintain_order=True)

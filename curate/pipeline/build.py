@@ -20,10 +20,11 @@ from curate.ingest.runner import IngestConfig
 from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
 from curate.mixes.release import WrittenRelease
+from curate.mixes.report import write_local_report
 from curate.pipeline.run import Run, ingest_run
 from curate.pipeline.summary import RunSummary, inspect_run
 from curate.progress import Progress
-from curate.read.releases import DEFAULT_RELEASES_DIR
+from curate.read.releases import DEFAULT_RELEASES_DIR, Release
 from curate.synth import PRODUCERS
 
 
@@ -32,6 +33,10 @@ class BuildConfig(Config):
 
     dry_run: bool = Field(False, description=(
         "Print the resolved plan and the feasibility check (exit 1 when infeasible); build nothing."))
+    local_report: bool = Field(False, description=(
+        "Also write <run>/report.local.html: the release report quoting every example row, "
+        "contaminated rows beside the benchmark items they match. It stays in the run folder; the "
+        "release's own report never quotes a benchmark item."))
 
 
 @dataclass(frozen=True)
@@ -110,11 +115,13 @@ def build_mix(
     ingest: IngestConfig | None = None,
     engine: EngineConfig | None = None,
     progress: Progress | None = None,
+    local_report: bool = False,
 ) -> BuildResult:
     """Ingest, run every stage and producer, allocate the mix and write the release.
     Stages run only when every source ingested; finished work is reused; the release is
     immutable. ``engine`` (default: the recipe's, else in this process) says where the
-    stages' work runs; every engine writes the same release."""
+    stages' work runs; every engine writes the same release. ``local_report`` also writes
+    the run folder's ``report.local.html`` (``BuildConfig.local_report``)."""
     stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
     steps = producers(run)
     ingest = ingest or IngestConfig()
@@ -143,6 +150,9 @@ def build_mix(
     except InfeasibleMix as exc:
         raise explained(exc, run, [r.name for r in results]) from None
     run.store.write_release_record(release_record(release))
+    if local_report:
+        write_local_report(run.store.local_report, release.manifest, run,
+                           Release(release.path).removed(), [r.name for r in results])
     return BuildResult(run, ingested, results, produced, release)
 
 

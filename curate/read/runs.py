@@ -45,6 +45,18 @@ def decisions_are_current(path: Path) -> bool:
     return set(DECISIONS_SCHEMA) <= set(pq.read_schema(path).names)
 
 
+ITEM_REF = pl.Struct({"benchmark": pl.String, "row": pl.Int64})
+"""A benchmark item named by a stage (``contam_item``, ``<tier>_item``, written
+``<benchmark>:<row>``) as a structured value: the benchmark and the item's 0-based row."""
+
+
+def item_ref(column: pl.Expr) -> pl.Expr:
+    """``column`` (``<benchmark>:<row>`` strings) as ``ITEM_REF`` structs; null stays null."""
+    parts = column.str.extract_groups(r"^(.*):(\d+)$")
+    value = pl.struct(benchmark=parts.struct.field("1"), row=parts.struct.field("2").cast(pl.Int64))
+    return pl.when(parts.struct.field("2").is_not_null()).then(value).cast(ITEM_REF).name.keep()
+
+
 @dataclass
 class RunReader:
     """Queries over one run folder (``runs/<recipe>/<run-id>``)."""
@@ -132,6 +144,39 @@ class RunReader:
             raise ConfigError(f"stage `{stage}` has no decisions in {self.store.root} "
                               f"(stages: {', '.join(self.stage_names()) or 'none'})")
         return pl.scan_parquet(path)
+
+    def contamination_stage(self, stages: Sequence[str] | None = None) -> str | None:
+        """The first of ``stages`` (default: every stage that ran) that checked records
+        against benchmarks (it wrote a contamination report); None when none did."""
+        for stage in self.stage_names() if stages is None else stages:
+            if self.store.stage(stage).report("contamination").exists():
+                return stage
+        return None
+
+    def contaminated(self, stages: Sequence[str] | None = None) -> pl.DataFrame:
+        """Every record the decontamination stage removed for matching a benchmark item:
+        keys, ``benchmark``, ``item_row`` (the item's 0-based row in its benchmark), ``tier``
+        and ``field``, ordered by source, row."""
+        schema = {"source": pl.String, "row": pl.Int64, "id": pl.String, "benchmark": pl.String,
+                  "item_row": pl.Int64, "tier": pl.String, "field": pl.String}
+        stage = self.contamination_stage(stages)
+        if stage is None:
+            return pl.DataFrame(schema=schema)
+        item = item_ref(pl.col("contam_item"))
+        return (self.scores(stage).filter(pl.col("reason") == "contaminated")
+                .select(*KEYS, benchmark=item.struct.field("benchmark"), item_row=item.struct.field("row"),
+                        tier="contam_tier", field="contam_field")
+                .sort(*POSITION).collect().cast(schema))  # type: ignore[arg-type]
+
+    def vouched_ids(self, stages: Sequence[str] | None = None) -> pl.Series | None:
+        """The ids of the records decontamination checked and found clean (the stage saw them
+        and did not mark them ``contaminated``): a record with one of these ids holds no
+        benchmark item. None when no stage checked records against benchmarks."""
+        stage = self.contamination_stage(stages)
+        if stage is None:
+            return None
+        return (self.decisions([stage]).filter(pl.col("reason").fill_null("") != "contaminated")
+                .select("id").unique().collect().get_column("id"))
 
     def report(self, name: str, stages: Sequence[str] | None = None) -> pl.DataFrame | None:
         """The report table ``name`` (``contamination``) of the first of ``stages`` (default:

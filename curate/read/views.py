@@ -140,6 +140,9 @@ class ContaminationRow:
     source_rows: int | None = None
     examples: list[ContaminationExample] | None = None
     """Up to three examples (None where the document leaves them out: a manifest)."""
+    items: list[str] | None = None
+    """The ids (``<benchmark>:<row>``) of the items matched (a manifest lists them; None
+    where the document does not)."""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The report's row as written."""
 
@@ -158,6 +161,7 @@ class ContaminationRow:
             fields={k.removeprefix("field_"): n for k, n in counts.items() if k.startswith("field_")},
             source_rows=row.get("source_rows"),
             examples=None if examples is None else [ContaminationExample(**e) for e in examples],
+            items=None if row.get("items") is None else [str(i) for i in row["items"]],
             document=dict(row))
 
     def to_json(self) -> dict[str, Any]:
@@ -166,7 +170,7 @@ class ContaminationRow:
 
 
 _REPORT_KEYS = frozenset({"source", "benchmark", "source_rows", "contaminated", "share",
-                          "source_rejected", "examples"})
+                          "source_rejected", "examples", "items"})
 
 
 @dataclass(frozen=True)
