@@ -117,7 +117,7 @@ def test_adhoc_decontaminate_writes_every_row_and_the_report(tmp_path, data_root
     assert out.get_column("row").to_list() == list(range(302))
     assert sorted(out.group_by("reason", "reason_ref").len().iter_rows(), key=str) == sorted([
         (None, None, 300), ("contaminated", "mmlu_medical", 1), ("invalid_json", None, 1)], key=str)
-    assert out.filter(pl.col("row") == 5).item(0, "contam_item") == "mmlu_medical:0"
+    assert out.filter(pl.col("row") == 5).item(0, "contam_item") == {"benchmark": "mmlu_medical", "row": 0}
     assert (tmp_path / "out/contamination.parquet").exists()
     assert "contaminated" in result.output
 

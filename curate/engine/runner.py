@@ -40,11 +40,10 @@ from curate.engine.stage import (
     RowStage,
     Stage,
     StageContext,
-    split_reasons,
 )
 from curate.lifecycle import running
 from curate.progress import Progress, Tick
-from curate.read.runs import RunReader, decisions_are_current
+from curate.read.runs import RunReader, decisions_are_current, split_reasons
 from curate.records import KEYS, POSITION
 from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
 

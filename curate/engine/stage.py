@@ -6,7 +6,7 @@ so changing an option listed in ``decision_fields`` re-runs ``decide`` only.
 
 Reasons are short snake_case codes, optionally with a parameter after a colon
 (``contaminated:medqa``, ``duplicate_of:<id>``). The engine splits what ``decide`` returns
-(``split_reasons``) before it writes the decisions: ``reason`` keeps the code alone
+(``curate.read.runs.split_reasons``) before it writes the decisions: ``reason`` keeps the code alone
 (``contaminated``), ``reason_ref`` the parameter (``medqa``, a record id), and ``stage``
 names the stage, so every stage's decisions query alike and stats count by code.
 """
@@ -301,19 +301,6 @@ def select_rows(records: pl.LazyFrame, keys: pl.DataFrame, *columns: str | pl.Ex
     found = in_batches(records.join(keys.lazy(), on=["source", "row"], how="semi"), *columns)
     empty = records.select(*columns).clear().collect()
     return pl.concat([empty, *found])
-
-
-def split_reasons(decisions: pl.DataFrame) -> pl.DataFrame:
-    """``decisions`` with ``reason`` cut at its first colon: the code stays in ``reason``,
-    the parameter (a benchmark, a record id, a field; null when none) goes to a new
-    ``reason_ref`` column after it. Decisions already split are returned as they are."""
-    import polars as pl
-
-    if "reason_ref" in decisions.columns:
-        return decisions
-    parts = pl.col("reason").cast(pl.String).str.splitn(":", 2)
-    return decisions.with_columns(reason=parts.struct.field("field_0"),
-                                  reason_ref=parts.struct.field("field_1"))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import polars as pl
 from curate.catalog import MixSpec, Recipe, Source, portable_path, resolve_files
 from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.runner import Rewrite, StageResult
-from curate.engine.stage import split_reasons
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import dataset_info, hub_dataset, render_card
 from curate.mixes.release import (
@@ -29,7 +28,7 @@ from curate.mixes.release import (
 )
 from curate.mixes.report import write_report
 from curate.mixes.tokens import counting_method, loss_tokens
-from curate.read.runs import RunReader
+from curate.read.runs import RunReader, split_reasons
 from curate.records import POSITION
 from curate.store import ReleaseFolder, sha256_file
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from curate.read.runs import RunReader
+from curate.read.runs import RunReader, turns_text
 from curate.records import POSITION
 
 REPORT = "report.html"
@@ -209,7 +209,8 @@ def _examples(run: RunReader, removed: pl.DataFrame, order: list[str], stage_nam
     picked = (picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
               .join(matched, on=list(POSITION), how="left", maintain_order="left"))
     quotable = None if local else _quotable(run, stage_names)
-    items = _item_texts(run, picked) if local else {}
+    items = ({f"{b}:{n}": text for b, n, text in run.item_texts(
+        picked.select("benchmark", "item_row")).iter_rows()} if local else {})
     blocks = []
     for (stage, reason), group in picked.group_by("stage", "reason", maintain_order=True):
         entries = []
@@ -245,27 +246,6 @@ def _quotable(run: RunReader, stage_names: Sequence[str]) -> set[str] | None:
     return set() if (run.store.run_info() or {}).get("benchmarks") else None
 
 
-def _item_texts(run: RunReader, picked: pl.DataFrame) -> dict[str, str]:
-    """The text of each benchmark item the ``picked`` rows matched (``<benchmark>:<row>``)."""
-    texts: dict[str, str] = {}
-    wanted = picked.filter(pl.col("benchmark").is_not_null()).select("benchmark", "item_row").unique()
-    for (name,), rows in wanted.group_by("benchmark"):
-        files = run.benchmark_files(str(name))
-        if not files:
-            continue
-        found = pl.scan_parquet(files).filter(pl.col("row").is_in(rows.get_column("item_row").implode()))
-        for row, text in found.select("row", _turns()).collect().iter_rows():
-            texts[f"{name}:{row}"] = text
-    return texts
-
-
-def _turns() -> pl.Expr:
-    """A record's turns as ``role: content`` lines (``text``)."""
-    return pl.col("messages").list.eval(
-        pl.concat_str(pl.element().struct.field("role"), pl.lit(": "),
-                      pl.element().struct.field("content"))).list.join("\n").alias("text")
-
-
 def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
     """Each key's text: its turns (records), else the raw quarantined line."""
     frames = [pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "text": pl.String})]
@@ -273,7 +253,7 @@ def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
         mine = keys.filter(pl.col("source") == name).lazy()
         if run.record_files([name]):
             frames.append(run.records([name]).join(mine, on=list(POSITION), how="semi")
-                          .select(*POSITION, _turns()).collect())
+                          .select(*POSITION, turns_text()).collect())
         frames.append(run.quarantined([name]).join(mine, on=list(POSITION), how="semi")
                       .select(*POSITION, text=pl.col("raw").cast(pl.String)).collect())
     return pl.concat(frames).unique(list(POSITION), keep="first", maintain_order=True)

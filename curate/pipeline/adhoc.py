@@ -34,12 +34,12 @@ from curate.config import Config
 from curate.curation import build_stages
 from curate.curation.config import DecontamConfig
 from curate.engine.runner import run_stages, text_rewrite
-from curate.engine.stage import Stage, StageContext, split_reasons
+from curate.engine.stage import Stage, StageContext
 from curate.errors import ConfigError
 from curate.ingest.files import ingest_file
 from curate.pipeline.rows import Repairs, Written, check_target, write_rows
 from curate.progress import Progress
-from curate.read.runs import RunReader
+from curate.read.runs import RunReader, split_reasons
 from curate.read.sources import ingest_entries, temporary_run
 from curate.read.views import ContaminationRow
 from curate.store import write_parquet
