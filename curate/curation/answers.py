@@ -161,6 +161,10 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
     columns = ("kind", "messages", "chosen", "images")
     score_columns = SCORES
 
+    def thresholds(self) -> dict[str, float]:
+        """An ``answer_similarity`` under ``min_similarity`` flags a long enough answer."""
+        return {"answer_similarity": self.config.min_similarity}
+
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         """The stage's scores (see the module docstring)."""
         o = self.config

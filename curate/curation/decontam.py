@@ -80,6 +80,13 @@ class Decontaminate(RowStage[DecontamConfig]):
 
     setup_once = True  # the benchmark index: built once, read by every worker
 
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """Each tier's score at its threshold or above is a match."""
+        o = self.config
+        return {"ngram_score": float(o.ngram_min_matches), "containment_score": o.min_containment,
+                "stem_score": o.min_stem_containment, "embedding_score": o.embedding_threshold}
+
     def __init__(self, config: DecontamConfig | None = None):
         super().__init__(config)
         self._index: tuple[Any, BenchmarkIndex] | None = None

@@ -49,7 +49,12 @@ class Diversity(DatasetStage[DiversityConfig]):
     columns = ("kind", "messages", "chosen")
     score_columns = {"diversity_rank": pl.Int64, "diversity_max_sim": pl.Float64,
                      "diversity_nearest": pl.String}
+    rank_columns = frozenset({"diversity_rank"})
 
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """``diversity_max_sim`` above ``tau`` removes."""
+        return {"diversity_max_sim": self.config.tau}
 
     @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:

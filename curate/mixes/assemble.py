@@ -15,6 +15,7 @@ import polars as pl
 from curate.catalog import MixSpec, Recipe, Source, portable_path, resolve_files
 from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.runner import Rewrite, StageResult
+from curate.engine.stage import Stage
 from curate.mixes.allocate import Allocation, allocate, composition
 from curate.mixes.card import dataset_info, hub_dataset, render_card
 from curate.mixes.release import (
@@ -49,6 +50,8 @@ class ReleaseSpec:
     benchmarks: Sequence[Source]
     data_root: Path
     stage_results: Sequence[StageResult]
+    stages: Sequence[Stage[Any]] = ()
+    """The stages that ran (the report marks their thresholds and leaves out rank columns)."""
     rewrite: Rewrite | None = None
     """The stages' text rewrites, applied to every record the release writes."""
     produced: Mapping[str, dict[str, Any]] = field(default_factory=dict)
@@ -234,7 +237,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
             if (c := _quarantine_counts(run, name))},
         "contamination": _contamination(run, stage_names),
         "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
-                   "counting": counting_method(tokenizer, max_length=max_length, revision=revision)},
+                   "counting": counting_method(tokenizer, max_length=max_length, revision=revision),
+                   "bound_by": allocation.bound_by},
         "composition": allocation.composition,
         "modality": _modality_shares(allocation.selected, mix),
         "sources_in_mix": _per_source(allocation.selected, described),
@@ -245,8 +249,9 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     target = ReleaseFolder.for_recipe(releases_dir, recipe.name, recipe.version).path
     return write_release(target,
                          lambda folder: [*write_mix(folder, run, sources, order, spec.rewrite),
-                                         write_report(folder, manifest, run, trail, stage_names)], trail,
-                         manifest,
+                                         write_report(folder, manifest, run, trail, stage_names,
+                                                      spec.stages)],
+                         trail, manifest,
                          lambda folder: render_card(manifest, configs, dataset_info(folder, configs)))
 
 

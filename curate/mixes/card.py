@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from curate.errors import ConfigError
+from curate.read.views import Budget
 
 _TASKS = {"text": "text-generation", "image_text": "visual-question-answering",
           "preference": "text-generation"}
@@ -178,10 +179,12 @@ def render_card(manifest: dict[str, Any], configs: list[str],
         f"`manifest.json` with seed {manifest['seed']}. Loss tokens are counted with "
         f"{budget['counting']}.",
         "## Composition",
-        _table(["category", "target", "realised", "loss tokens", "rows"], [
+        _table(["category", "target", "realised", "loss tokens", "rows", "of rows kept"], [
             [c["category"], "-" if c["target"] is None else f"{c['target']:.1%}",
-             f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}"]
+             f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}",
+             "-" if c.get("kept_rows") is None else f"{c['kept_rows']:,}"]
             for c in manifest["composition"]]),
+        Budget.from_json(budget).binding(_code) or "",
         _synthetic_note(synthetic) if synthetic else "",
         "## Modality",
         "Text-only records, image-text records, and grounding records (image-text with "

@@ -19,7 +19,9 @@ from typing import Any
 
 import polars as pl
 
+from curate.engine.stage import Stage
 from curate.read.runs import RunReader, turns_text
+from curate.read.views import Budget
 from curate.records import POSITION
 
 REPORT = "report.html"
@@ -45,24 +47,24 @@ def esc(value: Any) -> str:
 
 
 def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
-                 stage_names: Sequence[str]) -> str:
+                 stage_names: Sequence[str], stages: Sequence[Stage] = ()) -> str:
     """Write the published ``report.html`` into the release ``folder``; its path relative to
     the folder (see :func:`render_report`)."""
-    (folder / REPORT).write_text(render_report(manifest, run, removed, stage_names), "utf-8")
+    (folder / REPORT).write_text(render_report(manifest, run, removed, stage_names, stages), "utf-8")
     return REPORT
 
 
 def write_local_report(target: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
-                       stage_names: Sequence[str]) -> Path:
+                       stage_names: Sequence[str], stages: Sequence[Stage] = ()) -> Path:
     """Write the local report to ``target`` (in the run folder, never in a release): the
     release report with the text of every example row, contaminated rows beside the
     benchmark items they match."""
-    target.write_text(render_report(manifest, run, removed, stage_names, local=True), "utf-8")
+    target.write_text(render_report(manifest, run, removed, stage_names, stages, local=True), "utf-8")
     return target
 
 
 def render_report(manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
-                  stage_names: Sequence[str], *, local: bool = False) -> str:
+                  stage_names: Sequence[str], stages: Sequence[Stage] = (), *, local: bool = False) -> str:
     """The report page. ``removed`` is the release's audit trail (``removed.parquet``: keys,
     stage, reason, reason_ref); score histograms and example texts are read from the ``run``.
 
@@ -90,7 +92,7 @@ def render_report(manifest: dict[str, Any], run: RunReader, removed: pl.DataFram
         _contamination(manifest),
         _contaminated_rows(run, stage_names),
         _removals(removed, order),
-        _histograms(run, stage_names),
+        _histograms(run, stage_names, stages),
         _examples(run, removed, order, stage_names, local=local),
     ]
     return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
@@ -106,13 +108,13 @@ def render_report(manifest: dict[str, Any], run: RunReader, removed: pl.DataFram
 
 def _composition(manifest: dict[str, Any]) -> str:
     categories = [(c["category"], c["target"], c["loss_tokens_share"], c["rows_share"], c["loss_tokens"],
-                   c["rows"]) for c in manifest["composition"]]
-    modality = [(name, m.get("target"), m["loss_tokens_share"], m["rows_share"], m["loss_tokens"], m["rows"])
-                for name, m in manifest.get("modality", {}).items()]
+                   c["rows"], c.get("kept_rows")) for c in manifest["composition"]]
+    modality = [(name, m.get("target"), m["loss_tokens_share"], m["rows_share"], m["loss_tokens"], m["rows"],
+                 None) for name, m in manifest.get("modality", {}).items()]
     sources = manifest["sources_in_mix"]
     tokens = max(sum(s["loss_tokens"] for s in sources.values()), 1)
     rows = max(sum(s["rows"] for s in sources.values()), 1)
-    per_source = [(name, None, s["loss_tokens"] / tokens, s["rows"] / rows, s["loss_tokens"], s["rows"])
+    per_source = [(name, None, s["loss_tokens"] / tokens, s["rows"] / rows, s["loss_tokens"], s["rows"], None)
                   for name, s in sorted(sources.items())]
     unit = manifest["budget"]["unit"]
     blocks = []
@@ -124,12 +126,17 @@ def _composition(manifest: dict[str, Any]) -> str:
         bars = [(name, [(target, "target"), (tokens_share if unit == "loss_tokens" else rows_share,
                                              "realised")]) for name, target, tokens_share, rows_share, *_
                 in entries]
-        table = _table(["", "target", "realised (loss tokens)", "realised (rows)", "loss tokens", "rows"], [
-            [name, "-" if target is None else f"{target:.1%}", f"{ts:.2%}", f"{rs:.2%}", f"{t:,}", f"{r:,}"]
-            for name, target, ts, rs, t, r in entries])
+        kept = any(e[-1] is not None for e in entries)
+        table = _table(["", "target", "realised (loss tokens)", "realised (rows)", "loss tokens", "rows",
+                        *(["of rows kept"] if kept else [])], [
+            [name, "-" if target is None else f"{target:.1%}", f"{ts:.2%}", f"{rs:.2%}", f"{t:,}", f"{r:,}",
+             *([f"{k or 0:,}"] if kept else [])]
+            for name, target, ts, rs, t, r, k in entries])
         blocks.append(f"<h3>{esc(title)}</h3><div class=charts>"
                       f"{_bars(bars, chart_id, f'share of {unit}')}<div>{table}</div></div>")
-    return "<h2>Composition: target against realised</h2>" + "".join(blocks)
+    binding = Budget.from_json(manifest["budget"]).binding(lambda name: f"<code>{esc(name)}</code>")
+    return ("<h2>Composition: target against realised</h2>"
+            + (f"<p id=binding>{binding}</p>" if binding else "") + "".join(blocks))
 
 
 def _contamination(manifest: dict[str, Any]) -> str:
@@ -159,23 +166,34 @@ def _removals(removed: pl.DataFrame, order: list[str]) -> str:
             f"{_bars(bars, 'removals-chart', 'rows', share=False)}<div>{table}</div></div>")
 
 
-def _histograms(run: RunReader, stage_names: Sequence[str]) -> str:
+def _histograms(run: RunReader, stage_names: Sequence[str], stages: Sequence[Stage]) -> str:
+    """A histogram of each numeric score column of each stage, the rows the stage kept and
+    those it removed in two colours, the stage's threshold marked; rank columns left out."""
+    known = {stage.name: stage for stage in stages}
     charts = []
     for name in stage_names:
         if not run.store.stage(name).decisions.exists():
             continue
+        stage = known.get(name)
+        ranks = stage.rank_columns if stage is not None else frozenset()
+        thresholds = stage.thresholds() if stage is not None else {}
         frame = run.scores(name).collect()
         for column, dtype in frame.schema.items():
-            if column in (*POSITION, "id") or not (dtype.is_float() or dtype.is_integer()):
+            if column in (*POSITION, "id", *ranks) or not (dtype.is_float() or dtype.is_integer()):
                 continue
-            values = frame.get_column(column).cast(pl.Float64).drop_nulls().drop_nans()
-            values = values.filter(values.is_finite())
-            if values.len() == 0 or values.n_unique() < 2:
+            values = frame.select(value=pl.col(column).cast(pl.Float64), keep="keep").drop_nulls()
+            values = values.filter(pl.col("value").is_finite())
+            if values.height == 0 or values.get_column("value").n_unique() < 2:
                 continue
-            charts.append(_histogram(values.to_list(), f"{name}.{column}"))
+            charts.append(_histogram(values.filter(pl.col("keep")).get_column("value").to_list(),
+                                     values.filter(~pl.col("keep")).get_column("value").to_list(),
+                                     f"{name}.{column}", thresholds.get(column)))
     if not charts:
         return "<h2>Score distributions</h2><p>No stage wrote a numeric score.</p>"
-    return "<h2>Score distributions</h2><div class=charts>" + "".join(charts) + "</div>"
+    return ("<h2>Score distributions</h2><p class=muted>Per stage: the rows it kept "
+            f'<span style="color:{_COLOURS[0]}">&#9632;</span> and those it removed '
+            f'<span style="color:{_COLOURS[3]}">&#9632;</span>, stacked; a dashed line marks the '
+            "stage's threshold when it has a fixed one.</p><div class=charts>" + "".join(charts) + "</div>")
 
 
 CONTAMINATED_ROWS_SHOWN = 50
@@ -341,25 +359,42 @@ def _heatmap(rows: list[str], columns: list[str], cells: dict[tuple[str, str], d
     return "".join(out)
 
 
-def _histogram(values: list[float], title: str) -> str:
+def _histogram(kept: list[float], removed: list[float], title: str, threshold: float | None) -> str:
+    """Kept and removed values of one score, stacked in ``BINS`` bins over their range (and
+    the threshold's), the threshold as a dashed line."""
+    values = kept + removed
     lo, hi = min(values), max(values)
+    if threshold is not None:
+        lo, hi = min(lo, threshold), max(hi, threshold)
     step = (hi - lo) / BINS
-    counts = [0] * BINS
-    for v in values:
-        counts[min(int((v - lo) / step), BINS - 1)] += 1
+    counts = {"kept": [0] * BINS, "removed": [0] * BINS}
+    for part, numbers in (("kept", kept), ("removed", removed)):
+        for v in numbers:
+            counts[part][min(int((v - lo) / step), BINS - 1)] += 1
     w, h, pad = 260, 120, 44
-    top = max(counts)
-    bars = "".join(
-        f'<rect x="{pad + i * w / BINS:.1f}" y="{h - h * c / top:.1f}" width="{w / BINS - 1:.1f}" '
-        f'height="{h * c / top:.1f}" fill="{_COLOURS[0]}"><title>{lo + i * step:.4g} to '
-        f"{lo + (i + 1) * step:.4g}: {c:,}</title></rect>" for i, c in enumerate(counts))
+    top = max(k + r for k, r in zip(counts["kept"], counts["removed"], strict=True))
+    bars = []
+    for i, (k, r) in enumerate(zip(counts["kept"], counts["removed"], strict=True)):
+        x, width, span = pad + i * w / BINS, w / BINS - 1, f"{lo + i * step:.4g} to {lo + (i + 1) * step:.4g}"
+        for value, base, colour, label in ((k, 0, _COLOURS[0], "kept"), (r, k, _COLOURS[3], "removed")):
+            if value:
+                bars.append(f'<rect x="{x:.1f}" y="{h - h * (base + value) / top:.1f}" width="{width:.1f}" '
+                            f'height="{h * value / top:.1f}" fill="{colour}"><title>{span}: {value:,} '
+                            f"{label}</title></rect>")
+    mark = ""
+    if threshold is not None:
+        x = pad + w * (threshold - lo) / (hi - lo)
+        mark = (f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{h}" stroke="#222" stroke-dasharray="4 3">'
+                f"<title>threshold {threshold:.4g}</title></line>"
+                f'<text x="{x:.1f}" y="{h + 28}" text-anchor="middle">{threshold:.4g}</text>')
     return (f'<figure><svg role=img xmlns="http://www.w3.org/2000/svg" width="{w + pad + 10}" '
             f'height="{h + 36}">'
-            f"<title>{esc(title)}</title>{bars}"
+            f"<title>{esc(title)}</title>{''.join(bars)}{mark}"
             f'<text x="{pad}" y="{h + 14}">{lo:.4g}</text>'
             f'<text x="{pad + w}" y="{h + 14}" text-anchor="end">{hi:.4g}</text>'
             f'<text x="{pad - 4}" y="10" text-anchor="end">{top:,}</text></svg>'
-            f"<figcaption><code>{esc(title)}</code> ({len(values):,} rows)</figcaption></figure>")
+            f"<figcaption><code>{esc(title)}</code> ({len(kept):,} kept, {len(removed):,} removed"
+            + (f"; threshold {threshold:.4g}" if threshold is not None else "") + ")</figcaption></figure>")
 
 
 def _short(text: str, n: int) -> str:

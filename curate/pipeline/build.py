@@ -14,7 +14,7 @@ from pydantic import Field
 from curate.config import Config, EngineConfig, read_yaml
 from curate.curation import build_stages
 from curate.engine.runner import Rewrite, StageResult, make_executor, run_producer, run_stages, text_rewrite
-from curate.engine.stage import Producer, StageContext, build_steps
+from curate.engine.stage import Producer, Stage, StageContext, build_steps
 from curate.ingest import IngestResult
 from curate.ingest.runner import IngestConfig
 from curate.mixes.allocate import InfeasibleMix, cell_budgets
@@ -146,13 +146,14 @@ def build_mix(
     produced = [run_producer(step, run.store, parents, input_fingerprint=kept_fp, context=context,
                              progress=progress) for step in steps]
     try:
-        release = assemble_release(_release_spec(run, results, rewrite, steps, produced), releases_dir)
+        spec = _release_spec(run, stages, results, rewrite, steps, produced)
+        release = assemble_release(spec, releases_dir)
     except InfeasibleMix as exc:
         raise explained(exc, run, [r.name for r in results]) from None
     run.store.write_release_record(release_record(release))
     if local_report:
         write_local_report(run.store.local_report, release.manifest, run,
-                           Release(release.path).removed(), [r.name for r in results])
+                           Release(release.path).removed(), [r.name for r in results], stages)
     return BuildResult(run, ingested, results, produced, release)
 
 
@@ -194,12 +195,13 @@ def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> Infea
     return InfeasibleMix(f"{exc}. Where the records went: " + ". ".join(parts), exc.empty)
 
 
-def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | None,
-                  steps: Sequence[Producer[Any]], produced: Sequence[StageResult]) -> ReleaseSpec:
+def _release_spec(run: Run, stages: Sequence[Stage[Any]], results: Sequence[StageResult],
+                  rewrite: Rewrite | None, steps: Sequence[Producer[Any]],
+                  produced: Sequence[StageResult]) -> ReleaseSpec:
     return ReleaseSpec(
         recipe=run.recipe, recipe_given=read_yaml(run.recipe_file) if run.recipe_file else None,
         run=run, sources=run.sources, benchmarks=run.benchmarks, data_root=run.data_root,
-        stage_results=list(results), rewrite=rewrite,
+        stage_results=list(results), stages=list(stages), rewrite=rewrite,
         produced={step.source: made.stats for step, made in zip(steps, produced, strict=True)})
 
 

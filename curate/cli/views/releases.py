@@ -18,16 +18,21 @@ def composition_table(composition: Composition, title: str) -> None:
 
     out = console()
     budget = composition.budget
-    table = Table("category", "target", "realised", "loss tokens", "rows", title=title, title_justify="left",
+    kept = any(s.kept_rows is not None for s in composition.shares)
+    columns = ["category", "target", "realised", "loss tokens", "rows", *(["of rows kept"] if kept else [])]
+    table = Table(*columns, title=title, title_justify="left",
                   caption=f"budget {budget.amount:,} {budget.unit.replace('_', ' ')}; "
                   f"loss tokens by {budget.counting}")
     for share in composition.shares:
         target = "-" if share.target is None else f"{share.target:.1%}"
         table.add_row(share.category, target, f"{share.realised:.2%}", f"{share.loss_tokens:,}",
-                      f"{share.rows:,}")
+                      f"{share.rows:,}", *([f"{share.kept_rows or 0:,}"] if kept else []))
     # The release holds whole records: its total (what `release ls` lists) is near the budget.
-    table.add_row("total", "", "", f"{composition.loss_tokens:,}", f"{composition.rows:,}", style="bold")
+    table.add_row("total", "", "", f"{composition.loss_tokens:,}", f"{composition.rows:,}",
+                  *([f"{sum(s.kept_rows or 0 for s in composition.shares):,}"] if kept else []), style="bold")
     out.print(table)
+    if (binding := budget.binding()) is not None:
+        out.print(binding, markup=False)
     modality = ", ".join(f"{m.modality} {m.loss_tokens_share:.1%} of loss tokens ({m.rows:,} rows)"
                          for m in composition.modality)
     out.print(f"modality: {modality}")
