@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -198,6 +198,8 @@ class Source(Config):
         "`fil`) or `code`.",
     )
     tags: list[str] = Field(default_factory=list, description="Free tags usable in mix targets.")
+    citation: str | None = Field(None, description=(
+        "How to cite the data (a BibTeX entry or a reference), for the dataset card's citations."))
     location: Location
     mapping: Mapping
 
@@ -221,6 +223,14 @@ class Source(Config):
     @classmethod
     def _version_safe(cls, value: str) -> str:
         return check_path_part(value, "version")
+
+    DESCRIPTIVE: ClassVar[frozenset[str]] = frozenset({"description", "homepage", "citation"})
+    """Fields that describe the data for people (the dataset card) and change no record."""
+
+    def ingest_identity(self) -> dict[str, Any]:
+        """The entry as ingestion sees it: every field but the ``DESCRIPTIVE`` ones, so a
+        new citation or description does not ingest the source again."""
+        return self.model_dump(mode="json", exclude=set(self.DESCRIPTIVE))
 
     @property
     def allow_outside_data_root(self) -> bool:
@@ -292,6 +302,21 @@ class MixSpec(Config):
         return self
 
 
+class CardSpec(Config):
+    """What a release's dataset card says that curate cannot know: the uses the data is
+    meant for, the uses it is not, and limitations beyond those curate states itself."""
+
+    uses: list[str] = Field(default_factory=list, description=(
+        "Intended uses, one sentence each [default: fine-tuning language models on the release's "
+        "formats, and studying curation]."))
+    out_of_scope: list[str] = Field(default_factory=list, description=(
+        "Uses the data is not fit for, one sentence each; a medical release always adds that it is "
+        "not for clinical use."))
+    limitations: list[str] = Field(default_factory=list, description=(
+        "Known limitations, one sentence each, listed before the ones curate states (contamination "
+        "checked only against the named benchmarks, estimated token counts, offline synthetic text)."))
+
+
 class Recipe(Config):
     """A mix recipe: which sources and benchmarks, which stages, the mix and the seed."""
 
@@ -315,6 +340,8 @@ class Recipe(Config):
     mix: MixSpec | None = Field(
         None, description="Targets and budget; unset: every kept record goes to the release.",
     )
+    card: CardSpec = Field(default_factory=CardSpec, description=(
+        "The dataset card's intended and out-of-scope uses and limitations."))
     engine: EngineConfig | None = Field(None, description=(
         "Where the stages run (`engine: ray`, `ray_address`, `workers`); the command line's "
         "--engine options win. Not part of the release: every engine writes the same one."))

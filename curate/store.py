@@ -305,6 +305,7 @@ class ReleaseFolder:
     CARD = "README.md"
     REMOVED = "removed.parquet"
     REPORT = "report.html"
+    RECIPE = "recipe.yaml"
     DATA = "data"
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -337,6 +338,11 @@ class ReleaseFolder:
     def report(self) -> Path:
         """``report.html``: composition and score distributions."""
         return self.path / self.REPORT
+
+    @property
+    def recipe(self) -> Path:
+        """``recipe.yaml``: the recipe the release was built from, as given."""
+        return self.path / self.RECIPE
 
     def files(self) -> list[str]:
         """Every file in the folder, as names relative to it, sorted."""

@@ -117,7 +117,7 @@ def source_fingerprint(source: Source, data_root: Path, *, batch_rows: int = DEF
                                source_files(source, data_root, known).items())
     except (ConfigError, OSError) as exc:
         files = str(exc)
-    return fingerprint("ingest_v2", source.model_dump(mode="json"), batch_rows, files)
+    return fingerprint("ingest_v2", source.ingest_identity(), batch_rows, files)
 
 
 def _restart_reason(source: Source, state: dict[str, Any], batch_rows: int,
@@ -132,7 +132,7 @@ def _restart_reason(source: Source, state: dict[str, Any], batch_rows: int,
                          if (files.get(p) or {}).get("sha256") != (old.get(p) or {}).get("sha256"))
         if changed:
             return f"the content of {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed"
-    if state.get("entry") not in (None, source.model_dump(mode="json")):
+    if state.get("entry") not in (None, source.ingest_identity(), source.model_dump(mode="json")):
         return "its catalog entry changed"
     return "its inputs changed"
 
@@ -164,7 +164,7 @@ def ingest_source(
     if state.get("fingerprint") not in (None, fp) and folder.done():
         result.restarted = _restart_reason(source, state, batch_rows, files)
         log.warning("source %s starts over: %s", source.name, result.restarted)
-    folder.open(fp, batch_rows=batch_rows, files=files, entry=source.model_dump(mode="json"))
+    folder.open(fp, batch_rows=batch_rows, files=files, entry=source.ingest_identity())
     read = 0  # rows read by this run, for progress
     done = folder.done()
     result.resumed_shards = len(done)

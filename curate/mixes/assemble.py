@@ -17,7 +17,7 @@ from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.runner import Rewrite, StageResult
 from curate.engine.stage import Stage
 from curate.mixes.allocate import Allocation, allocate, composition
-from curate.mixes.card import dataset_info, hub_dataset, render_card
+from curate.mixes.card import dataset_info, example_rows, hub_dataset, render_card
 from curate.mixes.release import (
     IMAGE_ROW_GROUP,
     ROWS_PER_FILE,
@@ -216,7 +216,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(run, recipe.sources, removed, pool, allocation.selected)
     described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin,
-                          "language": e.language, "hub": _hub_of(e)} for e in spec.sources}
+                          "language": e.language, "hub": _hub_of(e), "citation": e.citation,
+                          "homepage": e.homepage} for e in spec.sources}
     for source, stats in spec.produced.items():
         described[source] = {
             **_synthetic_source(run, source, stats),
@@ -250,9 +251,27 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     return write_release(target,
                          lambda folder: [*write_mix(folder, run, sources, order, spec.rewrite),
                                          write_report(folder, manifest, run, trail, stage_names,
-                                                      spec.stages)],
+                                                      spec.stages),
+                                         write_recipe(folder, spec.recipe_given, recipe)],
                          trail, manifest,
-                         lambda folder: render_card(manifest, configs, dataset_info(folder, configs)))
+                         lambda folder: render_card(manifest, configs, dataset_info(folder, configs),
+                                                    examples=example_rows(folder, configs)))
+
+
+def write_recipe(folder: Path, given: Any, recipe: Recipe) -> str:
+    """Write ``recipe.yaml``, the recipe as given (as resolved when it came from no file),
+    without its ``engine`` (where the stages ran is not part of a release); its path
+    relative to the folder. ``curate build-mix recipe.yaml`` builds the release again
+    from the same catalog entries and data."""
+    import yaml
+
+    body = dict(given) if isinstance(given, dict) else recipe.model_dump(mode="json", exclude={"engine"})
+    body.pop("engine", None)
+    text = ("# The recipe this release was built from (curate build-mix recipe.yaml builds it again\n"
+            "# from the same catalog entries and data; manifest.json holds it resolved).\n"
+            + yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    (folder / ReleaseFolder.RECIPE).write_text(text, "utf-8")
+    return ReleaseFolder.RECIPE
 
 
 def _hub_of(entry: Source) -> str | None:

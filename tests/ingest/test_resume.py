@@ -68,3 +68,18 @@ def test_a_changed_input_file_restarts_its_source(tmp_path, catalog, data_root):
     _, second, _ = ingest_into(source, tmp_path / "run", data)
     assert (first.height, second.height) == (10, 20)
     assert second.filter(pl.col("row") < 10).equals(first)
+
+
+def test_a_new_citation_or_description_keeps_the_ingested_shards(catalog, data_root, tmp_path):
+    source = catalog.source("dolly")
+    ingest_into(source, tmp_path / "run", data_root)
+    marker = tmp_path / "run/ingest/dolly/_done/00000.json"
+    before = marker.stat().st_mtime_ns
+    described = source.model_copy(update={"citation": "@misc{dolly, title={Dolly}}",
+                                          "description": "Other words."})
+    result, records, _ = ingest_into(described, tmp_path / "run", data_root)
+    assert result.restarted is None and marker.stat().st_mtime_ns == before and records.height == 151
+    relicensed = source.model_copy(update={"license": "CC-BY-4.0"})  # a field records hold: ingested again
+    again, records, _ = ingest_into(relicensed, tmp_path / "run", data_root)
+    assert again.restarted == "its catalog entry changed"
+    assert records.get_column("license").unique().to_list() == ["CC-BY-4.0"]
