@@ -138,6 +138,11 @@ def _run_stage(
     started = time.perf_counter()
     scores_folder = folder.scores
     reused = "scores" if scores_folder.is_complete(score_fp) else "nothing"
+    before = folder.read_stats() or {}
+    resolved = (before.get("resolved") if reused == "scores" and before.get("score_fingerprint") == score_fp
+                else None)
+    if resolved is None:  # what the scores are made with: recorded when they are made
+        resolved = stage.resolved()
     if reused == "nothing":
         scores_folder.open(score_fp)
         if isinstance(stage, RowStage):
@@ -160,6 +165,7 @@ def _run_stage(
     stats = {
         "stage": stage.versioned_name,
         "options": stage.config.model_dump(mode="json"),
+        "resolved": resolved,
         "rows": decisions.height,
         "kept": int(decisions.get_column("keep").sum()),
         "dropped": int((~decisions.get_column("keep")).sum()),

@@ -217,6 +217,13 @@ class Stage(Step[C]):
         """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept).
         ``scores`` carry every column of ``score_columns`` (the engine pads missing ones)."""
 
+    def resolved(self) -> dict[str, Any]:
+        """What this stage's options resolve to on this machine where they leave a choice
+        (``precision: auto`` -> ``bfloat16``), and the identity of the weights a model option
+        names (a hash of their files): recorded with the stage's stats when it scores, so a
+        release says what decided. Empty by default."""
+        return {}
+
     def thresholds(self) -> dict[str, float]:
         """The score columns ``decide`` compares with a fixed value under the current
         options, and that value (the release report marks it on the column's histogram).

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from curate.catalog import Source, confined, resolve_files
+from curate.catalog import Source, confined, portable_path, resolve_files
 from curate.config import Config
 from curate.errors import ConfigError, SourceError
 from curate.ingest.mapping import QUARANTINE_SCHEMA, columns_used, map_batch
@@ -83,14 +83,15 @@ def _stat_key(path: Path) -> tuple[str, int, int, int, int]:
     return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def file_digest(path: Path, known: dict[str, Any] | None = None) -> str:
+def file_digest(path: Path, known: dict[str, Any] | None = None, *, name: str | None = None) -> str:
     """The SHA-256 of a file's bytes, computed once per identity (``_stat_key``): cached in
-    the process, and taken from ``known`` (``{path: {"key": [...], "sha256": ...}}``, as a
-    source folder's state records it) when the identity matches."""
+    the process, and taken from ``known`` (``{name: {"key": [...], "sha256": ...}}``, as a
+    source folder's state records it, ``name`` defaulting to the path) when the identity
+    matches."""
     key = _stat_key(path)
     if key in _DIGESTS:
         return _DIGESTS[key]
-    seen = (known or {}).get(str(path))
+    seen = (known or {}).get(name or str(path))
     if isinstance(seen, dict) and seen.get("key") == list(key[1:]) and isinstance(seen.get("sha256"), str):
         digest: str = seen["sha256"]
     else:
@@ -99,13 +100,24 @@ def file_digest(path: Path, known: dict[str, Any] | None = None) -> str:
     return digest
 
 
+def file_name(path: Path, data_root: Path) -> str:
+    """How a source folder's state names an input file: as its catalog entry does, relative
+    to the data root (``catalog:<path>`` for a shipped file), so moving the data folder (or
+    the project) changes no name; the absolute path for a file outside both."""
+    return portable_path(path, data_root) or str(path)
+
+
 def source_files(source: Source, data_root: Path, known: dict[str, Any] | None = None
                  ) -> dict[str, dict[str, Any]]:
-    """Each local file of ``source``: its identity and the SHA-256 of its bytes."""
+    """Each local file of ``source`` by ``file_name``: its identity and the SHA-256 of its
+    bytes (what a resume is keyed on: the content, wherever the data root is)."""
     if source.location.hf is not None:
         return {}
-    return {str(p): {"key": list(_stat_key(p)[1:]), "sha256": file_digest(p, known)}
-            for p in resolve_files(source.location, data_root, entry=source.name)}
+    files = {}
+    for path in resolve_files(source.location, data_root, entry=source.name):
+        name = file_name(path, data_root)
+        files[name] = {"key": list(_stat_key(path)[1:]), "sha256": file_digest(path, known, name=name)}
+    return files
 
 
 def source_fingerprint(source: Source, data_root: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -128,6 +140,10 @@ def _restart_reason(source: Source, state: dict[str, Any], batch_rows: int,
         return f"--batch-rows is {batch_rows}, the kept shards were cut at {before} rows"
     old = state.get("files")
     if isinstance(old, dict):
+        digests = sorted(str((v or {}).get("sha256")) for v in old.values())
+        if old.keys() != files.keys() and digests == sorted(str(v.get("sha256")) for v in files.values()):
+            return ("its files are named differently, with the same content (renamed, or named by "
+                    "an older curate)")
         changed = sorted(p for p in files.keys() | old.keys()
                          if (files.get(p) or {}).get("sha256") != (old.get(p) or {}).get("sha256"))
         if changed:
@@ -225,7 +241,9 @@ def ingest_source(
     folder.mark_complete()
     result = _summarise(result, folder, started)
     if result.rows == 0:
-        result.warning = f"no rows: {', '.join(files) or 'the source'} is empty"
+        paths = ([str(p) for p in resolve_files(source.location, data_root, entry=source.name)]
+                 if files else [])
+        result.warning = f"no rows: {', '.join(paths) or 'the source'} is empty"
         log.warning("source %s: %s", source.name, result.warning)
     return result
 

@@ -230,7 +230,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
                    "resolved": recipe.model_dump(mode="json", exclude={"engine"})},
         "inputs": _inputs(spec.sources, spec.data_root),
         "benchmarks": _inputs(spec.benchmarks, spec.data_root),
-        "stages": [{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")}
+        "stages": [{**{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")},
+                    **({"resolved": r.stats["resolved"]} if r.stats.get("resolved") else {})}
                    for r in spec.stage_results],
         "stages_switched_off": recipe.switched_off,
         "quarantine": {
