@@ -153,13 +153,9 @@ def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = Tru
     plan = Pushed(repo=repo, tag=f"v{manifest['version']}", files=files, uploaded=False, private=private,
                   revision=revision, create_pr=create_pr,
                   sizes={name: (root / name).stat().st_size for name in files})
-    try:
-        from huggingface_hub import HfApi, constants
-        from huggingface_hub.errors import HfHubHTTPError
-    except ImportError:
-        from curate.errors import MissingDependencyError
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
 
-        raise MissingDependencyError("huggingface_hub", "ml") from None
     if dry_run or constants.HF_HUB_OFFLINE:
         return replace(plan, reason="dry run" if dry_run else "offline (HF_HUB_OFFLINE=1)")
     if api is None:

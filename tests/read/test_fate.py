@@ -154,3 +154,24 @@ def test_scores_of_a_stage_that_did_not_run_say_why(built, tmp_path):
     (folder / "run.json").write_text(json.dumps(info))
     with pytest.raises(ConfigError, match=r"no decisions .*switches it off \(`enabled: false`\)"):
         curate.open_run(folder).scores("quality")
+
+
+def test_latest_pair_gives_the_two_newest_versions_or_says_how_to_make_a_second(tmp_path):
+    from curate.read.releases import latest_pair
+
+    def release(name: str, version: str) -> None:
+        folder = tmp_path / name / version
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({
+            "name": name, "version": version, "composition": [],
+            "budget": {"unit": "rows", "amount": 0, "counting": "rows"}, "modality": {}}))
+
+    release("demo", "0.9.0")
+    with pytest.raises(ConfigError, match=r"two releases of `demo` .*found: 0.9.0.*build another version"):
+        latest_pair(tmp_path)
+    for version in ("0.10.0", "0.2.0"):
+        release("demo", version)
+    release("other", "1")
+    assert latest_pair(tmp_path) == (tmp_path / "demo/0.9.0", tmp_path / "demo/0.10.0")  # 10 after 9
+    with pytest.raises(ConfigError, match="found: 1"):
+        latest_pair(tmp_path, "other")
