@@ -138,8 +138,8 @@ def build(engine: str, rows: int, work: Path) -> dict:
             address = start_two_nodes()
             options += ["--ray-address", address]
     command = [sys.executable, "-m", "curate.cli", "build-mix", str(recipe), "--catalog", str(catalog),
-               "--data-root", str(DATA), "--runs", str(folder / "runs"), "--out", str(folder / "releases"),
-               "--json", *options]
+               "--data-root", str(DATA), "--runs", str(folder / "runs"),
+               "--releases", str(folder / "releases"), "--json", *options]
     env = {**os.environ, **RAY_ENV}
     started = time.perf_counter()
     try:

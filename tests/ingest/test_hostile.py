@@ -60,7 +60,7 @@ def test_a_hostile_version_creates_and_deletes_nothing_outside(tmp_path):
         sources: [dolly]
     """)
     out = CliRunner().invoke(main, ["build-mix", str(recipe), "--runs", str(tmp_path / "runs"),
-                                    "--out", str(tmp_path / "releases")])
+                                    "--releases", str(tmp_path / "releases")])
     assert out.exit_code == 2
     assert "not a safe folder name" in out.output
     assert (victim / "ingest/dolly/precious.txt").read_text() == "keep me"

@@ -64,7 +64,7 @@ def ingest(as_json: bool, **_: Any) -> None:
 
 @click.command("build-mix")
 @with_run_options
-@config_options(ReleasesFolder, at=["releases"], rename={"releases_dir": "out"})
+@config_options(ReleasesFolder, at=["releases"], rename={"releases_dir": "releases"})
 @config_options(BuildConfig, at=["build"])
 @config_options(EngineConfig, at=["engine"])
 @json_option
