@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -175,3 +176,26 @@ def test_score_runs_deita_scoring_with_local_models_and_fails_on_a_collapsed_sco
                                        "--device", "cpu", "--complexity-model", flat,
                                        "--quality-model", flat])
     assert result.exit_code == 2 and "collapse" in result.output.lower(), result.output
+
+
+def test_vv_adds_curates_debug_log_to_v(tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"Question {i // 2}?"},
+                          {"role": "assistant", "content": f"Answer {i // 2}."}]} for i in range(6)]
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+
+    def log(*flags: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "curate.cli", *flags, "dedup", str(path), "--out",
+                               str(tmp_path / f"out{len(flags[0])}.parquet")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stderr.splitlines()
+
+    info, debug = log("-v"), log("-vv")
+    assert any(line.startswith("INFO curate.engine.runner: exact_dedup_v1") for line in info)
+    assert not any(line.startswith("DEBUG") for line in info)
+    ours = [line for line in debug if line.startswith("DEBUG curate.")]
+    assert any("exact_dedup_v1: scoring (score fingerprint" in line for line in ours)
+    assert any("shard 00000, 6 rows (6 records" in line for line in ours)
+    assert not any(line.startswith("DEBUG") and not line.startswith("DEBUG curate.") for line in debug)

@@ -403,6 +403,8 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
         for i, k in enumerate(keys):
             if k in found:
                 vectors[i] = found[k]
+    log.debug("embedding %d texts (%d distinct, %d from the cache) with %s (%s, %s, %s tokens)",
+              len(texts), len(unique), len(unique) - len(todo), name, backend, resolved, max_tokens)
     try:
         done = len(unique) - len(todo)
         if progress is not None:

@@ -133,6 +133,7 @@ def _run_stage(
     stats = folder.read_stats() if folder.decisions.exists() else None
     if (stats is not None and stats.get("decision_fingerprint") == decision_fp
             and decisions_are_current(folder.decisions)):
+        log.debug("%s: decisions reused (decision fingerprint %s)", stage.versioned_name, decision_fp[:12])
         return StageResult(stage.name, stats, "decisions"), pl.read_parquet(folder.decisions)
 
     started = time.perf_counter()
@@ -143,6 +144,9 @@ def _run_stage(
                 else None)
     if resolved is None:  # what the scores are made with: recorded when they are made
         resolved = stage.resolved()
+    log.debug("%s: %s (score fingerprint %s, options %s, resolved %s)", stage.versioned_name,
+              "scores reused, deciding again" if reused == "scores" else "scoring", score_fp[:12],
+              stage.score_options(), resolved)
     if reused == "nothing":
         scores_folder.open(score_fp)
         if isinstance(stage, RowStage):

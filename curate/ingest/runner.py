@@ -175,6 +175,8 @@ def ingest_source(
         log.error("source %s failed: %s", source.name, exc)
         return _summarise(result, folder, started)
     fp = source_fingerprint(source, data_root, batch_rows=batch_rows, known=files)
+    log.debug("source %s: files %s, fingerprint %s", source.name,
+              {name: info["sha256"][:12] for name, info in files.items()}, fp[:12])
     if folder.is_complete(fp):
         return _summarise(result, folder, started, resumed=True)
     if state.get("fingerprint") not in (None, fp) and folder.done():
@@ -216,6 +218,8 @@ def ingest_source(
                 {"quarantine": quarantine, "records": records},
                 {"rows": rows, "records": records.num_rows, "quarantined": dict(reasons)},
             )
+            log.debug("source %s: shard %05d, %d rows (%d records, quarantined %s)", source.name,
+                      batch.index, rows, records.num_rows, dict(reasons) or "none")
             del records, quarantine, batch
             pa.default_memory_pool().release_unused()
             read += rows
@@ -239,6 +243,8 @@ def ingest_source(
         writer.shutdown(wait=True)
         con.close()
     folder.mark_complete()
+    if progress is not None:  # the rows read are all the rows: the total is known now
+        progress(Tick("ingest", source.name, read, read))
     result = _summarise(result, folder, started)
     if result.rows == 0:
         paths = ([str(p) for p in resolve_files(source.location, data_root, entry=source.name)]

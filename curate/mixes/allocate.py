@@ -20,6 +20,7 @@ that lacks units and by how much.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ import polars as pl
 
 from curate.catalog import MixSpec
 from curate.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -191,6 +194,8 @@ def allocate(candidates: pl.DataFrame, spec: MixSpec, seed: int) -> Allocation:
     available = candidates.group_by("category", "modality").agg(pl.col("units").sum()).sort(
         "category", "modality")
     budget, cells = cell_budgets(available, spec)
+    log.debug("budget %s %s; cells %s", f"{budget:,}", spec.unit,
+              {f"{c}/{m}": round(a) for (c, m), a in sorted(cells.items())})
     chosen = []
     for (category, modality), amount in sorted(cells.items()):
         in_cell = candidates.filter((pl.col("category") == category) & (pl.col("modality") == modality))
