@@ -23,7 +23,7 @@ from curate.errors import CurateError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("curate.cli.commands.catalog:catalog",
-                "List and check catalog entries (sources, benchmarks, mixes)."),
+                "List, check and add catalog entries (sources, benchmarks, mixes)."),
     "ingest": ("curate.cli.commands.runs:ingest",
                "Read every source of RECIPE (a YAML path or a mix name) into the run store."),
     "build-mix": ("curate.cli.commands.runs:build_mix",
