@@ -150,7 +150,8 @@ class RunReader:
     def quarantined(self, sources: Sequence[str]) -> pl.LazyFrame:
         """The rows of ``sources`` that could not become records: ``source``, ``row``,
         ``reason``, ``detail``, the raw text and its file."""
-        files = [p for name in sources for p in self.store.source(name).files("quarantine")]
+        # a producer's source (synth_cot) has records and rejected parents, no quarantine
+        files = [p for name in sources for p in self.store.source(name).files("quarantine") if p.exists()]
         return pl.scan_parquet(files) if files else pl.DataFrame(QUARANTINE_SCHEMA.empty_table()).lazy()
 
     def benchmark_files(self, name: str) -> list[Path]:

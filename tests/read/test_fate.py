@@ -175,3 +175,19 @@ def test_latest_pair_gives_the_two_newest_versions_or_says_how_to_make_a_second(
     assert latest_pair(tmp_path) == (tmp_path / "demo/0.9.0", tmp_path / "demo/0.10.0")  # 10 after 9
     with pytest.raises(ConfigError, match="found: 1"):
         latest_pair(tmp_path, "other")
+
+
+def test_a_producers_source_has_no_quarantine_and_fate_still_reads_it(tmp_path):
+    # synth_cot's folder holds records and rejected parents, no quarantine files (the demo)
+    from curate.read.runs import RunReader
+    from curate.records import empty_records
+    from curate.store import RunStore
+
+    store = RunStore(tmp_path / "run")
+    folder = store.source("synth_cot")
+    folder.open("fp")
+    folder.write_shard("00000", {"records": empty_records(), "rejected": empty_records()}, {"rows": 0})
+    folder.mark_complete()
+    reader = RunReader(store)
+    assert reader.quarantined(["synth_cot"]).collect().height == 0
+    assert reader.fate().height == 0
