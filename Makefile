@@ -22,7 +22,7 @@ $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[ml,image,test,eval,merge,onnx,rag,ray]"
+	$(PIP_INSTALL) -e ".[ml,image,test,eval,notebooks,merge,onnx,rag,ray]"
 	$(COMPILE_KERNELS)
 	touch $@
 

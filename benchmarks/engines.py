@@ -178,8 +178,8 @@ def build(engine: str, rows: int, work: Path) -> dict:
             options += ["--ray-address", nodes.address]
             env = nodes.env
     command = [sys.executable, "-m", "curate.cli", "build-mix", str(recipe), "--catalog", str(catalog),
-               "--data-root", str(DATA), "--runs", str(folder / "runs"), "--out", str(folder / "releases"),
-               "--json", *options]
+               "--data-root", str(DATA), "--runs", str(folder / "runs"),
+               "--releases", str(folder / "releases"), "--json", *options]
     started = time.perf_counter()
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -199,6 +199,8 @@ class Source(Config):
         "`fil`) or `code`.",
     )
     tags: list[str] = Field(default_factory=list, description="Free tags usable in mix targets.")
+    citation: str | None = Field(None, description=(
+        "How to cite the data (a BibTeX entry or a reference), for the dataset card's citations."))
     location: Location
     mapping: Mapping
 
@@ -222,6 +224,14 @@ class Source(Config):
     @classmethod
     def _version_safe(cls, value: str) -> str:
         return check_path_part(value, "version")
+
+    DESCRIPTIVE: ClassVar[frozenset[str]] = frozenset({"description", "homepage", "citation"})
+    """Fields that describe the data for people (the dataset card) and change no record."""
+
+    def ingest_identity(self) -> dict[str, Any]:
+        """The entry as ingestion sees it: every field but the ``DESCRIPTIVE`` ones, so a
+        new citation or description does not ingest the source again."""
+        return self.model_dump(mode="json", exclude=set(self.DESCRIPTIVE))
 
     @property
     def allow_outside_data_root(self) -> bool:
@@ -293,6 +303,21 @@ class MixSpec(Config):
         return self
 
 
+class CardSpec(Config):
+    """What a release's dataset card says that curate cannot know: the uses the data is
+    meant for, the uses it is not, and limitations beyond those curate states itself."""
+
+    uses: list[str] = Field(default_factory=list, description=(
+        "Intended uses, one sentence each [default: fine-tuning language models on the release's "
+        "formats, and studying curation]."))
+    out_of_scope: list[str] = Field(default_factory=list, description=(
+        "Uses the data is not fit for, one sentence each; a medical release always adds that it is "
+        "not for clinical use."))
+    limitations: list[str] = Field(default_factory=list, description=(
+        "Known limitations, one sentence each, listed before the ones curate states (contamination "
+        "checked only against the named benchmarks, estimated token counts, offline synthetic text)."))
+
+
 class Recipe(Config):
     """A mix recipe: which sources and benchmarks, which stages, the mix and the seed."""
 
@@ -316,6 +341,8 @@ class Recipe(Config):
     mix: MixSpec | None = Field(
         None, description="Targets and budget; unset: every kept record goes to the release.",
     )
+    card: CardSpec = Field(default_factory=CardSpec, description=(
+        "The dataset card's intended and out-of-scope uses and limitations."))
     engine: EngineConfig | None = Field(None, description=(
         "Where the stages run (`engine: ray`, `ray_address`, `workers`); the command line's "
         "--engine options win. Not part of the release: every engine writes the same one."))
@@ -459,6 +486,17 @@ def resolve_files(location: Location, data_root: Path, *, entry: str | None = No
                     "data under the root, or opt in with `allow_outside_data_root: true` on "
                     "the entry (or --allow-outside-data-root of `curate ingest` and `curate build-mix`)")
     return files
+
+
+def portable_path(path: Path, data_root: Path) -> str | None:
+    """``path`` as a catalog entry writes it, the same on any machine: relative to the data
+    root, or ``catalog:<path>`` under the shipped catalogs folder; None for a file outside
+    both (an entry that opted in with ``allow_outside_data_root``)."""
+    for root, prefix in ((Path(data_root), ""), (shipped_catalog_dir(), CATALOG_PREFIX)):
+        for candidate, base in ((path, root), (path.resolve(), root.resolve())):
+            if candidate.is_relative_to(base):
+                return prefix + candidate.relative_to(base).as_posix()
+    return None
 
 
 # -- the catalog ----------------------------------------------------------------------

@@ -4,6 +4,8 @@
 runs/<recipe>/<run-id>/
   run.json                            the recipe, its sources and benchmarks, the data root
   release.json                        the release the run last wrote (path, status, composition)
+  report.local.html                   with `build-mix --local-report`: the release report quoting
+                                      every example, benchmark items too (local only, never published)
   ingest/<source>/records-00000.parquet, quarantine-00000.parquet, ...
   ingest/<source>/_done/00000.json    one marker per finished shard (its stats)
   ingest/<source>/_state.json         the fingerprint the shards belong to; `complete` when done
@@ -280,6 +282,12 @@ class RunStore:
         """Write the run's ``run.json``."""
         write_json(self.root / "run.json", dict(info))
 
+    @property
+    def local_report(self) -> Path:
+        """``report.local.html``: the release report quoting every example row, contaminated
+        rows beside the benchmark items they match; it stays in the run folder."""
+        return self.root / "report.local.html"
+
     def release_record(self) -> dict[str, Any] | None:
         """What ``build-mix`` recorded of the release this run last wrote, or None."""
         path = self.root / "release.json"
@@ -297,6 +305,7 @@ class ReleaseFolder:
     CARD = "README.md"
     REMOVED = "removed.parquet"
     REPORT = "report.html"
+    RECIPE = "recipe.yaml"
     DATA = "data"
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -329,6 +338,11 @@ class ReleaseFolder:
     def report(self) -> Path:
         """``report.html``: composition and score distributions."""
         return self.path / self.REPORT
+
+    @property
+    def recipe(self) -> Path:
+        """``recipe.yaml``: the recipe the release was built from, as given."""
+        return self.path / self.RECIPE
 
     def files(self) -> list[str]:
         """Every file in the folder, as names relative to it, sorted."""

@@ -76,6 +76,6 @@ def demo_build(tmp_path_factory) -> DemoBuild:
 
     tmp = tmp_path_factory.mktemp("demo")
     result = CliRunner().invoke(main, ["build-mix", "demo", "--runs", str(tmp / "runs"),
-                                       "--out", str(tmp / "releases")], env={"COLUMNS": "200"})
+                                       "--releases", str(tmp / "releases")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return DemoBuild(tmp / "runs", tmp / "runs/demo/0.1.0", tmp / "releases/demo/0.1.0", result.output)

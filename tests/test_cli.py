@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -117,7 +118,7 @@ def test_adhoc_decontaminate_writes_every_row_and_the_report(tmp_path, data_root
     assert out.get_column("row").to_list() == list(range(302))
     assert sorted(out.group_by("reason", "reason_ref").len().iter_rows(), key=str) == sorted([
         (None, None, 300), ("contaminated", "mmlu_medical", 1), ("invalid_json", None, 1)], key=str)
-    assert out.filter(pl.col("row") == 5).item(0, "contam_item") == "mmlu_medical:0"
+    assert out.filter(pl.col("row") == 5).item(0, "contam_item") == {"benchmark": "mmlu_medical", "row": 0}
     assert (tmp_path / "out/contamination.parquet").exists()
     assert "contaminated" in result.output
 
@@ -175,3 +176,86 @@ def test_score_runs_deita_scoring_with_local_models_and_fails_on_a_collapsed_sco
                                        "--device", "cpu", "--complexity-model", flat,
                                        "--quality-model", flat])
     assert result.exit_code == 2 and "collapse" in result.output.lower(), result.output
+
+
+def test_vv_adds_curates_debug_log_to_v(tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"Question {i // 2}?"},
+                          {"role": "assistant", "content": f"Answer {i // 2}."}]} for i in range(6)]
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+
+    def log(*flags: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "curate.cli", *flags, "dedup", str(path), "--out",
+                               str(tmp_path / f"out{len(flags[0])}.parquet")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stderr.splitlines()
+
+    info, debug = log("-v"), log("-vv")
+    assert any(line.startswith("INFO curate.engine.runner: exact_dedup_v1") for line in info)
+    assert not any(line.startswith("DEBUG") for line in info)
+    ours = [line for line in debug if line.startswith("DEBUG curate.")]
+    assert any("exact_dedup_v1: scoring (score fingerprint" in line for line in ours)
+    assert any("shard 00000, 6 rows (6 records" in line for line in ours)
+    assert not any(line.startswith("DEBUG") and not line.startswith("DEBUG curate.") for line in debug)
+
+
+def test_one_file_commands_read_named_columns_inline(tmp_path):
+    rows = [{"q": "What is gout?", "a": "Uric acid crystals in a joint."}] * 2 + [
+        {"q": "Why is the sky blue?", "a": "Rayleigh scattering of sunlight."}]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = CliRunner().invoke(main, ["dedup", str(path), "--kept", str(tmp_path / "no.jsonl")])
+    assert plain.exit_code == 2 and "--question COLUMN --answer COLUMN, or --text-key COLUMN" in plain.output
+    named = CliRunner().invoke(main, ["dedup", str(path), "--question", "q", "--answer", "a",
+                                      "--kept", str(tmp_path / "kept.jsonl")])
+    assert named.exit_code == 0, named.output
+    assert [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()] == rows[1:]
+    text = CliRunner().invoke(main, ["dedup", str(path), "--text-key", "a", "--out",
+                                     str(tmp_path / "t.parquet")])
+    assert text.exit_code == 0, text.output
+    reasons = pl.read_parquet(tmp_path / "t.parquet").get_column("reason").to_list()
+    assert reasons == [None, "duplicate_of", None]
+    both = CliRunner().invoke(main, ["dedup", str(path), "--source", "dolly", "--question", "q",
+                                     "--out", str(tmp_path / "x.parquet")])
+    assert both.exit_code == 2 and "give --source or --question, not both" in both.output
+
+
+def test_catalog_add_writes_a_checked_entry_from_a_file_or_a_pinned_hub_dataset(tmp_path):
+    from curate.catalog import Catalog
+
+    data = tmp_path / "data"
+    (data / "mine").mkdir(parents=True)
+    rows = [{"instruction": f"Name fruit {i}.", "output": f"Fruit {i}.", "id": i} for i in range(5)]
+    (data / "mine/fruit.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    catalog = tmp_path / "catalog"
+    added = CliRunner().invoke(main, ["catalog", "add", "fruit", str(data / "mine/fruit.jsonl"),
+                                      "--license", "CC0-1.0", "--domain", "general",
+                                      "--catalog", str(catalog),
+                                      "--data-root", str(data), "--citation", "@misc{fruit, title={Fruit}}",
+                                      "--json"])
+    assert added.exit_code == 0, added.output
+    entry = Catalog.load([catalog]).source("fruit")
+    assert entry.location.path == "mine/fruit.jsonl"  # relative to the data root
+    assert (entry.mapping.question, entry.mapping.answer) == ("instruction", "output")  # guessed
+    assert entry.citation == "@misc{fruit, title={Fruit}}" and json.loads(added.output)["check"]["ok"]
+    again = CliRunner().invoke(main, ["catalog", "add", "fruit", str(data / "mine/fruit.jsonl"), "--license",
+                                      "MIT", "--domain", "general", "--catalog", str(catalog)])
+    assert again.exit_code == 2 and "never overwritten" in again.output
+    used = CliRunner().invoke(main, ["dedup", str(data / "mine/fruit.jsonl"), "--source", "fruit",
+                                     "--catalog", str(catalog), "--out", str(tmp_path / "d.parquet")])
+    assert used.exit_code == 0, used.output
+    hub = ["catalog", "add", "chats", "--hf", "someone/chats", "--license", "MIT", "--domain", "general",
+           "--catalog", str(catalog)]
+    unpinned = CliRunner().invoke(main, [*hub, "--messages", "messages"])
+    assert unpinned.exit_code == 2 and "pin the hub dataset: --revision SHA" in unpinned.output
+    pinned = CliRunner().invoke(main, [*hub, "--messages", "messages", "--revision", "a" * 40])
+    assert pinned.exit_code == 0, pinned.output
+    hf = Catalog.load([catalog]).source("chats").location.hf
+    assert hf is not None and (hf.repo, hf.revision, hf.split) == ("someone/chats", "a" * 40, "train")
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"left": "x", "right": "y"}) + "\n")
+    guessless = CliRunner().invoke(main, ["catalog", "add", "odd", str(odd), "--license", "MIT", "--domain",
+                                          "general", "--catalog", str(catalog)])
+    assert guessless.exit_code == 2 and "columns: left, right" in guessless.output

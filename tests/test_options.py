@@ -176,3 +176,19 @@ def test_library_defaults_agree_with_the_configs_the_options_come_from(function,
             f"{function}({name}={parameters[name].default!r}) but {model}.{name} defaults to {expected!r}")
         compared += 1
     assert compared, f"{function} takes none of {model}'s fields"
+
+
+def test_a_folder_has_one_option_name_on_every_command():
+    # `release ls --root` and `build-mix --out` named one folder twice (issue 30)
+    names: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for path, command in GENERATED:
+        for param in command.params:
+            if isinstance(param, ConfigOption) and (param.field.endswith("_dir")
+                                                    or param.field == "data_root"):
+                for model in param.models:
+                    names.setdefault((model.__name__, param.field), {}).setdefault(
+                        param.opts[0], set()).add(path)
+    several = {field: opts for field, opts in names.items() if len(opts) > 1}
+    assert several == {}, several
+    assert set(names[("ReleasesFolder", "releases_dir")]) == {"--releases"}
+    assert set(names[("RunFolder", "runs_dir")]) == {"--runs"}

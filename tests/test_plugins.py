@@ -65,8 +65,8 @@ def test_an_installed_plugin_stage_runs_from_a_recipe(plugin, tmp_path, data_roo
           exact_dedup: {}
           shouting: {max_upper: 0.0}
     """)
-    built = curate(plugin, "build-mix", recipe, "--runs", tmp_path / "runs", "--out", tmp_path / "releases",
-                   "--data-root", data_root, "--json")
+    built = curate(plugin, "build-mix", recipe, "--runs", tmp_path / "runs", "--releases",
+                   tmp_path / "releases", "--data-root", data_root, "--json")
     assert built.returncode == 0, built.stderr
     stages = {s["stage"]: s for s in json.loads(built.stdout)["stages"]}
     assert list(stages) == ["exact_dedup_v1", "shouting_v1"]

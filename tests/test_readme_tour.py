@@ -42,6 +42,8 @@ TOUR: list[tuple[str, str, str]] = [
     # (regex that must match the start of the command, how it runs, why)
     (r"make (demo|test)\b", SKIP, "the suite is `make test`; its demo build is conftest.demo_build"),
     (r"curate catalog (ls|validate)\b", RUN, "the shipped catalogs"),
+    (r"curate catalog add my_(dolly raw\.csv|ultrachat --hf) ", RUN,
+     "writes into the copied catalogs (a hub entry needs no download)"),
     (r"curate build-mix catalogs/mixes/demo\.yaml$", RUN, "resumes the copied demo run: all reused"),
     (r"curate build-mix catalogs/mixes/demo\.yaml --engine ray", HELP,
      "a Ray cluster; tests/engine/test_ray.py builds the demo on one"),

@@ -23,7 +23,7 @@ from curate.errors import CurateError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("curate.cli.commands.catalog:catalog",
-                "List and check catalog entries (sources, benchmarks, mixes)."),
+                "List, check and add catalog entries (sources, benchmarks, mixes)."),
     "ingest": ("curate.cli.commands.runs:ingest",
                "Read every source of RECIPE (a YAML path or a mix name) into the run store."),
     "build-mix": ("curate.cli.commands.runs:build_mix",
@@ -111,9 +111,13 @@ class Main(Group):
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True, help=(
+    "More log output: -v info, -vv curate's debug log (fingerprints, reuse, shards, cache hits, "
+    "the allocation's cells), -vvv every library's debug log too."))
 @click.version_option(package_name="curate")
 def main(verbose: int) -> None:
     """curate: data sources in, audited post-training dataset releases out."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    everything = [logging.WARNING, logging.INFO, logging.INFO, logging.DEBUG][min(verbose, 3)]
+    logging.basicConfig(level=everything, format="%(levelname)s %(name)s: %(message)s")
+    if verbose == 2:  # curate's own debug log, without every library's
+        logging.getLogger("curate").setLevel(logging.DEBUG)

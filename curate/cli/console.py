@@ -84,11 +84,18 @@ def progress_bars(*, totals: Callable[[], Mapping[str, int]] | None = None,
 @contextmanager
 def rich_bars(expected: Mapping[str, int], rows: int | None = None) -> Iterator[Progress]:
     """The bars of ``progress_bars``, drawn whatever stderr is."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.progress import Progress as Bars
 
     with Bars(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-              TimeElapsedColumn(), transient=True, console=console(stderr=True)) as bar:
+              TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=True,
+              console=console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def tick(event: Tick) -> None:
@@ -97,9 +104,11 @@ def rich_bars(expected: Mapping[str, int], rows: int | None = None) -> Iterator[
                 if source not in tasks:
                     tasks[source] = bar.add_task(f"ingest {source}", total=expected.get(source, rows))
                 total = bar.tasks[tasks[source]].total
-                # an estimated total that the rows outgrow follows them
-                bar.update(tasks[source], completed=event.done,
-                           total=None if total is None else max(total, event.done))
+                if event.total is not None:  # the source is read: its bar, and its clock, stop
+                    total = event.total
+                elif total is not None:  # an estimated total that the rows outgrow follows them
+                    total = max(total, event.done)
+                bar.update(tasks[source], completed=event.done, total=total)
                 return
             if event.name not in tasks:
                 label = f"  {event.part}" if event.part else f"stage {event.step}"

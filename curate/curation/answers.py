@@ -47,6 +47,7 @@ from __future__ import annotations
 import difflib
 import re
 from functools import cache
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -160,6 +161,17 @@ class AnswerCheck(DatasetStage[AnswersConfig]):
     decision_fields = ANSWERS_DECISIONS
     columns = ("kind", "messages", "chosen", "images")
     score_columns = SCORES
+
+    def thresholds(self) -> dict[str, float]:
+        """An ``answer_similarity`` under ``min_similarity`` flags a long enough answer."""
+        return {"answer_similarity": self.config.min_similarity}
+
+    def resolved(self) -> dict[str, Any]:
+        """The precision and the embedder weights of the relatedness check, when it is on."""
+        from curate.curation.embed import embedder_resolved
+
+        return embedder_resolved(self.config.embedding_model, self.config.embedding_precision,
+                                 prefix="embedding_")
 
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         """The stage's scores (see the module docstring)."""

@@ -117,6 +117,16 @@ class Clean(RowStage[CleanConfig]):
     decision_fields = frozenset(CleanConfig.model_fields) - REPAIR_OPTIONS
     columns = ("kind", *TURN_COLUMNS)
     score_columns = SCORES
+
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """The answer-length, repetition and alphabetic-share cuts of the flags switched on."""
+        o = self.config
+        cuts = {"clean_answer_words": float(o.min_answer_words) if o.short_answer and o.min_answer_words > 1
+                else None,
+                "clean_repeated_ngrams": o.max_repeated_ngrams if o.repetitive else None,
+                "clean_alpha_share": o.min_alpha_share if o.non_text else None}
+        return {column: value for column, value in cuts.items() if value is not None}
     rewrites_text = True
 
     @override

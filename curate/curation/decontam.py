@@ -56,7 +56,7 @@ import pyarrow as pa
 from typing_extensions import override
 
 from curate.curation.config import DecontamConfig
-from curate.curation.embed import default_cache_dir, embed, nearest
+from curate.curation.embed import default_cache_dir, embed, embedder_resolved, nearest
 from curate.curation.minhash import plain, shingle_novelty, shingle_table, text_buffers, word_characters
 from curate.curation.text import all_text, user_text
 from curate.engine.stage import PartProgress, RowStage, StageContext, select_rows
@@ -84,6 +84,20 @@ class Decontaminate(RowStage[DecontamConfig]):
                                          ("item", pl.String), ("field", pl.String))}
 
     setup_once = True  # the benchmark index: built once, read by every worker
+
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """Each tier's score at its threshold or above is a match."""
+        o = self.config
+        return {"ngram_score": float(o.ngram_min_matches), "containment_score": o.min_containment,
+                "stem_score": o.min_stem_containment, "embedding_score": o.embedding_threshold}
+
+    @override
+    def resolved(self) -> dict[str, Any]:
+        """Tier 4's precision and embedder weights, when the tier is on."""
+        c = self.config
+        return embedder_resolved(c.embedding_model, c.embedding_precision, c.embedding_backend,
+                                 prefix="embedding_")
 
     def __init__(self, config: DecontamConfig | None = None):
         super().__init__(config)

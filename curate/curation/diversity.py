@@ -26,13 +26,14 @@ the stored scores for the configured ``tau`` and ``budget`` only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 from typing_extensions import override
 
 from curate.curation.config import DiversityConfig
-from curate.curation.embed import embed
+from curate.curation.embed import embed, embedder_resolved
 from curate.curation.text import answer_text, user_text
 from curate.engine.stage import DatasetStage, StageContext
 from curate.errors import ConfigError
@@ -49,7 +50,17 @@ class Diversity(DatasetStage[DiversityConfig]):
     columns = ("kind", "messages", "chosen")
     score_columns = {"diversity_rank": pl.Int64, "diversity_max_sim": pl.Float64,
                      "diversity_nearest": pl.String}
+    rank_columns = frozenset({"diversity_rank"})
 
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """``diversity_max_sim`` above ``tau`` removes."""
+        return {"diversity_max_sim": self.config.tau}
+
+    @override
+    def resolved(self) -> dict[str, Any]:
+        """The precision and the embedder weights the scores are made with."""
+        return embedder_resolved(self.config.model, self.config.precision)
 
     @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:

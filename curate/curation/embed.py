@@ -83,6 +83,43 @@ def model_revision(name: str) -> str:
     return name
 
 
+@cache
+def weights_digest(name: str) -> str | None:
+    """The sha256 of the files ``name`` loads from (weights, configuration, tokenizer), in
+    name order: what identifies the model whatever its package or hub revision says. None
+    when the files are not on this machine (a hub name not in the local cache)."""
+    try:
+        folder = Path(model_location(name))
+    except MissingDependencyError:
+        return None
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name, local_files_only=True))
+        except Exception:  # not cached, not a hub name, or no huggingface_hub: unknown
+            return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def embedder_resolved(name: str | None, precision: EmbeddingPrecision, backend: Backend = "torch",
+                      *, prefix: str = "") -> dict[str, Any]:
+    """What an embedding option resolves to here: the precision ``auto`` picks and the
+    model's weights digest (``Stage.resolved``), keys prefixed with ``prefix``."""
+    if name is None:
+        return {}
+    try:
+        resolved: str | None = resolve_precision(precision, backend)
+    except ImportError:  # no torch to ask: the stage says so when it scores
+        resolved = None
+    return {f"{prefix}precision": resolved, f"{prefix}weights_sha256": weights_digest(name)}
+
+
 def default_cache_dir() -> Path:
     """``$CURATE_CACHE_DIR/embeddings``, else ``$XDG_CACHE_HOME/curate/embeddings``, else
     ``~/.cache/curate/embeddings`` (where ad hoc calls without a run folder cache)."""
@@ -366,6 +403,8 @@ def embed(texts: list[str], name: str = DEFAULT_EMBEDDER, *, batch_size: int = 6
         for i, k in enumerate(keys):
             if k in found:
                 vectors[i] = found[k]
+    log.debug("embedding %d texts (%d distinct, %d from the cache) with %s (%s, %s, %s tokens)",
+              len(texts), len(unique), len(unique) - len(todo), name, backend, resolved, max_tokens)
     try:
         done = len(unique) - len(todo)
         if progress is not None:

@@ -20,6 +20,7 @@ class ExactDedup(DatasetStage[ExactDedupConfig]):
     name = "exact_dedup"
     version = 1
     score_columns = {"dup_copies": pl.Int64, "dup_rank": pl.Int64}
+    rank_columns = frozenset({"dup_rank"})
 
     @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:

@@ -43,6 +43,11 @@ class NearDedup(DatasetStage[NearDedupConfig]):
     score_columns = {"near_dup_cluster": pl.String, "near_dup_jaccard": pl.Float64}
 
     @override
+    def thresholds(self) -> dict[str, float]:
+        """A ``near_dup_jaccard`` at ``minhash.threshold`` or above joins a cluster."""
+        return {"near_dup_jaccard": self.config.minhash.threshold}
+
+    @override
     def score(self, records: pl.LazyFrame, context: StageContext) -> pl.DataFrame:
         config: MinHashConfig = self.config.minhash
         bands, _ = config.banding

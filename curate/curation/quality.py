@@ -115,6 +115,13 @@ class Quality(RowStage[QualityConfig]):
     columns = ("messages", "chosen")
     score_columns = SCORE_COLUMNS
 
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """The fixed minimums that are set; the bottom ``drop_fraction`` cut depends on the data."""
+        o = self.config
+        cuts = {"complexity": o.min_complexity, "quality": o.min_quality, "deita_score": o.min_score}
+        return {column: value for column, value in cuts.items() if value is not None}
+
     def __init__(self, config: QualityConfig | None = None):
         super().__init__(config)
         self._scorers: dict[str, DeitaScorer] = {}

@@ -40,6 +40,11 @@ class Relevance(RowStage[RelevanceConfig]):
     columns = ("kind", "messages", "chosen", "images")
     score_columns = SCORES
 
+    @override
+    def thresholds(self) -> dict[str, float]:
+        """A ``relevance_clip`` cosine under ``threshold`` removes."""
+        return {"relevance_clip": float(self.config.threshold or 0.0)}
+
     @property
     @override
     def gpus(self) -> float:

@@ -19,6 +19,8 @@ an executor: they call ``StageContext.map_records`` and ``StageContext.partition
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ ShardFunction = Callable[[pa.Table], pa.Table]
 """The kept records of one shard (the columns asked for) -> a table of results."""
 GroupFunction = Callable[[pl.DataFrame], pl.DataFrame]
 """The rows of one partition -> a table of results."""
+
+log = logging.getLogger(__name__)
 
 
 class ScoringStage(Protocol):
@@ -136,7 +140,10 @@ class LocalExecutor(Executor):
         stage.setup(context)
         try:
             for done, shard in enumerate(shards, start=1):
+                started = time.perf_counter()
                 score_shard(stage, shard, dropped, context, folder)
+                log.debug("%s: scored shard %s in %.2f s", stage.name, shard.name,
+                          time.perf_counter() - started)
                 if progress is not None:
                     progress(done)
         finally:

@@ -40,11 +40,10 @@ from curate.engine.stage import (
     RowStage,
     Stage,
     StageContext,
-    split_reasons,
 )
 from curate.lifecycle import running
 from curate.progress import Progress, Tick
-from curate.read.runs import RunReader, decisions_are_current
+from curate.read.runs import RunReader, decisions_are_current, split_reasons
 from curate.records import KEYS, POSITION
 from curate.store import RunStore, ShardedFolder, fingerprint, write_json, write_parquet
 
@@ -134,11 +133,20 @@ def _run_stage(
     stats = folder.read_stats() if folder.decisions.exists() else None
     if (stats is not None and stats.get("decision_fingerprint") == decision_fp
             and decisions_are_current(folder.decisions)):
+        log.debug("%s: decisions reused (decision fingerprint %s)", stage.versioned_name, decision_fp[:12])
         return StageResult(stage.name, stats, "decisions"), pl.read_parquet(folder.decisions)
 
     started = time.perf_counter()
     scores_folder = folder.scores
     reused = "scores" if scores_folder.is_complete(score_fp) else "nothing"
+    before = folder.read_stats() or {}
+    resolved = (before.get("resolved") if reused == "scores" and before.get("score_fingerprint") == score_fp
+                else None)
+    if resolved is None:  # what the scores are made with: recorded when they are made
+        resolved = stage.resolved()
+    log.debug("%s: %s (score fingerprint %s, options %s, resolved %s)", stage.versioned_name,
+              "scores reused, deciding again" if reused == "scores" else "scoring", score_fp[:12],
+              stage.score_options(), resolved)
     if reused == "nothing":
         scores_folder.open(score_fp)
         if isinstance(stage, RowStage):
@@ -161,6 +169,7 @@ def _run_stage(
     stats = {
         "stage": stage.versioned_name,
         "options": stage.config.model_dump(mode="json"),
+        "resolved": resolved,
         "rows": decisions.height,
         "kept": int(decisions.get_column("keep").sum()),
         "dropped": int((~decisions.get_column("keep")).sum()),

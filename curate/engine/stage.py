@@ -6,9 +6,9 @@ so changing an option listed in ``decision_fields`` re-runs ``decide`` only.
 
 Reasons are short snake_case codes, optionally with a parameter after a colon
 (``contaminated:medqa``, ``duplicate_of:<id>``). The engine splits what ``decide`` returns
-(``split_reasons``) before it writes the decisions: ``reason`` keeps the code alone
-(``contaminated``), ``reason_ref`` the parameter (``medqa``, a record id), and ``stage``
-names the stage, so every stage's decisions query alike and stats count by code.
+(``curate.read.runs.split_reasons``) before it writes the decisions: ``reason`` keeps the
+code alone (``contaminated``), ``reason_ref`` the parameter (``medqa``, a record id), and
+``stage`` names the stage, so every stage's decisions query alike and stats count by code.
 """
 
 from __future__ import annotations
@@ -187,6 +187,9 @@ class Stage(Step[C]):
     """The score columns ``score`` adds and their Polars types. The engine adds any that
     are missing, as nulls, before ``decide``: records that were never scored (a shard
     emptied by earlier stages, an empty run) carry the keys alone."""
+    rank_columns: ClassVar[frozenset[str]] = frozenset()
+    """Numeric score columns that are positions, not scores (``dup_rank``): the release
+    report draws no histogram of them."""
     rewrites_text: ClassVar[bool] = False
     """True when ``rewrite`` changes the turns a release writes (``clean``'s repair)."""
     setup_once: ClassVar[bool] = False
@@ -213,6 +216,20 @@ class Stage(Step[C]):
     def decide(self, scores: pl.DataFrame) -> pl.DataFrame:
         """Return ``scores`` with a boolean ``keep`` and a string ``reason`` (null when kept).
         ``scores`` carry every column of ``score_columns`` (the engine pads missing ones)."""
+
+    def resolved(self) -> dict[str, Any]:
+        """What this stage's options resolve to on this machine where they leave a choice
+        (``precision: auto`` -> ``bfloat16``), and the identity of the weights a model option
+        names (a hash of their files): recorded with the stage's stats when it scores, so a
+        release says what decided. Empty by default."""
+        return {}
+
+    def thresholds(self) -> dict[str, float]:
+        """The score columns ``decide`` compares with a fixed value under the current
+        options, and that value (the release report marks it on the column's histogram).
+        A cut that depends on the data (a quantile) is not listed: the histogram's kept
+        and removed bars show it."""
+        return {}
 
     def with_score_columns(self, scores: pl.DataFrame) -> pl.DataFrame:
         """``scores`` with every column of ``score_columns``, null where it was missing."""
@@ -301,19 +318,6 @@ def select_rows(records: pl.LazyFrame, keys: pl.DataFrame, *columns: str | pl.Ex
     found = in_batches(records.join(keys.lazy(), on=["source", "row"], how="semi"), *columns)
     empty = records.select(*columns).clear().collect()
     return pl.concat([empty, *found])
-
-
-def split_reasons(decisions: pl.DataFrame) -> pl.DataFrame:
-    """``decisions`` with ``reason`` cut at its first colon: the code stays in ``reason``,
-    the parameter (a benchmark, a record id, a field; null when none) goes to a new
-    ``reason_ref`` column after it. Decisions already split are returned as they are."""
-    import polars as pl
-
-    if "reason_ref" in decisions.columns:
-        return decisions
-    parts = pl.col("reason").cast(pl.String).str.splitn(":", 2)
-    return decisions.with_columns(reason=parts.struct.field("field_0"),
-                                  reason_ref=parts.struct.field("field_1"))
 
 
 @dataclass(frozen=True)

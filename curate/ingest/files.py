@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from curate.catalog import Catalog, Source, resolve_files
 from curate.errors import ConfigError
@@ -14,8 +15,9 @@ from curate.progress import Progress
 from curate.store import RunStore
 
 
-def source_for_file(path: Path, *, like: Source | None) -> Source:
-    """A source entry reading ``path``: with ``like``'s mapping, or a `messages` column."""
+def source_for_file(path: Path, *, like: Source | None, mapping: dict[str, Any] | None = None) -> Source:
+    """A source entry reading ``path``: with ``like``'s mapping, or ``mapping``, or a
+    `messages` column."""
     # the user named this file on the command line: reading it is no escape from the data root
     location = {"path": str(path.resolve()), "allow_outside_data_root": True}
     if like is not None:
@@ -25,25 +27,28 @@ def source_for_file(path: Path, *, like: Source | None) -> Source:
     return Source.model_validate({
         "name": name, "version": "adhoc", "license": "unknown", "domain": "unknown",
         "task": "unknown", "location": location,
-        "mapping": {"kind": "chat", "messages": "messages"},
+        "mapping": mapping or {"kind": "chat", "messages": "messages"},
     })
 
 
 def ingest_file(path: Path, store: RunStore, *, source: str | None, catalog: Catalog,
-                data_root: Path, progress: Progress | None = None) -> Source:
+                data_root: Path, progress: Progress | None = None,
+                mapping: dict[str, Any] | None = None) -> Source:
     """Ingest the file ``path`` into ``store`` as one source, read with the mapping of the
-    catalog source or benchmark named ``source``, or as a file with a `messages` column;
-    its entry. A file the mapping cannot read fails with a ConfigError that says so.
-    ``progress`` gets a ``Tick`` after each batch read."""
+    catalog source or benchmark named ``source``, or with ``mapping`` (given inline), or as
+    a file with a `messages` column; its entry. A file the mapping cannot read fails with a
+    ConfigError that says so. ``progress`` gets a ``Tick`` after each batch read."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     like = None
     if source is not None:  # a benchmark's mapping reads its file as well as a source's does
         like = catalog.benchmarks[source] if source in catalog.benchmarks else catalog.source(source)
-    entry = source_for_file(path, like=like)
+    entry = source_for_file(path, like=like, mapping=mapping)
     check = check_source(entry, path, data_root)
     if not check.ok:
-        hint = "" if source else "; pass --source NAME to read it with a catalog entry's mapping"
+        hint = "" if source or mapping else (
+            "; name its columns (--question COLUMN --answer COLUMN, or --text-key COLUMN), or pass "
+            "--source NAME to read it with a catalog entry's mapping")
         raise ConfigError(f"{path}: {check.message}{hint}")
     ingested = ingest([entry], store, data_root=data_root, progress=progress)
     if ingested.failed:

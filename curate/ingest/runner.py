@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from curate.catalog import Source, confined, resolve_files
+from curate.catalog import Source, confined, portable_path, resolve_files
 from curate.config import Config
 from curate.errors import ConfigError, SourceError
 from curate.ingest.mapping import QUARANTINE_SCHEMA, columns_used, map_batch
@@ -102,14 +102,15 @@ def _stat_key(path: Path) -> tuple[str, int, int, int, int]:
     return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def file_digest(path: Path, known: dict[str, Any] | None = None) -> str:
+def file_digest(path: Path, known: dict[str, Any] | None = None, *, name: str | None = None) -> str:
     """The SHA-256 of a file's bytes, computed once per identity (``_stat_key``): cached in
-    the process, and taken from ``known`` (``{path: {"key": [...], "sha256": ...}}``, as a
-    source folder's state records it) when the identity matches."""
+    the process, and taken from ``known`` (``{name: {"key": [...], "sha256": ...}}``, as a
+    source folder's state records it, ``name`` defaulting to the path) when the identity
+    matches."""
     key = _stat_key(path)
     if key in _DIGESTS:
         return _DIGESTS[key]
-    seen = (known or {}).get(str(path))
+    seen = (known or {}).get(name or str(path))
     if isinstance(seen, dict) and seen.get("key") == list(key[1:]) and isinstance(seen.get("sha256"), str):
         digest: str = seen["sha256"]
     else:
@@ -118,13 +119,24 @@ def file_digest(path: Path, known: dict[str, Any] | None = None) -> str:
     return digest
 
 
+def file_name(path: Path, data_root: Path) -> str:
+    """How a source folder's state names an input file: as its catalog entry does, relative
+    to the data root (``catalog:<path>`` for a shipped file), so moving the data folder (or
+    the project) changes no name; the absolute path for a file outside both."""
+    return portable_path(path, data_root) or str(path)
+
+
 def source_files(source: Source, data_root: Path, known: dict[str, Any] | None = None
                  ) -> dict[str, dict[str, Any]]:
-    """Each local file of ``source``: its identity and the SHA-256 of its bytes."""
+    """Each local file of ``source`` by ``file_name``: its identity and the SHA-256 of its
+    bytes (what a resume is keyed on: the content, wherever the data root is)."""
     if source.location.hf is not None:
         return {}
-    return {str(p): {"key": list(_stat_key(p)[1:]), "sha256": file_digest(p, known)}
-            for p in resolve_files(source.location, data_root, entry=source.name)}
+    files = {}
+    for path in resolve_files(source.location, data_root, entry=source.name):
+        name = file_name(path, data_root)
+        files[name] = {"key": list(_stat_key(path)[1:]), "sha256": file_digest(path, known, name=name)}
+    return files
 
 
 def source_fingerprint(source: Source, data_root: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -136,7 +148,7 @@ def source_fingerprint(source: Source, data_root: Path, *, batch_rows: int = DEF
                                source_files(source, data_root, known).items())
     except (ConfigError, OSError) as exc:
         files = str(exc)
-    return fingerprint("ingest_v2", source.model_dump(mode="json"), batch_rows, files)
+    return fingerprint("ingest_v2", source.ingest_identity(), batch_rows, files)
 
 
 def _restart_reason(source: Source, state: dict[str, Any], batch_rows: int,
@@ -147,11 +159,15 @@ def _restart_reason(source: Source, state: dict[str, Any], batch_rows: int,
         return f"--batch-rows is {batch_rows}, the kept shards were cut at {before} rows"
     old = state.get("files")
     if isinstance(old, dict):
+        digests = sorted(str((v or {}).get("sha256")) for v in old.values())
+        if old.keys() != files.keys() and digests == sorted(str(v.get("sha256")) for v in files.values()):
+            return ("its files are named differently, with the same content (renamed, or named by "
+                    "an older curate)")
         changed = sorted(p for p in files.keys() | old.keys()
                          if (files.get(p) or {}).get("sha256") != (old.get(p) or {}).get("sha256"))
         if changed:
             return f"the content of {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed"
-    if state.get("entry") not in (None, source.model_dump(mode="json")):
+    if state.get("entry") not in (None, source.ingest_identity(), source.model_dump(mode="json")):
         return "its catalog entry changed"
     return "its inputs changed"
 
@@ -178,12 +194,14 @@ def ingest_source(
         _failed(source.name, exc)
         return _summarise(result, folder, started)
     fp = source_fingerprint(source, data_root, batch_rows=batch_rows, known=files)
+    log.debug("source %s: files %s, fingerprint %s", source.name,
+              {name: info["sha256"][:12] for name, info in files.items()}, fp[:12])
     if folder.is_complete(fp):
         return _summarise(result, folder, started, resumed=True)
     if state.get("fingerprint") not in (None, fp) and folder.done():
         result.restarted = _restart_reason(source, state, batch_rows, files)
         log.warning("source %s starts over: %s", source.name, result.restarted)
-    folder.open(fp, batch_rows=batch_rows, files=files, entry=source.model_dump(mode="json"))
+    folder.open(fp, batch_rows=batch_rows, files=files, entry=source.ingest_identity())
     read = 0  # rows read by this run, for progress
     done = folder.done()
     result.resumed_shards = len(done)
@@ -219,6 +237,8 @@ def ingest_source(
                 {"quarantine": quarantine, "records": records},
                 {"rows": rows, "records": records.num_rows, "quarantined": dict(reasons)},
             )
+            log.debug("source %s: shard %05d, %d rows (%d records, quarantined %s)", source.name,
+                      batch.index, rows, records.num_rows, dict(reasons) or "none")
             del records, quarantine, batch
             pa.default_memory_pool().release_unused()
             read += rows
@@ -242,9 +262,13 @@ def ingest_source(
         writer.shutdown(wait=True)
         con.close()
     folder.mark_complete()
+    if progress is not None:  # the rows read are all the rows: the total is known now
+        progress(Tick("ingest", source.name, read, read))
     result = _summarise(result, folder, started)
     if result.rows == 0:
-        result.warning = f"no rows: {', '.join(files) or 'the source'} is empty"
+        paths = ([str(p) for p in resolve_files(source.location, data_root, entry=source.name)]
+                 if files else [])
+        result.warning = f"no rows: {', '.join(paths) or 'the source'} is empty"
         log.warning("source %s: %s", source.name, result.warning)
     return result
 

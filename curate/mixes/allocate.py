@@ -20,8 +20,9 @@ that lacks units and by how much.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,21 @@ import polars as pl
 from curate.catalog import MixSpec
 from curate.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Allocation:
-    """The records a mix chose, its budget, and target vs realised shares."""
+    """The records a mix chose, its budget, target vs realised shares, and what bound the
+    budget (``bound_by``)."""
     selected: pl.DataFrame  # source, row, id, category, modality, loss_tokens, repeat
     budget: int
     composition: list[dict[str, object]]
+    bound_by: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    """What set the budget: ``{"kind": "budget"}`` (the recipe's ``mix.budget``),
+    ``{"kind": "category" | "modality", "name", "target", "kept"}`` (the largest budget the
+    kept records allow: ``name``'s ``kept`` units are all its ``target`` share can take),
+    or ``{"kind": "none"}`` (no mix: every kept record)."""
 
 
 def _rng(seed: int, *parts: str) -> np.random.Generator:
@@ -100,6 +109,23 @@ def cell_budgets(available: pl.DataFrame, spec: MixSpec) -> tuple[int, dict[tupl
     return budget, _solve_cells(have, spec, budget)
 
 
+def bound_by(available: pl.DataFrame, spec: MixSpec) -> dict[str, Any]:
+    """What sets the size of a mix over ``available`` units per (category, modality): the
+    recipe's budget, or, with none, the category (or modality) whose kept units run out
+    first at its target share (the first in recipe order on a tie)."""
+    if spec.budget is not None:
+        return {"kind": "budget", "amount": spec.budget}
+    have = {(c, m): float(u) for c, m, u in available.iter_rows()}
+    limits = [("category", c, t, sum(u for (cc, _), u in have.items() if cc == c))
+              for c, t in spec.targets.items() if t > 0]
+    limits += [("modality", m, t, sum(u for (_, mm), u in have.items() if mm == m))
+               for m, t in (spec.modality or {}).items() if t > 0]
+    if not limits:
+        return {"kind": "none"}
+    kind, name, target, kept = min(limits, key=lambda x: x[3] / x[2])
+    return {"kind": kind, "name": name, "target": target, "kept": int(kept)}
+
+
 def _solve_cells(have: dict[tuple[str, str], float], spec: MixSpec, budget: int
                  ) -> dict[tuple[str, str], float]:
     from scipy.optimize import linprog
@@ -161,12 +187,15 @@ def _shuffled(pool: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
 def allocate(candidates: pl.DataFrame, spec: MixSpec, seed: int) -> Allocation:
     """Choose records from ``candidates`` (source, row, id, category, modality,
     loss_tokens); a record counts ``loss_tokens`` units, or one when the unit is rows."""
+    kept = candidates.group_by("category").agg(pl.col("loss_tokens").sum(), pl.len())
     candidates = apply_caps(candidates, spec, seed).with_columns(
         units=pl.col("loss_tokens").cast(pl.Float64) if spec.unit == "loss_tokens"
         else pl.lit(1.0))
     available = candidates.group_by("category", "modality").agg(pl.col("units").sum()).sort(
         "category", "modality")
     budget, cells = cell_budgets(available, spec)
+    log.debug("budget %s %s; cells %s", f"{budget:,}", spec.unit,
+              {f"{c}/{m}": round(a) for (c, m), a in sorted(cells.items())})
     chosen = []
     for (category, modality), amount in sorted(cells.items()):
         in_cell = candidates.filter((pl.col("category") == category) & (pl.col("modality") == modality))
@@ -185,6 +214,9 @@ def allocate(candidates: pl.DataFrame, spec: MixSpec, seed: int) -> Allocation:
     selected = (pl.concat(chosen) if chosen else candidates.head(0).with_columns(
         repeat=pl.lit(0, pl.Int32), _progress=pl.lit(0.0))).drop("units", "_progress")
     shares = composition(selected, spec.targets, spec.unit)
+    have = {c: (int(t), int(r)) for c, t, r in kept.iter_rows()}
+    for share in shares:  # what every stage kept (before caps), beside what the mix took
+        share["kept_loss_tokens"], share["kept_rows"] = have.get(str(share["category"]), (0, 0))
     off = [c for c in shares if abs(c["realised"] - c["target"]) > spec.tolerance]
     if off:
         largest = int(candidates.get_column("units").max() or 0)  # type: ignore[arg-type]
@@ -194,7 +226,7 @@ def allocate(candidates: pl.DataFrame, spec: MixSpec, seed: int) -> Allocation:
                         f"{c['target']:.2%}" for c in off)
             + f" (records hold up to {largest:,} {spec.unit.replace('_', ' ')}); raise "
             "`mix.budget` or `mix.tolerance`")
-    return Allocation(selected, budget, shares)
+    return Allocation(selected, budget, shares, bound_by(available, spec))
 
 
 def _stream(pool: pl.DataFrame, target: float, allow_repeats: bool) -> pl.DataFrame:

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.catalog import MixSpec, Recipe, Source, resolve_files
+from curate.catalog import MixSpec, Recipe, Source, portable_path, resolve_files
 from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.runner import Rewrite, StageResult
-from curate.engine.stage import split_reasons
+from curate.engine.stage import Stage
 from curate.mixes.allocate import Allocation, allocate, composition
-from curate.mixes.card import dataset_info, hub_dataset, render_card
+from curate.mixes.card import dataset_info, example_rows, hub_dataset, render_card
 from curate.mixes.release import (
     IMAGE_ROW_GROUP,
     ROWS_PER_FILE,
@@ -29,7 +29,7 @@ from curate.mixes.release import (
 )
 from curate.mixes.report import write_report
 from curate.mixes.tokens import counting_method, loss_tokens
-from curate.read.runs import RunReader
+from curate.read.runs import RunReader, split_reasons
 from curate.records import POSITION
 from curate.store import ReleaseFolder, sha256_file
 
@@ -50,6 +50,8 @@ class ReleaseSpec:
     benchmarks: Sequence[Source]
     data_root: Path
     stage_results: Sequence[StageResult]
+    stages: Sequence[Stage[Any]] = ()
+    """The stages that ran (the report marks their thresholds and leaves out rank columns)."""
     rewrite: Rewrite | None = None
     """The stages' text rewrites, applied to every record the release writes."""
     produced: Mapping[str, dict[str, Any]] = field(default_factory=dict)
@@ -183,12 +185,19 @@ def _inputs(entries: Sequence[Source], data_root: Path) -> dict[str, Any]:
         if entry.location.hf is not None:
             info["hf"] = entry.location.hf.model_dump(mode="json")
         else:
-            info["files"] = [
-                {"path": str(p.relative_to(data_root)) if p.is_relative_to(data_root) else str(p),
-                 "sha256": sha256_file(p)}
-                for p in resolve_files(entry.location, data_root, entry=entry.name)]
+            info["files"] = [_input_file(p, data_root)
+                             for p in resolve_files(entry.location, data_root, entry=entry.name)]
         described[entry.name] = info
     return described
+
+
+def _input_file(path: Path, data_root: Path) -> dict[str, Any]:
+    """One input file as the manifest records it: its path relative to the data root (or
+    ``catalog:<path>``), never a path of the machine that built the release, and its sha256."""
+    portable = portable_path(path, data_root)
+    if portable is None:  # outside both roots (an opt-in): its name only
+        return {"path": path.name, "outside_data_root": True, "sha256": sha256_file(path)}
+    return {"path": portable, "sha256": sha256_file(path)}
 
 
 def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) -> WrittenRelease:
@@ -207,7 +216,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     order = mix_order(allocation.selected, recipe.seed)
     trail = audit_trail(run, recipe.sources, removed, pool, allocation.selected)
     described = {e.name: {"license": e.license, "domain": e.domain, "origin": e.origin,
-                          "language": e.language, "hub": _hub_of(e)} for e in spec.sources}
+                          "language": e.language, "hub": _hub_of(e), "citation": e.citation,
+                          "homepage": e.homepage} for e in spec.sources}
     for source, stats in spec.produced.items():
         described[source] = {
             **_synthetic_source(run, source, stats),
@@ -220,7 +230,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
                    "resolved": recipe.model_dump(mode="json", exclude={"engine"})},
         "inputs": _inputs(spec.sources, spec.data_root),
         "benchmarks": _inputs(spec.benchmarks, spec.data_root),
-        "stages": [{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")}
+        "stages": [{**{k: r.stats[k] for k in ("stage", "options", "rows", "kept", "dropped", "reasons")},
+                    **({"resolved": r.stats["resolved"]} if r.stats.get("resolved") else {})}
                    for r in spec.stage_results],
         "stages_switched_off": recipe.switched_off,
         "quarantine": {
@@ -228,7 +239,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
             if (c := _quarantine_counts(run, name))},
         "contamination": _contamination(run, stage_names),
         "budget": {"unit": mix.unit if mix else "loss_tokens", "amount": allocation.budget,
-                   "counting": counting_method(tokenizer, max_length=max_length, revision=revision)},
+                   "counting": counting_method(tokenizer, max_length=max_length, revision=revision),
+                   "bound_by": allocation.bound_by},
         "composition": allocation.composition,
         "modality": _modality_shares(allocation.selected, mix),
         "sources_in_mix": _per_source(allocation.selected, described),
@@ -239,9 +251,28 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
     target = ReleaseFolder.for_recipe(releases_dir, recipe.name, recipe.version).path
     return write_release(target,
                          lambda folder: [*write_mix(folder, run, sources, order, spec.rewrite),
-                                         write_report(folder, manifest, run, trail, stage_names)], trail,
-                         manifest,
-                         lambda folder: render_card(manifest, configs, dataset_info(folder, configs)))
+                                         write_report(folder, manifest, run, trail, stage_names,
+                                                      spec.stages),
+                                         write_recipe(folder, spec.recipe_given, recipe)],
+                         trail, manifest,
+                         lambda folder: render_card(manifest, configs, dataset_info(folder, configs),
+                                                    examples=example_rows(folder, configs)))
+
+
+def write_recipe(folder: Path, given: Any, recipe: Recipe) -> str:
+    """Write ``recipe.yaml``, the recipe as given (as resolved when it came from no file),
+    without its ``engine`` (where the stages ran is not part of a release); its path
+    relative to the folder. ``curate build-mix recipe.yaml`` builds the release again
+    from the same catalog entries and data."""
+    import yaml
+
+    body = dict(given) if isinstance(given, dict) else recipe.model_dump(mode="json", exclude={"engine"})
+    body.pop("engine", None)
+    text = ("# The recipe this release was built from (curate build-mix recipe.yaml builds it again\n"
+            "# from the same catalog entries and data; manifest.json holds it resolved).\n"
+            + yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    (folder / ReleaseFolder.RECIPE).write_text(text, "utf-8")
+    return ReleaseFolder.RECIPE
 
 
 def _hub_of(entry: Source) -> str | None:
@@ -258,8 +289,17 @@ def _quarantine_counts(run: RunReader, name: str) -> dict[str, int]:
 
 
 def _contamination(run: RunReader, stage_names: Sequence[str]) -> list[dict[str, Any]]:
+    """The contamination report per source x benchmark, without its examples (they quote
+    benchmark items), with the ids of the items matched (``<benchmark>:<row>``)."""
     report = run.report("contamination", stage_names)
-    return [] if report is None else report.drop("examples").to_dicts()
+    if report is None:
+        return []
+    matched = run.contaminated(stage_names)
+    rows = report.drop("examples").to_dicts()
+    for row in rows:
+        mine = matched.filter((pl.col("source") == row["source"]) & (pl.col("benchmark") == row["benchmark"]))
+        row["items"] = [f"{row['benchmark']}:{n}" for n in mine.get_column("item_row").unique().sort()]
+    return rows
 
 
 def _shares(selected: pl.DataFrame, column: str) -> dict[str, dict[str, float | int]]:

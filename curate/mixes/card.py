@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from curate.errors import ConfigError
+from curate.read.views import Budget
 
 _TASKS = {"text": "text-generation", "image_text": "visual-question-answering",
           "preference": "text-generation"}
@@ -91,6 +92,16 @@ def _synthetic_note(synth: dict[str, Any]) -> str:
             f"{synth['completion_tokens_per_row']:.1f} completion tokens per parent row.")
 
 
+ITEMS_SHOWN = 5
+
+
+def _items(items: list[str]) -> str:
+    """A few item ids (``mmlu_medical:60``), then how many more: the card names the items
+    a row matched and never quotes them."""
+    shown = ", ".join(items[:ITEMS_SHOWN])
+    return (shown + (f" and {len(items) - ITEMS_SHOWN:,} more" if len(items) > ITEMS_SHOWN else "")) or "-"
+
+
 def _size_category(rows: int) -> str:
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
               (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
@@ -136,10 +147,166 @@ def _languages(sources: dict[str, Any]) -> list[str]:
     return sorted({code for s in sources.values() for code in s.get("language", ["en"])}) or ["en"]
 
 
+EXAMPLES_SHOWN = 2
+"""Example rows per config on the card."""
+EXAMPLE_CHARS = 400
+"""Characters of a turn an example shows."""
+
+
+def example_rows(folder: str | Path, configs: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The first ``EXAMPLES_SHOWN`` rows of each config's first data file under ``folder``
+    (the release's seeded order), without image bytes: the card's example rows. They are
+    rows the stages kept, so decontamination checked each of them."""
+    import pyarrow.parquet as pq
+
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for config in configs:
+        files = sorted((Path(folder) / "data" / config).glob("*.parquet"))
+        if not files:
+            continue
+        table = pq.ParquetFile(files[0]).read_row_group(0).slice(0, EXAMPLES_SHOWN)
+        images = (table.column("images").to_pylist() if "images" in table.column_names
+                  else [None] * table.num_rows)
+        rows = [{**row, "images": len(found or [])} for row, found in zip(
+            table.drop_columns([c for c in ("images",) if c in table.column_names]).to_pylist(), images,
+            strict=True)]
+        examples[config] = rows
+    return examples
+
+
+def _turns(turns: Any) -> list[list[str]]:
+    """(role, content) rows of a conversation (or a bare answer), contents clipped."""
+    if isinstance(turns, str):
+        turns = [{"role": "assistant", "content": turns}]
+    out = []
+    for turn in turns or []:
+        text = " ".join(str(turn.get("content") or "").split())
+        out.append([turn.get("role") or "-", text if len(text) <= EXAMPLE_CHARS
+                    else text[: EXAMPLE_CHARS - 1] + "…"])
+    return out
+
+
+def _examples(examples: dict[str, list[dict[str, Any]]]) -> str:
+    """The card's example rows: per config, each row's turns as a role / content table."""
+    blocks = []
+    for config, rows in examples.items():
+        for n, row in enumerate(rows, 1):
+            count = row.get("images") or 0
+            head = (f"**{_code(config)}**, row {n} (source {_code(row.get('source') or '-')}, category "
+                    f"{_code(row.get('category') or '-')}"
+                    + (f", {count} image{'s' if count != 1 else ''}" if count else "") + "):")
+            if config == "preference":
+                table = _table(["part", "role", "content"], [
+                    [part, *turn] for part in ("prompt", "chosen", "rejected")
+                    for turn in _turns(row.get(part))])
+            else:
+                table = _table(["role", "content"], _turns(row.get("messages")))
+            blocks.append(head + "\n\n" + table)
+    return "\n\n".join(blocks)
+
+
+_LOADERS = {"text": "TRL's conversational format: SFTTrainer(..., train_dataset=text)",
+            "image_text": "images decoded: SFTTrainer(..., train_dataset=image_text), a vision model",
+            "preference": "TRL's preference format: DPOTrainer(..., train_dataset=preference)"}
+
+
+def _loading(name: str, configs: Sequence[str]) -> str:
+    """A snippet that loads each config with ``datasets``, and what TRL trainer takes it."""
+    lines = ["```python", "from datasets import load_dataset", "",
+             f'REPO = "<owner>/{name}"  # this dataset on the Hub, or the path of the release folder']
+    lines += [f'{config} = load_dataset(REPO, "{config}", split="train")  # {_LOADERS[config]}'
+              for config in configs]
+    return "\n".join([*lines, "```"])
+
+
+def _fenced(text: str, info: str = "") -> str:
+    """``text`` as a fenced code block whose fence no backtick run inside can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text.strip()}\n{fence}"
+
+
+def _uses(manifest: dict[str, Any], configs: Sequence[str]) -> str:
+    card = manifest["recipe"]["resolved"].get("card") or {}
+    default = {"text": "Supervised fine-tuning of language models on conversations (TRL's "
+                       "conversational format).",
+               "image_text": "Fine-tuning vision-language models on image-text conversations.",
+               "preference": "Preference tuning (DPO) of language models."}
+    uses = [escape(u) for u in card.get("uses") or [default[c] for c in configs]]
+    uses.append("Studying data curation: every ingested row that is not in the mix is in "
+                "`removed.parquet` with the stage and reason that removed it.")
+    out = [escape(o) for o in card.get("out_of_scope") or []]
+    domains = {s["domain"] for s in manifest["sources_in_mix"].values()}
+    if "medical" in domains:
+        out.append("Not for clinical use: the answers are not medical advice, and a model trained on "
+                   "this data must not inform the diagnosis or treatment of patients without clinical "
+                   "validation and oversight.")
+    checked = sorted(manifest.get("benchmarks") or {})
+    out.append("Measuring a model on a benchmark not listed under Contamination"
+               + (f" ({', '.join(escape(b) for b in checked)})" if checked else "")
+               + ": the release was not checked against it.")
+    return ("### Direct use\n\n" + "\n".join(f"- {u}" for u in uses)
+            + "\n\n### Out-of-scope use\n\n" + "\n".join(f"- {o}" for o in out))
+
+
+def _personal_data(manifest: dict[str, Any]) -> str:
+    """What curate did about personal data: which stage rewrote what, and what it did not do."""
+    clean = next((s["options"] for s in manifest["stages"] if s["stage"].startswith("clean")), None)
+    removed = [what for option, what in (("remove_emails", "e-mail addresses"), ("remove_urls", "URLs"))
+               if clean and clean.get(option)]
+    did = (f"The `clean` stage deleted {' and '.join(removed)} from every turn." if removed else
+           "No stage removed e-mail addresses or URLs (`clean`'s `remove_emails` and `remove_urls` "
+           "are off)." if clean is not None else
+           "No `clean` stage ran: no e-mail address or URL was removed.")
+    medical = any(s["domain"] == "medical" for s in manifest["sources_in_mix"].values())
+    return (f"{did} No de-identification stage ran: names, dates, phone numbers, record numbers and "
+            "addresses in the sources' text are in this release as the sources published them."
+            + (" Medical text can describe patients: check each source's own statement on consent and "
+               "de-identification (its homepage, under Sources) before publishing a model trained on it."
+               if medical else ""))
+
+
+def _limitations(manifest: dict[str, Any]) -> str:
+    card = manifest["recipe"]["resolved"].get("card") or {}
+    items = [escape(x) for x in card.get("limitations") or []]
+    if manifest.get("benchmarks"):
+        items.append("Contamination was checked only against the benchmarks listed under Contamination, "
+                     "with n-gram, containment, question-stem and (when configured) embedding matches; a "
+                     "paraphrase below every threshold is not caught.")
+    if manifest["budget"]["counting"].startswith("whitespace"):
+        items.append("Loss tokens are estimated from word counts (no tokenizer was given): shares in "
+                     "a model's own tokens differ.")
+    if any(s["stage"].startswith("near_dedup") for s in manifest["stages"]):
+        items.append("Near-duplicate removal compares whole records (MinHash over word shingles): records "
+                     "that share long boilerplate can be removed although they state different facts.")
+    synthetic = manifest.get("synthetic")
+    if synthetic and synthetic.get("offline_backend"):
+        items.append("The synthetic share is template text from curate's offline backend, not model output.")
+    if manifest.get("stages_switched_off"):
+        off = manifest["stages_switched_off"]
+        items.append("Switched off in this recipe: " + ", ".join(_code(n) for n in off) + ".")
+    items.append("The data keeps its sources' errors, gaps and biases; curation removes rows, it does not "
+                 "correct them.")
+    return "\n".join(f"- {item}" for item in items)
+
+
+def _citations(sources: dict[str, Any]) -> str:
+    blocks = []
+    for name, source in sorted(sources.items()):
+        if source.get("citation"):
+            blocks.append(f"{_code(name)}:\n\n" + _fenced(str(source["citation"]), "bibtex"))
+        elif source.get("origin") != "synthetic":
+            blocks.append(f"{_code(name)}: no citation in its catalog entry"
+                          + (f"; see {escape(source['homepage'])}." if source.get("homepage") else "."))
+    return "\n\n".join(blocks)
+
+
 def render_card(manifest: dict[str, Any], configs: list[str],
-                info: list[dict[str, Any]] | None = None) -> str:
+                info: list[dict[str, Any]] | None = None, *,
+                examples: dict[str, list[dict[str, Any]]] | None = None) -> str:
     """The release's dataset card (Hugging Face format) from its manifest; ``info`` is
-    the ``dataset_info`` of its data files (:func:`dataset_info`)."""
+    the ``dataset_info`` of its data files (:func:`dataset_info`), ``examples`` a few of
+    its rows per config (:func:`example_rows`)."""
     rows = sum(c["rows"] for c in manifest["composition"])
     sources = manifest["sources_in_mix"]
     default = "text" if "text" in configs else configs[0] if configs else None
@@ -165,13 +332,19 @@ def render_card(manifest: dict[str, Any], configs: list[str],
         OFFLINE_WARNING if synthetic and synthetic["offline_backend"] else "",
         escape_paragraphs(manifest["recipe"]["resolved"].get("description") or ""),
         f"Built by curate {manifest['packages'].get('curate', '?')} from the recipe in "
-        f"`manifest.json` with seed {manifest['seed']}. Loss tokens are counted with "
-        f"{budget['counting']}.",
+        f"`recipe.yaml` (resolved in `manifest.json`) with seed {manifest['seed']}. Loss tokens are "
+        f"counted with {budget['counting']}.",
+        "## Loading",
+        _loading(manifest["name"], configs) if configs else "",
+        "## Uses",
+        _uses(manifest, configs),
         "## Composition",
-        _table(["category", "target", "realised", "loss tokens", "rows"], [
+        _table(["category", "target", "realised", "loss tokens", "rows", "of rows kept"], [
             [c["category"], "-" if c["target"] is None else f"{c['target']:.1%}",
-             f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}"]
+             f"{c['realised']:.2%}", f"{c['loss_tokens']:,}", f"{c['rows']:,}",
+             "-" if c.get("kept_rows") is None else f"{c['kept_rows']:,}"]
             for c in manifest["composition"]]),
+        Budget.from_json(budget).binding(_code) or "",
         _synthetic_note(synthetic) if synthetic else "",
         "## Modality",
         "Text-only records, image-text records, and grounding records (image-text with "
@@ -180,6 +353,8 @@ def render_card(manifest: dict[str, Any], configs: list[str],
             [name, f"{m['target']:.1%}" if m.get("target") is not None else "-", f"{m['loss_tokens']:,}",
              f"{m['loss_tokens_share']:.2%}", f"{m['rows']:,}", f"{m['rows_share']:.2%}"]
             for name, m in manifest.get("modality", {}).items()]),
+        "## Example rows" if examples else "",
+        _examples(examples) if examples else "",
         "## Sources",
         _table(["source", "license", "domain", "origin", "rows", "loss tokens", "repeated rows"], [
             [name, s["license"], s["domain"], s["origin"], f"{s['rows']:,}", f"{s['loss_tokens']:,}",
@@ -193,15 +368,22 @@ def render_card(manifest: dict[str, Any], configs: list[str],
          + ", ".join(_code(name) for name in manifest["stages_switched_off"]) + ".")
         if manifest.get("stages_switched_off") else "",
         "## Contamination",
-        _table(["source", "benchmark", "contaminated rows", "share", "source rejected"], [
+        _table(["source", "benchmark", "contaminated rows", "share", "source rejected", "items matched"], [
             [c["source"], c["benchmark"], f"{c['contaminated']:,}", f"{c['share']:.2%}",
-             "yes" if c["source_rejected"] else "no"] for c in manifest["contamination"]])
+             "yes" if c["source_rejected"] else "no", _items(c.get("items") or [])]
+            for c in manifest["contamination"]])
         if manifest["contamination"] else
         "No training row matched a benchmark item"
         + (f" ({', '.join(escape(b) for b in manifest['benchmarks'])})." if manifest["benchmarks"] else
            " (no benchmark was checked)."),
         "Every ingested row that is not in the mix is in `removed.parquet` with its stage "
         "and reason.",
+        "## Personal and sensitive information",
+        _personal_data(manifest),
+        "## Limitations",
+        _limitations(manifest),
+        "## Citations" if any(s.get("origin") != "synthetic" for s in sources.values()) else "",
+        _citations(sources),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,13 @@ class Pushed:
     url: str | None = None
     commit: str | None = None
     pr_url: str | None = None
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Each file's size in bytes."""
+
+    @property
+    def total_bytes(self) -> int:
+        """The bytes the push sends (or would send)."""
+        return sum(self.sizes.values())
 
 
 def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = True,
@@ -144,14 +151,11 @@ def push_release(path: str | os.PathLike[str], repo: str, *, private: bool = Tru
     validate_card(release.folder.card.read_text("utf-8"), where=str(release.folder.card))
     files = release.folder.files()
     plan = Pushed(repo=repo, tag=f"v{manifest['version']}", files=files, uploaded=False, private=private,
-                  revision=revision, create_pr=create_pr)
-    try:
-        from huggingface_hub import HfApi, constants
-        from huggingface_hub.errors import HfHubHTTPError
-    except ImportError:
-        from curate.errors import MissingDependencyError
+                  revision=revision, create_pr=create_pr,
+                  sizes={name: (root / name).stat().st_size for name in files})
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
 
-        raise MissingDependencyError("huggingface_hub", "ml") from None
     if dry_run or constants.HF_HUB_OFFLINE:
         return replace(plan, reason="dry run" if dry_run else "offline (HF_HUB_OFFLINE=1)")
     if api is None:

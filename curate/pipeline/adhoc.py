@@ -27,19 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curate.catalog import Catalog, resolve_data_root
 from curate.config import Config
 from curate.curation import build_stages
 from curate.curation.config import DecontamConfig
 from curate.engine.runner import run_stages, text_rewrite
-from curate.engine.stage import Stage, StageContext, split_reasons
+from curate.engine.stage import Stage, StageContext
 from curate.errors import ConfigError
 from curate.ingest.files import ingest_file
 from curate.pipeline.rows import Repairs, Written, check_target, write_rows
 from curate.progress import Progress
-from curate.read.runs import RunReader
+from curate.read.runs import RunReader, split_reasons
 from curate.read.sources import ingest_entries, temporary_run
 from curate.read.views import ContaminationRow
 from curate.store import write_parquet
@@ -61,6 +61,32 @@ class FileOptions(Config):
         "Write the removed rows here, in INPUT's format and columns, plus `reason`."))
     source: str | None = Field(None, description=(
         "Read INPUT with this catalog entry's mapping [default: INPUT has a `messages` column]."))
+    question: str | None = Field(None, description=(
+        "Read INPUT's user turn from this column (with --answer), no catalog entry needed."))
+    answer: str | None = Field(None, description=(
+        "Read INPUT's assistant turn from this column (with --question)."))
+    text_key: str | None = Field(None, description=(
+        "Read INPUT's text from this one column (a prompt, a document), as a user turn."))
+
+    @model_validator(mode="after")
+    def _one_way_to_read(self) -> FileOptions:
+        inline = [f"--{n.replace('_', '-')}" for n in ("question", "answer", "text_key") if getattr(self, n)]
+        if self.source is not None and inline:
+            raise ValueError(f"give --source or {' / '.join(inline)}, not both: the entry has a mapping")
+        if self.text_key is not None and (self.question or self.answer):
+            raise ValueError("give --text-key (one column) or --question/--answer, not both")
+        if self.answer is not None and self.question is None:
+            raise ValueError("--answer needs --question (the user turn it answers)")
+        return self
+
+    def mapping(self) -> dict[str, Any] | None:
+        """The chat mapping the inline options give, or None (``source`` or `messages`)."""
+        if self.text_key is not None:
+            return {"kind": "chat", "question": self.text_key}
+        if self.question is not None:
+            return {"kind": "chat", "question": self.question,
+                    **({"answer": self.answer} if self.answer else {})}
+        return None
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,7 @@ def run_on_file(
     removed: str | os.PathLike[str] | None = None,
     source_rejection: bool = True,
     source: str | None = None,
+    mapping: dict[str, Any] | None = None,
     benchmarks: Sequence[str] | None = None,
     catalog_dirs: Iterable[str | os.PathLike[str]] = (),
     data_root: str | os.PathLike[str] | None = None,
@@ -117,6 +144,9 @@ def run_on_file(
 
     ``source_rejection=False`` (the one-file commands) judges rows only: decontamination
     rejects the file as a whole only when its options set ``reject_source_above``.
+    INPUT is read with the catalog entry ``source``'s mapping, or with ``mapping`` (a chat
+    mapping: ``{"kind": "chat", "question": ..., "answer": ...}``, ``FileOptions.mapping``),
+    else from its `messages` column.
     ``benchmarks`` (default: the decontamination options' ``benchmarks``) are ingested
     for the stages to read."""
     if out is None and kept is None and removed is None:
@@ -138,7 +168,7 @@ def run_on_file(
     bench = [catalog.benchmark(name) for name in benchmarks]
     with temporary_run() as run:
         entry = ingest_file(Path(input_path), run.store, source=source, catalog=catalog, data_root=root,
-                            progress=progress)
+                            progress=progress, mapping=mapping)
         ingest_entries(run, [], benchmarks=bench, data_root=root)
         context = StageContext(benchmarks={b.name: run.benchmark_files(b.name) for b in bench})
         run_stages(built, run.store, [entry.name], input_fingerprint="adhoc", context=context,

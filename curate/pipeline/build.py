@@ -14,16 +14,17 @@ from pydantic import Field
 from curate.config import Config, EngineConfig, read_yaml
 from curate.curation import build_stages
 from curate.engine.runner import Rewrite, StageResult, make_executor, run_producer, run_stages, text_rewrite
-from curate.engine.stage import Producer, StageContext, build_steps
+from curate.engine.stage import Producer, Stage, StageContext, build_steps
 from curate.ingest import IngestResult
 from curate.ingest.runner import IngestConfig
 from curate.mixes.allocate import InfeasibleMix, cell_budgets
 from curate.mixes.assemble import ReleaseSpec, assemble_release, candidates
 from curate.mixes.release import WrittenRelease
+from curate.mixes.report import write_local_report
 from curate.pipeline.run import Run, ingest_run
 from curate.pipeline.summary import RunSummary, inspect_run
 from curate.progress import Progress
-from curate.read.releases import DEFAULT_RELEASES_DIR
+from curate.read.releases import DEFAULT_RELEASES_DIR, Release
 from curate.synth import PRODUCERS
 
 
@@ -32,6 +33,10 @@ class BuildConfig(Config):
 
     dry_run: bool = Field(False, description=(
         "Print the resolved plan and the feasibility check (exit 1 when infeasible); build nothing."))
+    local_report: bool = Field(False, description=(
+        "Also write <run>/report.local.html: the release report quoting every example row, "
+        "contaminated rows beside the benchmark items they match. It stays in the run folder; the "
+        "release's own report never quotes a benchmark item."))
 
 
 @dataclass(frozen=True)
@@ -110,11 +115,13 @@ def build_mix(
     ingest: IngestConfig | None = None,
     engine: EngineConfig | None = None,
     progress: Progress | None = None,
+    local_report: bool = False,
 ) -> BuildResult:
     """Ingest, run every stage and producer, allocate the mix and write the release.
     Stages run only when every source ingested; finished work is reused; the release is
     immutable. ``engine`` (default: the recipe's, else in this process) says where the
-    stages' work runs; every engine writes the same release."""
+    stages' work runs; every engine writes the same release. ``local_report`` also writes
+    the run folder's ``report.local.html`` (``BuildConfig.local_report``)."""
     stages = build_stages(run.recipe.stages, where=str(run.recipe_file))
     steps = producers(run)
     ingest = ingest or IngestConfig()
@@ -139,10 +146,14 @@ def build_mix(
     produced = [run_producer(step, run.store, parents, input_fingerprint=kept_fp, context=context,
                              progress=progress) for step in steps]
     try:
-        release = assemble_release(_release_spec(run, results, rewrite, steps, produced), releases_dir)
+        spec = _release_spec(run, stages, results, rewrite, steps, produced)
+        release = assemble_release(spec, releases_dir)
     except InfeasibleMix as exc:
         raise explained(exc, run, [r.name for r in results]) from None
     run.store.write_release_record(release_record(release))
+    if local_report:
+        write_local_report(run.store.local_report, release.manifest, run,
+                           Release(release.path).removed(), [r.name for r in results], stages)
     return BuildResult(run, ingested, results, produced, release)
 
 
@@ -184,12 +195,13 @@ def explained(exc: InfeasibleMix, run: Run, stage_names: Sequence[str]) -> Infea
     return InfeasibleMix(f"{exc}. Where the records went: " + ". ".join(parts), exc.empty)
 
 
-def _release_spec(run: Run, results: Sequence[StageResult], rewrite: Rewrite | None,
-                  steps: Sequence[Producer[Any]], produced: Sequence[StageResult]) -> ReleaseSpec:
+def _release_spec(run: Run, stages: Sequence[Stage[Any]], results: Sequence[StageResult],
+                  rewrite: Rewrite | None, steps: Sequence[Producer[Any]],
+                  produced: Sequence[StageResult]) -> ReleaseSpec:
     return ReleaseSpec(
         recipe=run.recipe, recipe_given=read_yaml(run.recipe_file) if run.recipe_file else None,
         run=run, sources=run.sources, benchmarks=run.benchmarks, data_root=run.data_root,
-        stage_results=list(results), rewrite=rewrite,
+        stage_results=list(results), stages=list(stages), rewrite=rewrite,
         produced={step.source: made.stats for step, made in zip(steps, produced, strict=True)})
 
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from curate.catalog import Catalog, Recipe, Source, resolve_data_root
 from curate.config import Config, EngineConfig, merged, validate_model
+from curate.engine.stage import Stage
 from curate.errors import ConfigError
 from curate.ingest import IngestResult, ingest
 from curate.ingest.runner import DEFAULT_BATCH_ROWS, IngestConfig, source_fingerprint
@@ -56,6 +57,17 @@ class Run(RunReader):
     def benchmarks(self) -> list[Source]:
         """The catalog entries of the recipe's benchmarks, in recipe order."""
         return [self.catalog.benchmark(name) for name in self.recipe.benchmarks]
+
+    def stage(self, name: str) -> Stage[Any]:
+        """The recipe's stage ``name``, options validated: what its decision compares with
+        (``thresholds()``) and which of its score columns are ranks (``rank_columns``)."""
+        from curate.curation import build_stages
+
+        for stage in build_stages(self.recipe.stages, where=str(self.recipe_file)):
+            if stage.name == name:
+                return stage
+        raise ConfigError(f"the recipe has no stage `{name}` switched on "
+                          f"(stages: {', '.join(self.recipe.stages) or 'none'})")
 
     def engine(self, given: Mapping[str, Any] | None = None) -> EngineConfig:
         """Where this run's stages run: the recipe's ``engine`` with ``given`` (the command

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -181,6 +182,32 @@ def list_releases(root: str | os.PathLike[str] = DEFAULT_RELEASES_DIR) -> list[L
         found.append(ListedRelease(str(release.path), release.name, release.version, composition.rows,
                                    composition.loss_tokens))
     return found
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """``version`` ordered as people read it: ``0.10.0`` after ``0.9.1``, numbers as numbers."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[.\-+_]", version))
+
+
+def latest_pair(root: str | os.PathLike[str] = DEFAULT_RELEASES_DIR, name: str | None = None
+                ) -> tuple[Path, Path]:
+    """The two newest versions (by ``version_key``) of the releases called ``name`` under
+    ``root`` (default: the name with the most versions, then the first): (older, newer),
+    what a comparison of "what changed" looks at. A ConfigError when there are fewer than two."""
+    listed = list_releases(root)
+    versions: dict[str, list[ListedRelease]] = {}
+    for release in listed:
+        versions.setdefault(release.name, []).append(release)
+    if name is None and versions:
+        name = max(sorted(versions), key=lambda n: len(versions[n]))
+    mine = sorted(versions.get(name or "", []), key=lambda r: version_key(r.version))
+    if len(mine) < 2:
+        have = ", ".join(r.version for r in mine) or "none"
+        raise ConfigError(
+            f"comparing needs two releases of `{name or '<any>'}` under {root} (found: {have}); build "
+            "another version (a recipe with another `version`, e.g. `curate build-mix demo-0.2.0.yaml "
+            "--run-id 0.1.0`) or name both releases (CURATE_RELEASE_A and CURATE_RELEASE_B)")
+    return Path(mine[-2].path), Path(mine[-1].path)
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,44 @@ back, unchanged, with ``to_json`` (a view that keeps only some fields holds on t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Budget:
-    """What a mix was allocated in: the unit, the amount, and how loss tokens were counted."""
+    """What a mix was allocated in: the unit, the amount, how loss tokens were counted, and
+    what bound the amount (``curate.mixes.allocate.Allocation.bound_by``; None in a
+    manifest written before it was recorded)."""
 
     unit: str
     amount: int
     counting: str
+    bound_by: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Budget:
         """The view of a manifest's ``budget``."""
-        return cls(str(value["unit"]), int(value["amount"]), str(value["counting"]))
+        return cls(str(value["unit"]), int(value["amount"]), str(value["counting"]), value.get("bound_by"))
+
+    def binding(self, code: Callable[[str], str] = lambda name: f"`{name}`") -> str | None:
+        """What bound the budget, in one sentence (``release show``, the card, the report),
+        names set by ``code`` (markdown backticks by default); None when the manifest does
+        not say."""
+        bound = self.bound_by or {}
+        unit = self.unit.replace("_", " ")
+        if bound.get("kind") == "budget":
+            return f"The budget, {self.amount:,} {unit}, is the recipe's {code('mix.budget')}."
+        if bound.get("kind") in ("category", "modality"):
+            return (f"The budget, {self.amount:,} {unit}, is the largest the kept records allow: the "
+                    f"{bound['kind']} {code(str(bound['name']))} binds it (its {float(bound['target']):.0%} "
+                    f"target share takes all its {int(bound['kept']):,} {unit} kept by every stage); "
+                    "the other categories' kept records beyond their share are not selected "
+                    f"(stage {code('mix')}, reason {code('not_selected')}).")
+        if bound.get("kind") == "none":
+            return f"The recipe has no {code('mix')}: every kept record is in the release."
+        return None
 
 
 @dataclass(frozen=True)
@@ -37,12 +58,16 @@ class Share:
     realised: float
     loss_tokens: int
     rows: int
+    kept_rows: int | None = None
+    """Rows of the category every stage kept, of which the mix took ``rows`` (None in a
+    manifest written before it was recorded)."""
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Share:
         """The view of one entry of a manifest's ``composition``."""
+        kept = value.get("kept_rows")
         return cls(str(value["category"]), value.get("target"), float(value["realised"]),
-                   int(value["loss_tokens"]), int(value["rows"]))
+                   int(value["loss_tokens"]), int(value["rows"]), None if kept is None else int(kept))
 
 
 @dataclass(frozen=True)
@@ -140,6 +165,9 @@ class ContaminationRow:
     source_rows: int | None = None
     examples: list[ContaminationExample] | None = None
     """Up to three examples (None where the document leaves them out: a manifest)."""
+    items: list[str] | None = None
+    """The ids (``<benchmark>:<row>``) of the items matched (a manifest lists them; None
+    where the document does not)."""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The report's row as written."""
 
@@ -158,6 +186,7 @@ class ContaminationRow:
             fields={k.removeprefix("field_"): n for k, n in counts.items() if k.startswith("field_")},
             source_rows=row.get("source_rows"),
             examples=None if examples is None else [ContaminationExample(**e) for e in examples],
+            items=None if row.get("items") is None else [str(i) for i in row["items"]],
             document=dict(row))
 
     def to_json(self) -> dict[str, Any]:
@@ -166,7 +195,7 @@ class ContaminationRow:
 
 
 _REPORT_KEYS = frozenset({"source", "benchmark", "source_rows", "contaminated", "share",
-                          "source_rejected", "examples"})
+                          "source_rejected", "examples", "items"})
 
 
 @dataclass(frozen=True)

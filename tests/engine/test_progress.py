@@ -124,3 +124,31 @@ def test_build_mix_bars_get_row_totals_from_the_catalog_files(catalog, data_root
     assert {k: totals[k] for k in ("dolly", "self_instruct", "medquad_contaminated_demo")} == {
         "dolly": 151, "self_instruct": 175, "medquad_contaminated_demo": 126}  # exact: under 1 MiB
     assert abs(totals["medquad_sample"] - 1500) < 1500 * 0.05  # 1.6 MB: estimated from four blocks
+
+
+def test_bars_show_an_eta_and_a_finished_sources_clock_stops(monkeypatch, catalog, data_root, tmp_path):
+    import rich.progress
+
+    from curate.cli.console import rich_bars
+
+    made: list[rich.progress.Progress] = []
+
+    class Recording(rich.progress.Progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(rich.progress, "Progress", Recording)
+    # ingestion says when a source is read: its last tick carries the total
+    ticks = Recorder()
+    ingest_into(catalog.source("dolly"), tmp_path / "run", data_root, batch_rows=50, progress=ticks)
+    assert ticks.of("ingest: dolly") == [(50, None), (100, None), (150, None), (151, None), (151, 151)]
+    with rich_bars({"dolly": 200}) as tick:  # an estimate above the rows the file has
+        for name, done, total in ticks.calls:
+            tick(Tick("ingest", name.split(": ")[1], done, total))
+        bars = made[0]
+        (task,) = bars.tasks
+        # finished: TimeElapsedColumn shows the time it finished at, not a running clock
+        assert task.finished and (task.completed, task.total) == (151, 151)
+        assert task.finished_time is not None
+    assert any(isinstance(c, rich.progress.TimeRemainingColumn) for c in bars.columns)

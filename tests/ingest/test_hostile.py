@@ -60,7 +60,7 @@ def test_a_hostile_version_creates_and_deletes_nothing_outside(tmp_path):
         sources: [dolly]
     """)
     out = CliRunner().invoke(main, ["build-mix", str(recipe), "--runs", str(tmp_path / "runs"),
-                                    "--out", str(tmp_path / "releases")])
+                                    "--releases", str(tmp_path / "releases")])
     assert out.exit_code == 2
     assert "not a safe folder name" in out.output
     assert (victim / "ingest/dolly/precious.txt").read_text() == "keep me"
@@ -229,7 +229,7 @@ def test_a_file_changed_with_the_same_size_and_mtime_is_read_again(tmp_path):
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     result, records, _ = ingest_into(source, tmp_path / "run", tmp_path, batch_rows=10)
-    assert result.restarted == f"the content of {path} changed"
+    assert result.restarted == "the content of qa.jsonl changed"
     answers = records.get_column("messages").list.get(1).struct.field("content").to_list()
     assert answers.count("Answer 9.") == 2
     # touched but not changed: the finished source is kept

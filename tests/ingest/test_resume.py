@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
 from conftest import ingest_into
 
+from curate.ingest.runner import source_fingerprint
 from curate.progress import Tick
 
 
@@ -68,3 +71,36 @@ def test_a_changed_input_file_restarts_its_source(tmp_path, catalog, data_root):
     _, second, _ = ingest_into(source, tmp_path / "run", data)
     assert (first.height, second.height) == (10, 20)
     assert second.filter(pl.col("row") < 10).equals(first)
+
+
+def test_a_new_citation_or_description_keeps_the_ingested_shards(catalog, data_root, tmp_path):
+    source = catalog.source("dolly")
+    ingest_into(source, tmp_path / "run", data_root)
+    marker = tmp_path / "run/ingest/dolly/_done/00000.json"
+    before = marker.stat().st_mtime_ns
+    described = source.model_copy(update={"citation": "@misc{dolly, title={Dolly}}",
+                                          "description": "Other words."})
+    result, records, _ = ingest_into(described, tmp_path / "run", data_root)
+    assert result.restarted is None and marker.stat().st_mtime_ns == before and records.height == 151
+    relicensed = source.model_copy(update={"license": "CC-BY-4.0"})  # a field records hold: ingested again
+    again, records, _ = ingest_into(relicensed, tmp_path / "run", data_root)
+    assert again.restarted == "its catalog entry changed"
+    assert records.get_column("license").unique().to_list() == ["CC-BY-4.0"]
+
+
+def test_moving_the_data_folder_keeps_the_ingested_shards(catalog, data_root, tmp_path, caplog):
+    first = tmp_path / "first"
+    (first / "general/dolly").mkdir(parents=True)
+    shutil.copy(data_root / "general/dolly/dolly_151.jsonl", first / "general/dolly/dolly_151.jsonl")
+    source = catalog.source("dolly")
+    ingest_into(source, tmp_path / "run", first)
+    state = json.loads((tmp_path / "run/ingest/dolly/_state.json").read_text())
+    assert list(state["files"]) == ["general/dolly/dolly_151.jsonl"]  # named as the entry names it
+    marker = tmp_path / "run/ingest/dolly/_done/00000.json"
+    before = marker.stat().st_mtime_ns
+    identity = source_fingerprint(source, first)  # what a run's stages are keyed on, through it
+    moved = Path(shutil.move(first, tmp_path / "moved"))
+    assert source_fingerprint(source, moved) == identity
+    result, records, _ = ingest_into(source, tmp_path / "run", moved)
+    assert result.restarted is None and marker.stat().st_mtime_ns == before and records.height == 151
+    assert "starts over" not in caplog.text

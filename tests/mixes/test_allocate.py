@@ -131,3 +131,25 @@ def test_caps_bound_a_source_and_the_rest_of_its_category_fills_in():
                 .group_by("source").len().iter_rows())
     assert rows["a"] <= 30 < free["a"]
     assert rows["b"] > free["b"]
+
+
+def test_the_allocation_names_the_category_that_binds_the_largest_budget():
+    candidates = pool({("medical", "med"): 3000, ("general", "gen"): 500})
+    spec = MixSpec(targets={"medical": 0.6, "general": 0.4})
+    result = allocate(candidates, spec, 0)
+    general = int(candidates.filter(pl.col("category") == "general").get_column("loss_tokens").sum())
+    assert result.bound_by == {"kind": "category", "name": "general", "target": 0.4, "kept": general}
+    rows = {c["category"]: (c["rows"], c["kept_rows"]) for c in result.composition}
+    assert rows["general"] == (500, 500)  # every kept general row is used
+    assert rows["medical"][1] == 3000 and rows["medical"][0] < 3000  # medical's surplus is not selected
+    budgeted = allocate(candidates, MixSpec(targets={"medical": 0.6, "general": 0.4}, budget=50_000), 0)
+    assert budgeted.bound_by == {"kind": "budget", "amount": 50_000}
+
+
+def test_a_modality_target_can_bind_the_budget():
+    candidates = pool({("medical", "med"): 2000, ("general", "gen"): 2000})
+    candidates = candidates.with_columns(
+        modality=pl.when(pl.col("row") < 100).then(pl.lit("image")).otherwise(pl.lit("text")))
+    spec = MixSpec(targets={"medical": 0.5, "general": 0.5}, modality={"text": 0.5, "image": 0.5})
+    result = allocate(candidates, spec, 0)
+    assert (result.bound_by["kind"], result.bound_by["name"]) == ("modality", "image")

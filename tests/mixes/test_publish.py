@@ -34,6 +34,7 @@ from curate.store import sha256_file
 HOSTILE = ("<script>alert('card')</script> Read [the terms](https://evil.example/phish) first.\n\n"
            "---\nlicense: mit\npretty_name: pwned\n---\n\n# Not a heading")
 HOSTILE_LICENCE = "CC-BY-4.0 <img src=x onerror=alert(1)> [x](https://evil.example)"
+HOSTILE_CITATION = "@misc{tiny,\n  title = {```\n# Broken out <script>alert(1)</script>}\n}"
 TEXT_ROWS, IMAGE_ROWS = 300, 230
 
 RECIPE = {
@@ -61,6 +62,7 @@ def _catalog(tmp: Path, data: Path) -> Path:
         domain: medical
         task: qa
         homepage: https://huggingface.co/datasets/someone/tiny-text
+        citation: {json.dumps(HOSTILE_CITATION)}
         location: {{path: text/qa.jsonl}}
         mapping: {{kind: chat, question: question, answer: answer}}
         """)
@@ -164,14 +166,17 @@ def test_recipe_and_catalog_text_render_as_text_in_the_card(tiny):
     # The `---` block in the description did not reach the metadata.
     assert card.data.pretty_name == "tiny 1.0.0" and "mit" not in card.data.license
     rendered = MarkdownIt("commonmark").enable("table").render(card.text)
-    for tag in ("<script", "<img", "<a ", "<hr", "<h1>Not"):
+    for tag in ("<script", "<img", "<a ", "<hr", "<h1>Not", "<h1>Broken"):
         assert tag not in rendered
     assert "&lt;script&gt;alert('card')&lt;/script&gt;" in rendered
     assert "[the terms](https://evil.example/phish)" in rendered  # shown as the characters it is
     assert "--- license: mit pretty_name: pwned ---" in rendered and "# Not a heading" in rendered
     assert "CC-BY-4.0 &lt;img src=x onerror=alert(1)&gt; [x](https://evil.example)" in rendered
     assert "| medical |" in text  # the tables still are tables
-    assert rendered.count("<table>") == 4
+    assert rendered.count("<table>") == 4 + 4  # and the 2 example rows of each config
+    # a citation is a code block that no backtick run in it can close
+    fence = '<pre><code class="language-bibtex">@misc{tiny,\n  title = {```\n# Broken out &lt;script&gt;'
+    assert fence in rendered
 
 
 def test_escape_neutralises_inline_and_block_markdown():
@@ -188,7 +193,7 @@ def test_an_intact_release_verifies_and_every_kind_of_damage_is_named(tiny, tmp_
     assert verify_release(path) == []
     runner = CliRunner()
     ok = runner.invoke(main, ["release", "verify", str(path)])
-    assert ok.exit_code == 0 and "all 5 files match their sha256 in manifest.json" in ok.output
+    assert ok.exit_code == 0 and "all 6 files match their sha256 in manifest.json" in ok.output
 
     copy = _copy(path, tmp_path)
     data = copy / "data/text/train-00000.parquet"
@@ -303,8 +308,8 @@ def test_push_creates_a_private_repo_uploads_and_tags(tiny):
     ]
     assert result.url == "https://huggingface.co/datasets/me/tiny" and result.uploaded
     assert result.files == ["README.md", "data/image_text/train-00000.parquet",
-                               "data/text/train-00000.parquet", "manifest.json", "removed.parquet",
-                               "report.html"]
+                               "data/text/train-00000.parquet", "manifest.json", "recipe.yaml",
+                               "removed.parquet", "report.html"]
 
 
 def test_push_to_a_branch_as_a_pull_request_in_public(tiny):
@@ -330,7 +335,7 @@ def test_push_command_prints_the_repository_url(tiny, monkeypatch):
     result = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny",
                                        "--token", "hf_test"])
     assert result.exit_code == 0, result.output
-    assert ("uploaded 6 files to https://huggingface.co/datasets/me/tiny at abc123, tagged v1.0.0"
+    assert ("uploaded 7 files to https://huggingface.co/datasets/me/tiny at abc123, tagged v1.0.0"
             in result.output)
     assert made[0].token == "hf_test" and made[0].calls[0][2]["private"] is True
     public = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny", "--public",
@@ -401,3 +406,83 @@ def test_a_catalog_language_must_be_a_code(tmp_path):
     assert source_from_yaml(tmp_path, entry.format(language="[fr, en]")).language == ["fr", "en"]
     with pytest.raises(ConfigError, match="language"):
         source_from_yaml(tmp_path, entry.format(language="[English]"))
+
+
+# -- a Hub card like the best ones (issue 30 item 6) ------------------------------------------
+
+
+def _section(card: str, title: str) -> str:
+    start = card.index(f"\n## {title}\n")
+    end = card.find("\n## ", start + 1)
+    return card[start:end if end > 0 else None]
+
+
+def test_the_card_shows_loading_uses_example_rows_limitations_personal_data_and_citations(tiny):
+    _, path = tiny
+    card = (path / "README.md").read_text("utf-8")
+    loading = _section(card, "Loading")
+    assert 'REPO = "<owner>/tiny"' in loading
+    assert 'text = load_dataset(REPO, "text", split="train")' in loading and "SFTTrainer" in loading
+    assert 'image_text = load_dataset(REPO, "image_text", split="train")' in loading
+    uses = _section(card, "Uses")
+    assert "### Direct use" in uses and "### Out-of-scope use" in uses
+    assert "Not for clinical use" in uses  # the sources are medical
+    examples = _section(card, "Example rows")
+    first = pq.read_table(path / "data/text/train-00000.parquet").slice(0, 1).to_pylist()[0]
+    assert escape(first["messages"][0]["content"])[:60] in examples
+    assert examples.count("**`text`**, row") == 2 and "1 image):" in examples
+    personal = _section(card, "Personal and sensitive information")
+    assert "No de-identification stage ran" in personal and "No `clean` stage ran" in personal
+    limitations = _section(card, "Limitations")
+    assert "Loss tokens are estimated" in limitations and limitations.count("\n- ") >= 2
+    citations = _section(card, "Citations")
+    assert "`tiny_text`:" in citations and "@misc{tiny," in citations
+    assert "`tiny_vqa`: no citation in its catalog entry." in citations
+    validate_card(card)
+
+
+def test_the_recipes_card_block_adds_its_uses_out_of_scope_uses_and_limitations(tiny):
+    from curate.mixes.card import render_card
+
+    _, path = tiny
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["recipe"]["resolved"]["card"] = {
+        "uses": ["Teaching a model to answer *consumer* health questions."],
+        "out_of_scope": ["Answering questions about drugs."], "limitations": ["Answers date from 2019."]}
+    card = render_card(manifest, ["text"])
+    assert "- Teaching a model to answer \\*consumer\\* health questions." in _section(card, "Uses")
+    assert "- Answering questions about drugs." in _section(card, "Uses") and "Not for clinical use" in card
+    assert _section(card, "Limitations").startswith("\n## Limitations\n\n- Answers date from 2019.\n- ")
+
+
+def test_shipped_sources_cite_their_papers(catalog):
+    cited = {name: catalog.source(name).citation or "" for name in
+             ("medquad", "medquad_sample", "dolly", "self_instruct", "self_instruct_user", "vqa_rad")}
+    assert "10.1186/s12859-019-3119-4" in cited["medquad"] == cited["medquad_sample"]
+    assert "10.18653/v1/2023.acl-long.754" in cited["self_instruct"]
+    assert "10.1038/sdata.2018.251" in cited["vqa_rad"] and "DatabricksBlog2023DollyV2" in cited["dolly"]
+
+
+def test_the_release_holds_its_recipe_as_recipe_yaml_and_building_it_gives_the_same_release(tiny, tmp_path):
+    tmp, path = tiny
+    recipe = path / "recipe.yaml"
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["files"]["recipe.yaml"] == sha256_file(recipe)
+    assert yaml.safe_load(recipe.read_text()) == RECIPE == manifest["recipe"]["given"]
+    run = open_run(recipe, catalog_dirs=[tmp / "catalog"], data_root=tmp / "data", runs_dir=tmp_path / "runs")
+    again = build_mix(run, releases_dir=tmp_path / "releases").release
+    assert (again.path / "manifest.json").read_bytes() == (path / "manifest.json").read_bytes()
+
+
+def test_push_dry_run_lists_each_file_with_its_size(tiny):
+    _, path = tiny
+    result = push_release(path, "me/tiny", dry_run=True)
+    assert result.sizes == {name: (path / name).stat().st_size for name in result.files}
+    shown = CliRunner().invoke(main, ["release", "push", str(path), "--repo", "me/tiny", "--dry-run"],
+                               env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    total = sum(result.sizes.values())
+    assert f"would upload 7 files ({total / 1e6:.1f} MB)" in lines[0] or f"({total / 1e3:.1f} kB)" in lines[0]
+    image = result.sizes["data/image_text/train-00000.parquet"]
+    assert any(line.strip() == f"{image / 1e6:.1f} MB  data/image_text/train-00000.parquet" for line in lines)

@@ -145,7 +145,7 @@ def test_push_offline_is_a_dry_run(first, monkeypatch):
 def test_release_commands(first):
     tmp, result = first
     runner = CliRunner()
-    listing = runner.invoke(main, ["release", "ls", "--root", str(tmp / "releases-a")],
+    listing = runner.invoke(main, ["release", "ls", "--releases", str(tmp / "releases-a")],
                             env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and "small" in listing.output
     shown = runner.invoke(main, ["release", "show", str(result.release.path)], env={"COLUMNS": "200"})

@@ -56,7 +56,11 @@ def test_compare_releases_explains_a_changed_mix(demo_build, tmp_path, monkeypat
     run = open_run(write_yaml(tmp_path / "demo.yaml", recipe), runs_dir=tmp_path / "runs", run_id="0.1.0")
     built = build_mix(run, releases_dir=tmp_path / "releases")
     assert {r.reused for r in built.stages} == {"decisions"}
-    notebook = execute("compare_releases", {"CURATE_RELEASE_A": str(demo_build.release),
-                                            "CURATE_RELEASE_B": str(built.release.path)}, monkeypatch)
+    # A and B by default: the two newest versions of the demo under one releases folder
+    shutil.copytree(demo_build.release, tmp_path / "releases/demo/0.1.0")
+    for name in ("CURATE_RELEASE_A", "CURATE_RELEASE_B"):
+        monkeypatch.delenv(name, raising=False)
+    notebook = execute("compare_releases", {"CURATE_RELEASES": str(tmp_path / "releases")}, monkeypatch)
     out = text_of(notebook)
+    assert "A demo 0.1.0" in out and "B demo 0.2.0" in out
     assert "mix.targets.general" in out and "not_selected" in out and "rows added" in out

@@ -29,7 +29,7 @@ def test_an_infeasible_mix_names_each_empty_category_and_where_its_rows_went(tmp
         mix:
           targets: {medical: 0.5, general: 0.5}
         """)
-    where = ["--runs", tmp_path / "runs", "--out", tmp_path / "releases"]
+    where = ["--runs", tmp_path / "runs", "--releases", tmp_path / "releases"]
     out = curate("build-mix", recipe, *where, code=2)
     assert out.startswith("error: the mix is infeasible: `medical` (target 50%) has no kept record "
                           "(`general` has 12,056 loss tokens).")

@@ -39,7 +39,7 @@ def curate(*args: str | Path, code: int = 0) -> tuple[str, str]:
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("summary")
     recipe = write_yaml(tmp / "summary.yaml", RECIPE)
-    where = ["--runs", tmp / "runs", "--out", tmp / "releases"]
+    where = ["--runs", tmp / "runs", "--releases", tmp / "releases"]
     first, _ = curate("build-mix", recipe, *where)
     again, _ = curate("build-mix", recipe, *where)
     return tmp, recipe, where, first, again
@@ -84,7 +84,7 @@ def test_json_documents_with_stable_keys(built):
     assert build["reused"]["release_unchanged"] and build["failed"] == []
     plan = json.loads(curate("build-mix", recipe, *where, "--dry-run", "--json")[0])
     assert list(plan) == ["recipe", "feasibility", "feasible"] and plan["feasible"] is True
-    listed = json.loads(curate("release", "ls", "--root", tmp / "releases", "--json")[0])
+    listed = json.loads(curate("release", "ls", "--releases", tmp / "releases", "--json")[0])
     assert [(r["name"], r["version"]) for r in listed] == [("summary", "1")]
     # `release ls` and `release show` give the same total.
     total = listed[0]["loss_tokens"]

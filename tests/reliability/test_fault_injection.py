@@ -117,7 +117,7 @@ def _build(project: Path, work: Path, *, kill_at: int = 0, log: Path | None = No
         env["CURATE_FAULT_LOG"] = str(log)
     command = [sys.executable, str(DRIVER), "--", "build-mix", str(project / "recipe.yaml"),
                "--catalog", str(project / "catalog"), "--data-root", str(project / "data"),
-               "--runs", str(work / "runs"), "--out", str(work / "releases"), "--batch-rows", "64"]
+               "--runs", str(work / "runs"), "--releases", str(work / "releases"), "--batch-rows", "64"]
     return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
 
 

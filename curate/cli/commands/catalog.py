@@ -1,4 +1,4 @@
-"""`curate catalog ls|validate`."""
+"""`curate catalog ls|validate|add`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from curate.cli import Group
 from curate.cli.console import json_option, show
 from curate.cli.options import config_options, given, settings
 from curate.cli.views import catalog as view
+from curate.config import validate_model
+from curate.ingest.check import NewEntry
 
 
 def catalog_options(*fields: str) -> Any:
@@ -23,7 +25,7 @@ def catalog_options(*fields: str) -> Any:
 
 @click.group(cls=Group)
 def catalog() -> None:
-    """List and check catalog entries (sources, benchmarks, mixes)."""
+    """List, check and add catalog entries (sources, benchmarks, mixes)."""
 
 
 @catalog.command("ls")
@@ -55,3 +57,30 @@ def catalog_validate(paths: tuple[str, ...], as_json: bool, **_: Any) -> None:
                   view.catalog_check)
     if result.valid < len(result.checks):
         sys.exit(1)
+
+
+@catalog.command("add")
+@click.argument("name")
+@click.argument("path", required=False)
+@config_options(NewEntry, skip=["name", "path"], rename={"catalog_dir": "catalog"},
+                required=["license", "domain"])
+@catalog_options("data_root")
+@json_option
+def catalog_add(name: str, path: str | None, as_json: bool, **_: Any) -> None:
+    """Write a source entry NAME (catalogs/sources/NAME.yaml) for the file PATH, or for a
+    pinned hub dataset (--hf REPO --revision SHA), then check it against its first rows.
+
+    A file's turns are read from the columns given (--question/--answer, --messages), else
+    from a `messages` column or the first pair it holds of question/answer,
+    instruction/output, instruction/response, prompt/response, prompt/completion,
+    input/output, query/response. The path is written relative to the data root when the
+    file lies under it. An existing entry is never overwritten.
+    """
+    from curate.catalog import resolve_data_root
+    from curate.ingest.check import add_entry
+
+    options = settings(click.get_current_context())
+    new = validate_model(NewEntry, {**{k: v for k, v in options.items() if k != "catalog"}, "name": name,
+                                    **({"path": path} if path else {})}, where="the command line")
+    root = resolve_data_root(options.get("catalog", {}).get("data_root"))
+    show(add_entry(new, data_root=root), as_json, view.added)

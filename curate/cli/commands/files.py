@@ -11,6 +11,7 @@ from curate.cli.commands.catalog import catalog_options
 from curate.cli.console import json_option, progress_bars, show
 from curate.cli.options import config_options, given, settings
 from curate.cli.views import files as view
+from curate.config import validate_model
 from curate.curation.config import (
     AnswersConfig,
     BoxConfig,
@@ -50,11 +51,11 @@ def run_on_file(*names: str) -> None:
     context = click.get_current_context()
     options = settings(context)
     rest = given(context)
-    files = FileOptions.model_validate(options.get("file", {}))
+    files = validate_model(FileOptions, options.get("file", {}), where="the command line")
     stages = {name: options.get(name, {}) for name in names}
     with progress_bars(rows=estimate_rows(Path(rest["input_path"]))) as progress:
         result = run(rest["input_path"], files.out, stages, kept=files.kept, removed=files.removed,
-                     source=files.source, source_rejection=False, progress=progress,
+                     source=files.source, mapping=files.mapping(), source_rejection=False, progress=progress,
                      **options.get("catalog", {}))
     show(result, rest["as_json"], view.file_result)
 

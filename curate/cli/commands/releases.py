@@ -23,7 +23,7 @@ def release() -> None:
 
 
 @release.command("ls")
-@config_options(ReleasesFolder, rename={"releases_dir": "root"})
+@config_options(ReleasesFolder, rename={"releases_dir": "releases"})
 @json_option
 def release_ls(as_json: bool, **_: Any) -> None:
     """List the releases under ROOT (name, version, rows, loss tokens)."""

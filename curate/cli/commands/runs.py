@@ -64,7 +64,7 @@ def ingest(as_json: bool, **_: Any) -> None:
 
 @click.command("build-mix")
 @with_run_options
-@config_options(ReleasesFolder, at=["releases"], rename={"releases_dir": "out"})
+@config_options(ReleasesFolder, at=["releases"], rename={"releases_dir": "releases"})
 @config_options(BuildConfig, at=["build"])
 @config_options(EngineConfig, at=["engine"])
 @json_option
@@ -82,14 +82,16 @@ def build_mix(as_json: bool, **_: Any) -> None:
     context = click.get_current_context()
     run, ingest_options = open_recipe(context)
     options = settings(context)
-    if BuildConfig.model_validate(options.get("build", {})).dry_run:
+    build_options = BuildConfig.model_validate(options.get("build", {}))
+    if build_options.dry_run:
         if show(plan_mix(run), as_json, view.plan).feasible is False:
             sys.exit(1)
         return
     releases = ReleasesFolder.model_validate(options.get("releases", {}))
     with progress_bars(totals=lambda: row_totals(run)) as progress:
         result = build(run, releases_dir=releases.releases_dir, ingest=ingest_options,
-                       engine=run.engine(options.get("engine")), progress=progress)
+                       engine=run.engine(options.get("engine")), progress=progress,
+                       local_report=build_options.local_report)
     show(result, as_json, view.built)
     if result.ingest.failed:
         sys.exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from curate.catalog import Catalog
 from curate.cli.console import console
-from curate.ingest.check import CatalogCheck
+from curate.ingest.check import AddedEntry, CatalogCheck
 
 
 def catalog_listing(catalog: Catalog) -> None:
@@ -29,3 +29,10 @@ def catalog_check(result: CatalogCheck) -> None:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
         out.print(f"{mark} {check.entry:<24} {check.message}")
     out.print(f"{result.valid} of {len(result.checks)} entries valid")
+
+
+def added(result: AddedEntry) -> None:
+    """The file written, how the entry reads its data, and its check."""
+    mapping = result.entry.mapping.model_dump(exclude_defaults=True, exclude={"kind"})
+    console().print(f"wrote {result.path}: {result.entry.name}, {result.entry.license}, "
+                    f"{result.entry.domain}; turns from {mapping}; {result.check.message}", markup=False)

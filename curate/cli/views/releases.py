@@ -18,16 +18,21 @@ def composition_table(composition: Composition, title: str) -> None:
 
     out = console()
     budget = composition.budget
-    table = Table("category", "target", "realised", "loss tokens", "rows", title=title, title_justify="left",
+    kept = any(s.kept_rows is not None for s in composition.shares)
+    columns = ["category", "target", "realised", "loss tokens", "rows", *(["of rows kept"] if kept else [])]
+    table = Table(*columns, title=title, title_justify="left",
                   caption=f"budget {budget.amount:,} {budget.unit.replace('_', ' ')}; "
                   f"loss tokens by {budget.counting}")
     for share in composition.shares:
         target = "-" if share.target is None else f"{share.target:.1%}"
         table.add_row(share.category, target, f"{share.realised:.2%}", f"{share.loss_tokens:,}",
-                      f"{share.rows:,}")
+                      f"{share.rows:,}", *([f"{share.kept_rows or 0:,}"] if kept else []))
     # The release holds whole records: its total (what `release ls` lists) is near the budget.
-    table.add_row("total", "", "", f"{composition.loss_tokens:,}", f"{composition.rows:,}", style="bold")
+    table.add_row("total", "", "", f"{composition.loss_tokens:,}", f"{composition.rows:,}",
+                  *([f"{sum(s.kept_rows or 0 for s in composition.shares):,}"] if kept else []), style="bold")
     out.print(table)
+    if (binding := budget.binding()) is not None:
+        out.print(binding, markup=False)
     modality = ", ".join(f"{m.modality} {m.loss_tokens_share:.1%} of loss tokens ({m.rows:,} rows)"
                          for m in composition.modality)
     out.print(f"modality: {modality}")
@@ -114,15 +119,25 @@ def verification(result: Verification) -> None:
                     "match their sha256 in manifest.json, nothing else is there")
 
 
+def _size(n: int) -> str:
+    """A byte count as people read it: 812 B, 4.1 kB, 84.2 MB (powers of 1,000, as the Hub shows)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def pushed(result: Pushed) -> None:
     """What was uploaded (the URL, the commit, the pull request), or what would be."""
     out = console()
     if not result.uploaded:
-        out.print(f"{result.reason}: would upload {len(result.files)} files to datasets/{result.repo} "
+        out.print(f"{result.reason}: would upload {len(result.files)} files "
+                  f"({_size(result.total_bytes)}) to datasets/{result.repo} "
                   f"({'private' if result.private else 'public'} when created)"
-                  + ("" if result.create_pr else f" and tag {result.tag}"))
+                  + ("" if result.create_pr else f" and tag {result.tag}"), markup=False)
+        width = max((len(_size(n)) for n in result.sizes.values()), default=0)
         for name in result.files:
-            out.print(f"  {name}")
+            out.print(f"  {_size(result.sizes.get(name, 0)):>{width}}  {name}", markup=False)
     elif result.pr_url:
         out.print(f"opened pull request {result.pr_url} on {result.url} ({len(result.files)} files); "
                   f"tag {result.tag} after merging")
