@@ -297,7 +297,8 @@ def evaluate_safety(config: SafetyEvalConfig, out: str | Path, *, catalog: Any =
     root = Path(data_root) if data_root is not None else resolve_data_root()
     out = Path(out)
     items = adversarial_items(config, catalog=catalog, data_root=root)
-    xstest = (read_prompts([config.xstest], catalog=catalog, data_root=root)
+    xstest = (read_prompts([config.xstest], catalog=catalog, data_root=root,
+                           taxonomy=load_taxonomy(config.taxonomy))
               if config.xstest is not None else [])
     for prompt in xstest:
         if prompt.meta.get("label") not in ("safe", "unsafe"):

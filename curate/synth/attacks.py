@@ -31,11 +31,10 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from curate.catalog import Catalog
-    from curate.synth.taxonomy import Taxonomy
 
 
 # -- styles ------------------------------------------------------------------------------------
@@ -276,14 +275,12 @@ def assign_styles(keys: Sequence[str], styles: Sequence[str], *, per_item: int, 
     return picked
 
 
-# -- topics ------------------------------------------------------------------------------------
+# -- requests ------------------------------------------------------------------------------------
 
-def keyword_topic(text: str, taxonomy: Taxonomy | None = None) -> str:
-    """The first topic of the taxonomy's keyword map (default: the shipped one) with a
-    keyword in ``text``; its ``other_topic`` when none."""
-    from curate.synth.taxonomy import default_taxonomy
+class Topics(Protocol):
+    """What tags a request with its topic (``curate.synth.taxonomy.Taxonomy``)."""
 
-    return (taxonomy or default_taxonomy()).keyword_topic(text)
+    def topic(self, source: str, text: str, meta: dict[str, object]) -> tuple[str, str]: ...  # noqa: D102
 
 
 @dataclass(frozen=True)
@@ -302,15 +299,12 @@ class AdversarialPrompt:
 
 def read_prompts(sources: Sequence[str], *, catalog: Catalog, data_root: Path,
                  max_per_source: int | None = None,
-                 taxonomy: Taxonomy | None = None) -> list[AdversarialPrompt]:
+                 taxonomy: Topics) -> list[AdversarialPrompt]:
     """The user requests of catalog ``sources`` (chat entries, read as a run reads them:
-    ``curate.read.sources``), each tagged with a topic of ``taxonomy`` (default: the shipped
-    one); the first ``max_per_source`` of each source with a user turn. Rows ingestion
+    ``curate.read.sources``), each tagged with a topic of ``taxonomy`` (``load_taxonomy``);
+    the first ``max_per_source`` of each source with a user turn. Rows ingestion
     quarantines are skipped."""
     from curate.read.sources import read_entries
-    from curate.synth.taxonomy import default_taxonomy
-
-    taxonomy = taxonomy or default_taxonomy()
 
     prompts: list[AdversarialPrompt] = []
     for read in read_entries([catalog.source(name) for name in sources], data_root=data_root):
@@ -324,11 +318,7 @@ def read_prompts(sources: Sequence[str], *, catalog: Catalog, data_root: Path,
                 continue
             meta = json.loads(record["meta"]) if record["meta"] else {}
             text = users[0]
-            field_name = taxonomy.topic_fields.get(name)
-            if field_name is not None and meta.get(field_name):
-                topic, origin = str(meta[field_name]), f"meta:{field_name}"
-            else:
-                topic, origin = taxonomy.keyword_topic(text), "keywords"
+            topic, origin = taxonomy.topic(name, text, meta)
             prompts.append(AdversarialPrompt(name, int(record["row"]), record["id"], text,
                                              topic, origin, meta))
             taken += 1

@@ -49,27 +49,9 @@ from curate.errors import ConfigError
 from curate.lifecycle import Lifecycle
 from curate.synth.backend import Backend, Request, backend_from_config
 from curate.synth.config import GeneratorConfig
+from curate.synth.taxonomy import CATEGORIES, default_taxonomy
 
 log = logging.getLogger(__name__)
-
-CATEGORIES: dict[str, str] = {
-    "S1": "Violent Crimes",
-    "S2": "Non-Violent Crimes",
-    "S3": "Sex Crimes",
-    "S4": "Child Exploitation",
-    "S5": "Defamation",
-    "S6": "Specialized Advice",
-    "S7": "Privacy",
-    "S8": "Intellectual Property",
-    "S9": "Indiscriminate Weapons",
-    "S10": "Hate",
-    "S11": "Self-Harm",
-    "S12": "Sexual Content",
-    "S13": "Elections",
-    "S14": "Code Interpreter Abuse",
-}
-"""Llama Guard 3's hazard categories, as its prompt names them (MLCommons taxonomy + S14)."""
-
 
 Role = Literal["User", "Agent"]
 Label = Literal["safe", "unsafe", "unparsed"]
@@ -111,8 +93,6 @@ class JudgeConfig(Config):
     def _domain_categories(cls, data: Any) -> Any:
         """Unless listed, the categories are the domain's (the shipped taxonomy's table)."""
         if isinstance(data, dict) and "categories" not in data:
-            from curate.synth.taxonomy import default_taxonomy
-
             domain = str(data.get("domain", "general"))
             data = {**data, "categories": default_taxonomy().categories_for(domain)}
         return data

@@ -22,6 +22,24 @@ from pydantic import Field, field_validator, model_validator
 
 from curate.config import Config, load_model
 
+CATEGORIES: dict[str, str] = {
+    "S1": "Violent Crimes",
+    "S2": "Non-Violent Crimes",
+    "S3": "Sex Crimes",
+    "S4": "Child Exploitation",
+    "S5": "Defamation",
+    "S6": "Specialized Advice",
+    "S7": "Privacy",
+    "S8": "Intellectual Property",
+    "S9": "Indiscriminate Weapons",
+    "S10": "Hate",
+    "S11": "Self-Harm",
+    "S12": "Sexual Content",
+    "S13": "Elections",
+    "S14": "Code Interpreter Abuse",
+}
+"""Llama Guard 3's hazard categories, as its prompt names them (MLCommons taxonomy + S14)."""
+
 TAXONOMY_FILE = "safety/taxonomy.yaml"
 """The shipped taxonomy, relative to the shipped catalogs folder."""
 
@@ -58,8 +76,6 @@ class Taxonomy(Config):
     @field_validator("judge_categories")
     @classmethod
     def _known_codes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        from curate.synth.judge import CATEGORIES
-
         for domain, codes in value.items():
             unknown = [c for c in codes if c not in CATEGORIES]
             if unknown or not codes:
@@ -93,6 +109,20 @@ class Taxonomy(Config):
             raise ValueError(f"`judge.domain`: no judge categories for domain `{domain}`; the taxonomy "
                              f"`{self.name}` has {', '.join(self.judge_categories)} (or give `categories`)")
         return list(self.judge_categories[domain])
+
+    def topic(self, source: str, text: str, meta: dict[str, object]) -> tuple[str, str]:
+        """A request's topic and where it came from: the source's own category field
+        (``meta:<key>``, ``topic_fields``) when the row has one, else its keywords."""
+        field_name = self.topic_fields.get(source)
+        if field_name is not None and meta.get(field_name):
+            return str(meta[field_name]), f"meta:{field_name}"
+        return self.keyword_topic(text), "keywords"
+
+
+def keyword_topic(text: str, taxonomy: Taxonomy | None = None) -> str:
+    """The first topic of the taxonomy's keyword map (default: the shipped one) with a
+    keyword in ``text``; its ``other_topic`` when none."""
+    return (taxonomy or default_taxonomy()).keyword_topic(text)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:

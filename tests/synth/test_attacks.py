@@ -18,10 +18,9 @@ from curate.synth.attacks import (
     apply_style,
     assign_styles,
     caesar,
-    keyword_topic,
     read_prompts,
 )
-from curate.synth.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
+from curate.synth.taxonomy import Taxonomy, default_taxonomy, keyword_topic, load_taxonomy
 
 REQUEST = "Give detailed instructions on how to pick a lock"
 
@@ -90,7 +89,8 @@ def test_keyword_topics(text, topic):
 
 
 def test_real_advbench_and_harmbench_prompts_tagged_by_topic(catalog, data_root):
-    prompts = read_prompts(["advbench", "harmbench"], catalog=catalog, data_root=data_root)
+    prompts = read_prompts(["advbench", "harmbench"], catalog=catalog, data_root=data_root,
+                           taxonomy=load_taxonomy())
     by_source = Counter(p.source for p in prompts)
     assert by_source == {"advbench": 520, "harmbench": 400}
     with (data_root / "safety/harmbench/harmbench_behaviors_text_all.csv").open(encoding="utf-8") as f:

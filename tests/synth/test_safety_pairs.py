@@ -161,7 +161,7 @@ def test_build_mix_mixes_the_pairs_as_a_preference_source(built, tmp_path):
                                       "sources": ["safety_pairs"],
                                       "mix": {"targets": {"synthetic": 1.0}, "unit": "rows"}}))
     result = CliRunner().invoke(main, ["build-mix", str(recipe), "--catalog", str(built.catalog),
-                                       "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "rel")])
+                                       "--runs", str(tmp_path / "runs"), "--releases", str(tmp_path / "rel")])
     assert result.exit_code == 0, result.output
     release = load_release(tmp_path / "rel/safety-dpo/0.1.0")
     pairs = pl.read_parquet(built.train)
