@@ -295,7 +295,7 @@ def flops_of(part: PartTokens, model: ModelSize, epochs: float) -> tuple[float, 
         f"{per_token}·N·tokens ({word}; N = {model.matmul_parameters:.3g}, {part.tokens:,} tokens per epoch) "
         f"+ attention {per_token}·L·d·Σs² (L = {model.layers}, d = {model.hidden}, mean s = "
         f"{part.mean_sequence:,.0f}: {attention / max(dense + attention, 1):.1%} of the total) "
-        f"× {epochs:g} epochs")
+        f"× {epochs:g} epoch{'' if epochs == 1 else 's'}")
 
 
 def costing(workload: str, flops: float, flops_note: str, *, accelerator: str, entry: Accelerator,
