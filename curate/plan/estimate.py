@@ -384,21 +384,32 @@ def plan_parts(parts: Sequence[PartTokens], model: ModelSize, config: PlanConfig
 def release_parts(release: Release, *, max_length: int | None = None) -> tuple[list[PartTokens], list[str]]:
     """The parts of ``release`` as a trainer sees them (text and image_text: SFT;
     preference: DPO), scaled to the manifest's loss tokens; and the assumptions, in words."""
-    recipe_length = ((release.manifest.get("recipe") or {}).get("resolved") or {}).get("mix") or {}
-    length = max_length or recipe_length.get("max_length") or TRL_MAX_LENGTH
-    counted = [count_tokens(release.table(config), part=config, max_length=length)
-               for config in release.configs]
+    return parts_of({config: release.table(config) for config in release.configs}, release.manifest,
+                    max_length=max_length)
+
+
+def parts_of(tables: Mapping[str, pa.Table], manifest: Mapping[str, Any], *,
+             max_length: int | None = None) -> tuple[list[PartTokens], list[str]]:
+    """The parts of a release whose data are ``tables`` (by config) and whose manifest is
+    ``manifest`` (its composition, its counting and its recipe's ``mix.max_length``): the
+    tokens of ``count_tokens``, scaled so the loss tokens equal the manifest's; and the
+    assumptions, in words."""
+    from curate.read.views import Composition
+
+    mix = ((manifest.get("recipe") or {}).get("resolved") or {}).get("mix") or {}
+    length = max_length or mix.get("max_length") or TRL_MAX_LENGTH
+    counted = [count_tokens(tables[config], part=config, max_length=length) for config in sorted(tables)]
     counted = [p for p in counted if p.rows]
-    manifest_loss = release.composition.loss_tokens
+    composition = Composition.from_json(manifest)
+    manifest_loss = composition.loss_tokens
     estimated = sum(p.loss_tokens for p in counted)
     factor = manifest_loss / estimated if estimated and manifest_loss else 1.0
-    counting = release.composition.budget.counting
     where = ("the argument" if max_length else "the recipe's `mix.max_length`"
-             if recipe_length.get("max_length") else "TRL's default")
+             if mix.get("max_length") else "TRL's default")
     return [p.scaled(factor) for p in counted], [
         f"tokens: {WORDS_TO_TOKENS} per word plus one per turn, each sequence cut at {length:,} tokens "
         f"({where}), scaled by {factor:.3f} so the loss tokens equal the manifest's "
-        f"{manifest_loss:,} (counting: {counting})"]
+        f"{manifest_loss:,} (counting: {composition.budget.counting})"]
 
 
 def plan_release(path: str | Path, config: PlanConfig) -> Plan:

@@ -67,3 +67,15 @@ def test_a_run_records_what_it_spent_beside_the_plans_estimate(method, release, 
     assert comparison["tokens_measured_over_estimated"] == pytest.approx(
         measured["tokens"] / estimate["tokens"], rel=1e-3)
     assert 0 < comparison["achieved_mfu"]
+
+
+def test_the_card_carries_the_cost_to_train_three_sizes_with_its_assumptions(release):
+    card = (release / "README.md").read_text()
+    section = card[card.index("## Cost to train"):card.index("## Sources")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert [row.split(" | ")[0] for row in rows] == ["| 1B", "| 8B", "| 72B"]
+    assert "DPO on `preference`" in section and "SFT on `text`" in section
+    assert "3 epochs" in section and "40% MFU and $2.50 per hour" in section and "PUE 1.2" in section
+    from curate.read.releases import verify_release
+
+    assert verify_release(release) == []  # the card, hashed in the manifest, is the one written
