@@ -80,7 +80,7 @@ class Nvml:
         try:
             import pynvml
         except ImportError:
-            return None, "pynvml is not installed (pip install nvidia-ml-py)"
+            return None, "pynvml is not installed (pip install 'curate[energy]')"
         try:
             pynvml.nvmlInit()
             nvml = cls(pynvml)
