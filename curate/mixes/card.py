@@ -341,8 +341,9 @@ def training_cost(folder: str | Path, manifest: dict[str, Any], configs: Sequenc
     price = read_accelerators()[CARD_ACCELERATOR].price_per_hour
     work = ", ".join(f"{p.method.upper()} on `{p.part}` ({p.tokens:,} tokens per epoch)" for p in parts)
     flops = "; ".join(f for method, f in (
-        ("sft", "SFT 6·N FLOPs per token"),
-        ("dpo", "DPO 8·N (policy forward and backward on chosen and rejected, reference forward)"))
+        ("sft", "SFT 8·N FLOPs per token (forward, backward, the forward again: activation checkpointing, "
+                "TRL's default)"),
+        ("dpo", "DPO 10·N (the policy's on chosen and rejected, and the reference's forward)"))
         if any(p.method == method for p in parts))
     return "\n\n".join([
         "## Cost to train",

@@ -13,10 +13,11 @@ The arithmetic, for a model of N parameters in matrix multiplies, L layers and h
 size d, over sequences of s tokens:
 - SFT: ``6 N`` FLOPs per token (forward ``2 N``, backward ``4 N``) plus attention,
   ``6 L d s^2`` per sequence (QK^T and AV, ``4 s^2 d`` per layer forward, halved by the
-  causal mask, times three for the backward);
+  causal mask, times three for the backward); with activation checkpointing (TRL's
+  default) one more forward: ``8 N`` and ``8 L d s^2``;
 - DPO: the policy's forward and backward over the chosen and the rejected sequence
   (prompt + answer, each), and the reference model's forward over both: ``8 N`` per
-  token plus ``8 L d s^2`` per sequence;
+  token plus ``8 L d s^2`` per sequence (``10`` with activation checkpointing);
 - evaluation: ``2 N`` FLOPs per token over items x (prompt + output tokens);
 - accelerator-hours = FLOPs / (peak FLOP/s x MFU) / 3600; wall time = that / accelerators;
   energy = power x accelerator-hours x PUE; cost = accelerator-hours x price; emissions
@@ -82,6 +83,9 @@ class PlanConfig(Config):
     grid_intensity: float = Field(0.4, ge=0, description=(
         "Grid carbon intensity, kg CO2e per kWh (0.4: about the world average)."))
     epochs: float = Field(3.0, gt=0, description="Epochs over the data (TRL's default: 3).")
+    activation_checkpointing: bool = Field(True, description=(
+        "Activations are recomputed in the backward (TRL's default `gradient_checkpointing`): one more "
+        "forward, 8·N FLOPs per trained token instead of 6·N."))
     max_length: int | None = Field(None, ge=1, description=(
         "Training length in tokens: longer sequences are cut [default: the recipe's "
         "`mix.max_length`, else TRL's 1024]."))
@@ -285,10 +289,14 @@ class Estimate:
     figures: list[Figure] = field(default_factory=list)
 
 
-def flops_of(part: PartTokens, model: ModelSize, epochs: float) -> tuple[float, str]:
-    """Training FLOPs of ``part`` over ``epochs`` and the formula, in words."""
-    per_token, word = (8, "policy forward and backward (6N) on chosen and rejected, reference forward (2N)") \
-        if part.method == "dpo" else (6, "forward and backward")
+def flops_of(part: PartTokens, model: ModelSize, epochs: float, *,
+             recompute: bool = False) -> tuple[float, str]:
+    """Training FLOPs of ``part`` over ``epochs`` (``recompute``: activation checkpointing,
+    one more forward of the trained model) and the formula, in words."""
+    train, again = (8, ", the forward again (2N)") if recompute else (6, "")
+    per_token, word = ((train + 2, f"policy forward and backward (6N){again} on chosen and rejected, "
+                        "reference forward (2N)") if part.method == "dpo"
+                       else (train, f"forward and backward{again}"))
     dense = per_token * model.matmul_parameters * part.tokens
     attention = per_token * model.layers * model.hidden * part.squared_tokens
     return epochs * (dense + attention), (
@@ -364,7 +372,7 @@ def plan_parts(parts: Sequence[PartTokens], model: ModelSize, config: PlanConfig
     entry = accelerator_named(config.accelerator, table)
     estimates = []
     for part in parts:
-        flops, note = flops_of(part, model, config.epochs)
+        flops, note = flops_of(part, model, config.epochs, recompute=config.activation_checkpointing)
         estimates.append(costing(f"{part.method} on {part.part}", flops, note, accelerator=config.accelerator,
                                  entry=entry, mfu=config.mfu, config=config))
     if config.eval_items:
@@ -377,8 +385,10 @@ def plan_parts(parts: Sequence[PartTokens], model: ModelSize, config: PlanConfig
             mfu=config.inference_mfu, config=config))
     return Plan(release, model, config.accelerator, entry.note, list(parts), estimates, [
         f"model: {model.source}", *assumptions,
-        "full fine-tuning (LoRA saves part of the backward), no recomputation (activation "
-        "checkpointing adds a forward: 8N instead of 6N), images' tokens not counted"])
+        "full fine-tuning (LoRA saves part of the backward), "
+        + ("activation checkpointing (TRL's default: one more forward, 8N per trained token instead of 6N)"
+           if config.activation_checkpointing else "no activation checkpointing (6N per trained token)")
+        + ", images' tokens not counted"])
 
 
 def release_parts(release: Release, *, max_length: int | None = None) -> tuple[list[PartTokens], list[str]]:

@@ -145,7 +145,8 @@ def run_cost(meter: Meter, trainer: Any, data: TrainingData, model: ModelSpec) -
                                       else "the run trained no epoch")
         return record
     config = PlanConfig(model=model.model, revision=model.revision, trust_remote_code=model.trust_remote_code,
-                        accelerator=accelerator, accelerators=accelerators, epochs=epochs)
+                        accelerator=accelerator, accelerators=accelerators, epochs=epochs,
+                        activation_checkpointing=bool(getattr(args, "gradient_checkpointing", False)))
     plan = plan_parts([part], model_size(model.model, revision=model.revision,
                                          trust_remote_code=model.trust_remote_code), config)
     estimate = plan.estimates[0]
