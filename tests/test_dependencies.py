@@ -32,13 +32,18 @@ def imported(sources: list[str]) -> set[str]:
     return found - set(sys.stdlib_module_names) - {"curate", "__future__"}
 
 
+NOT_INSTALLED_HERE = {"pynvml": "nvidia-ml-py"}
+"""Modules of GPU-only extras, never installed here, whose distribution is named otherwise."""
+
+
 def undeclared(modules: set[str], declared: set[str]) -> list[str]:
     """The modules whose distribution (the installed one, else the module's own name) is
     not among ``declared``."""
     owners = packages_distributions()
     missing = []
     for module in sorted(modules):
-        names = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
+        fallback = [NOT_INSTALLED_HERE.get(module, module)]
+        names = {d.lower().replace("_", "-") for d in owners.get(module, fallback)}
         if not names & declared:
             missing.append(f"{module} ({', '.join(sorted(names))})")
     return missing

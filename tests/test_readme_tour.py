@@ -69,6 +69,7 @@ TOUR: list[tuple[str, str, str]] = [
     (r"curate build-mix safety-dpo\.yaml ", HELP, "needs the pairs `curate safety pairs` makes"),
     (r"curate eval (safety|mcqa) ", HELP, "a model to evaluate and a judge"),
     (r"curate train (sft|dpo|merge) ", HELP, "hub models (and GPUs)"),
+    (r"curate plan releases/demo/0\.1\.0 --model 8B ", RUN, "the copied demo release; a size needs no model"),
     (r"curate rag cot ", HELP, "a served model writes the chains of thought"),
     (r"curate rag (index|search|check) (releases/demo/0\.1\.0|index/demo)\b", RUN, "the copied demo release"),
     (r"(\.venv/bin/)?pip install ", SKIP, "installs packages"),

@@ -67,6 +67,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rag": ("curate.cli.commands.rag:rag",
             "Retrieval: a contamination-safe index of solved examples for MedPrompt-style few-shot "
             "prompts (`curate eval mcqa --retrieval INDEX`)."),
+    "plan": ("curate.cli.commands.plan:plan",
+             "Estimate what training --model on RELEASE costs before running it: FLOPs (SFT on its "
+             "text parts, DPO on its preference pairs), accelerator-hours at a stated utilisation "
+             "(MFU), wall time on --accelerators, energy (power × time × PUE), money (price per "
+             "accelerator-hour) and emissions (grid intensity); with --eval-items, an evaluation's "
+             "inference too."),
     "train": ("curate.cli.commands.train:train",
               "Thin training over TRL (SFT, DPO) and mergekit (merging), from releases."),
 }

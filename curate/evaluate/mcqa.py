@@ -53,10 +53,12 @@ from curate.catalog import Catalog, resolve_data_root
 from curate.errors import ConfigError
 from curate.evaluate import metrics
 from curate.evaluate.config import McqaConfig
+from curate.evaluate.cost import evaluation_cost
 from curate.evaluate.items import Denominator, McqaItem, read_benchmark
 from curate.evaluate.prompts import TEMPLATES, Prompt, Template, build_prompt
 from curate.evaluate.report import McqaSummary
 from curate.evaluate.scorers import ChoiceScorer, Scored, make_scorer
+from curate.plan.measure import Meter
 from curate.store import read_json, write_json, write_parquet
 from curate.version import installed_versions
 
@@ -261,9 +263,12 @@ def evaluate_mcqa(
     scorer = make_scorer(config) if scorer is None else scorer
     try:
         scoring = time.perf_counter()
+        meter = Meter()
         predictions = predict(items, scorer, build=lambda item: build_prompt(item, template),
                               batch_size=config.batch_size)
         scored_in = time.perf_counter() - scoring
+        cost = evaluation_cost(meter, config.model, [build_prompt(item, template).text for item in items],
+                               [o for o in predictions.get_column("output").to_list() if o])
         retrieval = None
         if index is not None:
             retrieval = evaluate_retrieval(items, scorer, index, records, config, template)
@@ -287,6 +292,7 @@ def evaluate_mcqa(
         "versions": installed_versions(("curate", "torch", "transformers", "vllm")),
         "seconds": {"total": time.perf_counter() - started, "scoring": scored_in},
         "items_per_second": len(items) / scored_in if scored_in > 0 else None,
+        "cost": cost,
     }
     if retrieval is not None:
         results["retrieval"] = {

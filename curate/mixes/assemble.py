@@ -17,7 +17,7 @@ from curate.curation.box_formats import GROUNDING_PATTERN
 from curate.engine.runner import Rewrite, StageResult
 from curate.engine.stage import Stage
 from curate.mixes.allocate import Allocation, allocate, composition
-from curate.mixes.card import dataset_info, example_rows, hub_dataset, render_card
+from curate.mixes.card import dataset_info, example_rows, hub_dataset, render_card, training_cost
 from curate.mixes.release import (
     IMAGE_ROW_GROUP,
     ROWS_PER_FILE,
@@ -256,7 +256,8 @@ def assemble_release(spec: ReleaseSpec, releases_dir: str | os.PathLike[str]) ->
                                          write_recipe(folder, spec.recipe_given, recipe)],
                          trail, manifest,
                          lambda folder: render_card(manifest, configs, dataset_info(folder, configs),
-                                                    examples=example_rows(folder, configs)))
+                                                    examples=example_rows(folder, configs),
+                                                    cost=training_cost(folder, manifest, configs)))
 
 
 def write_recipe(folder: Path, given: Any, recipe: Recipe) -> str:

@@ -22,6 +22,7 @@ import yaml
 
 from curate.errors import ConfigError
 from curate.read.views import Budget
+from curate.store import ReleaseFolder
 
 _TASKS = {"text": "text-generation", "image_text": "visual-question-answering",
           "preference": "text-generation"}
@@ -301,12 +302,69 @@ def _citations(sources: dict[str, Any]) -> str:
     return "\n\n".join(blocks)
 
 
+CARD_SIZES = ("1B", "8B", "72B")
+"""The model sizes the card's "Cost to train" table plans for."""
+CARD_ACCELERATOR = "h100-sxm"
+
+
+def training_cost(folder: str | Path, manifest: dict[str, Any], configs: Sequence[str]) -> str:
+    """The card's "Cost to train" section: ``curate plan``'s estimate (``curate.plan``) of
+    training each of ``CARD_SIZES`` on the release's data in ``folder`` with its defaults
+    (3 epochs on H100s, the shipped table's figures), and the assumptions. Arithmetic on
+    the data's words, so the same data give the same text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.plan.estimate import PlanConfig, fmt, model_size, parts_of, plan_parts, read_accelerators
+
+    tables = {}
+    for config in configs:
+        files = sorted(Path(folder).glob(ReleaseFolder.data_pattern(config)))
+        if files:
+            names = pq.read_schema(files[0]).names
+            columns = [c for c in ("messages", "prompt", "chosen", "rejected") if c in names]
+            tables[config] = pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    parts, assumptions = parts_of(tables, manifest)
+    if not parts:
+        return ""
+    rows, plans = [], []
+    for size in CARD_SIZES:
+        plan = plan_parts(parts, model_size(size), PlanConfig(model=size, accelerator=CARD_ACCELERATOR))
+        total = plan.total
+        if total is None:
+            return ""
+        plans.append(plan)
+        rows.append([size, f"{total.flops:.2g}", fmt(total.accelerator_hours, "h"),
+                     fmt(total.cost_usd, "USD"), fmt(total.energy_kwh, "kWh"), fmt(total.emissions_kg, "kg")])
+    defaults = PlanConfig(model=CARD_SIZES[0])
+    entry = plans[0].accelerator_note
+    price = read_accelerators()[CARD_ACCELERATOR].price_per_hour
+    work = ", ".join(f"{p.method.upper()} on `{p.part}` ({p.tokens:,} tokens per epoch)" for p in parts)
+    flops = "; ".join(f for method, f in (
+        ("sft", "SFT 8·N FLOPs per token (forward, backward, the forward again: activation checkpointing, "
+                "TRL's default)"),
+        ("dpo", "DPO 10·N (the policy's on chosen and rejected, and the reference's forward)"))
+        if any(p.method == method for p in parts))
+    return "\n\n".join([
+        "## Cost to train",
+        "What training a model of each size on this release costs, estimated by `curate plan` "
+        "(`curate plan RELEASE --model SIZE_OR_CONFIG --accelerator NAME` for another model, "
+        "accelerator or price):",
+        _table(["model", "FLOPs", "H100 time", "cost (USD)", "energy", "CO2e"], rows),
+        f"Assumed: {work}; {defaults.epochs:g} epochs; {flops}, plus attention; full fine-tuning; "
+        f"{CARD_ACCELERATOR} at {defaults.mfu:.0%} MFU and ${price:.2f} per hour ({escape(entry)}); PUE "
+        f"{defaults.pue:g}; {defaults.grid_intensity:g} kg CO2e per kWh; a shape assumed for each "
+        f"size (L = (N / (12·128²))^(1/3) layers, hidden size 128·L). "
+        + escape(assumptions[0][0].upper() + assumptions[0][1:]) + "."])
+
+
 def render_card(manifest: dict[str, Any], configs: list[str],
                 info: list[dict[str, Any]] | None = None, *,
-                examples: dict[str, list[dict[str, Any]]] | None = None) -> str:
+                examples: dict[str, list[dict[str, Any]]] | None = None, cost: str = "") -> str:
     """The release's dataset card (Hugging Face format) from its manifest; ``info`` is
     the ``dataset_info`` of its data files (:func:`dataset_info`), ``examples`` a few of
-    its rows per config (:func:`example_rows`)."""
+    its rows per config (:func:`example_rows`), ``cost`` its "Cost to train" section
+    (:func:`training_cost`)."""
     rows = sum(c["rows"] for c in manifest["composition"])
     sources = manifest["sources_in_mix"]
     default = "text" if "text" in configs else configs[0] if configs else None
@@ -355,6 +413,7 @@ def render_card(manifest: dict[str, Any], configs: list[str],
             for name, m in manifest.get("modality", {}).items()]),
         "## Example rows" if examples else "",
         _examples(examples) if examples else "",
+        cost,
         "## Sources",
         _table(["source", "license", "domain", "origin", "rows", "loss tokens", "repeated rows"], [
             [name, s["license"], s["domain"], s["origin"], f"{s['rows']:,}", f"{s['loss_tokens']:,}",

@@ -1,7 +1,8 @@
 """Models: one loader for language, vision-language and scoring models, one vLLM engine
 builder, and the one scorer hierarchy.
 
-- ``curate.models.loading``: ``load_causal_lm``, ``load_tokenizer``, ``load_image_text_lm``
+- ``curate.models.loading``: ``load_causal_lm``, ``load_tokenizer``, ``load_image_text_lm``,
+  ``load_model_config``
   (hub name at a pinned revision, or local folder), devices, dtypes, the hub probe;
 - ``curate.models.vllm``: ``build_llm`` (the one way to start ``vllm.LLM``) and ``close_vllm``;
 - ``curate.models.scoring``: the ``Scorer`` base, its transformers and vLLM bases, the
@@ -20,6 +21,7 @@ from curate.models.loading import (
     hub_reachable,
     load_causal_lm,
     load_image_text_lm,
+    load_model_config,
     load_processor,
     load_tokenizer,
     looks_local,
@@ -38,6 +40,7 @@ __all__ = [
     "hub_reachable",
     "load_causal_lm",
     "load_image_text_lm",
+    "load_model_config",
     "load_processor",
     "load_tokenizer",
     "looks_local",

@@ -72,6 +72,18 @@ def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code:
         _location(name, what), **_hub(name, revision, trust_remote_code)), name, revision, what)
 
 
+def load_model_config(name: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                      what: str = "model") -> Any:
+    """The ``transformers`` config (``config.json``) of ``name`` (hub name or local folder),
+    without its weights."""
+    try:
+        from transformers import AutoConfig
+    except ImportError:
+        raise MissingDependencyError("transformers", "ml") from None
+    return _loading(lambda: AutoConfig.from_pretrained(
+        _location(name, what), **_hub(name, revision, trust_remote_code)), name, revision, what)
+
+
 def load_causal_lm(name: str, *, revision: str | None = None, dtype: Dtype = "auto",
                    device: Device = "auto", trust_remote_code: bool = False,
                    what: str = "model") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

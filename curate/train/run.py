@@ -37,10 +37,11 @@ from pydantic import Field
 from curate.config import Config, ModelSpec
 from curate.errors import ConfigError
 from curate.models import hub_options, load_processor, load_tokenizer, looks_local, resolve_device
+from curate.plan.measure import Meter
 from curate.train import TRAIN_METHODS
 from curate.train.args import build_configs, json_config, option_names, parse_overrides, read_config_file
 from curate.train.data import Task, TrainingData, read_training_data
-from curate.train.record import TrainResult, package_versions, training_result, write_record
+from curate.train.record import TrainResult, package_versions, run_cost, training_result, write_record
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +210,14 @@ def train(method: str | TrainMethod, data_path: str | Path, *, model: ModelSpec,
         raise ConfigError(f"TRL's {method.trainer_class.rpartition(':')[2]}: "
                           f"{str(exc).strip().splitlines()[0]}") from exc
     record["notes"] = {**chosen.notes, **method.describe(trainer)}
+    meter = Meter()
     output = trainer.train()
+    cost = run_cost(meter, trainer, data, model)
     trainer.save_model(str(output_dir))
     result = training_result(trainer, output)
     if data.eval_dataset is not None:
         result["eval"] = trainer.evaluate()
-    record.update(status="finished", result=result)
+    record.update(status="finished", result=result, cost=cost)
     if main_process:
         write_record(output_dir, record)
     return TrainResult(Path(output_dir), record, trainer, main_process)

@@ -173,7 +173,7 @@ def test_recipe_and_catalog_text_render_as_text_in_the_card(tiny):
     assert "--- license: mit pretty_name: pwned ---" in rendered and "# Not a heading" in rendered
     assert "CC-BY-4.0 &lt;img src=x onerror=alert(1)&gt; [x](https://evil.example)" in rendered
     assert "| medical |" in text  # the tables still are tables
-    assert rendered.count("<table>") == 4 + 4  # and the 2 example rows of each config
+    assert rendered.count("<table>") == 4 + 1 + 4  # the cost to train, and the 2 example rows of each config
     # a citation is a code block that no backtick run in it can close
     fence = '<pre><code class="language-bibtex">@misc{tiny,\n  title = {```\n# Broken out &lt;script&gt;'
     assert fence in rendered
