@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,52 @@ def write_yaml(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
     return path
+
+
+CHAT_SOURCE = """
+name: {name}
+version: 1
+license: CC-BY-4.0
+domain: general
+origin: real
+task: qa
+location: {{path: {path}, allow_outside_data_root: true}}
+mapping: {{kind: chat, question: q, answer: a}}
+"""
+
+
+def write_chat_source(folder: Path, name: str, rows: Sequence[dict | str]) -> Path:
+    """``folder/<name>.jsonl`` (a dict row as JSON, a string as the line it is, bad lines
+    included), outside the data root, and its chat entry (question ``q``, answer ``a``) in
+    ``folder/catalog/sources``; the catalog folder."""
+    path = folder / f"{name}.jsonl"
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    write_yaml(folder / "catalog/sources" / f"{name}.yaml", CHAT_SOURCE.format(name=name, path=path))
+    return folder / "catalog"
+
+
+MCQA_BENCHMARK = """
+name: {name}
+version: 1
+license: MIT
+domain: medical
+task: mcqa
+location: {{path: {path}}}
+allow_outside_data_root: true
+mapping:
+  {{kind: mcqa, question: {question}, options: {options}, answer: {answer}, answer_format: {answer_format}}}
+"""
+
+
+def write_mcqa_benchmark(folder: Path, name: str, rows: Sequence[dict], *, question: str = "q",
+                         options: str = "opts", answer: str = "a", answer_format: str = "letter") -> Path:
+    """``folder/<name>.jsonl`` (the rows as JSON Lines), outside the data root, and its MCQA
+    benchmark entry in ``folder/cat/benchmarks``; the catalog folder."""
+    path = folder / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_yaml(folder / "cat/benchmarks" / f"{name}.yaml", MCQA_BENCHMARK.format(
+        name=name, path=path, question=question, options=options, answer=answer, answer_format=answer_format))
+    return folder / "cat"
 
 
 def source_from_yaml(tmp_path: Path, text: str) -> Source:

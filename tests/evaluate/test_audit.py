@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_yaml
+from conftest import write_mcqa_benchmark
 
 from curate.evaluate.audit import audit
 from curate.evaluate.config import AuditConfig
@@ -81,19 +81,8 @@ def test_crafted_flaws_are_found_by_row(tmp_path, data_root):
         {"q": "Which are cranial nerves?", "opts": ["Vagus", "Facial", "All of the above"], "a": "C"},
         {"q": "Which drug treats gout?", "opts": ["Allopurinol", "Insulin", "None of the above"], "a": "A"},
     ]
-    data = tmp_path / "crafted.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_yaml(tmp_path / "cat/benchmarks/crafted.yaml", f"""
-        name: crafted
-        version: 1
-        license: MIT
-        domain: medical
-        task: mcqa
-        location: {{path: {data}}}
-        allow_outside_data_root: true
-        mapping: {{kind: mcqa, question: q, options: opts, answer: a, answer_format: letter}}
-    """)
-    result = audit(["crafted"], AuditConfig(unfit_above=0.5), catalog_dirs=[tmp_path / "cat"],
+    catalog = write_mcqa_benchmark(tmp_path, "crafted", rows)
+    result = audit(["crafted"], AuditConfig(unfit_above=0.5), catalog_dirs=[catalog],
                    data_root=data_root)
     b = result.benchmarks["crafted"]
     assert b["flaws"]["empty_option"] == ["crafted:1"]

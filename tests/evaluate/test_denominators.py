@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import write_yaml
+from conftest import write_mcqa_benchmark, write_yaml
 
 from curate.cli import main
 from curate.errors import ConfigError
@@ -41,19 +41,7 @@ DROPPED = {"missing_answer": 2, "answer_not_in_options": 1, "empty_option": 1}
 @pytest.fixture
 def bad(tmp_path) -> Path:
     """A benchmark of 2 good rows and 4 bad ones (no answer, empty answer, `options: {}`, `E`)."""
-    data = tmp_path / "bad.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    write_yaml(tmp_path / "cat/benchmarks/bad.yaml", f"""
-        name: bad
-        version: 1
-        license: MIT
-        domain: medical
-        task: mcqa
-        location: {{path: {data}}}
-        allow_outside_data_root: true
-        mapping: {{kind: mcqa, question: q, options: opts, answer: a, answer_format: letter}}
-    """)
-    return tmp_path / "cat"
+    return write_mcqa_benchmark(tmp_path, "bad", ROWS)
 
 
 @pytest.fixture(scope="module")

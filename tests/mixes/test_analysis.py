@@ -4,28 +4,17 @@ rows and mark thresholds, no rank columns, and the category that bound the budge
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_yaml
+from conftest import write_chat_source, write_yaml
 
 from curate.cli import main
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
 from curate.read.releases import Release
 
-ECHO = """
-name: echo
-version: 1
-license: CC-BY-4.0
-domain: general
-origin: real
-task: qa
-location: {{path: {path}, allow_outside_data_root: true}}
-mapping: {{kind: chat, question: q, answer: a}}
-"""
 RECIPE = """
 name: analysed
 version: "1"
@@ -50,10 +39,8 @@ def built(tmp_path_factory):
             for tail in ("today", "tonight", "at dawn", "in May", "each year")]
     rows += [{"q": f"What is general question {i} about?", "a": f"It is about topic {i}."} for i in range(8)]
     rows += rows[:3]  # exact copies
-    (tmp / "echo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_yaml(tmp / "catalog/sources/echo.yaml", ECHO.format(path=tmp / "echo.jsonl"))
-    run = open_run(write_yaml(tmp / "analysed.yaml", RECIPE), catalog_dirs=[tmp / "catalog"],
-                   runs_dir=tmp / "runs")
+    catalog = write_chat_source(tmp, "echo", rows)
+    run = open_run(write_yaml(tmp / "analysed.yaml", RECIPE), catalog_dirs=[catalog], runs_dir=tmp / "runs")
     return build_mix(run, releases_dir=tmp / "releases").release.path
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_yaml
+from conftest import write_chat_source, write_yaml
 
 from curate.catalog import shipped_catalog_dir
 from curate.mixes.card import escape
@@ -20,16 +19,6 @@ MIN_WORDS = 5
 """Item texts shorter than this (``Skeletal muscles``, ``Autosomal dominant``) are everyday
 medical phrases that clean rows hold too; longer ones name one item."""
 
-OUTSIDE = """
-name: outside
-version: 1
-license: CC-BY-4.0
-domain: general
-origin: real
-task: qa
-location: {{path: {path}, allow_outside_data_root: true}}
-mapping: {{kind: chat, question: q, answer: a}}
-"""
 RECIPE = """
 name: leaky
 version: "1"
@@ -98,12 +87,10 @@ def leaks(release: Path, run: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def leaky(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("leaky")
-    (tmp / "outside.jsonl").write_text("".join(
-        json.dumps({"q": f"What is general question {i} about?", "a": f"It is about topic {i}."}) + "\n"
-        for i in range(40)))
-    write_yaml(tmp / "catalog/sources/outside.yaml", OUTSIDE.format(path=tmp / "outside.jsonl"))
+    catalog = write_chat_source(tmp, "outside", [
+        {"q": f"What is general question {i} about?", "a": f"It is about topic {i}."} for i in range(40)])
     recipe = write_yaml(tmp / "leaky.yaml", RECIPE)
-    run = open_run(recipe, catalog_dirs=[tmp / "catalog"], runs_dir=tmp / "runs")
+    run = open_run(recipe, catalog_dirs=[catalog], runs_dir=tmp / "runs")
     return tmp, run, build_mix(run, releases_dir=tmp / "releases", local_report=True)
 
 

@@ -8,23 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import write_yaml
+from conftest import write_chat_source, write_yaml
 
 from curate.mixes.report import REPORT
 from curate.pipeline.build import build_mix
 from curate.pipeline.run import open_run
 
 HOSTILE = "<script>document.title='owned';console.error('xss')</script><img src=x onerror=alert(1)>"
-ENTRY = """
-name: hostile
-version: 1
-license: CC-BY-4.0
-domain: general
-origin: real
-task: qa
-location: {{path: {path}, allow_outside_data_root: true}}
-mapping: {{kind: chat, question: q, answer: a}}
-"""
 RECIPE = """
 name: hostile-mix
 version: "1"
@@ -48,10 +38,9 @@ def hostile_release(tmp_path_factory) -> Path:
     rows = [{"q": f"{HOSTILE} question {i}?", "a": f"An answer with </pre><b>bold</b> {i}."}
             for i in range(3)]
     rows += rows[:1]
-    (tmp / "hostile.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_yaml(tmp / "catalog/sources/hostile.yaml", ENTRY.format(path=tmp / "hostile.jsonl"))
+    catalog = write_chat_source(tmp, "hostile", rows)
     recipe = write_yaml(tmp / "recipe.yaml", RECIPE)
-    run = open_run(recipe, catalog_dirs=[tmp / "catalog"], runs_dir=tmp / "runs")
+    run = open_run(recipe, catalog_dirs=[catalog], runs_dir=tmp / "runs")
     return build_mix(run, releases_dir=tmp / "releases").release.path
 
 

@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from conftest import write_yaml
+from conftest import write_mcqa_benchmark
 
 from curate.cli import main
 from curate.errors import ConfigError
@@ -41,19 +41,9 @@ def planted(tmp_path_factory, data_root):
     folder = tmp_path_factory.mktemp("guard")
     dev = read_benchmarks(["medmcqa"], data_root=data_root)["medmcqa"].sort("row")
     tests = [m for m in dev.get_column("mcqa").to_list() if len(m["question"].split()) >= 6][:TEST_ROWS]
-    data = folder / "small.jsonl"
-    data.write_text("".join(json.dumps({"question": m["question"], "options": m["options"],
-                                        "answer": m["answer"]}) + "\n" for m in tests))
-    write_yaml(folder / "cat/benchmarks/medmcqa_small.yaml", f"""
-        name: medmcqa_small
-        version: 1
-        license: MIT
-        domain: medical
-        task: mcqa
-        location: {{path: {data}}}
-        allow_outside_data_root: true
-        mapping: {{kind: mcqa, question: question, options: options, answer: answer, answer_format: index}}
-    """)
+    catalog = write_mcqa_benchmark(folder, "medmcqa_small", [
+        {"question": m["question"], "options": m["options"], "answer": m["answer"]} for m in tests],
+        question="question", options="options", answer="answer", answer_format="index")
     honest = read_benchmarks(["mmlu_medical"], data_root=data_root)["mmlu_medical"].head(40)
     rng = random.Random(0)
     vocabulary = sorted({w for m in honest.get_column("mcqa").to_list() for w in m["question"].split()
@@ -72,7 +62,7 @@ def planted(tmp_path_factory, data_root):
         records += [{"id": f"planted-{form}-{row}", "source": "train", "question": q, "options": o,
                      "answer": a} for form, (q, o, a) in forms.items()]
     build_index(pa.Table.from_pylist(records, schema=RECORD_SCHEMA), folder / "index", input_name="test")
-    return {"index": folder / "index", "catalog": folder / "cat", "tests": tests, "records": records,
+    return {"index": folder / "index", "catalog": catalog, "tests": tests, "records": records,
             "folder": folder}
 
 

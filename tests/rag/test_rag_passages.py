@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_yaml
+from conftest import write_mcqa_benchmark, write_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,17 +91,8 @@ def test_a_passage_quoting_a_benchmark_item_is_never_returned(tmp_path, data_roo
                         "elevation in leads II, III and aVF. Which artery is most likely occluded?",
             "options": ["Right coronary artery", "Left anterior descending artery", "Left circumflex artery",
                         "Left main coronary artery"], "answer": 0}
-    (tmp_path / "bench.jsonl").write_text(json.dumps(item) + "\n")
-    write_yaml(tmp_path / "cat/benchmarks/mi.yaml", f"""
-        name: mi
-        version: 1
-        license: MIT
-        domain: medical
-        task: mcqa
-        location: {{path: {tmp_path / "bench.jsonl"}}}
-        allow_outside_data_root: true
-        mapping: {{kind: mcqa, question: question, options: options, answer: answer, answer_format: index}}
-    """)
+    write_mcqa_benchmark(tmp_path, "mi", [item], question="question", options="options", answer="answer",
+                         answer_format="index")
     page = ("Inferior myocardial infarction. " + item["question"] + " " + " ".join(item["options"]) +
             " The right coronary artery supplies the inferior wall in most people, so ST elevation in "
             "the inferior leads points to it.")

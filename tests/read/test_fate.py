@@ -7,7 +7,7 @@ import json
 
 import polars as pl
 import pytest
-from conftest import write_yaml
+from conftest import write_chat_source, write_yaml
 from tiny_lm import build_tiny_lm
 
 import curate
@@ -17,16 +17,6 @@ from curate.pipeline.run import open_run
 from curate.read.releases import Release
 from curate.read.runs import FATE_SCHEMA, ITEM_REF, PAIRS_SCHEMA
 
-ODD = """
-name: odd
-version: 1
-license: CC-BY-4.0
-domain: general
-origin: real
-task: qa
-location: {{path: {path}, allow_outside_data_root: true}}
-mapping: {{kind: chat, question: q, answer: a}}
-"""
 RECIPE = """
 name: fates
 version: "1"
@@ -48,10 +38,9 @@ def built(tmp_path_factory):
     lines = [json.dumps({"q": f"What does general question {i} ask?", "a": f"It asks about topic {i}."})
              for i in range(30)]
     lines += [lines[0], lines[1], "{not json", json.dumps({"q": "no answer here"})]
-    (tmp / "odd.jsonl").write_text("\n".join(lines) + "\n")
-    write_yaml(tmp / "catalog/sources/odd.yaml", ODD.format(path=tmp / "odd.jsonl"))
+    catalog = write_chat_source(tmp, "odd", lines)
     recipe = write_yaml(tmp / "fates.yaml", RECIPE.format(lm=build_tiny_lm(tmp / "lm")))
-    run = open_run(recipe, catalog_dirs=[tmp / "catalog"], runs_dir=tmp / "runs")
+    run = open_run(recipe, catalog_dirs=[catalog], runs_dir=tmp / "runs")
     return run, build_mix(run, releases_dir=tmp / "releases")
 
 
